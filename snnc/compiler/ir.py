@@ -1,0 +1,236 @@
+"""The spiking graph IR: small typed nodes, a plain graph.
+
+Conventions (see docs/ir.md):
+- Shapes are per sample, without batch and time: ``(C,)`` or ``(C, H, W)``.
+  Tensors that carry data are ``(N, *shape, T)``: batch first, time last (SLAYER layout).
+- Time is discrete; one step is one Loihi time step. Synapses (Dense, Conv2d, SumPool2d)
+  and Flatten are instantaneous. A ``Delay`` node is the only place where time passes on an
+  edge, so every cycle must go through a Delay of at least one step.
+- Every parameter is the model's float value. The quantization pass adds a fixed-point view
+  (Loihi 2 integers) in ``Graph.fixed``; nodes themselves never change.
+- A node's inputs are the sources of the edges into it, summed (fan-in is a sum).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+Shape = Tuple[int, ...]
+
+
+def _pair(v) -> Tuple[int, int]:
+    if isinstance(v, (tuple, list, np.ndarray)):
+        a, b = (int(x) for x in v)
+        return (a, b)
+    return (int(v), int(v))
+
+
+@dataclass(frozen=True, eq=False)
+class Input:
+    """A graph input: spikes (or graded values) of shape ``shape`` per step."""
+    shape: Shape
+
+    def output_shape(self, in_shape: Optional[Shape] = None) -> Shape:
+        return tuple(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Output:
+    """A graph output: whatever arrives, unchanged, of shape ``shape``."""
+    shape: Shape
+
+    def output_shape(self, in_shape: Optional[Shape] = None) -> Shape:
+        return tuple(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Dense:
+    """y[t] = weight @ x[t]. ``weight``: float ``[out, in]``; input must be 1-D ``(in,)``."""
+    weight: np.ndarray
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if tuple(in_shape) != (self.weight.shape[1],):
+            raise ShapeError(f"Dense expects input ({self.weight.shape[1]},), got {tuple(in_shape)}")
+        return (self.weight.shape[0],)
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d:
+    """Per-step 2-D convolution (cross-correlation, PyTorch semantics), no bias.
+
+    ``weight``: float ``[out, in/groups, kh, kw]``; input ``(C, H, W)``.
+    """
+    weight: np.ndarray
+    stride: Tuple[int, int] = (1, 1)
+    padding: Tuple[int, int] = (0, 0)
+    dilation: Tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return _conv_out(in_shape, self.weight.shape[0], self.weight.shape[1] * self.groups,
+                         self.weight.shape[2:], self.stride, self.padding, self.dilation, "Conv2d")
+
+
+@dataclass(frozen=True, eq=False)
+class SumPool2d:
+    """Per-step sum pooling times a scalar: y = weight * sum over each window (per channel)."""
+    kernel: Tuple[int, int]
+    stride: Tuple[int, int]
+    padding: Tuple[int, int] = (0, 0)
+    weight: float = 1.0
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) != 3:
+            raise ShapeError(f"SumPool2d expects (C, H, W), got {tuple(in_shape)}")
+        return _conv_out(in_shape, in_shape[0], in_shape[0], self.kernel, self.stride,
+                         self.padding, (1, 1), "SumPool2d")
+
+    def as_conv_weight(self, channels: int) -> np.ndarray:
+        """The equivalent depthwise conv weight ``[C, 1, kh, kw]`` (groups = C)."""
+        return np.full((channels, 1) + tuple(self.kernel), self.weight, dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten:
+    """Reshape ``(C, H, W)`` to ``(C*H*W,)`` in C order (channel slowest), per step."""
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return (int(np.prod(in_shape)),)
+
+
+@dataclass(frozen=True, eq=False)
+class Delay:
+    """y[t] = x[t - steps]: an integer delay in time steps per neuron (x[t<0] = 0).
+
+    ``steps``: int array broadcastable to the neuron shape (a scalar for a uniform delay).
+    """
+    steps: np.ndarray
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        try:
+            np.broadcast_to(self.steps, in_shape)
+        except ValueError:
+            raise ShapeError(f"Delay steps of shape {self.steps.shape} do not fit neurons {tuple(in_shape)}")
+        return tuple(in_shape)
+
+    @property
+    def min_steps(self) -> int:
+        return int(np.min(self.steps))
+
+    @property
+    def max_steps(self) -> int:
+        return int(np.max(self.steps))
+
+
+@dataclass(frozen=True, eq=False)
+class CubaLIF:
+    """A population of current-based leaky integrate-and-fire neurons (Loihi's CUBA).
+
+    Per step (float form; ``x`` = summed synaptic input, in threshold units)::
+
+        u[t] = (1 - current_decay) * u[t-1] + x[t]
+        v[t] = (1 - voltage_decay) * v[t-1] + u[t] + bias
+        s[t] = v[t] > threshold       (or >= if spike_compare == ">=")
+        v[t] = 0 where s (reset "zero") or v[t] - threshold (reset "subtract")
+
+    ``state_scale`` > 0 means the model's own dynamics are integer ones, as in SLAYER's
+    CUBA neuron and Loihi: u and v are integers in units of 1/state_scale, decays are
+    12-bit (round(4096*decay)) and a decay multiplies with round-toward-zero. 0 means
+    real-valued dynamics. ``refractory``: steps v is held at 0 after a spike (0 = none).
+    ``graded``: output the value v/state_scale instead of 1 on a spike (not yet supported).
+    Decays are fractions in [0, 1]; threshold and bias are floats (scalars or per neuron).
+    """
+    shape: Shape
+    current_decay: Union[float, np.ndarray]
+    voltage_decay: Union[float, np.ndarray]
+    threshold: Union[float, np.ndarray]
+    bias: Union[float, np.ndarray] = 0.0
+    reset: str = "zero"
+    refractory: int = 0
+    spike_compare: str = ">"
+    state_scale: int = 4096
+    graded: bool = False
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if tuple(in_shape) != tuple(self.shape):
+            raise ShapeError(f"CubaLIF of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
+        return tuple(self.shape)
+
+
+Node = Union[Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF]
+NODE_TYPES = {c.__name__: c for c in (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF)}
+SYNAPSES = (Dense, Conv2d, SumPool2d)
+NEURONS = (CubaLIF,)
+
+
+class ShapeError(ValueError):
+    """A node's input shape does not fit the node."""
+
+
+def _conv_out(in_shape, c_out, c_in, kernel, stride, padding, dilation, what) -> Shape:
+    if len(in_shape) != 3:
+        raise ShapeError(f"{what} expects (C, H, W), got {tuple(in_shape)}")
+    c, h, w = in_shape
+    if c != c_in:
+        raise ShapeError(f"{what} expects {c_in} input channels, got {c}")
+    kh, kw = _pair(kernel)
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if ho <= 0 or wo <= 0:
+        raise ShapeError(f"{what} kernel {kh}x{kw} does not fit input {h}x{w}")
+    return (int(c_out), int(ho), int(wo))
+
+
+@dataclass
+class Graph:
+    """Named nodes, directed edges ``(src, dst)``, declared inputs and outputs (node names).
+
+    ``fixed`` maps node names to their Loihi fixed-point view (filled by the quantization pass);
+    ``metadata`` holds free-form facts (source file, training method, time steps).
+    """
+    nodes: Dict[str, Node] = field(default_factory=dict)
+    edges: List[Tuple[str, str]] = field(default_factory=list)
+    inputs: List[str] = field(default_factory=list)
+    outputs: List[str] = field(default_factory=list)
+    fixed: Dict[str, object] = field(default_factory=dict)
+    metadata: Dict[str, object] = field(default_factory=dict)
+
+    def add(self, name: str, node: Node, *sources: str) -> str:
+        """Add ``node`` under ``name`` with edges from ``sources``; returns ``name``."""
+        if name in self.nodes:
+            raise ValueError(f"duplicate node name {name!r}")
+        self.nodes[name] = node
+        for s in sources:
+            self.edges.append((s, name))
+        if isinstance(node, Input):
+            self.inputs.append(name)
+        if isinstance(node, Output):
+            self.outputs.append(name)
+        return name
+
+    def predecessors(self, name: str) -> List[str]:
+        return [s for s, d in self.edges if d == name]
+
+    def successors(self, name: str) -> List[str]:
+        return [d for s, d in self.edges if s == name]
+
+    def shapes(self) -> Dict[str, Shape]:
+        """Output shape of every node (see ``passes.infer_shapes``)."""
+        from .passes import infer_shapes
+        return infer_shapes(self)
+
+    def copy(self) -> "Graph":
+        return Graph(dict(self.nodes), list(self.edges), list(self.inputs), list(self.outputs),
+                     dict(self.fixed), dict(self.metadata))
+
+    def __str__(self) -> str:
+        from .printing import graph_table
+        return graph_table(self)
+
+
+def node_params(node: Node) -> Dict[str, object]:
+    """The node's fields as a dict (arrays kept as arrays)."""
+    return {f.name: getattr(node, f.name) for f in fields(node)}
