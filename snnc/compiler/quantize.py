@@ -1,0 +1,169 @@
+"""Quantization pass: float IR parameters -> Loihi 2 fixed point (``Graph.fixed``) + a report.
+
+The mapping is lava-dl's (SLAYER CUBA -> netx -> Lava), so a SLAYER model trained with its
+8-bit quantization hooks maps exactly:
+
+- a population's state unit is 1/S (S = ``CubaLIF.state_scale``, 4096 for SLAYER's default);
+  synapses into it get integer weights ``W * S/64`` (Lava adds ``a_in << 6`` to u), as 8-bit
+  mantissas with an exponent: mixed-sign weights are even values in [-256, 254]; all-positive
+  ones in [0, 255]; all-negative ones in [-255, 0] (Lava's ``clip_weights``/``truncate_weights``);
+- decays: ``decay_u = round(4096 * current_decay)``, ``decay_v = round(4096 * voltage_decay)``
+  (Lava's ``du = decay_u - 1``, ``dv = decay_v``);
+- threshold mantissa ``vth = threshold * S/64`` (Lava compares ``v > vth << 6``);
+- bias ``S * bias`` in v units, as a 13-bit mantissa and a 3-bit exponent.
+
+A population with real-valued dynamics (``state_scale == 0``) gets the largest power-of-two
+S that keeps its weights and threshold in range; its rounding is reported, never hidden.
+Round half to even everywhere (as torch.round and lava-dl do).
+"""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+
+from ..errors import SnncError
+from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLIF, FixedSynapse
+from .ir import Conv2d, CubaLIF, Dense, Flatten, Graph, SumPool2d
+from .passes import check
+
+
+def _synapse_weight(node) -> np.ndarray:
+    return np.asarray(node.weight, dtype=np.float64)
+
+
+def _target_population(graph: Graph, name: str) -> str:
+    targets = graph.successors(name)
+    if len(targets) != 1 or not isinstance(graph.nodes[targets[0]], CubaLIF):
+        kinds = [type(graph.nodes[t]).__name__ for t in targets]
+        raise SnncError(f"synapse {name!r} must feed exactly one neuron population, feeds {targets} {kinds}: "
+                        "Loihi adds synaptic input only into neurons")
+    return targets[0]
+
+
+def _int_weights(w: np.ndarray, exp: int):
+    """Integer mantissas of ``w`` (already in a_in units) for exponent ``exp``, Lava's 8-bit rules."""
+    x = w / (2.0 ** exp)
+    if np.all(w >= 0):
+        lo, hi, step = 0, 255, 1
+    elif np.all(w <= 0):
+        lo, hi, step = -255, 0, 1
+    else:
+        lo, hi, step = -256, 254, 2
+    q = np.round(x / step) * step
+    clipped = int(np.sum((q < lo) | (q > hi)))
+    return np.clip(q, lo, hi).astype(np.int64), clipped, hi
+
+
+def quantize_weights(w: np.ndarray, allow_exp: bool = True):
+    """``w`` in a_in units -> (mantissas, exponent, clipped count).
+
+    The exponent is the smallest one (>= 0) that avoids clipping, or 0 when ``allow_exp`` is
+    False (Lava's Conv has no weight exponent).
+    """
+    exp = 0
+    while True:
+        q, clipped, _ = _int_weights(w, exp)
+        if clipped == 0 or not allow_exp or exp >= 7:
+            return q, exp, clipped
+        exp += 1
+
+
+def _population_scale(graph: Graph, name: str, node: CubaLIF, inputs: List[str]) -> int:
+    """S for a population: its own for integer dynamics, else the largest power of two that fits."""
+    if node.state_scale:
+        if node.state_scale % 64:
+            raise SnncError(f"population {name!r}: state_scale {node.state_scale} is not a multiple of 64")
+        return int(node.state_scale)
+    wmax = max([np.max(np.abs(_synapse_weight(graph.nodes[s]))) for s in inputs] + [1e-12])
+    th = float(np.max(node.threshold))
+    w_scale = 1
+    while w_scale * 2 * wmax <= 254 and w_scale * 2 * th <= VTH_MAX and w_scale < (1 << 16):
+        w_scale *= 2
+    return 64 * w_scale
+
+
+def _bias(bias_int: np.ndarray):
+    """Integer bias (v units) -> (mantissa, exponent) with a 13-bit mantissa."""
+    exp = 0
+    while np.max(np.abs(bias_int)) > BIAS_MANT_MAX * (1 << exp) and exp < 7:
+        exp += 1
+    mant = np.round(bias_int / (1 << exp)).astype(np.int64)
+    return mant, exp
+
+
+def _record(report: List[Dict], node: str, what: str, exact: np.ndarray, fixed: np.ndarray, clipped: int = 0):
+    exact = np.asarray(exact, dtype=np.float64)
+    fixed = np.asarray(fixed, dtype=np.float64)
+    err = np.abs(exact - fixed)
+    report.append(dict(node=node, param=what, values=int(exact.size),
+                       rounded=int(np.sum(err > 1e-9)), clipped=int(clipped),
+                       max_error=float(err.max()) if err.size else 0.0))
+
+
+def quantize(graph: Graph) -> Graph:
+    """Return a copy of ``graph`` with ``fixed`` filled and ``metadata['quantization']`` = report.
+
+    The report has one row per (node, parameter): number of values, how many were rounded,
+    how many clipped, and the largest error (in the parameter's own units: weight, decay, ...).
+    """
+    check(graph)
+    g = graph.copy()
+    report: List[Dict] = []
+    for name, node in graph.nodes.items():
+        if not isinstance(node, CubaLIF):
+            continue
+        inputs = [s for s in graph.predecessors(name) if isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d))]
+        for s in graph.predecessors(name):
+            if not isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d)):
+                raise SnncError(f"population {name!r} receives input from {s!r} "
+                                f"({type(graph.nodes[s]).__name__}), not from a synapse: Loihi neurons "
+                                "take input only through synapses (add a Dense/Conv)")
+        S = _population_scale(graph, name, node, inputs)
+        w_scale = S // 64
+        if node.graded:
+            raise SnncError(f"population {name!r}: graded spikes are not supported yet")
+        if node.reset != "zero":
+            raise SnncError(f"population {name!r}: reset {node.reset!r} is not supported on Loihi's CUBA "
+                            "neuron (it resets v to 0)")
+        for s in inputs:
+            syn = graph.nodes[s]
+            w = _synapse_weight(syn) * w_scale
+            q, exp, clipped = quantize_weights(w, allow_exp=isinstance(syn, Dense))
+            g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp)
+            _record(report, s, "weight", w / w_scale, q * (2.0 ** exp) / w_scale, clipped)
+        du = np.clip(np.round(4096 * np.asarray(node.current_decay, dtype=np.float64)), 0, 4096)
+        dv = np.clip(np.round(4096 * np.asarray(node.voltage_decay, dtype=np.float64)), 0, 4095)
+        _record(report, name, "current_decay", node.current_decay, du / 4096)
+        _record(report, name, "voltage_decay", node.voltage_decay, dv / 4096)
+        if np.ndim(du) or np.ndim(dv):
+            if np.unique(du).size > 1 or np.unique(dv).size > 1:
+                raise SnncError(f"population {name!r}: per-neuron decays are not supported by Lava's LIF")
+            du, dv = np.ravel(du)[0], np.ravel(dv)[0]
+        th = np.asarray(node.threshold, dtype=np.float64) * w_scale
+        vth = np.round(th)
+        vclip = int(np.sum(vth > VTH_MAX))
+        vth = np.clip(vth, 1, VTH_MAX).astype(np.int64)
+        _record(report, name, "threshold", th / w_scale, vth / w_scale, vclip)
+        bias = np.asarray(node.bias, dtype=np.float64) * S
+        mant, bexp = _bias(np.trunc(bias))
+        _record(report, name, "bias", bias / S, mant * (1 << bexp) / S)
+        if node.spike_compare != ">":
+            # v >= th  <=>  v > th - 1 for integer v: exact in fixed point
+            vth_cmp = th * 64 - 1
+            if np.any(vth_cmp % 64):
+                raise SnncError(f"population {name!r}: spike_compare '>=' maps onto Loihi's '>' only when "
+                                "threshold*S - 1 is a multiple of 64; use '>'")
+            vth = (vth_cmp // 64).astype(np.int64)
+        g.fixed[name] = FixedCubaLIF(decay_u=int(du), decay_v=int(dv),
+                                     vth=int(vth) if vth.ndim == 0 else vth,
+                                     bias_mant=int(mant) if np.ndim(mant) == 0 else mant,
+                                     bias_exp=int(bexp), refractory=int(node.refractory))
+        g.metadata.setdefault("state_scale", {})[name] = S
+    for name, node in graph.nodes.items():
+        if isinstance(node, (Dense, Conv2d, SumPool2d)):
+            _target_population(graph, name)
+        if isinstance(node, Flatten) and any(not isinstance(graph.nodes[d], Dense) for d in graph.successors(name)):
+            raise SnncError(f"flatten {name!r} must feed a Dense synapse")
+    g.metadata["quantization"] = report
+    return g
