@@ -1,0 +1,83 @@
+"""snnc's Python API: ``compile`` a model to a quantized IR graph, ``run`` it on an engine."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+import numpy as np
+
+from .backends.result import RunResult
+from .compiler import artifact
+from .compiler.ir import Graph
+from .compiler.passes import infer_shapes
+from .compiler.quantize import quantize
+from .errors import SnncError
+
+ENGINES = ("lava-fixed", "lava-float", "reference", "reference-float")
+
+
+def import_model(path: str) -> Graph:
+    """Read a model file into the IR by its extension (.onnx; .snnc is already compiled)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".snnc":
+        return artifact.load(path)
+    if ext == ".onnx" or ext == "":
+        from .frontends.onnx_import import import_onnx
+        return import_onnx(path)
+    raise SnncError(f"{path}: unknown model type {ext!r}; snnc reads .onnx files (and compiled .snnc)")
+
+
+def compile(model: Union[str, Graph], output: Optional[str] = None) -> Graph:
+    """Model (``.onnx`` path or IR graph) -> checked, quantized graph; saved to ``output`` if given."""
+    graph = import_model(model) if isinstance(model, str) else model
+    if isinstance(model, str):
+        graph.metadata.setdefault("source", os.path.basename(model))
+    graph = quantize(graph)
+    if output:
+        if isinstance(model, str) and os.path.abspath(output) == os.path.abspath(model):
+            raise SnncError(f"{output}: the output would overwrite the input model; choose another -o")
+        artifact.save(graph, output)
+    return graph
+
+
+def _as_graph(model: Union[str, Graph]) -> Graph:
+    if isinstance(model, Graph):
+        return model if model.fixed else quantize(model)
+    graph = import_model(model)
+    return graph if graph.fixed else quantize(graph)
+
+
+def check_input(graph: Graph, spikes: np.ndarray, what: str = "input"):
+    """Validate ``spikes`` against the graph input: returns (batched array, had_batch)."""
+    x = np.asarray(spikes)
+    shape = tuple(infer_shapes(graph)[graph.inputs[0]])
+    if x.ndim == len(shape) + 1 and tuple(x.shape[:-1]) == shape:
+        return x[None].astype(np.float32), False
+    if x.ndim == len(shape) + 2 and tuple(x.shape[1:-1]) == shape:
+        return x.astype(np.float32), True
+    want = ", ".join(map(str, shape))
+    raise SnncError(f"{what}: shape {tuple(x.shape)} does not fit the model input: expected "
+                    f"({want}, T) or a batch (N, {want}, T), time last")
+
+
+def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed",
+        timeout: float = 600.0) -> RunResult:
+    """Run ``model`` on spikes ``C[,H,W],T`` or ``N,C[,H,W],T``; output in the same layout.
+
+    ``backend``: ``lava-fixed`` (Lava Loihi2SimCfg fixed_pt, bit-accurate), ``lava-float``
+    (floating_pt), ``reference`` (numpy, bit-exact with lava-fixed), ``reference-float``.
+    """
+    if backend not in ENGINES:
+        raise SnncError(f"unknown backend {backend!r}; choose one of {', '.join(ENGINES)}")
+    graph = _as_graph(model)
+    x, batched = check_input(graph, spikes)
+    if backend.startswith("reference"):
+        from .backends.reference import run_reference
+        result = run_reference(graph, x, "float" if backend.endswith("float") else "fixed")
+    else:
+        from .backends.lava_backend import run_lava
+        result = run_lava(graph, x, mode="float" if backend.endswith("float") else "fixed", timeout=timeout)
+    if not batched:
+        result.output = result.output[0]
+        result.counts = {k: v[0] for k, v in result.counts.items()}
+    return result

@@ -1,0 +1,144 @@
+"""The ``snnc`` command: compile, info, run, parity.
+
+Bad input exits with code 2 and one clear line naming the file, node or layer; never a traceback
+(set SNNC_DEBUG=1 to see one).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from .errors import SnncError
+
+
+def _load_input(path: str) -> np.ndarray:
+    if not os.path.exists(path):
+        raise SnncError(f"{path}: no such input file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise SnncError(f"{path}: not a NumPy .npy/.npz file ({type(e).__name__})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        keys = list(data.keys())
+        if "input" in keys:
+            return data["input"]
+        if len(keys) == 1:
+            return data[keys[0]]
+        raise SnncError(f"{path}: .npz holds {keys}; name the input array 'input'")
+    return data
+
+
+def _out_path(path: str, inputs) -> str:
+    for given in inputs:
+        if given and os.path.abspath(path) == os.path.abspath(given):
+            raise SnncError(f"{path}: the output would overwrite an input file; choose another -o")
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise SnncError(f"{path}: folder {d} does not exist")
+    return path
+
+
+def cmd_compile(a) -> int:
+    from . import api
+    from .compiler.printing import quantization_table
+    out = _out_path(a.output or os.path.splitext(a.model)[0] + ".snnc", [a.model])
+    graph = api.compile(a.model, out)
+    report = graph.metadata.get("quantization", [])
+    lossy = [r for r in report if r["rounded"] or r["clipped"]]
+    print(f"compiled {a.model} -> {out}: {len(graph.nodes)} nodes, "
+          f"{sum(1 for n in graph.fixed)} with a fixed-point view")
+    if lossy:
+        print("quantization rounded or clipped some parameters:")
+        print(quantization_table(type(graph)(metadata={"quantization": lossy})))
+    else:
+        print("quantization exact: every parameter is representable in Loihi 2 fixed point")
+    return 0
+
+
+def cmd_info(a) -> int:
+    from . import api
+    from .compiler.printing import graph_table, quantization_table
+    graph = api.import_model(a.model)
+    if not graph.fixed:
+        from .compiler.quantize import quantize
+        graph = quantize(graph)
+    print(graph_table(graph))
+    print()
+    print("quantization report")
+    print(quantization_table(graph))
+    return 0
+
+
+def cmd_run(a) -> int:
+    from . import api
+    x = _load_input(a.input)
+    out = _out_path(a.output, [a.model, a.input])
+    result = api.run(a.model, x, backend=a.backend, timeout=a.timeout)
+    arrays = {"output": result.output}
+    arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
+    np.savez(out, **arrays)
+    totals = ", ".join(f"{k} {v}" for k, v in result.layer_totals().items())
+    print(f"{result.engine}: {int(result.output.sum())} output spikes in {result.seconds:.2f} s "
+          f"-> {out}\nspikes per population: {totals}")
+    return 0
+
+
+def cmd_parity(a) -> int:
+    from .parity import parity_table, run_parity
+    x = _load_input(a.input)
+    engines = a.engines.split(",") if a.engines else None
+    _, summary, reference = run_parity(a.model, x, engines=engines, timeout=a.timeout)
+    print(parity_table(summary, reference))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="snnc", description="Compile spiking neural networks to Loihi via Lava.")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="ONNX model -> compiled .snnc artifact (checked and quantized)")
+    c.add_argument("model")
+    c.add_argument("-o", "--output", help="output .snnc path (default: next to the model)")
+    c.set_defaults(fn=cmd_compile)
+    i = sub.add_parser("info", help="print the spiking graph and the quantization report")
+    i.add_argument("model", help=".snnc or .onnx")
+    i.set_defaults(fn=cmd_info)
+    r = sub.add_parser("run", help="run a model on a spike array (Lava CPU simulation or reference)")
+    r.add_argument("model", help=".snnc or .onnx")
+    r.add_argument("--input", required=True, help=".npy spikes C[,H,W],T or N,C[,H,W],T (time last)")
+    r.add_argument("-o", "--output", required=True, help="output .npz (key 'output', 'counts/<layer>')")
+    r.add_argument("--backend", default="lava-fixed",
+                   choices=["lava-fixed", "lava-float", "reference", "reference-float"])
+    r.add_argument("--timeout", type=float, default=600.0, help="seconds before a Lava run is stopped")
+    r.set_defaults(fn=cmd_run)
+    q = sub.add_parser("parity", help="onnxruntime vs Lava float vs Lava fixed vs reference, side by side")
+    q.add_argument("model", help=".onnx")
+    q.add_argument("--input", required=True)
+    q.add_argument("--engines", help="comma-separated (default reference,lava-float,lava-fixed)")
+    q.add_argument("--timeout", type=float, default=600.0)
+    q.set_defaults(fn=cmd_parity)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SnncError as e:
+        print(f"snnc: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("snnc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an snnc bug, not the user's: say so, briefly
+        if os.environ.get("SNNC_DEBUG"):
+            raise
+        print(f"snnc: internal error: {type(e).__name__}: {e} (set SNNC_DEBUG=1 for a traceback; "
+              "please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Readable tables of a graph (``snnc info``)."""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+from .fixed import FixedCubaLIF, FixedSynapse
+from .ir import Conv2d, CubaLIF, Delay, Dense, Graph, SumPool2d
+
+
+def _fmt(v) -> str:
+    a = np.asarray(v)
+    if a.size == 1:
+        x = a.item()
+        return f"{x:.6g}" if isinstance(x, float) else str(x)
+    return f"[{a.min():.4g}..{a.max():.4g}]" if a.dtype.kind == "f" else f"[{a.min()}..{a.max()}]"
+
+
+def describe(node) -> str:
+    """One line of a node's float parameters."""
+    if isinstance(node, Dense):
+        return f"weight {node.weight.shape[0]}x{node.weight.shape[1]} {_fmt(node.weight)}"
+    if isinstance(node, Conv2d):
+        return (f"weight {'x'.join(map(str, node.weight.shape))} stride {node.stride} pad {node.padding}"
+                f" dil {node.dilation} groups {node.groups}")
+    if isinstance(node, SumPool2d):
+        return f"kernel {node.kernel} stride {node.stride} pad {node.padding} weight {_fmt(node.weight)}"
+    if isinstance(node, Delay):
+        return f"steps {_fmt(node.steps)}"
+    if isinstance(node, CubaLIF):
+        extra = "" if not node.refractory else f" refractory {node.refractory}"
+        return (f"du {_fmt(node.current_decay)} dv {_fmt(node.voltage_decay)} vth {_fmt(node.threshold)}"
+                f" bias {_fmt(node.bias)} reset {node.reset} {node.spike_compare}"
+                f" S {node.state_scale}{extra}")
+    return ""
+
+
+def describe_fixed(fx) -> str:
+    """One line of a node's Loihi integer parameters."""
+    if isinstance(fx, FixedSynapse):
+        return f"w {_fmt(fx.weight)} exp {fx.weight_exp}"
+    if isinstance(fx, FixedCubaLIF):
+        return (f"du {fx.decay_u} dv {fx.decay_v} vth {_fmt(fx.vth)} bias {_fmt(fx.bias_mant)}<<{fx.bias_exp}"
+                + (f" ref {fx.refractory}" if fx.refractory else ""))
+    return ""
+
+
+def table(rows: List[List[str]], header: List[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def graph_table(graph: Graph) -> str:
+    """Nodes in graph order: name, type, inputs, output shape, float and fixed parameters."""
+    from .passes import infer_shapes
+    shapes = infer_shapes(graph)
+    rows = []
+    for name, node in graph.nodes.items():
+        rows.append([name, type(node).__name__, ",".join(graph.predecessors(name)) or "-",
+                     "x".join(map(str, shapes[name])), describe(node),
+                     describe_fixed(graph.fixed[name]) if name in graph.fixed else ""])
+    return table(rows, ["node", "type", "from", "shape", "parameters (float)", "Loihi fixed point"])
+
+
+def quantization_table(graph: Graph) -> str:
+    """The quantization report: per node and parameter, rounded/clipped counts and max error."""
+    report = graph.metadata.get("quantization") or []
+    rows = [[r["node"], r["param"], r["values"], r["rounded"], r["clipped"], f"{r['max_error']:.3g}"]
+            for r in report]
+    return table(rows, ["node", "parameter", "values", "rounded", "clipped", "max |error|"])

@@ -1,0 +1,231 @@
+"""Import an ONNX file in snnc's dialect (docs/onnx-dialect.md) into the IR.
+
+Every ONNX value maps to the list of IR nodes whose outputs sum to it (an ``Add`` is a
+fan-in, not a node). Errors name the file, the ONNX node and its op.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from ..compiler.passes import check
+from ..errors import SnncError
+
+DOMAIN = "snnc"
+SUPPORTED = ("MatMul", "Conv", "Reshape", "Add", "Identity",
+             "snnc.CubaLIF", "snnc.Delay", "snnc.RecurrentCubaLIF")
+
+
+def load_onnx(path: str) -> onnx.ModelProto:
+    """Read ``path`` as an ONNX model; a clear SnncError if it is missing or not ONNX."""
+    if not os.path.exists(path):
+        raise SnncError(f"{path}: no such file")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as e:  # protobuf DecodeError and friends
+        raise SnncError(f"{path}: not an ONNX file ({type(e).__name__}: {str(e)[:120]})") from None
+    if not model.graph.node and not model.graph.input:
+        raise SnncError(f"{path}: not an ONNX model (empty graph): is this the right file?")
+    return model
+
+
+class _Importer:
+    def __init__(self, model: onnx.ModelProto, path: str):
+        self.model, self.path = model, path
+        self.g = Graph(metadata={"source": os.path.basename(path)})
+        self.const: Dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.values: Dict[str, List[str]] = {}
+        self.shapes: Dict[str, tuple] = {}
+        self.count: Dict[str, int] = {}
+
+    # -- helpers -----------------------------------------------------------------------------
+    def err(self, node, msg: str) -> SnncError:
+        op = f"{node.domain + '.' if node.domain else ''}{node.op_type}"
+        return SnncError(f"{self.path}: node {node.name or '(unnamed)'!r} ({op}): {msg}")
+
+    def fresh(self, base: str) -> str:
+        base = base.replace("/", "_").strip("_") or "node"
+        n = self.count.get(base, 0)
+        self.count[base] = n + 1
+        name = base if n == 0 and base not in self.g.nodes else f"{base}_{n}"
+        while name in self.g.nodes:
+            n += 1
+            name = f"{base}_{n}"
+        return name
+
+    def source(self, node, value: str) -> List[str]:
+        if value not in self.values:
+            raise self.err(node, f"input {value!r} is not produced by a supported node "
+                                 "(constants cannot feed a neuron graph)")
+        return self.values[value]
+
+    def constant(self, node, value: str) -> np.ndarray:
+        if value in self.const:
+            return self.const[value]
+        raise self.err(node, f"input {value!r} must be an initializer (a constant)")
+
+    def add(self, node, ir_node, sources: List[str], base: str) -> str:
+        name = self.fresh(base)
+        self.g.add(name, ir_node, *sources)
+        try:
+            self.shapes[name] = ir_node.output_shape(self.shapes[sources[0]]) if sources else ir_node.shape
+        except ValueError as e:
+            raise self.err(node, str(e)) from None
+        return name
+
+    @staticmethod
+    def attrs(node) -> Dict[str, object]:
+        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    # -- ops ---------------------------------------------------------------------------------
+    def run(self) -> Graph:
+        graph = self.model.graph
+        init = set(self.const)
+        real_inputs = [i for i in graph.input if i.name not in init]
+        if not real_inputs:
+            raise SnncError(f"{self.path}: the graph has no input")
+        for inp in real_inputs:
+            dims = [d.dim_value if d.HasField("dim_value") else None
+                    for d in inp.type.tensor_type.shape.dim]
+            if len(dims) < 3 or any(d is None for d in dims[1:-1]):
+                raise SnncError(f"{self.path}: input {inp.name!r} must have shape (N, C[, H, W], T) with "
+                                f"fixed C, H, W; got {dims}")
+            name = self.fresh(inp.name)
+            self.g.add(name, Input(tuple(dims[1:-1])))
+            self.shapes[name] = tuple(dims[1:-1])
+            self.values[inp.name] = [name]
+        for node in graph.node:
+            op = f"{DOMAIN}.{node.op_type}" if node.domain == DOMAIN else node.op_type
+            if node.domain not in ("", "ai.onnx", DOMAIN) or op not in SUPPORTED:
+                raise self.err(node, f"op not supported by snnc; supported: {', '.join(SUPPORTED)}")
+            getattr(self, "op_" + op.replace(".", "_"))(node)
+        for out in graph.output:
+            srcs = self.values.get(out.name)
+            if srcs is None:
+                raise SnncError(f"{self.path}: output {out.name!r} is not produced by any supported node")
+            self.g.add(self.fresh(out.name), Output(self.shapes[srcs[0]]), *srcs)
+        try:
+            check(self.g)
+        except SnncError as e:
+            raise SnncError(f"{self.path}: {e}") from None
+        return self.g
+
+    def _same_shape(self, node, srcs):
+        shapes = {self.shapes[s] for s in srcs}
+        if len(shapes) != 1:
+            raise self.err(node, f"inputs have different shapes {sorted(shapes)}")
+        return shapes.pop()
+
+    def op_Identity(self, node):
+        self.values[node.output[0]] = self.source(node, node.input[0])
+
+    def op_Add(self, node):
+        srcs = self.source(node, node.input[0]) + self.source(node, node.input[1])
+        self._same_shape(node, srcs)
+        self.values[node.output[0]] = srcs
+
+    def op_MatMul(self, node):
+        w = self.constant(node, node.input[0]).astype(np.float64)
+        srcs = self.source(node, node.input[1])
+        shape = self._same_shape(node, srcs)
+        if w.ndim != 2 or shape != (w.shape[1],):
+            raise self.err(node, f"expects MatMul(W[out, in], x(N, in, T)); got W {w.shape} and x of "
+                                 f"neuron shape {shape}")
+        self.values[node.output[0]] = [self.add(node, Dense(w), srcs, node.name or "dense")]
+
+    def op_Conv(self, node):
+        a = self.attrs(node)
+        if len(node.input) > 2 and node.input[2]:
+            raise self.err(node, "Conv bias is not supported: put a bias on the neuron instead")
+        w = self.constant(node, node.input[1]).astype(np.float64)
+        if w.ndim != 5 or w.shape[-1] != 1:
+            raise self.err(node, f"expects a per-step 2-D conv: weight [out, in/g, kh, kw, 1], got {w.shape}")
+        srcs = self.source(node, node.input[0])
+        shape = self._same_shape(node, srcs)
+        strides = list(a.get("strides", [1, 1, 1]))
+        pads = list(a.get("pads", [0] * 6))
+        dil = list(a.get("dilations", [1, 1, 1]))
+        group = int(a.get("group", 1))
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise self.err(node, "auto_pad is not supported: give explicit pads")
+        if strides[2] != 1 or dil[2] != 1 or pads[2] != 0 or pads[5] != 0 or pads[0:2] != pads[3:5]:
+            raise self.err(node, f"time axis must be untouched and pads symmetric; got strides {strides}, "
+                                 f"pads {pads}, dilations {dil}")
+        w = w[..., 0]
+        c = shape[0] if len(shape) == 3 else None
+        if group > 1 and group == c == w.shape[0] and w.shape[1] == 1 and np.all(w == w.flat[0]) \
+                and dil[:2] == [1, 1]:
+            syn = SumPool2d(tuple(w.shape[2:]), tuple(strides[:2]), tuple(pads[:2]), float(w.flat[0]))
+            base = node.name or "pool"
+        else:
+            syn = Conv2d(w, tuple(strides[:2]), tuple(pads[:2]), tuple(dil[:2]), group)
+            base = node.name or "conv"
+        self.values[node.output[0]] = [self.add(node, syn, srcs, base)]
+
+    def op_Reshape(self, node):
+        target = [int(v) for v in self.constant(node, node.input[1]).ravel()]
+        srcs = self.source(node, node.input[0])
+        shape = self._same_shape(node, srcs)
+        if target != [0, -1, 0]:
+            raise self.err(node, f"only the flatten Reshape(x, [0, -1, 0]) is supported, got {target}")
+        if len(shape) == 1:
+            self.values[node.output[0]] = srcs
+            return
+        self.values[node.output[0]] = [self.add(node, Flatten(), srcs, node.name or "flatten")]
+
+    def _neuron(self, node, shape) -> CubaLIF:
+        a = self.attrs(node)
+        need = ("current_decay", "voltage_decay", "threshold")
+        missing = [k for k in need if k not in a]
+        if missing:
+            raise self.err(node, f"missing attribute(s) {missing}")
+        bias = 0.0
+        if len(node.input) > 1 and node.input[1] and node.op_type == "CubaLIF":
+            bias = self.constant(node, node.input[1]).astype(np.float64)
+        def s(v):
+            return v.decode() if isinstance(v, bytes) else v
+        lif = CubaLIF(shape=shape, current_decay=float(a["current_decay"]),
+                      voltage_decay=float(a["voltage_decay"]), threshold=float(a["threshold"]),
+                      bias=bias, reset=s(a.get("reset", "zero")), refractory=int(a.get("refractory", 0)),
+                      spike_compare=s(a.get("spike_compare", ">")), state_scale=int(a.get("state_scale", 0)),
+                      graded=bool(a.get("graded", 0)))
+        if lif.reset not in ("zero", "subtract") or lif.spike_compare not in (">", ">="):
+            raise self.err(node, f"reset must be zero|subtract and spike_compare >|>=, got "
+                                 f"{lif.reset!r}, {lif.spike_compare!r}")
+        return lif
+
+    def op_snnc_CubaLIF(self, node):
+        srcs = self.source(node, node.input[0])
+        lif = self._neuron(node, self._same_shape(node, srcs))
+        self.values[node.output[0]] = [self.add(node, lif, srcs, node.name or "lif")]
+
+    def op_snnc_RecurrentCubaLIF(self, node):
+        srcs = self.source(node, node.input[0])
+        shape = self._same_shape(node, srcs)
+        w = self.constant(node, node.input[1]).astype(np.float64)
+        if w.shape != (shape[0], shape[0]) or len(shape) != 1:
+            raise self.err(node, f"recurrent weight must be [{shape[0]}, {shape[0]}], got {w.shape}")
+        base = node.name or "rlif"
+        pop = self.add(node, self._neuron(node, shape), srcs, base)
+        back = self.add(node, Delay(np.array(1)), [pop], base + "_feedback_delay")
+        rec = self.add(node, Dense(w), [back], base + "_recurrent")
+        self.g.edges.append((rec, pop))
+        self.values[node.output[0]] = [pop]
+
+    def op_snnc_Delay(self, node):
+        srcs = self.source(node, node.input[0])
+        steps = self.constant(node, node.input[1]).astype(np.int64)
+        if np.any(steps < 0):
+            raise self.err(node, "delays must be >= 0 steps")
+        self.values[node.output[0]] = [self.add(node, Delay(steps), srcs, node.name or "delay")]
+
+
+def import_onnx(path: str) -> Graph:
+    """ONNX file (snnc dialect) -> checked IR graph. Raises SnncError naming node and op."""
+    model = load_onnx(path)
+    return _Importer(model, path).run()
