@@ -1,0 +1,206 @@
+"""The snnc ONNX dialect's custom ops, as model-local ONNX functions (see docs/onnx-dialect.md).
+
+Every activity tensor is ``float32`` ``(N, *shape, T)``: batch first, time last.
+
+- ``snnc.CubaLIF(x, bias) -> s``: CUBA leaky integrate-and-fire neurons, integer dynamics
+  (state in units of 1/state_scale, 12-bit decays), a ``Scan`` over the time axis.
+- ``snnc.RecurrentCubaLIF(x, bias, W_rec) -> s``: the same neurons whose input at step t
+  also gets ``W_rec @ s[t-1]`` (a recurrent dense synapse through a one-step delay).
+- ``snnc.Delay(x, steps) -> y``: ``y[..., t] = x[..., t - steps]`` (0 before the start).
+
+The Scan bodies compute in float64 so that every integer of the dynamics (e.g.
+``u * (4096 - Du)``, beyond 2^24) is exact; spikes are cast back to float32.
+"""
+from __future__ import annotations
+
+from onnx import AttributeProto, FunctionProto, TensorProto, helper
+
+DOMAIN = "snnc"
+DOMAIN_VERSION = 1
+OPSET = 17
+IR_VERSION = 10
+DIALECT_VERSION = "1"
+
+CUBA_LIF = "CubaLIF"
+RECURRENT_CUBA_LIF = "RecurrentCubaLIF"
+DELAY = "Delay"
+
+CUBA_ATTRIBUTES = ("current_decay", "voltage_decay", "threshold", "state_scale",
+                   "reset", "refractory", "spike_compare", "graded")
+
+_D = TensorProto.DOUBLE
+_F = TensorProto.FLOAT
+
+
+def _ref_constant(out: str, attr_type: str, ref: str):
+    """``Constant`` whose value is the function attribute ``ref`` (FLOAT or INT)."""
+    node = helper.make_node("Constant", [], [out])
+    a = AttributeProto()
+    a.name = "value_float" if attr_type == "float" else "value_int"
+    a.ref_attr_name = ref
+    a.type = AttributeProto.FLOAT if attr_type == "float" else AttributeProto.INT
+    node.attribute.append(a)
+    return node
+
+
+def _const(out: str, value, dtype=_D):
+    return helper.make_node("Constant", [], [out],
+                            value=helper.make_tensor(out, dtype, [], [value]))
+
+
+def _rtz_div(nodes, y: str, k: str, out: str):
+    """out = sign(y) * floor(|y| / k)  (division rounded toward zero)."""
+    nodes += [helper.make_node("Abs", [y], [out + "_abs"]),
+              helper.make_node("Div", [out + "_abs", k], [out + "_q"]),
+              helper.make_node("Floor", [out + "_q"], [out + "_fl"]),
+              helper.make_node("Sign", [y], [out + "_sg"]),
+              helper.make_node("Mul", [out + "_sg", out + "_fl"], [out])]
+
+
+def _trunc(nodes, y: str, out: str):
+    """out = trunc(y) = sign(y) * floor(|y|)."""
+    nodes += [helper.make_node("Abs", [y], [out + "_abs"]),
+              helper.make_node("Floor", [out + "_abs"], [out + "_fl"]),
+              helper.make_node("Sign", [y], [out + "_sg"]),
+              helper.make_node("Mul", [out + "_sg", out + "_fl"], [out])]
+
+
+def _cuba_prologue():
+    """Function-level nodes: attribute constants as float64 scalars used by the Scan body.
+
+    Produces ``KU = 4096 - round(4096*current_decay)``, ``KV`` likewise, ``S`` (state scale),
+    ``TH = S*threshold``, ``B = trunc(S*bias)`` (float64, shape of bias), ``P = 4096``.
+    """
+    n = [_ref_constant("cd_f", "float", "current_decay"),
+         _ref_constant("vd_f", "float", "voltage_decay"),
+         _ref_constant("th_f", "float", "threshold"),
+         _ref_constant("S_i", "int", "state_scale"),
+         _const("P", 4096.0)]
+    for src, dst in (("cd_f", "KU"), ("vd_f", "KV")):
+        n += [helper.make_node("Cast", [src], [dst + "_d"], to=_D),
+              helper.make_node("Mul", [dst + "_d", "P"], [dst + "_s"]),
+              helper.make_node("Round", [dst + "_s"], [dst + "_r"]),
+              helper.make_node("Sub", ["P", dst + "_r"], [dst])]
+    n += [helper.make_node("Cast", ["S_i"], ["S"], to=_D),
+          helper.make_node("Cast", ["th_f"], ["th_d"], to=_D),
+          helper.make_node("Mul", ["S", "th_d"], ["TH"]),
+          helper.make_node("Cast", ["bias"], ["bias_d"], to=_D),
+          helper.make_node("Mul", ["S", "bias_d"], ["Sb"])]
+    _trunc(n, "Sb", "B")
+    n += [helper.make_node("Shape", ["x"], ["lead_shape"], start=0, end=-1),
+          helper.make_node("ConstantOfShape", ["lead_shape"], ["zeros_d"],
+                           value=helper.make_tensor("z", _D, [1], [0.0]))]
+    return n
+
+
+def _cuba_step(nodes, x_in: str):
+    """Scan-body nodes for one CUBA step on float64 input ``x_in`` (units of the input).
+
+    Reads states ``u_prev``, ``v_prev``; writes ``u_next``, ``v_next`` and the bool ``spk``.
+    """
+    nodes.append(helper.make_node("Mul", [x_in, "S"], ["sx"]))
+    _trunc(nodes, "sx", "z")
+    nodes.append(helper.make_node("Mul", ["u_prev", "KU"], ["ud"]))
+    _rtz_div(nodes, "ud", "P", "ur")
+    nodes.append(helper.make_node("Add", ["ur", "z"], ["u_next"]))
+    nodes.append(helper.make_node("Mul", ["v_prev", "KV"], ["vd"]))
+    _rtz_div(nodes, "vd", "P", "vr")
+    nodes += [helper.make_node("Add", ["vr", "u_next"], ["vu"]),
+              helper.make_node("Add", ["vu", "B"], ["v_pre"]),
+              helper.make_node("Greater", ["v_pre", "TH"], ["spk"]),
+              _const("zero_d", 0.0),
+              helper.make_node("Where", ["spk", "zero_d", "v_pre"], ["v_next"])]
+
+
+def _vi(name, dtype):
+    return helper.make_tensor_value_info(name, dtype, None)
+
+
+def cuba_lif_function() -> FunctionProto:
+    """``snnc.CubaLIF(x, bias) -> s`` (see module docstring and docs/onnx-dialect.md)."""
+    body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D)]
+    _cuba_step(body, "xd")
+    body.append(helper.make_node("Cast", ["spk"], ["s_t"], to=_F))
+    step = helper.make_graph(body, "cuba_lif_step",
+                             [_vi("u_prev", _D), _vi("v_prev", _D), _vi("x_t", _F)],
+                             [_vi("u_next", _D), _vi("v_next", _D), _vi("s_t", _F)])
+    nodes = _cuba_prologue()
+    nodes.append(helper.make_node("Scan", ["zeros_d", "zeros_d", "x"], ["u_end", "v_end", "s"],
+                                  body=step, num_scan_inputs=1,
+                                  scan_input_axes=[-1], scan_output_axes=[-1]))
+    return helper.make_function(DOMAIN, CUBA_LIF, ["x", "bias"], ["s"], nodes,
+                                [helper.make_opsetid("", OPSET)],
+                                attributes=list(CUBA_ATTRIBUTES),
+                                doc_string="CUBA LIF neurons, integer dynamics; time last.")
+
+
+def recurrent_cuba_lif_function() -> FunctionProto:
+    """``snnc.RecurrentCubaLIF(x, bias, W_rec) -> s``: input at step t is
+    ``x[..., t] + W_rec @ s[..., t-1]`` (``s[-1] = 0``); ``x`` is ``(N, C, T)``, ``W_rec`` ``[C, C]``.
+    """
+    body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D),
+            helper.make_node("MatMul", ["s_prev", "WrT"], ["fb"]),
+            helper.make_node("Add", ["xd", "fb"], ["xin"])]
+    _cuba_step(body, "xin")
+    body += [helper.make_node("Cast", ["spk"], ["s_next"], to=_D),
+             helper.make_node("Cast", ["spk"], ["s_t"], to=_F)]
+    step = helper.make_graph(
+        body, "recurrent_cuba_lif_step",
+        [_vi("u_prev", _D), _vi("v_prev", _D), _vi("s_prev", _D), _vi("x_t", _F)],
+        [_vi("u_next", _D), _vi("v_next", _D), _vi("s_next", _D), _vi("s_t", _F)])
+    nodes = _cuba_prologue()
+    nodes += [helper.make_node("Cast", ["W_rec"], ["Wr_d"], to=_D),
+              helper.make_node("Transpose", ["Wr_d"], ["WrT"], perm=[1, 0]),
+              helper.make_node("Scan", ["zeros_d", "zeros_d", "zeros_d", "x"],
+                               ["u_end", "v_end", "s_end", "s"],
+                               body=step, num_scan_inputs=1,
+                               scan_input_axes=[-1], scan_output_axes=[-1])]
+    return helper.make_function(DOMAIN, RECURRENT_CUBA_LIF, ["x", "bias", "W_rec"], ["s"], nodes,
+                                [helper.make_opsetid("", OPSET)],
+                                attributes=list(CUBA_ATTRIBUTES),
+                                doc_string="Recurrent CUBA LIF: x[t] + W_rec @ s[t-1]; time last.")
+
+
+def delay_function() -> FunctionProto:
+    """``snnc.Delay(x, steps) -> y``, ``y[..., t] = x[..., t - steps]`` (zeros before the start).
+
+    ``steps``: int64, >= 0, broadcastable to ``x.shape[1:-1]`` (a scalar for a uniform delay).
+    Built as: prepend ``max(steps)`` zero steps, then ``GatherElements`` along time.
+    """
+    n = [helper.make_node("Shape", ["x"], ["shp"]),
+         helper.make_node("Shape", ["x"], ["lead"], start=0, end=-1),
+         helper.make_node("Shape", ["x"], ["T1"], start=-1),
+         helper.make_node("Constant", [], ["minus1"],
+                          value=helper.make_tensor("m1", TensorProto.INT64, [1], [-1])),
+         helper.make_node("Reshape", ["steps", "minus1"], ["steps_flat"]),
+         helper.make_node("ReduceMax", ["steps_flat"], ["maxd"], keepdims=1),
+         helper.make_node("Concat", ["lead", "maxd"], ["pad_shape"], axis=0),
+         helper.make_node("ConstantOfShape", ["pad_shape"], ["pad"],
+                          value=helper.make_tensor("z", _F, [1], [0.0])),
+         helper.make_node("Concat", ["pad", "x"], ["xp"], axis=-1),
+         helper.make_node("Constant", [], ["zero_i"],
+                          value=helper.make_tensor("z0", TensorProto.INT64, [], [0])),
+         helper.make_node("Constant", [], ["one_i"],
+                          value=helper.make_tensor("o1", TensorProto.INT64, [], [1])),
+         helper.make_node("ReduceMax", ["T1"], ["T"], keepdims=0),
+         helper.make_node("Range", ["zero_i", "T", "one_i"], ["t"]),
+         helper.make_node("Unsqueeze", ["steps", "minus1"], ["steps_u"]),
+         helper.make_node("Sub", ["maxd", "steps_u"], ["off"]),
+         helper.make_node("Add", ["t", "off"], ["idx0"]),
+         helper.make_node("Expand", ["idx0", "shp"], ["idx"]),
+         helper.make_node("GatherElements", ["xp", "idx"], ["y"], axis=-1)]
+    return helper.make_function(DOMAIN, DELAY, ["x", "steps"], ["y"], n,
+                                [helper.make_opsetid("", OPSET)],
+                                doc_string="y[..., t] = x[..., t - steps]; time last.")
+
+
+def cuba_attributes(current_decay: float, voltage_decay: float, threshold: float,
+                    state_scale: int) -> dict:
+    """Node attributes of ``snnc.CubaLIF`` / ``snnc.RecurrentCubaLIF`` as written by snnc."""
+    return dict(current_decay=float(current_decay), voltage_decay=float(voltage_decay),
+                threshold=float(threshold), state_scale=int(state_scale), reset="zero",
+                refractory=0, spike_compare=">", graded=0)
+
+
+FUNCTIONS = {CUBA_LIF: cuba_lif_function, RECURRENT_CUBA_LIF: recurrent_cuba_lif_function,
+             DELAY: delay_function}

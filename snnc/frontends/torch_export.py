@@ -1,0 +1,248 @@
+"""Export a PyTorch SLAYER (lava-dl) network to snnc's ONNX dialect (docs/onnx-dialect.md).
+
+``export(module, example_input, path)``: ``module`` is a ``torch.nn.Module`` built from
+``lava.lib.dl.slayer.block.cuba`` blocks (Dense, Conv, Pool, Flatten, Recurrent); its
+``forward`` may be any torch.fx-traceable composition of blocks, ``+`` (fan-in), ``torch.cat``
+along the channel dim 1 and reshapes that keep batch first and time last.
+``example_input``: ``float32`` ``(N, C[, H, W], T)`` (time last); it fixes the per-sample
+shape, while ``N`` and ``T`` stay symbolic in the file.
+
+The file reproduces the module's eval-mode forward from zero state: each block becomes its
+synapse (standard ONNX op, effective quantized float weights), ``snnc.CubaLIF`` (or
+``snnc.RecurrentCubaLIF``) and one ``snnc.Delay`` for slayer's one-step ``delay_shift`` plus
+the floored axonal delay. Slayer's persistent neuron state across forward calls (always on for
+Recurrent) is not part of the file: it starts from zero, as a fresh slayer module does.
+"""
+from __future__ import annotations
+
+import copy
+import operator
+from typing import Dict, List, Optional
+
+import numpy as np
+import onnx
+import torch
+import torch.fx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..errors import SnncError
+from . import slayer_blocks as sb
+from . import onnx_ops as ops
+
+_SLAYER = "lava.lib.dl.slayer"
+
+
+class _Tracer(torch.fx.Tracer):
+    """fx tracer that keeps every lava-dl slayer module (block, neuron, synapse) a leaf."""
+
+    def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
+        if type(m).__module__.startswith(_SLAYER):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
+    try:
+        graph = _Tracer().trace(module)
+    except Exception as e:  # fx raises many kinds of errors
+        raise SnncError(
+            f"cannot trace {type(module).__name__}.forward with torch.fx ({type(e).__name__}: {e}). "
+            "snnc needs a forward() without data-dependent Python control flow: a composition of "
+            "slayer blocks, '+', torch.cat(dim=1) and reshapes. Rewrite that part of forward() "
+            "(e.g. move conditionals to __init__).") from e
+    return torch.fx.GraphModule(module, graph)
+
+
+def _shapes(gm: torch.fx.GraphModule, example_input: torch.Tensor) -> Dict[str, tuple]:
+    """Run the traced module once on a copy of it; record the shape of each tensor node."""
+    shapes: Dict[str, tuple] = {}
+
+    class _Rec(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            if isinstance(out, torch.Tensor):
+                shapes[n.name] = tuple(out.shape)
+            return out
+
+    try:
+        gm_copy = copy.deepcopy(gm)
+    except Exception:
+        gm_copy = gm
+    with torch.no_grad():
+        _Rec(gm_copy).run(example_input)
+    return shapes
+
+
+class _Builder:
+    """Accumulates ONNX nodes, initializers and the used snnc functions."""
+
+    def __init__(self):
+        self.nodes: List[onnx.NodeProto] = []
+        self.inits: List[onnx.TensorProto] = []
+        self.functions: Dict[str, onnx.FunctionProto] = {}
+        self._names: set = set()
+
+    def fresh(self, base: str) -> str:
+        base = base.replace(".", "_") or "v"
+        name, i = base, 1
+        while name in self._names:
+            name, i = f"{base}_{i}", i + 1
+        self._names.add(name)
+        return name
+
+    def init(self, base: str, array: np.ndarray) -> str:
+        name = self.fresh(base)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: List[str], base: str, domain: str = "", **attrs) -> str:
+        out = self.fresh(base)
+        if domain == ops.DOMAIN and op not in self.functions:
+            self.functions[op] = ops.FUNCTIONS[op]()
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain, **attrs))
+        return out
+
+
+def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tuple,
+                out_shape: tuple) -> str:
+    """ONNX nodes for one slayer block applied to value ``x``; shapes are (N, ..., T)."""
+    kind = sb.block_kind(m, name)
+    if kind == "flatten":
+        flat = int(np.prod(in_shape[1:-1]))
+        return b.node("Reshape", [x, b.init(f"{name}.shape", np.array([0, flat, -1], np.int64))],
+                      f"{name}.out")
+    if kind == "recurrent":
+        w_in, w_rec = sb.recurrent_weights(m, name)
+        z = b.node("MatMul", [b.init(f"{name}.weight", w_in), x], f"{name}.synapse")
+        nrn = sb.neuron_params(m, name, (w_in.shape[0],))
+        s = b.node(ops.RECURRENT_CUBA_LIF,
+                   [z, b.init(f"{name}.bias", nrn.bias), b.init(f"{name}.weight_rec", w_rec)],
+                   f"{name}.neuron", domain=ops.DOMAIN, **nrn.attributes)
+    else:
+        syn = sb.synapse_op(m, name, in_shape)
+        if tuple(syn.out_shape) != tuple(out_shape[1:-1]):
+            raise SnncError(f"block '{name}': snnc computes output {syn.out_shape} but slayer "
+                            f"gives {tuple(out_shape[1:-1])}")
+        w = b.init(f"{name}.weight", syn.weight)
+        if syn.op == "MatMul":
+            z = b.node("MatMul", [w, x], f"{name}.synapse")
+        else:
+            z = b.node("Conv", [x, w], f"{name}.synapse", **syn.attrs)
+        nrn = sb.neuron_params(m, name, syn.out_shape)
+        s = b.node(ops.CUBA_LIF, [z, b.init(f"{name}.bias", nrn.bias)], f"{name}.neuron",
+                   domain=ops.DOMAIN, **nrn.attributes)
+    steps = sb.delay_steps(m, name, nrn.shape)
+    if steps is None:
+        return s
+    return b.node(ops.DELAY, [s, b.init(f"{name}.delay", steps)], f"{name}.delay",
+                  domain=ops.DOMAIN)
+
+
+def _reshape(b: _Builder, n: torch.fx.Node, x: str, in_shape: tuple, out_shape: tuple) -> str:
+    if (len(in_shape) < 3 or len(out_shape) < 3 or in_shape[0] != out_shape[0]
+            or in_shape[-1] != out_shape[-1]):
+        raise SnncError(f"'{n.name}' ({n.target}) reshapes {in_shape} to {out_shape}: snnc only "
+                        "supports reshapes that keep batch first and time last, (N, ..., T)")
+    target = np.array([0, *out_shape[1:-1], -1], np.int64)
+    return b.node("Reshape", [x, b.init(f"{n.name}.shape", target)], n.name)
+
+
+_ADD = {operator.add, torch.add, "add", "__add__"}
+_CAT = {torch.cat, torch.concat, "cat"}
+_RESHAPE = {torch.reshape, torch.flatten, "reshape", "view", "flatten"}
+
+
+def _emit_glue(b, n, vals, shapes) -> Optional[str]:
+    """Standard ops for a call_function/call_method node; None if it is shape bookkeeping."""
+    t = n.target
+    if n.name not in shapes:  # not a tensor: x.shape, x.size(0), ... used by a reshape
+        return None
+    tensor_args = [a for a in n.args if isinstance(a, torch.fx.Node) and a.name in vals]
+    if t in _ADD and len(tensor_args) == 2 and len(n.args) == 2 and not n.kwargs:
+        return b.node("Add", [vals[a.name] for a in tensor_args], n.name)
+    if t in _CAT:
+        seq = n.args[0]
+        dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
+        rank = len(shapes[n.name])
+        if dim % rank != 1:
+            raise SnncError(f"'{n.name}': torch.cat along dim {dim}; snnc concatenates "
+                            "populations along the channel dim 1 only")
+        return b.node("Concat", [vals[a.name] for a in seq], n.name, axis=1)
+    if t in _RESHAPE:
+        src = n.args[0]
+        return _reshape(b, n, vals[src.name], shapes[src.name], shapes[n.name])
+    what = getattr(t, "__name__", str(t))
+    raise SnncError(f"'{n.name}' calls {what}, which snnc cannot export: between slayer blocks "
+                    "forward() may only use '+', torch.cat(dim=1) and reshapes (N, ..., T)")
+
+
+def _value_info(name: str, shape: tuple) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:-1], "T"])
+
+
+def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[str] = None
+           ) -> onnx.ModelProto:
+    """Write ``module`` (slayer cuba blocks) as an snnc-dialect ONNX file at ``path``.
+
+    ``example_input``: float32 ``(N, C[, H, W], T)``, time last. Returns the ModelProto
+    (also when ``path`` is None, in which case nothing is written). Raises ``SnncError``
+    naming the block for anything snnc cannot express.
+    """
+    if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
+        raise SnncError("example_input must be a torch tensor (N, C[, H, W], T), time last")
+    gm = _trace(module)
+    shapes = _shapes(gm, example_input.float())
+    b = _Builder()
+    vals: Dict[str, str] = {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise SnncError(f"{type(module).__name__}.forward takes {len(placeholders)} inputs; "
+                        "snnc exports single-input networks")
+    outputs: List = []
+    for n in gm.graph.nodes:
+        if n.op == "placeholder":
+            vals[n.name] = "input"
+            b._names.add("input")
+        elif n.op == "call_module":
+            m = gm.get_submodule(n.target)
+            arg = n.args[0] if n.args else None
+            if len(n.args) != 1 or n.kwargs or not isinstance(arg, torch.fx.Node):
+                raise SnncError(f"module '{n.target}' is called with {len(n.args)} args; "
+                                "snnc expects block(x)")
+            if isinstance(m, torch.nn.Identity):
+                vals[n.name] = vals[arg.name]
+                continue
+            vals[n.name] = _emit_block(b, n.target, m, vals[arg.name], shapes[arg.name],
+                                       shapes[n.name])
+        elif n.op in ("call_function", "call_method"):
+            v = _emit_glue(b, n, vals, shapes)
+            if v is not None:
+                vals[n.name] = v
+        elif n.op == "get_attr":
+            raise SnncError(f"forward() reads the tensor '{n.target}' directly; snnc only "
+                            "exports parameters that belong to slayer blocks")
+        elif n.op == "output":
+            res = n.args[0]
+            outputs = list(res) if isinstance(res, (tuple, list)) else [res]
+    names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
+    outs = []
+    for name, o in zip(names, outputs):
+        if not isinstance(o, torch.fx.Node) or o.name not in vals:
+            raise SnncError(f"forward() returns {o!r}; snnc expects spike tensors")
+        b.nodes.append(helper.make_node("Identity", [vals[o.name]], [name], name=name))
+        outs.append(_value_info(name, shapes[o.name]))
+    graph = helper.make_graph(b.nodes, type(module).__name__,
+                              [_value_info("input", tuple(example_input.shape))], outs, b.inits)
+    model = helper.make_model(
+        graph, ir_version=ops.IR_VERSION, producer_name="snnc",
+        opset_imports=[helper.make_opsetid("", ops.OPSET),
+                       helper.make_opsetid(ops.DOMAIN, ops.DOMAIN_VERSION)],
+        functions=list(b.functions.values()))
+    onnx.helper.set_model_props(model, {
+        "snnc.dialect_version": ops.DIALECT_VERSION,
+        "snnc.source": f"snnc.export of torch module {type(module).__module__}."
+                       f"{type(module).__name__} (lava-dl slayer)"})
+    onnx.checker.check_model(model, full_check=True)
+    if path is not None:
+        onnx.save(model, str(path))
+    return model
