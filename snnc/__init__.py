@@ -26,4 +26,3 @@ def run(model, spikes, backend="lava-fixed", timeout=600.0):
     """Run a model on spikes ``C[,H,W],T`` or ``N,C[,H,W],T``; see snnc.api.run."""
     from .api import run as _run
     return _run(model, spikes, backend=backend, timeout=timeout)
-from .frontends.torch_export import export
