@@ -40,7 +40,9 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     exit 0
 fi
 echo "snnc setup: installing snnc and its dependencies into $VENV (first time: a few minutes, ~3 GB for torch)"
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip<25" >/dev/null
-"$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+# (pip's notes about this machine's local package folders are noise: drop them, keep real errors)
+quiet() { "$@" 2> >(grep -v "^WARNING: Location 'file://" >&2); }
+quiet "$VENV/bin/python" -m pip install --quiet --upgrade "pip<25" >/dev/null
+quiet "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
 echo "$want" > "$STAMP"
 echo "snnc setup: done"
