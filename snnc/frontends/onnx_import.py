@@ -171,8 +171,12 @@ class _Importer:
         target = [int(v) for v in self.constant(node, node.input[1]).ravel()]
         srcs = self.source(node, node.input[0])
         shape = self._same_shape(node, srcs)
-        if target != [0, -1, 0]:
-            raise self.err(node, f"only the flatten Reshape(x, [0, -1, 0]) is supported, got {target}")
+        size = int(np.prod(shape))
+        flat = (len(target) == 3 and target[0] == 0 and target.count(-1) <= 1
+                and target[1] in (-1, size) and target[2] in (0, -1))
+        if not flat:
+            raise self.err(node, f"only a flatten Reshape to (N, {size}, T), e.g. [0, -1, 0], is "
+                                 f"supported, got {target}")
         if len(shape) == 1:
             self.values[node.output[0]] = srcs
             return
