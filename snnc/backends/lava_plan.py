@@ -1,0 +1,398 @@
+"""IR graph -> a plain description of the Lava network (no Lava import here).
+
+The plan is computed in the calling process (so that unsupported IR raises ``SnncError`` at
+once) and handed to the worker (``lava_worker``), which only instantiates Lava processes.
+
+Mapping (see docs in ``lava_backend``):
+- populations: every ``Input`` (a RingBuffer source) and every ``CubaLIF`` (a Lava ``LIF``);
+  a (C, H, W) population lives in Lava's (x, y, f) = (W, H, C) layout, a 1-D one as is;
+- connections: one Lava synapse (Dense / DelayDense / Conv) per path
+  ``population -> [Delay | Flatten]* -> synapse -> [Delay]* -> CubaLIF``;
+- timing: each population P gets a Lava start offset o(P) (IR step t of P runs at Lava step
+  t + o(P), counting Lava steps from 0). A Lava synapse adds one step, so a connection whose
+  IR delay is d needs e = o(dst) - o(src) + d - 1 >= 0 extra steps (DelayDense); offsets are the
+  smallest that satisfy every connection (longest path, cycles need d >= 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..compiler.fixed import FixedCubaLIF, FixedSynapse
+from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
+from ..errors import SnncError
+
+MAX_DELAY = 62          # Loihi 2 synaptic delay limit as used by netx (DelayDense accepts <= 63)
+
+
+# ----------------------------------------------------------------------------- layouts
+def lava_shape(shape) -> Tuple[int, ...]:
+    """IR (C, H, W) -> Lava (W, H, C); 1-D unchanged."""
+    shape = tuple(int(s) for s in shape)
+    return shape[::-1] if len(shape) == 3 else shape
+
+
+def to_lava(x: np.ndarray, ndim: int) -> np.ndarray:
+    """Per-neuron array with IR neuron axes first (``ndim`` of them, then any trailing axes)."""
+    if ndim == 3:
+        return np.ascontiguousarray(np.moveaxis(x, (0, 1, 2), (2, 1, 0)))
+    return np.ascontiguousarray(x)
+
+
+def from_lava(x: np.ndarray, ndim: int) -> np.ndarray:
+    """Inverse of ``to_lava`` (the axis swap C<->W is its own inverse)."""
+    return to_lava(x, ndim)
+
+
+def flat_perm(shape) -> np.ndarray:
+    """perm[k] = IR flat (C-order of C,H,W) index of the neuron at Lava flat position k."""
+    n = int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(n)
+    return np.arange(n).reshape(shape).transpose(2, 1, 0).ravel()
+
+
+# ----------------------------------------------------------------------------- plan types
+@dataclass
+class PopPlan:
+    name: str
+    kind: str                       # "input" | "lif"
+    shape: Tuple[int, ...]          # IR shape
+    offset: int = 0
+    # LIF parameters (Lava's own, already in Lava layout where per neuron)
+    du: float = 0.0
+    dv: float = 0.0
+    vth: float = 0.0
+    bias_mant: Optional[np.ndarray] = None
+    bias_exp: int = 0
+    gate_bias: bool = False         # bias is held at 0 during the leading steps [0, offset)
+
+    @property
+    def lshape(self):
+        return lava_shape(self.shape)
+
+
+@dataclass
+class ConnPlan:
+    name: str
+    kind: str                       # "dense" | "conv"
+    src: str
+    dst: str
+    weight: np.ndarray              # Lava form: dense [out, in(lava order)]; conv (out, kw, kh, in/g)
+    delays: Optional[np.ndarray] = None   # dense only: [out, in] extra steps, None = all zero
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    # conv only (Lava (x, y) order)
+    stride: Tuple[int, int] = (1, 1)
+    padding: Tuple[int, int] = (0, 0)
+    dilation: Tuple[int, int] = (1, 1)
+    groups: int = 1
+    src_flatten: bool = False       # dense fed by a (C,H,W) population: connect s_out.flatten()
+
+
+@dataclass
+class OutputPlan:
+    name: str
+    shape: Tuple[int, ...]
+    paths: List[Tuple[str, np.ndarray, bool]]   # (population, delay over its IR shape, flatten)
+
+
+@dataclass
+class LavaPlan:
+    mode: str
+    steps: int                      # T (IR steps)
+    run_steps: int                  # L (Lava steps per sample)
+    pops: Dict[str, PopPlan] = field(default_factory=dict)
+    conns: List[ConnPlan] = field(default_factory=list)
+    output: Optional[OutputPlan] = None
+    input_name: str = ""
+
+
+# ----------------------------------------------------------------------------- helpers
+def _err(name: str, node, msg: str) -> SnncError:
+    return SnncError(f"Lava backend: node {name!r} ({type(node).__name__}): {msg}")
+
+
+def _uniform(name, node, what, value) -> float:
+    a = np.asarray(value)
+    if a.size > 1 and not np.all(a == a.flat[0]):
+        raise _err(name, node, f"per-neuron {what} is not supported by Lava's LIF (a single value "
+                               "per population)")
+    return a.flat[0].item() if a.size else 0
+
+
+def _delay_over(steps, shape) -> np.ndarray:
+    return np.broadcast_to(np.asarray(steps, dtype=np.int64), shape)
+
+
+def _trace_back(graph: Graph, start: str, shapes: Dict[str, tuple]):
+    """All paths from ``start`` back through Delay/Flatten nodes to a population.
+
+    Returns a list of (population, delay array over the population's IR shape, flattened).
+    """
+    out = []
+
+    def walk(name: str, chain: List[str]):
+        node = graph.nodes[name]
+        if isinstance(node, (Input, CubaLIF)):
+            pshape = tuple(shapes[name])
+            total = np.zeros(pshape, dtype=np.int64)
+            flattened = False
+            for n in reversed(chain):           # forward order from the population
+                nd = graph.nodes[n]
+                if isinstance(nd, Flatten):
+                    flattened = True
+                else:
+                    at = (int(np.prod(pshape)),) if flattened else pshape
+                    try:
+                        total = total + _delay_over(nd.steps, at).reshape(pshape)
+                    except ValueError:
+                        raise _err(n, nd, f"delay steps {np.shape(nd.steps)} do not fit {at}") from None
+            if np.any(total < 0):
+                raise _err(chain[-1] if chain else name, node, "negative delay")
+            out.append((name, total, flattened))
+            return
+        if isinstance(node, (Delay, Flatten)):
+            preds = graph.predecessors(name)
+            if not preds:
+                raise _err(name, node, "has no input")
+            for p in preds:
+                walk(p, chain + [name])
+            return
+        raise _err(name, node, f"feeds {start!r} directly; the Lava backend needs a spiking "
+                               "population (Input or CubaLIF) before every synapse and output")
+
+    for p in graph.predecessors(start):
+        walk(p, [])
+    if not out:
+        raise SnncError(f"Lava backend: node {start!r} has no input")
+    return out
+
+
+def _trace_forward(graph: Graph, syn: str):
+    """Paths from synapse ``syn`` forward through Delay/Flatten to CubaLIF populations.
+
+    Returns a list of (population, delay array over the synapse's output shape, flattened).
+    """
+    out = []
+
+    def walk(name: str, chain: List[str]):
+        node = graph.nodes[name]
+        if isinstance(node, CubaLIF):
+            out.append((name, chain))
+            return
+        if isinstance(node, (Delay, Flatten)):
+            for s in graph.successors(name):
+                walk(s, chain + [name])
+            return
+        raise _err(name, node, f"is fed by synapse {syn!r}; the Lava backend supports a synapse "
+                               "only directly (or through Delay) into a CubaLIF population")
+
+    for s in graph.successors(syn):
+        walk(s, [])
+    return out
+
+
+def _node_shapes(graph: Graph) -> Dict[str, tuple]:
+    """Output shape of every node (minimal, self-contained: populations carry their shapes)."""
+    shapes: Dict[str, tuple] = {}
+    for k, v in graph.nodes.items():
+        if isinstance(v, (Input, Output, CubaLIF)):
+            shapes[k] = tuple(v.shape)
+    pending = [k for k in graph.nodes if k not in shapes]
+    while pending:
+        progress = False
+        for k in list(pending):
+            preds = graph.predecessors(k)
+            if not preds:
+                raise SnncError(f"Lava backend: node {k!r} has no input")
+            if all(p in shapes for p in preds):
+                try:
+                    shapes[k] = tuple(graph.nodes[k].output_shape(shapes[preds[0]]))
+                except Exception as e:  # ShapeError
+                    raise _err(k, graph.nodes[k], str(e)) from None
+                pending.remove(k)
+                progress = True
+        if not progress:
+            raise SnncError(f"Lava backend: cannot infer the shapes of {pending}")
+    return shapes
+
+
+# ----------------------------------------------------------------------------- planning
+def plan_lava(graph: Graph, steps: int, mode: str = "fixed") -> LavaPlan:
+    if mode not in ("fixed", "float"):
+        raise ValueError(f"mode must be 'fixed' or 'float', got {mode!r}")
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise SnncError(f"Lava backend: needs exactly one Input and one Output, got inputs "
+                        f"{graph.inputs} and outputs {graph.outputs}")
+    shapes = _node_shapes(graph)
+    plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0])
+
+    # populations and their parameters
+    for name, node in graph.nodes.items():
+        if isinstance(node, Input):
+            plan.pops[name] = PopPlan(name, "input", tuple(node.shape))
+        elif isinstance(node, CubaLIF):
+            plan.pops[name] = _lif_plan(graph, name, node, mode)
+        elif not isinstance(node, (Output, Dense, Conv2d, SumPool2d, Flatten, Delay)):
+            raise _err(name, node, "node type not supported by the Lava backend")
+
+    # connections: (src, syn, dst, pre-delay over src shape, post-delay over syn out shape, flatten)
+    raw = []
+    for name, node in graph.nodes.items():
+        if not isinstance(node, (Dense, Conv2d, SumPool2d)):
+            continue
+        if mode == "fixed" and name not in graph.fixed:
+            raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
+                            f"(no fixed view for node {name!r})")
+        ins = _trace_back(graph, name, shapes)
+        outs = _trace_forward(graph, name)
+        for dst, chain in outs:
+            post = np.zeros(shapes[name], dtype=np.int64)
+            for n in chain:
+                nd = graph.nodes[n]
+                if isinstance(nd, Flatten):
+                    if len(shapes[name]) != 1:
+                        raise _err(n, nd, "a Flatten after a convolution (before a population) is "
+                                          "not supported by the Lava backend")
+                else:
+                    post = post + _delay_over(nd.steps, shapes[name])
+            for src, pre, flat in ins:
+                raw.append((src, name, dst, pre, post, flat))
+
+    # offsets: o(dst) >= o(src) + 1 - min(d) for every connection (Bellman-Ford longest path)
+    off = {p: 0 for p in plan.pops}
+    mind = [(src, dst, int(pre.min()) + int(post.min())) for src, _, dst, pre, post, _ in raw]
+    for it in range(len(off) + 1):
+        changed = False
+        for src, dst, d in mind:
+            need = off[src] + 1 - d
+            if need > off[dst]:
+                off[dst] = need
+                changed = True
+        if not changed:
+            break
+    else:
+        raise SnncError("Lava backend: the graph has a cycle whose delay is too short for Lava "
+                        "(every cycle needs at least one step of delay per synapse)")
+    for p, o in off.items():
+        plan.pops[p].offset = o
+        pp = plan.pops[p]
+        pp.gate_bias = pp.kind == "lif" and o > 0 and np.any(np.asarray(pp.bias_mant) != 0)
+
+    # Lava synapses
+    for i, (src, syn, dst, pre, post, flat) in enumerate(raw):
+        extra = off[dst] - off[src] - 1            # e = that + d
+        plan.conns.append(_conn_plan(graph, f"{syn}#{i}", syn, src, dst, pre, post, extra,
+                                     shapes, mode))
+
+    # output (host side: crop, delay, flatten)
+    oname = graph.outputs[0]
+    onode = graph.nodes[oname]
+    paths = _trace_back(graph, oname, shapes)
+    plan.output = OutputPlan(oname, tuple(onode.shape), paths)
+    for src, d, flat in paths:
+        if d.max() >= steps:
+            pass  # all-zero output for those neurons: fine
+    plan.run_steps = int(steps) + max(off.values())
+    return plan
+
+
+def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
+    if node.graded:
+        raise _err(name, node, "graded spikes are not supported by the Lava backend")
+    if node.reset != "zero":
+        raise _err(name, node, f"reset {node.reset!r} is not supported (Lava's LIF resets to zero)")
+    if node.refractory:
+        raise _err(name, node, "refractory > 0 is not supported by the Lava backend")
+    shape = tuple(node.shape)
+    pp = PopPlan(name, "lif", shape)
+    if mode == "fixed":
+        fx = graph.fixed.get(name)
+        if not isinstance(fx, FixedCubaLIF):
+            raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
+                            f"(no fixed view for node {name!r})")
+        if fx.refractory:
+            raise _err(name, node, "refractory > 0 is not supported by the Lava backend")
+        pp.du = int(fx.decay_u) - 1
+        pp.dv = int(fx.decay_v)
+        pp.vth = int(_uniform(name, node, "threshold", fx.vth))
+        if pp.vth < 0:
+            raise _err(name, node, "negative threshold")
+        bias = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), shape)
+        pp.bias_exp = int(fx.bias_exp)
+    else:
+        if node.spike_compare != ">":
+            pass  # Lava float compares v > vth; '>=' differs only on exact ties (float: reported)
+        pp.du = float(_uniform(name, node, "current_decay", node.current_decay))
+        pp.dv = float(_uniform(name, node, "voltage_decay", node.voltage_decay))
+        pp.vth = float(_uniform(name, node, "threshold", node.threshold))
+        bias = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), shape)
+        pp.bias_exp = 0
+    pp.bias_mant = to_lava(np.array(bias), len(shape))
+    return pp
+
+
+def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode) -> ConnPlan:
+    node = graph.nodes[syn]
+    sshape = tuple(shapes[src])
+    fx = graph.fixed.get(syn) if mode == "fixed" else None
+    if mode == "fixed" and not isinstance(fx, FixedSynapse):
+        raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
+                        f"(no fixed view for node {syn!r})")
+    if isinstance(node, Dense):
+        w = np.asarray(fx.weight if fx is not None else node.weight)
+        w = w.astype(np.int64) if fx is not None else w.astype(np.float64)
+        delays = post.reshape(-1, 1) + pre.reshape(1, -1) + extra          # [out, in] IR order
+        if len(sshape) == 3:
+            perm = flat_perm(sshape)
+            w, delays = w[:, perm], delays[:, perm]
+        if delays.min() < 0:
+            raise _err(syn, node, "internal error: negative Lava delay")
+        if delays.max() > MAX_DELAY:
+            raise _err(syn, node, f"needs a synaptic delay of {int(delays.max())} steps; Loihi "
+                                  f"supports at most {MAX_DELAY}")
+        cp = ConnPlan(cname, "dense", src, dst, np.ascontiguousarray(w),
+                      delays=np.ascontiguousarray(delays) if delays.max() > 0 else None,
+                      src_flatten=len(sshape) == 3)
+        if fx is not None:
+            cp.weight_exp, cp.num_weight_bits = int(fx.weight_exp), int(fx.num_weight_bits)
+            _check_dense_weights(syn, node, cp)
+        return cp
+    # Conv2d / SumPool2d: Lava Conv has no delay, so every extra step must be zero
+    total = np.unique(post.reshape(-1, 1) + pre.reshape(1, -1) + extra)
+    if total.size != 1 or total[0] != 0:
+        raise _err(syn, node, "a convolution whose connection needs extra delay (axonal delay or "
+                              "unequal path timing) is not supported by Lava's Conv process")
+    if len(sshape) != 3:
+        raise _err(syn, node, f"convolution input must be (C, H, W), got {sshape}")
+    if isinstance(node, Conv2d):
+        w = np.asarray(fx.weight if fx is not None else node.weight)
+        stride, padding, dilation, groups = (_pair(node.stride), _pair(node.padding),
+                                             _pair(node.dilation), int(node.groups))
+    else:
+        c = sshape[0]
+        scalar = np.asarray(fx.weight if fx is not None else node.weight)
+        if scalar.size != 1:
+            raise _err(syn, node, "SumPool2d needs a scalar weight")
+        w = np.full((c, 1) + _pair(node.kernel), scalar.item())
+        stride, padding, dilation, groups = _pair(node.stride), _pair(node.padding), (1, 1), c
+    w = w.astype(np.int64) if fx is not None else w.astype(np.float64)
+    if fx is not None and int(fx.weight_exp) != 0:
+        raise _err(syn, node, f"weight_exp {fx.weight_exp} != 0 is not supported (Lava's Conv "
+                              "fixed-point model ignores the weight exponent)")
+    lw = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))   # (out, kw, kh, in/g)
+    return ConnPlan(cname, "conv", src, dst, lw, stride=stride[::-1], padding=padding[::-1],
+                    dilation=dilation[::-1], groups=groups)
+
+
+def _check_dense_weights(syn, node, cp: ConnPlan):
+    """Lava's Dense clips to 8 bits and truncates to num_weight_bits (mixed sign mode, which we
+    pass explicitly); refuse weights this would change, so Lava runs exactly ``graph.fixed``."""
+    w = cp.weight
+    t = 8 - cp.num_weight_bits + 1
+    if w.min() < -256 or w.max() > 255 or np.any((w >> t) << t != w):
+        raise _err(syn, node, f"fixed weights outside Loihi's {cp.num_weight_bits}-bit mixed-sign "
+                              f"range (even values in [-256, 254] at 8 bits)")

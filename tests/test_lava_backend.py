@@ -1,0 +1,268 @@
+"""Lava backend: fixed_pt output spikes bit-identical to the SLAYER PyTorch forward (CPU).
+
+The IR graphs are built here directly from the slayer blocks (netx's mapping: weights x64,
+12-bit decays, vth = int(threshold*64), Delay(1) after every neuron, axonal delays as Delay).
+Run: .venv/bin/python -m pytest tests/test_lava_backend.py -q -s   (-s shows the report)
+"""
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from lava.lib.dl import slayer
+
+from snnc.backends.lava_backend import _shift, plan_lava, run_lava
+from snnc.compiler.fixed import FixedCubaLIF, FixedSynapse
+from snnc.compiler.ir import (Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
+                              SumPool2d)
+from snnc.errors import SnncError
+
+import slayer_nets
+
+B = slayer.block.cuba
+
+
+# ----------------------------------------------------------------------------- slayer -> IR
+def _q(syn):
+    return syn.pre_hook_fx(syn.weight).detach().cpu().numpy().astype(np.float64)
+
+
+def _add_lif(g, name, neuron, shape, src):
+    cd, vd = int(neuron.cx_current_decay), int(neuron.cx_voltage_decay)
+    vth = int(neuron.v_th_mant)
+    g.add(name, CubaLIF(tuple(shape), current_decay=cd / 4096, voltage_decay=vd / 4096,
+                        threshold=vth / 64, spike_compare=">"), src)
+    g.fixed[name] = FixedCubaLIF(decay_u=cd, decay_v=vd, vth=vth)
+    return name
+
+
+def _add_dense(g, name, w, *srcs):
+    g.add(name, Dense(w), *srcs)
+    g.fixed[name] = FixedSynapse(np.round(w * 64).astype(np.int64))
+    return name
+
+
+def slayer_to_ir(net, in_shape) -> Graph:
+    g = Graph()
+    prev = g.add("in", Input(tuple(in_shape)))
+    shape = tuple(in_shape)
+    for i, b in enumerate(net.blocks):
+        if isinstance(b, B.Flatten):
+            prev = g.add(f"flat{i}", Flatten(), prev)
+            shape = (int(np.prod(shape)),)
+            continue
+        if isinstance(b, B.Recurrent):
+            w = _q(b.input_synapse).reshape(b.input_synapse.weight.shape[:2])
+            syn = _add_dense(g, f"fc{i}", w, prev)
+            shape = (w.shape[0],)
+            lif = _add_lif(g, f"lif{i}", b.neuron, shape, syn)
+            r = _q(b.recurrent_synapse).reshape(b.recurrent_synapse.weight.shape[:2])
+            g.add(f"rdelay{i}", Delay(np.array(1)), lif)
+            _add_dense(g, f"rec{i}", r, f"rdelay{i}")
+            g.edges.append((f"rec{i}", lif))
+        elif isinstance(b, B.Dense):
+            w = _q(b.synapse).reshape(b.synapse.weight.shape[:2])
+            syn = _add_dense(g, f"fc{i}", w, prev)
+            shape = (w.shape[0],)
+            lif = _add_lif(g, f"lif{i}", b.neuron, shape, syn)
+        elif isinstance(b, B.Conv):
+            s = b.synapse
+            w = _q(s)[..., 0]
+            node = Conv2d(w, stride=tuple(s.stride[:2]), padding=tuple(s.padding[:2]),
+                          dilation=tuple(s.dilation[:2]), groups=s.groups)
+            g.add(f"conv{i}", node, prev)
+            g.fixed[f"conv{i}"] = FixedSynapse(np.round(w * 64).astype(np.int64))
+            shape = node.output_shape(shape)
+            lif = _add_lif(g, f"lif{i}", b.neuron, shape, f"conv{i}")
+        elif isinstance(b, B.Pool):
+            s = b.synapse
+            wq = float(_q(s).ravel()[0])
+            node = SumPool2d(kernel=tuple(s.kernel_size[:2]), stride=tuple(s.stride[:2]),
+                             padding=tuple(s.padding[:2]), weight=wq)
+            g.add(f"pool{i}", node, prev)
+            g.fixed[f"pool{i}"] = FixedSynapse(np.array(int(round(wq * 64))))
+            shape = node.output_shape(shape)
+            lif = _add_lif(g, f"lif{i}", b.neuron, shape, f"pool{i}")
+        else:
+            raise TypeError(type(b))
+        prev = lif
+        if b.delay_shift:
+            prev = g.add(f"shift{i}", Delay(np.array(1)), prev)
+        if getattr(b, "delay", None) is not None:
+            d = torch.floor(b.delay.delay).detach().numpy().astype(np.int64).reshape(-1)
+            d = d.reshape((-1,) + (1,) * (len(shape) - 1))
+            prev = g.add(f"axon{i}", Delay(d), prev)
+    g.add("out", Output(shape), prev)
+    return g
+
+
+def slayer_forward(net, x):
+    """Output spikes and per-block spike counts (of the neurons, before the delays)."""
+    neurons = [b.neuron for b in net.blocks if hasattr(b, "neuron")]
+    counts = {id(m): 0 for m in neurons}     # a recurrent neuron is called once per step
+
+    def hook(m, i, o):
+        counts[id(m)] = counts[id(m)] + o.detach().numpy().sum(-1).astype(np.int64)
+    hooks = [m.register_forward_hook(hook) for m in neurons]
+    with torch.no_grad():
+        y = net(x).numpy()
+    for h in hooks:
+        h.remove()
+    return y, [counts[id(m)] for m in neurons]
+
+
+# ----------------------------------------------------------------------------- fixtures
+RESULTS = {}
+
+
+def _run_all(name):
+    if name in RESULTS:
+        return RESULTS[name]
+    net, x = slayer_nets.ALL[name]()
+    ref, ref_counts = slayer_forward(net, x)
+    g = slayer_to_ir(net, x.shape[1:-1])
+    xs = x.numpy()
+    fx = run_lava(g, xs, mode="fixed", timeout=600)
+    fl = run_lava(g, xs, mode="float", timeout=600)
+    RESULTS[name] = (ref, ref_counts, g, fx, fl)
+    return RESULTS[name]
+
+
+@pytest.mark.parametrize("name", ["dense", "delay", "conv", "recurrent"])
+def test_fixed_bit_identical_to_slayer(name):
+    ref, ref_counts, g, fx, fl = _run_all(name)
+    assert fx.output.shape == ref.shape
+    eq = fx.output == ref
+    agree = float(np.mean(fl.output == ref))
+    pops = [k for k in g.nodes if k.startswith("lif")]
+    print(f"\n[{name}] slayer spikes {int(ref.sum())}, lava-fixed {int(fx.output.sum())} "
+          f"(mismatches {int((~eq).sum())}/{eq.size}), lava-float {int(fl.output.sum())} "
+          f"agreement {agree:.4f}; per population slayer/fixed/float: "
+          + ", ".join(f"{p} {int(c.sum())}/{fx.layer_totals()[p]}/{fl.layer_totals()[p]}"
+                      for p, c in zip(pops, ref_counts))
+          + f"; time fixed {fx.seconds:.1f}s float {fl.seconds:.1f}s")
+    assert ref.sum() > 0
+    assert eq.all(), f"{int((~eq).sum())} mismatching entries"
+    for p, c in zip(pops, ref_counts):
+        np.testing.assert_array_equal(fx.counts[p], c.reshape(fx.counts[p].shape), err_msg=p)
+
+
+def test_batch_samples_are_independent():
+    """Sample 1 of a batch equals the same input run alone (per-sample reset is exact)."""
+    ref, _, g, fx, _ = _run_all("recurrent")
+    net, x = slayer_nets.recurrent_net()
+    alone = run_lava(g, x.numpy()[1:2], mode="fixed")
+    np.testing.assert_array_equal(alone.output[0], fx.output[1])
+    assert fx.output[0].sum() != fx.output[1].sum() or not np.array_equal(fx.output[0], fx.output[1])
+
+
+# ----------------------------------------------------------------------------- small graphs
+def _lif(g, name, n, src, bias=0, vth=80, du=1024, dv=128):
+    g.add(name, CubaLIF((n,), du / 4096, dv / 4096, vth / 64, bias=bias / 64), *src)
+    g.fixed[name] = FixedCubaLIF(du, dv, vth, bias_mant=bias, bias_exp=6 if bias else 0)
+
+
+def test_bias_fanin_skip_and_output_delay():
+    """Non-zero bias in a deep layer, fan-in of two paths with different delays (DelayDense with
+    per-population offsets), a recurrent edge and a per-neuron output delay."""
+    rng = np.random.default_rng(3)
+    g = Graph()
+    g.add("in", Input((12,)))
+    w1 = rng.integers(-30, 60, (10, 12)) * 2
+    w2 = rng.integers(-30, 60, (8, 10)) * 2
+    w3 = rng.integers(-20, 50, (8, 12)) * 2
+    wr = rng.integers(-40, 20, (8, 8)) * 2
+    for k, w in (("fc1", w1), ("fc2", w2), ("skip", w3), ("rec", wr)):
+        g.fixed[k] = FixedSynapse(w)
+    g.add("fc1", Dense(w1 / 64), "in")
+    _lif(g, "lif1", 10, ["fc1"], bias=40)
+    g.add("d1", Delay(np.array(2)), "lif1")
+    g.add("fc2", Dense(w2 / 64), "d1")
+    g.add("d0", Delay(np.arange(12) % 3), "in")
+    g.add("skip", Dense(w3 / 64), "d0")
+    g.add("rd", Delay(np.array(1)), "lif2")
+    g.add("rec", Dense(wr / 64), "rd")
+    _lif(g, "lif2", 8, ["fc2", "skip", "rec"], bias=-20)
+    g.add("dout", Delay(np.arange(8) % 4), "lif2")
+    g.add("out", Output((8,)), "dout")
+    x = (rng.random((2, 12, 40)) < 0.3).astype(np.float32)
+    plan = plan_lava(g, 40, "fixed")
+    assert plan.pops["lif1"].offset == 1 and plan.pops["lif2"].offset == 1
+    assert plan.pops["lif1"].gate_bias and plan.pops["lif2"].gate_bias
+    ref = _oracle(g, x)
+    res = run_lava(g, x, mode="fixed")
+    assert ref["lif1"].sum() > 0 and ref["lif2"].sum() > 0
+    np.testing.assert_array_equal(res.counts["lif1"], ref["lif1"].sum(-1))
+    np.testing.assert_array_equal(res.counts["lif2"], ref["lif2"].sum(-1))
+    np.testing.assert_array_equal(res.output, _shift(ref["lif2"].astype(np.float32), np.arange(8) % 4))
+
+
+def _oracle(g, x):
+    """Step-by-step fixed-point evaluation of the bias/fan-in test graph."""
+    n, T = x.shape[0], x.shape[-1]
+    xi = x.astype(np.int64)
+    F = g.fixed
+    s1 = np.zeros((n, 10, T), np.int64)
+    s2 = np.zeros((n, 8, T), np.int64)
+    st = {k: [np.zeros((n, m), np.int64), np.zeros((n, m), np.int64)] for k, m in (("lif1", 10), ("lif2", 8))}
+
+    def lif(k, a):
+        fx = F[k]
+        u, v = st[k]
+        rtz = lambda y, dd: np.sign(y * (4096 - dd)) * (np.abs(y * (4096 - dd)) >> 12)
+        u = rtz(u, fx.decay_u) + (a << 6)
+        v = rtz(v, fx.decay_v) + u + (np.int64(fx.bias_mant) << fx.bias_exp)
+        s = v > (fx.vth << 6)
+        v = np.where(s, 0, v)
+        st[k] = [u, v]
+        return s
+
+    d0 = np.arange(12) % 3
+    for t in range(T):
+        s1[..., t] = lif("lif1", xi[..., t] @ F["fc1"].weight.T)
+        a = s1[..., t - 2] @ F["fc2"].weight.T if t >= 2 else 0
+        xd = np.stack([xi[:, j, t - d0[j]] if t >= d0[j] else np.zeros(n, np.int64) for j in range(12)], 1)
+        a = a + xd @ F["skip"].weight.T
+        if t >= 1:
+            a = a + s2[..., t - 1] @ F["rec"].weight.T
+        s2[..., t] = lif("lif2", a)
+    return {"lif1": s1, "lif2": s2}
+
+
+def test_unsupported_raise_clear_errors():
+    g = Graph()
+    g.add("in", Input((4,)))
+    g.add("fc", Dense(np.ones((3, 4))), "in")
+    g.add("lif", CubaLIF((3,), 0.1, 0.1, 1.0, reset="subtract"), "fc")
+    g.add("out", Output((3,)), "lif")
+    with pytest.raises(SnncError, match="'lif'"):
+        plan_lava(g, 10, "float")
+    g.nodes["lif"] = CubaLIF((3,), 0.1, 0.1, 1.0)
+    with pytest.raises(SnncError, match="quantization"):
+        plan_lava(g, 10, "fixed")
+    g.nodes["lif"] = CubaLIF((3,), 0.1, 0.1, 1.0, refractory=2)
+    with pytest.raises(SnncError, match="refractory"):
+        plan_lava(g, 10, "float")
+
+
+def _tiny_plan():
+    g = Graph()
+    g.add("in", Input((4,)))
+    g.add("fc", Dense(np.ones((3, 4))), "in")
+    g.add("lif", CubaLIF((3,), 0.1, 0.1, 1.0), "fc")
+    g.add("out", Output((3,)), "lif")
+    return plan_lava(g, 10, "float")
+
+
+def test_worker_failure_and_timeout_raise_snnc_error():
+    from snnc.backends.lava_backend import _run_worker
+    x = np.zeros((1, 4, 10), np.int8)
+    plan = _tiny_plan()
+    plan.conns[0].weight = np.ones((5, 4))          # does not fit the LIF: Lava raises in the child
+    with pytest.raises(SnncError, match="Lava run failed.*stderr tail"):
+        _run_worker(plan, x, timeout=120)
+    t = time.perf_counter()
+    with pytest.raises(SnncError, match="timed out"):
+        _run_worker(_tiny_plan(), x, timeout=0.3)
+    assert time.perf_counter() - t < 30
