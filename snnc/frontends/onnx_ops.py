@@ -4,7 +4,7 @@ Every activity tensor is ``float32`` ``(N, *shape, T)``: batch first, time last.
 
 - ``snnc.CubaLIF(x, bias) -> s``: CUBA leaky integrate-and-fire neurons, integer dynamics
   (state in units of 1/state_scale, 12-bit decays), a ``Scan`` over the time axis.
-- ``snnc.RecurrentCubaLIF(x, bias, W_rec) -> s``: the same neurons whose input at step t
+- ``snnc.RecurrentCubaLIF(x, W_rec, bias) -> s``: the same neurons whose input at step t
   also gets ``W_rec @ s[t-1]`` (a recurrent dense synapse through a one-step delay).
 - ``snnc.Delay(x, steps) -> y``: ``y[..., t] = x[..., t - steps]`` (0 before the start).
 
@@ -135,7 +135,7 @@ def cuba_lif_function() -> FunctionProto:
 
 
 def recurrent_cuba_lif_function() -> FunctionProto:
-    """``snnc.RecurrentCubaLIF(x, bias, W_rec) -> s``: input at step t is
+    """``snnc.RecurrentCubaLIF(x, W_rec, bias) -> s``: input at step t is
     ``x[..., t] + W_rec @ s[..., t-1]`` (``s[-1] = 0``); ``x`` is ``(N, C, T)``, ``W_rec`` ``[C, C]``.
     """
     body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D),
@@ -155,7 +155,7 @@ def recurrent_cuba_lif_function() -> FunctionProto:
                                ["u_end", "v_end", "s_end", "s"],
                                body=step, num_scan_inputs=1,
                                scan_input_axes=[-1], scan_output_axes=[-1])]
-    return helper.make_function(DOMAIN, RECURRENT_CUBA_LIF, ["x", "bias", "W_rec"], ["s"], nodes,
+    return helper.make_function(DOMAIN, RECURRENT_CUBA_LIF, ["x", "W_rec", "bias"], ["s"], nodes,
                                 [helper.make_opsetid("", OPSET)],
                                 attributes=list(CUBA_ATTRIBUTES),
                                 doc_string="Recurrent CUBA LIF: x[t] + W_rec @ s[t-1]; time last.")

@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
+from torch.nn.utils.weight_norm import WeightNorm
 from lava.lib.dl import slayer
 from lava.lib.dl.slayer.block import base as slayer_base
 
@@ -48,7 +49,7 @@ def effective_weight(syn: torch.nn.Module, name: str) -> np.ndarray:
         raise SnncError(f"block '{name}' has a complex synapse; snnc exports real ones only")
     w = syn.weight
     for hook in syn._forward_pre_hooks.values():
-        if isinstance(hook, torch.nn.utils.weight_norm.WeightNorm):
+        if isinstance(hook, WeightNorm):
             w = hook.compute_weight(syn)
     with torch.no_grad():
         if syn._pre_hook_fx is not None:

@@ -41,7 +41,20 @@ class _Tracer(torch.fx.Tracer):
         return super().is_leaf_module(m, qualname)
 
 
+class _Single(torch.nn.Module):
+    """Wraps a lone slayer block so that fx sees it as a leaf called by forward()."""
+
+    def __init__(self, block: torch.nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return self.block(x)
+
+
 def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
+    if type(module).__module__.startswith(_SLAYER):
+        module = _Single(module)
     try:
         graph = _Tracer().trace(module)
     except Exception as e:  # fx raises many kinds of errors
@@ -116,7 +129,7 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
         z = b.node("MatMul", [b.init(f"{name}.weight", w_in), x], f"{name}.synapse")
         nrn = sb.neuron_params(m, name, (w_in.shape[0],))
         s = b.node(ops.RECURRENT_CUBA_LIF,
-                   [z, b.init(f"{name}.bias", nrn.bias), b.init(f"{name}.weight_rec", w_rec)],
+                   [z, b.init(f"{name}.weight_rec", w_rec), b.init(f"{name}.bias", nrn.bias)],
                    f"{name}.neuron", domain=ops.DOMAIN, **nrn.attributes)
     else:
         syn = sb.synapse_op(m, name, in_shape)

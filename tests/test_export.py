@@ -1,0 +1,174 @@
+"""snnc.export: lava-dl SLAYER networks -> snnc ONNX dialect, checked against SLAYER itself.
+
+Every test exports a network, checks the file with onnx.checker (full_check), runs it in
+onnxruntime and asserts that the output spikes are identical (np.array_equal) to the SLAYER
+PyTorch forward on CPU, on the example input and on an input of another batch size and length.
+"""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from lava.lib.dl import slayer
+
+import snnc
+from snnc.errors import SnncError
+from snnc.frontends import onnx_ops
+
+from slayer_nets import ALL, NEURON, Chain, spikes
+
+cuba = slayer.block.cuba
+
+
+def reset_state(net):
+    """Zero slayer's persistent state (neuron u, v and the block's one-step delay buffer).
+
+    Recurrent blocks always keep their neuron state across forward calls, and they set
+    ``persistent_state`` in the neuron-parameter dict they are given (slayer_nets.NEURON is
+    shared, so blocks built afterwards from it are persistent too). The ONNX file starts from
+    zero state, like a fresh slayer module.
+    """
+    for m in net.modules():
+        if hasattr(m, "current_state"):
+            m.current_state = torch.zeros(1)
+            m.voltage_state = torch.zeros(1)
+        if getattr(m, "delay_buffer", None) is not None:
+            m.delay_buffer = None
+
+
+def neuron(**extra):
+    """A fresh copy of the shared test neuron parameters (slayer blocks mutate the dict)."""
+    params = {k: v for k, v in NEURON.items() if k != "persistent_state"}
+    return dict(params, **extra)
+
+
+def reference(net, x):
+    reset_state(net)
+    with torch.no_grad():
+        return net(x).numpy()
+
+
+def run_onnx(path, x):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x.numpy()})[0]
+
+
+def export_and_compare(net, x, path, other_input, label):
+    """Export, check the file, compare onnxruntime with slayer on two inputs; spike counts."""
+    model = snnc.export(net, x, str(path))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    counts = []
+    for inp in (x, other_input):
+        ref, got = reference(net, inp), run_onnx(path, inp)
+        assert got.shape == ref.shape
+        assert np.array_equal(got, ref), f"{label}: {int(np.sum(got != ref))} spikes differ"
+        counts.append(int(ref.sum()))
+    print(f"{label}: slayer spikes {counts}, onnxruntime identical")
+    assert counts[0] > 0 and counts[1] > 0, "a silent network proves nothing"
+    return model
+
+
+def _other_input(name, x):
+    """Batch 3 and a different length (and seed) than the example input."""
+    shape = (3,) + tuple(x.shape[1:-1]) + (x.shape[-1] + 13,)
+    return spikes(shape, rate=0.3, seed=7)
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_slayer_nets_match_onnxruntime(name, tmp_path):
+    net, x = ALL[name]()
+    model = export_and_compare(net, x, tmp_path / f"{name}.onnx", _other_input(name, x), name)
+    assert model.ir_version == onnx_ops.IR_VERSION
+    assert {o.domain: o.version for o in model.opset_import} == {"": 17, "snnc": 1}
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["snnc.dialect_version"] == "1" and "slayer" in props["snnc.source"]
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[0] == "N" and dims[-1] == "T" and dims[1:-1] == list(x.shape[1:-1])
+    ops = {(n.domain, n.op_type) for n in model.graph.node}
+    assert ("snnc", "CubaLIF") in ops or ("snnc", "RecurrentCubaLIF") in ops
+    assert ("snnc", "Delay") in ops
+
+
+class Branchy(torch.nn.Module):
+    """Non-sequential forward: fan-in (+), concatenation along channels, shared input."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = cuba.Dense(neuron(), 20, 12, weight_scale=4)
+        self.b = cuba.Dense(neuron(), 20, 12, weight_scale=4)
+        self.c = cuba.Dense(neuron(), 20, 8, weight_scale=4, delay=True)
+        self.out = cuba.Dense(neuron(), 20, 10, weight_scale=4)
+
+    def forward(self, x):
+        s = self.a(x) + self.b(x)
+        y = torch.cat([s, self.c(x)], dim=1)
+        return self.out(y)
+
+
+def test_skip_and_concat_forward(tmp_path):
+    torch.manual_seed(1)
+    net = Branchy()
+    x = spikes((2, 20, 50), seed=1)
+    with torch.no_grad():  # lava-dl initialises axonal delays on the first forward
+        net(x)
+        net.c.delay.delay.data = torch.arange(8, dtype=torch.float32) * 0.7  # floored: 0,0,1,2,2,3,4,4
+    net.eval()
+    model = export_and_compare(net, x, tmp_path / "branchy.onnx", spikes((3, 20, 61), seed=2),
+                               "skip+concat")
+    ops = [n.op_type for n in model.graph.node]
+    assert "Add" in ops and "Concat" in ops
+
+
+class ConvReshape(torch.nn.Module):
+    """Conv -> Pool -> a reshape written in forward() -> Dense, with weight norm and a
+    MeanOnlyBatchNorm bias on the first block, no delay_shift on the pool."""
+
+    def __init__(self):
+        super().__init__()
+        params = neuron(norm=slayer.neuron.norm.MeanOnlyBatchNorm)
+        self.conv = cuba.Conv(params, 2, 6, 3, padding=1, weight_scale=4, weight_norm=True)
+        self.pool = cuba.Pool(neuron(), 2, weight_scale=2, delay_shift=False)
+        self.fc = cuba.Dense(neuron(), 6 * 5 * 5, 10, weight_scale=4)
+
+    def forward(self, x):
+        x = self.pool(self.conv(x))
+        return self.fc(x.reshape(x.shape[0], -1, x.shape[-1]))
+
+
+def test_conv_reshape_weightnorm_bias(tmp_path):
+    torch.manual_seed(2)
+    net = ConvReshape()
+    net.conv.neuron.norm.running_mean.data = torch.linspace(-0.3, 0.4, 6)
+    with torch.no_grad():  # synapse.weight is now stale: slayer recomputes it from g, v
+        net.conv.synapse.weight_v.mul_(1.5)
+    net.eval()
+    x = spikes((2, 2, 10, 10, 30), seed=3)  # 10x10 -> pool 2 -> 5x5
+    model = export_and_compare(net, x, tmp_path / "convr.onnx", spikes((1, 2, 10, 10, 45), seed=4),
+                               "conv+reshape+weightnorm+bias")
+    bias = [i for i in model.graph.initializer if i.name.startswith("conv_bias")]
+    assert bias and np.any(onnx.numpy_helper.to_array(bias[0]) != 0)
+
+
+@pytest.mark.parametrize("block", [
+    lambda: cuba.Affine(neuron(), 10, 5),
+    lambda: slayer.block.alif.Dense(neuron(threshold_step=0.5, refractory_decay=0.5,
+                                         threshold_decay=0.5), 10, 5),
+    lambda: slayer.block.sigma_delta.Dense(dict(threshold=0.1, activation=torch.relu), 10, 5),
+])
+def test_unsupported_block_is_named(block, tmp_path):
+    net = Chain(cuba.Dense(neuron(), 8, 10), block()).eval()
+    with pytest.raises(SnncError, match=r"block 'blocks\.1'.*(Affine|alif|sigma_delta)"):
+        snnc.export(net, spikes((1, 8, 10)), str(tmp_path / "x.onnx"))
+
+
+def test_untraceable_forward_is_explained(tmp_path):
+    class Dynamic(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = cuba.Dense(neuron(), 8, 4)
+
+        def forward(self, x):
+            return self.a(x) if x.sum() > 0 else x
+
+    with pytest.raises(SnncError, match="torch.fx"):
+        snnc.export(Dynamic().eval(), spikes((1, 8, 10)), str(tmp_path / "x.onnx"))
