@@ -172,3 +172,52 @@ def test_untraceable_forward_is_explained(tmp_path):
 
     with pytest.raises(SnncError, match="torch.fx"):
         snnc.export(Dynamic().eval(), spikes((1, 8, 10)), str(tmp_path / "x.onnx"))
+
+
+class TwoOutputs(torch.nn.Module):
+    """Conv with per-channel (non-integer) axonal delays, a 3x3 Pool, a Dense on 5-D input
+    (a 1x1 conv), Flatten, and two outputs."""
+
+    def __init__(self, pool):
+        super().__init__()
+        self.c = cuba.Conv(neuron(), 2, 4, 3, padding=1, weight_scale=4, delay=True)
+        self.p = cuba.Pool(neuron(), pool, weight_scale=2)
+        self.d = cuba.Dense(neuron(), 4, 6, weight_scale=4)
+        self.f = cuba.Flatten()
+        self.o = cuba.Dense(neuron(), 6 * 3 * 3, 5, weight_scale=4)
+
+    def forward(self, x):
+        y = self.d(self.p(self.c(x)))
+        return self.o(self.f(y)), y
+
+
+@pytest.mark.parametrize("pool,size", [(3, 9), (2, 5)])  # 5x5: slayer pads to 6x6 (asymmetric)
+def test_conv_delays_pool_two_outputs(pool, size, tmp_path):
+    torch.manual_seed(3)
+    net = TwoOutputs(pool)
+    x = spikes((2, 2, size, size, 30), seed=3)
+    with torch.no_grad():
+        net(x)
+        net.c.delay.delay.data = torch.tensor([0.0, 1.5, 3.0, 2.2])
+    net.eval()
+    path = tmp_path / "two.onnx"
+    model = snnc.export(net, x, str(path))
+    assert [o.name for o in model.graph.output] == ["output_0", "output_1"]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for inp in (x, spikes((1, 2, size, size, 41), seed=9)):
+        reset_state(net)
+        with torch.no_grad():
+            ref = [t.numpy() for t in net(inp)]
+        got = sess.run(None, {"input": inp.numpy()})
+        assert all(np.array_equal(a, b) for a, b in zip(ref, got))
+        print(f"pool {pool} on {size}x{size}: slayer spikes {[int(a.sum()) for a in ref]}, "
+              "onnxruntime identical")
+        assert all(a.sum() > 0 for a in ref)
+
+
+def test_pool_crossing_channels_is_refused(tmp_path):
+    """slayer pools over the flattened C*H axis: on height 7 with kernel 3 (padded to 8) its
+    windows straddle channels, which no per-channel pooling reproduces."""
+    net = Chain(cuba.Pool(neuron(), 3, weight_scale=2)).eval()
+    with pytest.raises(SnncError, match=r"block 'blocks\.0' \(Pool.*cross channel"):
+        snnc.export(net, spikes((1, 2, 7, 7, 10)), str(tmp_path / "x.onnx"))
