@@ -216,8 +216,8 @@ def test_conv_delays_pool_two_outputs(pool, size, tmp_path):
 
 
 def test_pool_crossing_channels_is_refused(tmp_path):
-    """slayer pools over the flattened C*H axis: on height 7 with kernel 3 (padded to 8) its
-    windows straddle channels, which no per-channel pooling reproduces."""
-    net = Chain(cuba.Pool(neuron(), 3, weight_scale=2)).eval()
+    """slayer pools over the flattened C*H axis: kernel 3, stride 1 on 2 channels of height 4
+    (padded to 5) has windows straddling channels, which no per-channel pooling reproduces."""
+    net = Chain(cuba.Pool(neuron(), 3, stride=1, weight_scale=2)).eval()
     with pytest.raises(SnncError, match=r"block 'blocks\.0' \(Pool.*cross channel"):
-        snnc.export(net, spikes((1, 2, 7, 7, 10)), str(tmp_path / "x.onnx"))
+        snnc.export(net, spikes((1, 2, 4, 4, 10)), str(tmp_path / "x.onnx"))

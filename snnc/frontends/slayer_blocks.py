@@ -96,7 +96,7 @@ def synapse_op(m, name: str, in_shape: Tuple[int, ...]) -> SimpleNamespace:
 def _pool(m, w, name, in_shape) -> SimpleNamespace:
     """slayer's Pool: zero-pad H, W by (size % kernel) at the end, then pool over the
     flattened C*H axis. That equals a per-channel (depthwise) conv when no window crosses a
-    channel boundary: H padding 0 and the windows tile the padded H exactly."""
+    channel boundary: one channel, or H padding 0 and windows tiling the padded H exactly."""
     syn = m.synapse
     if len(in_shape) != 5:
         raise SnncError(f"block '{name}' (Pool) expects input (N, C, H, W, T), "
@@ -106,14 +106,14 @@ def _pool(m, w, name, in_shape) -> SimpleNamespace:
     (ph, pw), (dh, dw) = syn.padding[:2], syn.dilation[:2]
     Hp, Wp = H + H % kh, W + W % kw
     rows = (Hp - dh * (kh - 1) - 1) // sh + 1
-    if ph != 0 or rows * sh != Hp:
+    if C > 1 and (ph != 0 or rows * sh != Hp):
         raise SnncError(
             f"block '{name}' (Pool kernel {kh}x{kw}, stride {sh}, padding {ph}) on height {H}: "
             "slayer pools over the flattened channel*height axis, so its windows cross channel "
             "boundaries here and it is not a per-channel pooling; use height padding 0 and a "
             "height that the stride tiles exactly")
     weight = np.tile(w, (C, 1, 1, 1, 1))
-    return _conv(weight, in_shape, (sh, sw), (0, pw, Hp - H, pw + Wp - W), (dh, dw), C, name)
+    return _conv(weight, in_shape, (sh, sw), (ph, pw, ph + Hp - H, pw + Wp - W), (dh, dw), C, name)
 
 
 def recurrent_weights(m, name: str) -> Tuple[np.ndarray, np.ndarray]:

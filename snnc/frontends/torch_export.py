@@ -81,8 +81,13 @@ def _shapes(gm: torch.fx.GraphModule, example_input: torch.Tensor) -> Dict[str, 
         gm_copy = copy.deepcopy(gm)
     except Exception:
         gm_copy = gm
-    with torch.no_grad():
-        _Rec(gm_copy).run(example_input)
+    try:
+        with torch.no_grad():
+            _Rec(gm_copy).run(example_input)
+    except Exception as e:
+        raise SnncError(f"running the module on example_input {tuple(example_input.shape)} failed "
+                        f"({type(e).__name__}: {str(e)[:200]}); give an input (N, C[, H, W], T) "
+                        "that the module accepts") from e
     return shapes
 
 
