@@ -293,9 +293,6 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed") -> LavaPlan:
     onode = graph.nodes[oname]
     paths = _trace_back(graph, oname, shapes)
     plan.output = OutputPlan(oname, tuple(onode.shape), paths)
-    for src, d, flat in paths:
-        if d.max() >= steps:
-            pass  # all-zero output for those neurons: fine
     plan.run_steps = int(steps) + max(off.values())
     return plan
 
@@ -324,8 +321,8 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
         bias = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), shape)
         pp.bias_exp = int(fx.bias_exp)
     else:
-        if node.spike_compare != ">":
-            pass  # Lava float compares v > vth; '>=' differs only on exact ties (float: reported)
+        # Lava's float LIF compares v > vth; a '>=' model differs only on exact ties (float mode
+        # is reported, not asserted)
         pp.du = float(_uniform(name, node, "current_decay", node.current_decay))
         pp.dv = float(_uniform(name, node, "voltage_decay", node.voltage_decay))
         pp.vth = float(_uniform(name, node, "threshold", node.threshold))
@@ -389,10 +386,17 @@ def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode) -> C
 
 
 def _check_dense_weights(syn, node, cp: ConnPlan):
-    """Lava's Dense clips to 8 bits and truncates to num_weight_bits (mixed sign mode, which we
-    pass explicitly); refuse weights this would change, so Lava runs exactly ``graph.fixed``."""
+    """Lava's fixed Dense clips to 8 bits and truncates to ``num_weight_bits`` in the sign mode
+    it determines from the weights (excitatory / inhibitory / mixed); refuse weights this would
+    change, so that Lava runs exactly ``graph.fixed``."""
     w = cp.weight
-    t = 8 - cp.num_weight_bits + 1
-    if w.min() < -256 or w.max() > 255 or np.any((w >> t) << t != w):
-        raise _err(syn, node, f"fixed weights outside Loihi's {cp.num_weight_bits}-bit mixed-sign "
-                              f"range (even values in [-256, 254] at 8 bits)")
+    if w.min() >= 0:                       # excitatory: [0, 255]
+        m, lo, hi, t = w, 0, 255, 8 - cp.num_weight_bits
+    elif w.max() <= 0:                     # inhibitory: [-255, 0], truncated on the magnitude
+        m, lo, hi, t = -w, 0, 255, 8 - cp.num_weight_bits
+    else:                                  # mixed: [-256, 255], one bit for the sign
+        m, lo, hi, t = w, -256, 255, 8 - cp.num_weight_bits + 1
+    if t < 0 or m.min() < lo or m.max() > hi or np.any((m >> t) << t != m):
+        raise _err(syn, node, f"fixed weights [{int(w.min())}..{int(w.max())}] are not exact "
+                              f"{cp.num_weight_bits}-bit Loihi weights (Lava's Dense would clip or "
+                              "truncate them)")

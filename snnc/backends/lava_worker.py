@@ -25,7 +25,6 @@ def build(plan: LavaPlan, first_input: np.ndarray):
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF
-    from lava.utils.weightutils import SignMode
 
     fixed = plan.mode == "fixed"
     L = plan.run_steps
@@ -50,8 +49,6 @@ def build(plan: LavaPlan, first_input: np.ndarray):
         if fixed:
             kw = dict(weight_exp=c.weight_exp, num_weight_bits=c.num_weight_bits)
         if c.kind == "dense":
-            if fixed:
-                kw["sign_mode"] = SignMode.MIXED
             w = c.weight if fixed else c.weight.astype(float)
             if c.delays is None:
                 syn = Dense(weights=w, name=c.name, **kw)
