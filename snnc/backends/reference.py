@@ -18,7 +18,7 @@ from typing import Dict
 import numpy as np
 
 from ..compiler.fixed import U_WRAP, V_MAX
-from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from ..compiler.ir import Average, Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
 from ..compiler.passes import check, topo_order
 from ..errors import SnncError
 from .result import RunResult
@@ -112,20 +112,33 @@ class _Sim:
             a = np.clip(a, -(1 << 23), (1 << 23) - 1)       # Lava Conv: signed_clamp(24 bits)
         return a
 
-    def _neuron(self, name: str, node: CubaLIF, a: np.ndarray) -> np.ndarray:
+    def _neuron(self, name: str, node: CubaLIF, a, drive=None) -> np.ndarray:
+        """``a``: summed synaptic input (or 0); ``drive``: summed bias-kind inputs (or None)."""
         st = self.state[name]
+        if node.reset_interval and self.t % node.reset_interval == node.reset_offset % node.reset_interval:
+            st["u"] = np.zeros_like(st["u"])
+            st["v"] = np.zeros_like(st["v"])
         if self.mode == "fixed":
             fx = self.g.fixed[name]
             u = _rtz_decay(st["u"], fx.decay_u) + (a << 6)
             u = np.where(u > (U_WRAP >> 1), u - U_WRAP, u)
             u = np.where(u <= -(U_WRAP >> 1), u + U_WRAP, u)
             bias = np.asarray(fx.bias_mant, dtype=np.int64) << fx.bias_exp
+            if drive is not None:
+                scale = self.g.metadata.get("state_scale", {}).get(name, node.state_scale)
+                d = np.asarray(drive, dtype=np.float64) * scale
+                if not np.all(d == np.round(d)):
+                    raise SnncError(f"population {name!r}: bias input is not a multiple of 1/{scale} "
+                                    "(the population's state unit)")
+                bias = bias + d.astype(np.int64)
             v = np.clip(_rtz_decay(st["v"], fx.decay_v) + u + bias, -V_MAX, V_MAX)
             vth = np.asarray(fx.vth, dtype=np.int64) << 6
             refractory = fx.refractory
         else:
             u = st["u"] * (1 - node.current_decay) + a
             v = st["v"] * (1 - node.voltage_decay) + u + node.bias
+            if drive is not None:
+                v = v + drive
             vth = node.threshold
             refractory = node.refractory
         if refractory:
@@ -140,6 +153,7 @@ class _Sim:
         return s.astype(self.dtype)
 
     def step(self, t: int, x: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        self.t = t
         out: Dict[str, np.ndarray] = {k: self._delay_out(k, t) for k in self.timed}
         for name in self.order:
             node = self.g.nodes[name]
@@ -157,7 +171,16 @@ class _Sim:
             elif isinstance(node, Flatten):
                 out[name] = inp.reshape(self.n, -1)
             elif isinstance(node, CubaLIF):
-                out[name] = self._neuron(name, node, inp)
+                preds = self.g.predecessors(name)
+                bias_in = [p for p in preds if isinstance(self.g.nodes[p], Input) and self.g.nodes[p].kind == "bias"]
+                if bias_in:
+                    syn = [out[p] for p in preds if p not in bias_in]
+                    a = sum(syn) if syn else np.zeros((self.n,) + tuple(self.shapes[name]), self.dtype)
+                    out[name] = self._neuron(name, node, a, sum(out[p] for p in bias_in))
+                else:
+                    out[name] = self._neuron(name, node, inp)
+            elif isinstance(node, Average):
+                out[name] = inp.reshape(self.n, node.groups, -1).mean(axis=2)
             elif isinstance(node, Output):
                 out[name] = inp
         return out

@@ -29,8 +29,15 @@ def _pair(v) -> Tuple[int, int]:
 
 @dataclass(frozen=True, eq=False)
 class Input:
-    """A graph input: spikes (or graded values) of shape ``shape`` per step."""
+    """A graph input: spikes (or graded values) of shape ``shape`` per step.
+
+    ``kind``: ``"spikes"`` (default) feeds synapses; ``"bias"`` is a per-step bias drive: it
+    may feed only CubaLIF populations of the same shape, and its value (in threshold units,
+    like ``CubaLIF.bias``) is added to the population's bias at that step. This is how netx
+    feeds an input layer (data through ``bias_mant``).
+    """
     shape: Shape
+    kind: str = "spikes"
 
     def output_shape(self, in_shape: Optional[Shape] = None) -> Shape:
         return tuple(self.shape)
@@ -141,6 +148,9 @@ class CubaLIF:
     real-valued dynamics. ``refractory``: steps v is held at 0 after a spike (0 = none).
     ``graded``: output the value v/state_scale instead of 1 on a spike (not yet supported).
     Decays are fractions in [0, 1]; threshold and bias are floats (scalars or per neuron).
+    ``reset_interval`` > 0: u and v are set to 0 at the start of every step t (before the
+    update) with ``t % reset_interval == reset_offset`` (Lava's ``LIFReset``, netx's
+    ``reset_interval``); 0 means never.
     """
     shape: Shape
     current_decay: Union[float, np.ndarray]
@@ -152,6 +162,8 @@ class CubaLIF:
     spike_compare: str = ">"
     state_scale: int = 4096
     graded: bool = False
+    reset_interval: int = 0
+    reset_offset: int = 0
 
     def output_shape(self, in_shape: Shape) -> Shape:
         if tuple(in_shape) != tuple(self.shape):
@@ -159,8 +171,24 @@ class CubaLIF:
         return tuple(self.shape)
 
 
-Node = Union[Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF]
-NODE_TYPES = {c.__name__: c for c in (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF)}
+@dataclass(frozen=True, eq=False)
+class Average:
+    """Host-side readout: the mean over ``groups`` equal groups of consecutive neurons (C order),
+    per step (SLAYER's ``Average`` block: ``mean(x.reshape(N, groups, -1, T), 2)``).
+
+    Output ``(groups,)``, real-valued; it may feed only an Output (Loihi has no such synapse).
+    """
+    groups: int
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        n = int(np.prod(in_shape))
+        if self.groups <= 0 or n % self.groups:
+            raise ShapeError(f"Average of {self.groups} groups does not divide {n} neurons {tuple(in_shape)}")
+        return (int(self.groups),)
+
+
+Node = Union[Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average]
+NODE_TYPES = {c.__name__: c for c in (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average)}
 SYNAPSES = (Dense, Conv2d, SumPool2d)
 NEURONS = (CubaLIF,)
 

@@ -6,7 +6,7 @@ from typing import List
 import numpy as np
 
 from .fixed import FixedCubaLIF, FixedSynapse
-from .ir import Conv2d, CubaLIF, Delay, Dense, Graph, SumPool2d
+from .ir import Average, Conv2d, CubaLIF, Delay, Dense, Graph, Input, SumPool2d
 
 
 def _fmt(v) -> str:
@@ -30,9 +30,15 @@ def describe(node) -> str:
         return f"steps {_fmt(node.steps)}"
     if isinstance(node, CubaLIF):
         extra = "" if not node.refractory else f" refractory {node.refractory}"
+        if node.reset_interval:
+            extra += f" reset every {node.reset_interval} at {node.reset_offset}"
         return (f"du {_fmt(node.current_decay)} dv {_fmt(node.voltage_decay)} vth {_fmt(node.threshold)}"
                 f" bias {_fmt(node.bias)} reset {node.reset} {node.spike_compare}"
                 f" S {node.state_scale}{extra}")
+    if isinstance(node, Average):
+        return f"mean of {node.groups} groups"
+    if isinstance(node, Input) and node.kind != "spikes":
+        return f"{node.kind} drive"
     return ""
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import SnncError
 from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLIF, FixedSynapse
-from .ir import Conv2d, CubaLIF, Dense, Flatten, Graph, SumPool2d
+from .ir import Average, Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Output, SumPool2d
 from .passes import check
 
 
@@ -115,6 +115,8 @@ def quantize(graph: Graph) -> Graph:
             continue
         inputs = [s for s in graph.predecessors(name) if isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d))]
         for s in graph.predecessors(name):
+            if isinstance(graph.nodes[s], Input) and graph.nodes[s].kind == "bias":
+                continue                    # a per-step bias drive (netx input layers)
             if not isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d)):
                 raise SnncError(f"population {name!r} receives input from {s!r} "
                                 f"({type(graph.nodes[s]).__name__}), not from a synapse: Loihi neurons "
@@ -163,6 +165,15 @@ def quantize(graph: Graph) -> Graph:
     for name, node in graph.nodes.items():
         if isinstance(node, (Dense, Conv2d, SumPool2d)):
             _target_population(graph, name)
+        if isinstance(node, Input) and node.kind != "spikes":
+            if node.kind != "bias":
+                raise SnncError(f"input {name!r}: unknown kind {node.kind!r} (spikes or bias)")
+            bad = [d for d in graph.successors(name) if not isinstance(graph.nodes[d], CubaLIF)]
+            if bad:
+                raise SnncError(f"bias input {name!r} may feed only CubaLIF populations, feeds {bad}")
+        if isinstance(node, Average) and any(not isinstance(graph.nodes[d], Output)
+                                             for d in graph.successors(name)):
+            raise SnncError(f"average {name!r} is a host-side readout and may feed only an Output")
         if isinstance(node, Flatten) and any(not isinstance(graph.nodes[d], Dense) for d in graph.successors(name)):
             raise SnncError(f"flatten {name!r} must feed a Dense synapse")
     g.metadata["quantization"] = report
