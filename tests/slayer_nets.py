@@ -43,16 +43,16 @@ def _scaled(module, gain):
 
 def dense_net(seed=0, T=64, N=2):
     torch.manual_seed(seed)
-    net = Chain(slayer.block.cuba.Dense(NEURON, 40, 30, weight_scale=2),
-                slayer.block.cuba.Dense(NEURON, 30, 10, weight_scale=2))
+    net = Chain(slayer.block.cuba.Dense(dict(NEURON), 40, 30, weight_scale=2),
+                slayer.block.cuba.Dense(dict(NEURON), 30, 10, weight_scale=2))
     return _scaled(net, 2.0).eval(), spikes((N, 40, T), seed=seed)
 
 
 def delay_net(seed=0, T=64, N=2):
     """Dense with learnable axonal delays (set to integers 0..4) into a plain Dense."""
     torch.manual_seed(seed)
-    first = slayer.block.cuba.Dense(NEURON, 20, 16, weight_scale=2, delay=True)
-    net = Chain(first, slayer.block.cuba.Dense(NEURON, 16, 8, weight_scale=2))
+    first = slayer.block.cuba.Dense(dict(NEURON), 20, 16, weight_scale=2, delay=True)
+    net = Chain(first, slayer.block.cuba.Dense(dict(NEURON), 16, 8, weight_scale=2))
     _scaled(net, 2.0)
     # lava-dl's Delay initializes lazily on the first forward: run once, then set integer delays.
     with torch.no_grad():
@@ -67,19 +67,19 @@ def conv_net(seed=0, T=32, N=2):
     """Conv + Pool + Conv + Flatten + Dense on 2x12x12 inputs."""
     torch.manual_seed(seed)
     net = Chain(
-        slayer.block.cuba.Conv(NEURON, 2, 8, 3, padding=1, weight_scale=2),
-        slayer.block.cuba.Pool(NEURON, 2, stride=2, weight_scale=2),
-        slayer.block.cuba.Conv(NEURON, 8, 8, 3, stride=2, weight_scale=2),
+        slayer.block.cuba.Conv(dict(NEURON), 2, 8, 3, padding=1, weight_scale=2),
+        slayer.block.cuba.Pool(dict(NEURON), 2, stride=2, weight_scale=2),
+        slayer.block.cuba.Conv(dict(NEURON), 8, 8, 3, stride=2, weight_scale=2),
         slayer.block.cuba.Flatten(),
-        slayer.block.cuba.Dense(NEURON, 8 * 2 * 2, 10, weight_scale=2),
+        slayer.block.cuba.Dense(dict(NEURON), 8 * 2 * 2, 10, weight_scale=2),
     )
     return _scaled(net, 2.0).eval(), spikes((N, 2, 12, 12, T), rate=0.3, seed=seed)
 
 
 def recurrent_net(seed=0, T=64, N=2):
     torch.manual_seed(seed)
-    net = Chain(slayer.block.cuba.Recurrent(NEURON, 20, 16, weight_scale=2),
-                slayer.block.cuba.Dense(NEURON, 16, 8, weight_scale=2))
+    net = Chain(slayer.block.cuba.Recurrent(dict(NEURON), 20, 16, weight_scale=2),
+                slayer.block.cuba.Dense(dict(NEURON), 16, 8, weight_scale=2))
     return _scaled(net, 2.0).eval(), spikes((N, 20, T), seed=seed)
 
 

@@ -160,14 +160,18 @@ class _Sim:
             if isinstance(node, Input):
                 out[name] = x[name]
                 continue
-            inp = self._sum_inputs(name, out)
+            if isinstance(node, (Dense, Conv2d, SumPool2d)):
+                inp = None
+            else:
+                inp = self._sum_inputs(name, out)
             if isinstance(node, Delay):
                 st = self.state[name]
                 st["hist"][t % st["hist"].shape[0]] = inp
                 if name not in self.timed:
                     out[name] = self._delay_out(name, t)
             elif isinstance(node, (Dense, Conv2d, SumPool2d)):
-                out[name] = self._synapse(name, node, inp)
+                # one synapse per source, summed at the neuron: what Lava does with fan-in
+                out[name] = sum(self._synapse(name, node, out[s]) for s in self.g.predecessors(name))
             elif isinstance(node, Flatten):
                 out[name] = inp.reshape(self.n, -1)
             elif isinstance(node, CubaLIF):

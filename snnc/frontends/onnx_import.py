@@ -17,7 +17,7 @@ from ..compiler.passes import check
 from ..errors import SnncError
 
 DOMAIN = "snnc"
-SUPPORTED = ("MatMul", "Conv", "Reshape", "Add", "Identity",
+SUPPORTED = ("MatMul", "Conv", "Reshape", "Add", "Concat", "Identity",
              "snnc.CubaLIF", "snnc.Delay", "snnc.RecurrentCubaLIF")
 
 
@@ -40,6 +40,8 @@ class _Importer:
         self.g = Graph(metadata={"source": os.path.basename(path)})
         self.const: Dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
         self.values: Dict[str, List[str]] = {}
+        # a channel Concat is not a node: a synapse that reads it is split into one synapse per part
+        self.concats: Dict[str, List[tuple]] = {}
         self.shapes: Dict[str, tuple] = {}
         self.count: Dict[str, int] = {}
 
@@ -59,6 +61,9 @@ class _Importer:
         return name
 
     def source(self, node, value: str) -> List[str]:
+        if value in self.concats:
+            raise self.err(node, f"input {value!r} is a Concat; snnc reads a Concat only as the input of "
+                                 "a MatMul or Conv synapse")
         if value not in self.values:
             raise self.err(node, f"input {value!r} is not produced by a supported node "
                                  "(constants cannot feed a neuron graph)")
@@ -129,9 +134,38 @@ class _Importer:
         self._same_shape(node, srcs)
         self.values[node.output[0]] = srcs
 
+    def parts(self, node, value: str):
+        """``[(sources, shape), ...]``: the channel blocks of a value (one block unless a Concat)."""
+        if value in self.concats:
+            return self.concats[value]
+        srcs = self.source(node, value)
+        return [(srcs, self._same_shape(node, srcs))]
+
+    def op_Concat(self, node):
+        if int(self.attrs(node).get("axis", 0)) != 1:
+            raise self.err(node, "only a channel Concat (axis=1) is supported")
+        parts = [p for v in node.input for p in self.parts(node, v)]
+        rest = {tuple(shape[1:]) for _, shape in parts}
+        if len(rest) != 1:
+            raise self.err(node, f"inputs differ beyond the channel axis: {[shape for _, shape in parts]}")
+        self.concats[node.output[0]] = parts
+
     def op_MatMul(self, node):
         w = self.constant(node, node.input[0]).astype(np.float64)
-        srcs = self.source(node, node.input[1])
+        parts = self.parts(node, node.input[1])
+        if len(parts) > 1:
+            if w.ndim != 2 or any(len(shape) != 1 for _, shape in parts) \
+                    or w.shape[1] != sum(shape[0] for _, shape in parts):
+                raise self.err(node, f"weight {w.shape} does not fit the concatenated input "
+                                     f"{[shape for _, shape in parts]}")
+            names, start = [], 0
+            for k, (srcs, shape) in enumerate(parts):
+                names.append(self.add(node, Dense(w[:, start:start + shape[0]]), srcs,
+                                      f"{node.name or 'dense'}_part{k}"))
+                start += shape[0]
+            self.values[node.output[0]] = names
+            return
+        srcs = parts[0][0]
         shape = self._same_shape(node, srcs)
         if w.ndim != 2 or shape != (w.shape[1],):
             raise self.err(node, f"expects MatMul(W[out, in], x(N, in, T)); got W {w.shape} and x of "
@@ -145,18 +179,31 @@ class _Importer:
         w = self.constant(node, node.input[1]).astype(np.float64)
         if w.ndim != 5 or w.shape[-1] != 1:
             raise self.err(node, f"expects a per-step 2-D conv: weight [out, in/g, kh, kw, 1], got {w.shape}")
-        srcs = self.source(node, node.input[0])
-        shape = self._same_shape(node, srcs)
+        srcs, shape = self.parts(node, node.input[0])[0]
         strides = list(a.get("strides", [1, 1, 1]))
         pads = list(a.get("pads", [0] * 6))
         dil = list(a.get("dilations", [1, 1, 1]))
         group = int(a.get("group", 1))
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             raise self.err(node, "auto_pad is not supported: give explicit pads")
-        if strides[2] != 1 or dil[2] != 1 or pads[2] != 0 or pads[5] != 0 or pads[0:2] != pads[3:5]:
-            raise self.err(node, f"time axis must be untouched and pads symmetric; got strides {strides}, "
-                                 f"pads {pads}, dilations {dil}")
+        if strides[2] != 1 or dil[2] != 1 or pads[2] != 0 or pads[5] != 0:
+            raise self.err(node, f"the time axis must be untouched; got strides {strides}, pads {pads}, "
+                                 f"dilations {dil}")
+        if pads[0:2] != pads[3:5]:
+            raise self.err(node, f"asymmetric pads {pads} are not supported (Lava's Conv pads both sides "
+                                 "equally); for a SLAYER Pool, use input sizes divisible by the kernel")
         w = w[..., 0]
+        parts = self.parts(node, node.input[0])
+        if len(parts) > 1:
+            if group != 1 or w.shape[1] != sum(sh[0] for _, sh in parts):
+                raise self.err(node, "a grouped Conv (or pooling) over a Concat is not supported")
+            names, start = [], 0
+            for k, (psrcs, sh) in enumerate(parts):
+                syn = Conv2d(w[:, start:start + sh[0]], tuple(strides[:2]), tuple(pads[:2]), tuple(dil[:2]), 1)
+                names.append(self.add(node, syn, psrcs, f"{node.name or 'conv'}_part{k}"))
+                start += sh[0]
+            self.values[node.output[0]] = names
+            return
         c = shape[0] if len(shape) == 3 else None
         if group > 1 and group == c == w.shape[0] and w.shape[1] == 1 and np.all(w == w.flat[0]) \
                 and dil[:2] == [1, 1]:
@@ -189,8 +236,13 @@ class _Importer:
         if missing:
             raise self.err(node, f"missing attribute(s) {missing}")
         bias = 0.0
-        if len(node.input) > 1 and node.input[1] and node.op_type == "CubaLIF":
-            bias = self.constant(node, node.input[1]).astype(np.float64)
+        k = 1 if node.op_type == "CubaLIF" else 2
+        if len(node.input) > k and node.input[k]:
+            bias = self.constant(node, node.input[k]).astype(np.float64)
+            try:
+                bias = np.broadcast_to(bias, shape).copy() if np.any(bias) else 0.0
+            except ValueError:
+                raise self.err(node, f"bias of shape {bias.shape} does not fit neurons {shape}") from None
         def s(v):
             return v.decode() if isinstance(v, bytes) else v
         lif = CubaLIF(shape=shape, current_decay=float(a["current_decay"]),
