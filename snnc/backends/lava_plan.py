@@ -288,6 +288,20 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed") -> LavaPlan:
         plan.conns.append(_conn_plan(graph, f"{syn}#{i}", syn, src, dst, pre, post, extra,
                                      shapes, mode))
 
+    # Lava compiles what is connected to the process it runs (the input source)
+    reached, frontier = {plan.input_name}, [plan.input_name]
+    while frontier:
+        p = frontier.pop()
+        for c in plan.conns:
+            for a, b in ((c.src, c.dst), (c.dst, c.src)):
+                if a == p and b not in reached:
+                    reached.add(b)
+                    frontier.append(b)
+    lost = [p for p in plan.pops if p not in reached]
+    if lost:
+        raise SnncError(f"Lava backend: populations {lost} are not connected to the input "
+                        f"{plan.input_name!r}")
+
     # output (host side: crop, delay, flatten)
     oname = graph.outputs[0]
     onode = graph.nodes[oname]
