@@ -95,6 +95,41 @@ def cmd_parity(a) -> int:
     return 0
 
 
+def cmd_deploy(a) -> int:
+    from . import deploy
+    if a.target != "loihi2":
+        raise SnncError(f"unknown deploy target {a.target!r}; snnc deploys to loihi2")
+    if not (a.dry_run or a.bundle):
+        from .backends import loihi_hw
+        loihi_hw.require_runtime()          # fail fast, before loading anything
+        if not a.input or not a.output:
+            raise SnncError("a hardware run needs --input spikes.npy and -o output.npz")
+        x = _load_input(a.input)
+        out = _out_path(a.output, [a.model, a.input])
+        result = deploy.run_hardware(a.model, x)
+        arrays = {"output": result.output}
+        arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
+        np.savez(out, **arrays)
+        print(f"{result.engine}: {int(result.output.sum())} output spikes -> {out}")
+        return 0
+    x = _load_input(a.input) if a.input else None
+    if a.bundle:
+        manifest = deploy.write_bundle(a.model, a.bundle, spikes=x, system=a.system, chips=a.chips)
+        print(f"bundle -> {a.bundle}: {', '.join(sorted(manifest['files']))}, manifest.json "
+              f"({manifest['cores']} cores on {manifest['chips']} chip(s); expected output from "
+              f"{manifest['sim_backend']}); check it with: python {os.path.join(a.bundle, 'run.py')}")
+        if not a.dry_run:
+            return 0
+    m, est, report = deploy.dry_run(a.model, system=a.system, chips=a.chips, spikes=x)
+    path = _out_path(a.map or os.path.splitext(a.model)[0] + ".map.json", [a.model, a.input])
+    deploy.write_json(report, path)
+    print(m.table())
+    if est is not None:
+        print(est.summary())
+    print(f"map -> {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snnc", description="Compile spiking neural networks to Loihi via Lava.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--engines", help="comma-separated (default reference,lava-float,lava-fixed)")
     q.add_argument("--timeout", type=float, default=600.0)
     q.set_defaults(fn=cmd_parity)
+    d = sub.add_parser("deploy", help="map onto Loihi 2 cores/chips (--dry-run), write a bundle, or run on Loihi 2")
+    d.add_argument("model", help=".snnc or .onnx")
+    d.add_argument("--target", default="loihi2", help="deployment target (loihi2)")
+    d.add_argument("--dry-run", action="store_true", help="map and check the fit only; print and write the map")
+    d.add_argument("--system", default="kapoho-point", choices=["single-chip", "kapoho-point", "hala-point"],
+                   help="Loihi 2 system (chips available)")
+    d.add_argument("--chips", type=int, help="number of chips available (overrides --system's)")
+    d.add_argument("--map", help="where to write the JSON map (default: MODEL.map.json)")
+    d.add_argument("--input", help=".npy spikes: estimates (dry run), test input (bundle), data (hardware)")
+    d.add_argument("--bundle", metavar="DIR", help="write a deployment bundle to DIR")
+    d.add_argument("-o", "--output", help="hardware run: output .npz (same format as snnc run)")
+    d.set_defaults(fn=cmd_deploy)
     return p
 
 

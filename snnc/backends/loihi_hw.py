@@ -1,0 +1,115 @@
+"""Loihi 2 hardware run: detect Intel's runtime, build the Lava processes, run on Loihi2HwCfg.
+
+Intel's Loihi 2 compiler and runtime (``lava-loihi``, INRC members only) provide
+``lava.magma.compiler.subcompilers.nc`` (the neuro-core compiler). Without it nothing is built:
+``require_runtime`` raises SnncError at once, naming what is missing and what works without it.
+
+The processes given to the hardware are the Lava backend's own: ``hardware_plan`` is
+``lava_plan.plan_lava(graph, steps, "fixed")`` (the bit-accurate ``fixed_pt`` plan that
+``snnc run --backend lava-fixed`` simulates) and ``lava_worker.build`` instantiates them. Only
+the run configuration differs (``Loihi2HwCfg`` instead of ``Loihi2SimCfg(select_tag="fixed_pt")``).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from ..errors import SnncError
+
+NC_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
+
+
+def runtime_status() -> Tuple[bool, str]:
+    """(available, explanation) for Intel's Loihi 2 runtime on this machine."""
+    try:
+        found = importlib.util.find_spec(NC_COMPILER) is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return True, f"Loihi 2 runtime found ({NC_COMPILER})"
+    try:
+        import lava  # noqa: F401
+        lava_ok = "lava-nc is installed"
+    except ImportError:
+        lava_ok = "lava-nc is not installed either"
+    return False, (f"Intel's Loihi 2 runtime is not installed: the module {NC_COMPILER} (package "
+                   f"lava-loihi, available to INRC members only) cannot be imported; {lava_ok}. "
+                   "Without it snnc cannot run on Loihi hardware. These work without it: "
+                   "'snnc deploy MODEL --target loihi2 --dry-run' (map and fit check), "
+                   "'snnc deploy MODEL --target loihi2 --bundle DIR' (files to take to a Loihi host) and "
+                   "'snnc run MODEL --backend lava-fixed' (the bit-accurate simulation)")
+
+
+def require_runtime() -> None:
+    ok, why = runtime_status()
+    if not ok:
+        raise SnncError(why)
+
+
+def hardware_plan(graph, steps: int):
+    """The fixed-point Lava plan sent to hardware: the same one the bit-accurate simulation runs."""
+    from .lava_plan import plan_lava
+    return plan_lava(graph, int(steps), "fixed")
+
+
+def hardware_config():
+    from lava.magma.core.run_configs import Loihi2HwCfg
+    return Loihi2HwCfg()
+
+
+@contextlib.contextmanager
+def _run_config(factory: Callable):
+    """Make the Lava worker's run loop use ``factory()`` as its run configuration.
+
+    The worker builds ``Loihi2SimCfg(select_tag=...)``; until it takes a config argument this
+    swaps that name for the duration of the run (the processes themselves are untouched).
+    """
+    import lava.magma.core.run_configs as rc
+    saved = rc.Loihi2SimCfg
+    rc.Loihi2SimCfg = lambda *a, **k: factory()
+    try:
+        yield
+    finally:
+        rc.Loihi2SimCfg = saved
+
+
+def run_plan(plan, spikes: np.ndarray, config_factory: Optional[Callable] = None):
+    """Build ``plan``'s processes (lava_worker.build) and run them under ``config_factory()``
+    (default Loihi2HwCfg). Returns (spikes per population, timing) like the Lava worker."""
+    from . import lava_worker
+    with _run_config(config_factory or hardware_config):
+        return lava_worker.run(plan, spikes)
+
+
+def run_hw(graph, spikes, config_factory: Optional[Callable] = None, check_runtime: bool = True):
+    """Run ``graph`` on Loihi 2 (or under ``config_factory``); a RunResult like ``snnc.run``."""
+    if check_runtime and config_factory is None:
+        require_runtime()
+    import time
+    from ..api import check_input
+    from .lava_backend import _shift
+    from .result import RunResult
+    x, batched = check_input(graph, spikes)
+    x = x.astype(np.int8)
+    n, T = x.shape[0], x.shape[-1]
+    plan = hardware_plan(graph, T)
+    t0 = time.perf_counter()
+    pops, timing = run_plan(plan, x, config_factory)
+    # host side of the output, exactly as the Lava backend does it: delay, flatten, sum of paths
+    out = np.zeros((n,) + tuple(plan.output.shape) + (T,), dtype=np.float32)
+    for src, d, flat in plan.output.paths:
+        s = (x if src == plan.input_name else pops[src]).astype(np.float32)
+        y = _shift(s, d)
+        if flat:
+            y = y.reshape((n, -1, T))
+        out += y.reshape(out.shape)
+    counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items()}
+    r = RunResult(out, counts, engine="loihi2" if config_factory is None else "loihi2-plan-simulated",
+                  seconds=time.perf_counter() - t0)
+    if not batched:
+        r.output = r.output[0]
+        r.counts = {k: v[0] for k, v in r.counts.items()}
+    return r
