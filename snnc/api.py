@@ -16,20 +16,25 @@ from .errors import SnncError
 ENGINES = ("lava-fixed", "lava-float", "reference", "reference-float")
 
 
-def import_model(path: str) -> Graph:
-    """Read a model file into the IR by its extension (.onnx; .snnc is already compiled)."""
+def import_model(path: str, **netx_options) -> Graph:
+    """Read a model file into the IR by its extension (.onnx; .net = lava-dl netx HDF5, with
+    ``netx_options`` for ``import_netx``; .snnc is already compiled)."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".snnc":
         return artifact.load(path)
+    if ext == ".net":
+        from .frontends.netx_import import import_netx
+        return import_netx(path, **netx_options)
     if ext == ".onnx" or ext == "":
         from .frontends.onnx_import import import_onnx
         return import_onnx(path)
-    raise SnncError(f"{path}: unknown model type {ext!r}; snnc reads .onnx files (and compiled .snnc)")
+    raise SnncError(f"{path}: unknown model type {ext!r}; snnc reads .onnx and netx .net files (and compiled .snnc)")
 
 
-def compile(model: Union[str, Graph], output: Optional[str] = None) -> Graph:
-    """Model (``.onnx`` path or IR graph) -> checked, quantized graph; saved to ``output`` if given."""
-    graph = import_model(model) if isinstance(model, str) else model
+def compile(model: Union[str, Graph], output: Optional[str] = None, **netx_options) -> Graph:
+    """Model (``.onnx``/``.net`` path or IR graph) -> checked, quantized graph; saved to ``output``
+    if given. ``netx_options`` (``.net`` only): ``reset_interval``, ``reset_offset``, ``input_shape``."""
+    graph = import_model(model, **netx_options) if isinstance(model, str) else model
     if isinstance(model, str):
         graph.metadata.setdefault("source", os.path.basename(model))
     graph = quantize(graph)

@@ -45,7 +45,11 @@ def cmd_compile(a) -> int:
     from . import api
     from .compiler.printing import quantization_table
     out = _out_path(a.output or os.path.splitext(a.model)[0] + ".snnc", [a.model])
-    graph = api.compile(a.model, out)
+    opts = {k: v for k, v in (("reset_interval", getattr(a, "reset_interval", None)),
+                              ("reset_offset", getattr(a, "reset_offset", None))) if v is not None}
+    if opts and not a.model.lower().endswith(".net"):
+        raise SnncError("--reset-interval/--reset-offset apply to netx .net models only")
+    graph = api.compile(a.model, out, **opts)
     report = graph.metadata.get("quantization", [])
     lossy = [r for r in report if r["rounded"] or r["clipped"]]
     print(f"compiled {a.model} -> {out}: {len(graph.nodes)} nodes, "
@@ -55,6 +59,21 @@ def cmd_compile(a) -> int:
         print(quantization_table(type(graph)(metadata={"quantization": lossy})))
     else:
         print("quantization exact: every parameter is representable in Loihi 2 fixed point")
+    return 0
+
+
+def cmd_export_net(a) -> int:
+    import warnings
+    from . import api
+    from .backends.netx_export import export_netx
+    out = _out_path(a.output, [a.model])
+    graph = api._as_graph(a.model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        notes = export_netx(graph, out)
+    print(f"exported {a.model} -> {out} (netx HDF5)")
+    for n in notes:
+        print(f"note: {n}")
     return 0
 
 
@@ -136,7 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="ONNX model -> compiled .snnc artifact (checked and quantized)")
     c.add_argument("model")
     c.add_argument("-o", "--output", help="output .snnc path (default: next to the model)")
+    c.add_argument("--reset-interval", type=int, help=".net only: netx's periodic state reset (steps)")
+    c.add_argument("--reset-offset", type=int, help=".net only: netx's reset phase (default 0)")
     c.set_defaults(fn=cmd_compile)
+    e = sub.add_parser("export-net", help="compiled model -> lava-dl netx .net (HDF5) file")
+    e.add_argument("model", help=".snnc (or .onnx/.net)")
+    e.add_argument("-o", "--output", required=True, help="output .net path")
+    e.set_defaults(fn=cmd_export_net)
     i = sub.add_parser("info", help="print the spiking graph and the quantization report")
     i.add_argument("model", help=".snnc or .onnx")
     i.set_defaults(fn=cmd_info)
