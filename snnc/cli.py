@@ -1,4 +1,4 @@
-"""The ``snnc`` command: compile, info, run, parity.
+"""The ``snnc`` command: compile, info, run, parity, deploy.
 
 Bad input exits with code 2 and one clear line naming the file, node or layer; never a traceback
 (set SNNC_DEBUG=1 to see one).
