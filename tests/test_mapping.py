@@ -148,7 +148,7 @@ def test_does_not_fit_conv_kernel():
 
 
 def test_does_not_fit_delay():
-    with pytest.raises(SnncError, match="'lif0'.*delay of 80 steps exceeds .* 62"):
+    with pytest.raises(SnncError, match="'lif0'.*delay of 80 steps needs a synaptic delay of 79 .* maximum of 62"):
         map_graph(dense_net([10, 10], delay=80))
 
 
@@ -192,3 +192,13 @@ def test_pilotnet_lif_maps_and_estimate_is_in_range():
     e = estimate(m, counts, T)
     per_inference_mj = e.totals["energy_per_step_uj"] * 16 / 1000      # 16 steps per inference
     assert 0.3 < per_inference_mj / 1.09 < 3.0                          # Intel: 1.09 mJ dynamic
+
+
+def test_pilotnet_lif_through_the_netx_importer_maps_the_same():
+    pytest.importorskip("h5py")
+    from pilotnet_net import NET
+    if not os.path.exists(NET):
+        pytest.skip("lava-dl's PilotNet test network is not installed")
+    from snnc import api
+    m = map_graph(quantize(api.import_model(NET)))
+    assert len(m.cores) == 41 and m.chips == 1

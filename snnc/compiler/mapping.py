@@ -13,7 +13,9 @@ Deterministic: the same graph and resource model always give the same map.
    - Conv2d: weights are shared, stored once per core: ``(Cin/groups) * kh * kw *
      ceil(channels_in_tile * bits / 64)`` per group in the tile;
    - SumPool2d: a depthwise conv with one weight: ``channels * kh * kw`` words.
-   Neuron state: ``n * (state bytes + accumulator bytes * (max delay + 1))``.
+   Neuron state: ``n * (state bytes + accumulator bytes * (max delay + 1))``, where the delay is
+   the synaptic delay on the core: an IR delay of d steps minus the one step every Loihi
+   synapse takes anyway.
 2. Axons. Dense inputs need one input axon per presynaptic neuron (a neuron's synapses all live
    on its core, so a dense fan-in above the core's axon limit cannot be split); convolutional
    inputs share one axon per (source core, destination core) pair. Output axon entries: a dense
@@ -220,8 +222,10 @@ def _inputs(graph: Graph, pop: str, shapes) -> List[SynInput]:
             raise SnncError(f"synapse {s!r} has no fixed-point view: compile (quantize) the model first")
         src, delay = _trace_source(graph, s)
         bits = weight_bits(fx.weight)
+        # a Loihi synapse already takes one step (Lava's synapses send before they compute), so
+        # an IR delay of d needs d - 1 extra steps of synaptic delay on the core
         common = dict(synapse=s, source=src, source_is_input=isinstance(graph.nodes[src], Input),
-                      bits=bits, max_delay=int(delay))
+                      bits=bits, max_delay=max(int(delay) - 1, 0))
         if isinstance(node, Dense):
             out.append(SynInput(kind="dense", in_features=int(node.weight.shape[1]), **common))
         elif isinstance(node, Conv2d):
@@ -278,8 +282,9 @@ def _tile_layer(graph: Graph, pop: str, shape, inputs: List[SynInput], res: Loih
     spn = _state_per_neuron(res, inputs)
     max_d = max([i.max_delay for i in inputs] + [0])
     if max_d > res.v("max_delay"):
-        raise SnncError(f"layer {pop!r}: a synaptic delay of {max_d} steps exceeds Loihi 2's maximum of "
-                        f"{res.v('max_delay'):g} steps; split the delay with an intermediate relay "
+        raise SnncError(f"layer {pop!r}: a delay of {max_d + 1} steps needs a synaptic delay of {max_d} "
+                        f"steps (the synapse itself takes one), more than Loihi 2's maximum of "
+                        f"{res.v('max_delay'):g}; split the delay with an intermediate relay "
                         "population or shorten it")
     n_by_state = L_s // spn
     if n_by_state < 1:
