@@ -360,3 +360,64 @@ def test_pipeline_export_compile_lava_fixed(name, tmp_path):
     print(f"\n[pipeline {name}] pytorch {int(y.sum())} lava-fixed {int(res.output.sum())} "
           f"{res.layer_totals()} {res.seconds:.1f}s")
     np.testing.assert_array_equal(res.output, y)
+
+
+# ----------------------------------------------------------------------------- speed options
+def test_conv_as_dense_and_channels_are_identical_to_conv():
+    """conv_as="dense" (Conv2d/SumPool2d as Lava Dense with the materialized matrix) and
+    conv_as="conv" (Lava Conv), with io "channels" and "ringbuffer", give the same spikes in
+    fixed_pt, equal to the reference simulator and to the SLAYER forward; float agrees too."""
+    from snnc.backends.reference import run_reference
+    net, x = slayer_nets.conv_net()
+    ref, _ = slayer_forward(net, x)
+    g = slayer_to_ir(net, x.shape[1:-1])
+    xs = x.numpy()
+    kinds = {ca: sorted(c.kind for c in plan_lava(g, xs.shape[-1], "fixed", conv_as=ca).conns)
+             for ca in ("conv", "dense", "auto")}
+    assert kinds["conv"] == ["conv", "conv", "conv", "dense"]
+    assert kinds["dense"] == kinds["auto"] == ["dense"] * 4
+    rs = run_reference(g, xs, "fixed")
+    runs = {(ca, io): run_lava(g, xs, mode="fixed", conv_as=ca, io=io)
+            for ca, io in (("conv", "channels"), ("dense", "channels"), ("conv", "ringbuffer"))}
+    assert ref.sum() > 0
+    np.testing.assert_array_equal(rs.output, ref)
+    for key, r in runs.items():
+        np.testing.assert_array_equal(r.output, ref, err_msg=str(key))
+        for k, v in rs.counts.items():
+            np.testing.assert_array_equal(r.counts[k], v, err_msg=f"{key} {k}")
+    fl = {ca: run_lava(g, xs, mode="float", conv_as=ca) for ca in ("conv", "dense")}
+    np.testing.assert_array_equal(fl["conv"].output, fl["dense"].output)
+    for k in fl["conv"].counts:
+        np.testing.assert_array_equal(fl["conv"].counts[k], fl["dense"].counts[k], err_msg=k)
+    print(f"\n[conv_as] times: " + ", ".join(f"{k} {r.seconds:.1f}s" for k, r in runs.items()))
+
+
+def test_conv_matrix_matches_reference_convolution():
+    """The materialized matrix is the IR convolution (strides, padding, dilation, groups)."""
+    from snnc.backends.lava_plan import conv_matrix
+    rng = np.random.default_rng(0)
+    for (cin, cout, k, s, p, d, grp, h, w) in ((2, 4, 3, 1, 1, 1, 1, 7, 6), (4, 6, 3, 2, 0, 2, 2, 9, 10),
+                                               (3, 3, 2, 2, 1, 1, 3, 5, 5)):
+        wt = rng.integers(-5, 6, (cout, cin // grp, k, k))
+        x = rng.integers(0, 2, (1, cin, h, w))
+        y = torch.nn.functional.conv2d(torch.from_numpy(x).double(), torch.from_numpy(wt).double(),
+                                       stride=s, padding=p, dilation=d, groups=grp).numpy()[0]
+        m = conv_matrix(wt, (cin, h, w), y.shape, (s, s), (p, p), (d, d), grp)
+        np.testing.assert_array_equal(m @ x.ravel(), y.ravel())
+
+
+def test_conv_as_dense_refuses_inexact_weights():
+    """Odd mixed-sign weights are exact for Lava's Conv but Dense would truncate them: 'dense'
+    raises, 'auto' keeps the Conv process."""
+    g = Graph()
+    g.add("in", Input((1, 4, 4)))
+    w = np.array([[[[3, -1], [1, 5]]]], dtype=np.int64)
+    g.add("conv", Conv2d(w / 64), "in")
+    g.fixed["conv"] = FixedSynapse(w)
+    g.add("lif", CubaLIF((1, 3, 3), 0.25, 0.03, 1.25), "conv")
+    g.fixed["lif"] = FixedCubaLIF(1024, 128, 80)
+    g.add("out", Output((1, 3, 3)), "lif")
+    with pytest.raises(SnncError, match="conv_as='dense'"):
+        plan_lava(g, 8, "fixed", conv_as="dense")
+    assert plan_lava(g, 8, "fixed", conv_as="auto").conns[0].kind == "conv"
+    assert plan_lava(g, 8, "float", conv_as="dense").conns[0].kind == "dense"

@@ -1,6 +1,7 @@
 """Run an IR graph on Lava's CPU simulation of Loihi 2 (``Loihi2SimCfg``).
 
-``run_lava(graph, spikes, mode="fixed"|"float", timeout=600.0) -> RunResult``
+``run_lava(graph, spikes, mode="fixed"|"float", timeout=600.0, conv_as="auto", io="channels")
+-> RunResult``
 
 - ``fixed``: ``select_tag="fixed_pt"`` with the standard Lava processes (``Dense``/``DelayDense``,
   ``Conv``, ``LIF``, io ``RingBuffer`` source/sinks) and the integer parameters of
@@ -13,6 +14,15 @@ synapse, d-1 more from DelayDense); the output and per-population counts are cro
 IR time axis and Delays at the graph output are applied on the host. Every sample starts from a
 zero state (u, v, synapse buffers are reset with ``Var.set`` between samples), and non-zero bias
 is held at 0 until a population's first IR step, so Lava's leading steps are exact too.
+
+Speed (CPU simulation; see ``lava_plan``'s module doc): ``conv_as="auto"`` runs a Conv2d /
+SumPool2d connection as a Lava ``Dense`` with its materialized weight matrix when that is exact and
+small (``"conv"`` keeps Lava's ``Conv`` process, as on hardware; ``"dense"`` forces the lowering or
+raises), and ``io="channels"`` feeds and reads the network with io ``Injector``/``Extractor``
+(one message per step) instead of ``RingBuffer`` ``Var.set``/``Var.get`` (one message per
+element). Synapse buffers whose source was silent at the end of a sample are not reset (they are
+already zero). The child runs with one BLAS/OpenMP thread (Lava starts one OS process per Lava
+process). ``result.timing`` reports where the time went.
 
 The Lava simulation runs in a child process (``python -m snnc.backends.lava_worker``) with a
 timeout; its process group is killed on timeout and ``SnncError`` reports the child's stderr.
@@ -48,6 +58,8 @@ def _run_worker(plan: LavaPlan, spikes: np.ndarray, timeout: float) -> dict:
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[k] = "1"         # one Lava process per OS process already fills the cores
         with open(err_path, "wb") as err:
             proc = subprocess.Popen([sys.executable, "-m", "snnc.backends.lava_worker", job_dir],
                                     stdout=subprocess.DEVNULL, stderr=err, env=env,
@@ -108,7 +120,8 @@ def _shift(x: np.ndarray, d: np.ndarray) -> np.ndarray:
     return y
 
 
-def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0) -> RunResult:
+def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as: str = "auto",
+             io: str = "channels") -> RunResult:
     """Run ``graph`` on Lava. ``spikes``: binary ``(N, *input_shape, T)``; see module doc."""
     start = time.perf_counter()
     x = np.asarray(spikes)
@@ -116,7 +129,7 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0) -> RunR
         raise SnncError(f"Lava backend: spikes must be (N, *input_shape, T), got shape {x.shape}")
     if not np.all((x == 0) | (x == 1)):
         raise SnncError("Lava backend: input must be binary spikes (0/1)")
-    plan = plan_lava(graph, x.shape[-1], mode)
+    plan = plan_lava(graph, x.shape[-1], mode, conv_as=conv_as, io=io)
     ishape = plan.pops[plan.input_name].shape
     if tuple(x.shape[1:-1]) != tuple(ishape):
         raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, {', '.join(map(str, ishape))}, T), "

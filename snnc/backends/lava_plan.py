@@ -12,6 +12,23 @@ Mapping (see docs in ``lava_backend``):
   t + o(P), counting Lava steps from 0). A Lava synapse adds one step, so a connection whose
   IR delay is d needs e = o(dst) - o(src) + d - 1 >= 0 extra steps (DelayDense); offsets are the
   smallest that satisfy every connection (longest path, cycles need d >= 1).
+
+Options (CPU simulation speed; the defaults of ``plan_lava`` are the hardware plan):
+- ``conv_as``: ``"conv"`` (default here; Lava ``Conv`` processes, what Loihi runs), ``"dense"``
+  (every Conv2d/SumPool2d connection becomes a Lava ``Dense`` with the materialized weight matrix
+  in Lava's flat (x, y, f) layout; raises if that cannot be exact) or ``"auto"`` (``"dense"``
+  where it is exact and the matrix has at most ``DENSE_CONV_MAX_ENTRIES`` entries, else
+  ``"conv"``). Exactness in fixed_pt: Lava's fixed Conv uses its weights as they are and wraps
+  its output to 24 bits signed; Dense clips/truncates weights by sign mode and does not wrap. The
+  lowering is used only when every weight is an exact 8-bit Dense weight (``_check_dense_weights``
+  with 8 bits) and the largest possible |input| of any neuron (sum of |w| over its fan-in) is
+  below 2**23, so neither step can change a value: the spikes are identical. In floating_pt both
+  compute the float64 sum of the weights of the spiking inputs, in a different order (identical
+  whenever those sums are exact, e.g. weights that are multiples of 2**-k of moderate size).
+- ``io``: ``"ringbuffer"`` (default here; io ``RingBuffer`` source/sinks, input set and spikes
+  read through ``Var.set``/``Var.get``) or ``"channels"`` (io ``Injector``/``Extractor``: whole
+  vectors per step over a channel; Lava's Var get/set moves one element per message, which made
+  the ringbuffer sinks dominate the CPU run time). ``run_lava`` uses ``"auto"``/``"channels"``.
 """
 from __future__ import annotations
 
@@ -25,6 +42,9 @@ from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, 
 from ..errors import SnncError
 
 MAX_DELAY = 62          # Loihi 2 synaptic delay limit as used by netx (DelayDense accepts <= 63)
+DENSE_CONV_MAX_ENTRIES = 4 * 1024 * 1024    # conv_as="auto": largest materialized matrix
+CONV_AS = ("conv", "dense", "auto")
+IO = ("ringbuffer", "channels")
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -90,6 +110,8 @@ class ConnPlan:
     dilation: Tuple[int, int] = (1, 1)
     groups: int = 1
     src_flatten: bool = False       # dense fed by a (C,H,W) population: connect s_out.flatten()
+    dst_reshape: bool = False       # dense into a (C,H,W) population: a_out.reshape(dst lshape)
+    lowered_from: str = ""          # "conv" when a Conv2d/SumPool2d runs as this Dense
 
 
 @dataclass
@@ -108,6 +130,7 @@ class LavaPlan:
     conns: List[ConnPlan] = field(default_factory=list)
     output: Optional[OutputPlan] = None
     input_name: str = ""
+    io: str = "ringbuffer"          # see module doc
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -221,14 +244,20 @@ def _node_shapes(graph: Graph) -> Dict[str, tuple]:
 
 
 # ----------------------------------------------------------------------------- planning
-def plan_lava(graph: Graph, steps: int, mode: str = "fixed") -> LavaPlan:
+def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "conv",
+              io: str = "ringbuffer") -> LavaPlan:
+    """The Lava plan of ``graph`` for ``steps`` IR steps; ``conv_as``/``io``: see module doc."""
     if mode not in ("fixed", "float"):
         raise ValueError(f"mode must be 'fixed' or 'float', got {mode!r}")
+    if conv_as not in CONV_AS:
+        raise ValueError(f"conv_as must be one of {CONV_AS}, got {conv_as!r}")
+    if io not in IO:
+        raise ValueError(f"io must be one of {IO}, got {io!r}")
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise SnncError(f"Lava backend: needs exactly one Input and one Output, got inputs "
                         f"{graph.inputs} and outputs {graph.outputs}")
     shapes = _node_shapes(graph)
-    plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0])
+    plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0], io=io)
 
     # populations and their parameters
     for name, node in graph.nodes.items():
@@ -286,7 +315,7 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed") -> LavaPlan:
     for i, (src, syn, dst, pre, post, flat) in enumerate(raw):
         extra = off[dst] - off[src] - 1            # e = that + d
         plan.conns.append(_conn_plan(graph, f"{syn}#{i}", syn, src, dst, pre, post, extra,
-                                     shapes, mode))
+                                     shapes, mode, conv_as))
 
     # Lava compiles what is connected to the process it runs (the input source)
     reached, frontier = {plan.input_name}, [plan.input_name]
@@ -346,7 +375,7 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
     return pp
 
 
-def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode) -> ConnPlan:
+def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode, conv_as="conv") -> ConnPlan:
     node = graph.nodes[syn]
     sshape = tuple(shapes[src])
     fx = graph.fixed.get(syn) if mode == "fixed" else None
@@ -394,9 +423,62 @@ def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode) -> C
     if fx is not None and int(fx.weight_exp) != 0:
         raise _err(syn, node, f"weight_exp {fx.weight_exp} != 0 is not supported (Lava's Conv "
                               "fixed-point model ignores the weight exponent)")
+    if conv_as != "conv":
+        cp = _conv_as_dense(syn, node, cname, src, dst, w, sshape, tuple(shapes[syn]), stride,
+                            padding, dilation, groups, fx is not None, conv_as)
+        if cp is not None:
+            return cp
     lw = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))   # (out, kw, kh, in/g)
     return ConnPlan(cname, "conv", src, dst, lw, stride=stride[::-1], padding=padding[::-1],
                     dilation=dilation[::-1], groups=groups)
+
+
+def conv_matrix(w: np.ndarray, in_shape, out_shape, stride, padding, dilation, groups) -> np.ndarray:
+    """The IR convolution (cross-correlation, PyTorch semantics) as a matrix M[out, in] over the
+    C-order flat IR neurons: y.ravel() = M @ x.ravel()."""
+    c_in, h_in, w_in = in_shape
+    c_out, h_out, w_out = out_shape
+    o_n, cpg, kh, kw = w.shape
+    opg = o_n // groups
+    o, ho, wo, c, i, j = np.meshgrid(np.arange(o_n), np.arange(h_out), np.arange(w_out),
+                                     np.arange(cpg), np.arange(kh), np.arange(kw), indexing="ij")
+    hi = ho * stride[0] - padding[0] + i * dilation[0]
+    wi = wo * stride[1] - padding[1] + j * dilation[1]
+    ci = (o // opg) * cpg + c
+    ok = (hi >= 0) & (hi < h_in) & (wi >= 0) & (wi < w_in)
+    rows = ((o * h_out + ho) * w_out + wo)[ok]
+    cols = ((ci * h_in + hi) * w_in + wi)[ok]
+    m = np.zeros((c_out * h_out * w_out, c_in * h_in * w_in), dtype=w.dtype)
+    m[rows, cols] = np.broadcast_to(w[:, None, None], o.shape)[ok]   # each (row, col) at most once
+    return m
+
+
+def _conv_as_dense(syn, node, cname, src, dst, w, sshape, oshape, stride, padding, dilation,
+                   groups, fixed: bool, conv_as: str) -> Optional[ConnPlan]:
+    """A Lava Dense that computes exactly what Lava's Conv would (module doc), or None (auto)."""
+    def refuse(why):
+        if conv_as == "dense":
+            raise _err(syn, node, f"conv_as='dense' cannot be exact: {why}")
+        return None
+
+    entries = int(np.prod(oshape)) * int(np.prod(sshape))
+    if conv_as == "auto" and entries > DENSE_CONV_MAX_ENTRIES:
+        return None
+    m = conv_matrix(w, sshape, oshape, stride, padding, dilation, groups)
+    m = np.ascontiguousarray(m[flat_perm(oshape)][:, flat_perm(sshape)])
+    cp = ConnPlan(cname, "dense", src, dst, m, src_flatten=True, dst_reshape=True,
+                  lowered_from="conv")
+    if fixed:
+        cp.weight_exp, cp.num_weight_bits = 0, 8
+        fan = int(np.abs(m).sum(axis=1).max()) if m.size else 0
+        if fan >= 1 << 23:
+            return refuse(f"a neuron's input can reach {fan} >= 2**23, where Lava's Conv wraps to "
+                          "24 bits and Dense does not")
+        try:
+            _check_dense_weights(syn, node, cp)
+        except SnncError as e:
+            return refuse(str(e))
+    return cp
 
 
 def _check_dense_weights(syn, node, cp: ConnPlan):

@@ -12,37 +12,54 @@ import pickle
 import sys
 import time
 import traceback
+from typing import Dict, Optional
 
 import numpy as np
 
 from .lava_plan import LavaPlan, from_lava, to_lava
 
 
-def build(plan: LavaPlan, first_input: np.ndarray):
-    """Instantiate the Lava processes of ``plan``; returns (procs, sinks, source, state_vars)."""
+def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None):
+    """Instantiate the Lava processes of ``plan``; returns (procs, sinks, source, state_vars).
+
+    ``plan.io == "ringbuffer"``: the source is an io ``RingBuffer`` holding ``first_input`` and
+    ``sinks`` are io ``RingBuffer`` sinks of L steps; ``"channels"``: an io ``Injector`` and io
+    ``Extractor`` (``sinks``), each buffering L steps. ``state_vars`` lists (Var, conn or None):
+    LIF u and v, and every synapse's activation buffer with its connection.
+    """
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF
 
     fixed = plan.mode == "fixed"
+    channels = plan.io == "channels"
     L = plan.run_steps
     procs, sinks, state = {}, {}, []
     source = None
     for name, p in plan.pops.items():
         if p.kind == "input":
-            source = Source(data=first_input)
+            if channels:
+                from lava.proc.io.injector import Injector
+                source = Injector(shape=p.lshape, buffer_size=L)
+            else:
+                from lava.proc.io.source import RingBuffer as Source
+                source = Source(data=first_input)
             procs[name] = source
             continue
         bias = np.zeros_like(p.bias_mant) if p.gate_bias else p.bias_mant
         lif = LIF(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=bias,
                   bias_exp=p.bias_exp, name=name)
         procs[name] = lif
-        sink = Sink(shape=p.lshape, buffer=L)
-        lif.s_out.connect(sink.a_in)
+        if channels:
+            from lava.proc.io.extractor import Extractor
+            sink = Extractor(shape=p.lshape, buffer_size=L)
+            lif.s_out.connect(sink.in_port)
+        else:
+            from lava.proc.io.sink import RingBuffer as Sink
+            sink = Sink(shape=p.lshape, buffer=L)
+            lif.s_out.connect(sink.a_in)
         sinks[name] = sink
-        state += [lif.u, lif.v]
+        state += [(lif.u, None), (lif.v, None)]
     for c in plan.conns:
         src, dst = procs[c.src], procs[c.dst]
         kw = {}
@@ -54,17 +71,20 @@ def build(plan: LavaPlan, first_input: np.ndarray):
                 syn = Dense(weights=w, name=c.name, **kw)
             else:
                 syn = DelayDense(weights=w, delays=c.delays.astype(int), name=c.name, **kw)
-            out_port = src.s_out.flatten() if c.src_flatten else src.s_out
+            out_port = src.out_port if src is source and channels else src.s_out
+            out_port = out_port.flatten() if c.src_flatten else out_port
             out_port.connect(syn.s_in)
-            syn.a_out.connect(dst.a_in)
-            state.append(syn.a_buff)
+            a_out = syn.a_out.reshape(plan.pops[c.dst].lshape) if c.dst_reshape else syn.a_out
+            a_out.connect(dst.a_in)
+            state.append((syn.a_buff, c))
         else:
             syn = Conv(weight=c.weight, input_shape=plan.pops[c.src].lshape, padding=c.padding,
                        stride=c.stride, dilation=c.dilation, groups=c.groups, name=c.name,
                        **({"num_weight_bits": c.num_weight_bits} if fixed else {}))
-            src.s_out.connect(syn.s_in)
+            out_port = src.out_port if src is source and channels else src.s_out
+            out_port.connect(syn.s_in)
             syn.a_out.connect(dst.a_in)
-            state.append(syn.a_buf)
+            state.append((syn.a_buf, c))
         procs[c.name] = syn
     return procs, sinks, source, state
 
@@ -77,50 +97,105 @@ def lava_input(plan: LavaPlan, sample: np.ndarray) -> np.ndarray:
     return buf
 
 
+def _buffer_is_zero(conn, raw: Dict[str, np.ndarray]) -> bool:
+    """After a sample, a synapse's activation buffer holds only what its source sent in the last
+    (1 + largest extra delay) Lava steps: zero when the source was silent then."""
+    if conn is None:
+        return False
+    k = 1 + (int(conn.delays.max()) if conn.delays is not None else 0)
+    return not np.any(raw[conn.src][..., -k:])
+
+
 def run(plan: LavaPlan, spikes: np.ndarray):
+    """Run every sample of ``spikes`` (N, *shape, T) from a zero state; returns
+    ({population: (N, *shape, T) int8 spikes}, timing)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     t0 = time.perf_counter()
     n, T, L = spikes.shape[0], plan.steps, plan.run_steps
-    procs, sinks, source, state = build(plan, lava_input(plan, spikes[0]))
-    cfg = Loihi2SimCfg(select_tag="fixed_pt" if plan.mode == "fixed" else "floating_pt")
+    channels = plan.io == "channels"
+    first = lava_input(plan, spikes[0])
+    procs, sinks, source, state = build(plan, None if channels else first)
+    tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
+    if channels:
+        # the io Injector/Extractor models carry no tag: name them for the tagged selection
+        from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+        from lava.proc.io.injector import Injector, PyLoihiInjectorModel
+        cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map={
+            Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel})
+    else:
+        cfg = Loihi2SimCfg(select_tag=tag)
     gated = sorted({p.offset for p in plan.pops.values() if p.gate_bias})
     out = {name: np.zeros((n,) + plan.pops[name].shape + (T,), dtype=np.int8) for name in sinks}
     started = [False]
-    timing = {"build": time.perf_counter() - t0}
+    timing = {"build": time.perf_counter() - t0, "input": 0.0, "reset": 0.0, "run": 0.0,
+              "read": 0.0, "resets_skipped": 0, "resets_done": 0}
+
+    def tick(key, t):
+        now = time.perf_counter()
+        timing[key] += now - t
+        return now
 
     def steps(k):
         if k <= 0:
             return
+        t = time.perf_counter()
         if not started[0]:
             source.run(condition=RunSteps(num_steps=k), run_cfg=cfg)
             started[0] = True
             timing["compile_and_first"] = time.perf_counter() - t0
         else:
             source.run(condition=RunSteps(num_steps=k))
+        tick("run", t)
 
+    if channels:
+        source.create_runtime(run_cfg=cfg)
+        started[0] = True
+        timing["compile"] = time.perf_counter() - t0
+    raw: Dict[str, np.ndarray] = {}
     try:
         for i in range(n):
+            t = time.perf_counter()
+            buf = first if i == 0 else lava_input(plan, spikes[i])
+            if channels:
+                for k in range(L):
+                    source.send(buf[..., k])
+            elif i > 0:
+                source.data.set(buf)
+            t = tick("input", t)
             if i > 0:
-                source.data.set(lava_input(plan, spikes[i]))
-                for var in state:
+                for var, conn in state:
+                    if _buffer_is_zero(conn, raw):
+                        timing["resets_skipped"] += 1
+                        continue
                     var.set(np.zeros(var.shape))
+                    timing["resets_done"] += 1
                 for p in plan.pops.values():
                     if p.gate_bias:
                         procs[p.name].bias_mant.set(np.zeros(p.lshape))
+            tick("reset", t)
+            raw[plan.input_name] = buf
             done = 0
             for o in gated:            # bias switched on exactly when the population's step 0 starts
                 steps(o - done)
                 done = o
+                t = time.perf_counter()
                 for p in plan.pops.values():
                     if p.gate_bias and p.offset == o:
                         procs[p.name].bias_mant.set(np.asarray(p.bias_mant, dtype=float))
+                tick("reset", t)
             steps(L - done)
+            t = time.perf_counter()
             for name, sink in sinks.items():
                 p = plan.pops[name]
-                data = np.asarray(sink.data.get())[..., p.offset:p.offset + T]
-                out[name][i] = from_lava(data, len(p.shape)) != 0
+                if channels:
+                    data = np.stack([sink.receive() for _ in range(L)], axis=-1)
+                else:
+                    data = np.asarray(sink.data.get())
+                raw[name] = data
+                out[name][i] = from_lava(data[..., p.offset:p.offset + T], len(p.shape)) != 0
+            tick("read", t)
     finally:
         if started[0]:
             source.stop()
