@@ -52,7 +52,8 @@ def plot(path, y_torch, y_lava, layers, engines):
     for label, y, marker, color in (("PyTorch", y_torch, "|", "tab:blue"), ("Lava fixed_pt", y_lava, "_", "tab:red")):
         n, t = np.nonzero(y)
         ax[0].scatter(t, n, marker=marker, s=120 if marker == "|" else 60, color=color, label=label)
-    ax[0].set(xlabel="time step", ylabel="output neuron (class)", title="test sample 0: output spikes",
+    ax[0].set(xlim=(-0.5, y_torch.shape[-1] - 0.5), xlabel="time step", ylabel="output neuron (class)",
+              title="test sample 0: output spikes",
               yticks=range(y_torch.shape[0]))
     ax[0].legend(loc="upper right")
     width = 0.8 / len(engines)
@@ -76,10 +77,13 @@ def main(argv=None):
     a = p.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
 
-    import torch
-    import data
-    import model as model_lib
-    import train
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        import torch                  # lava-dl prints notes about optional datasets and CUDA on import
+        import data
+        import model as model_lib
+        import train
     import snnc
     from snnc.compiler.printing import graph_table, quantization_table
     from snnc.frontends.onnx_runtime import run_onnxruntime
