@@ -167,3 +167,15 @@ def test_pilotnet_sdnn_not_supported_yet():
     """Sigma-delta neurons are not implemented in snnc yet: the import says so, naming the layer."""
     with pytest.raises(SnncError, match=r"layer 0 \(input\).*sigma-delta"):
         import_netx(os.path.join(GTS, "pilotnet_sdnn", "network.net"))
+
+
+@pytest.mark.slow
+def test_ntidigits_full_run_lava_backend():
+    """The same 3000-step comparison on snnc's Lava backend (Lava fixed_pt CPU, ~200 s)."""
+    from snnc.backends.lava_backend import run_lava
+    d = os.path.join(GTS, "ntidigits")
+    g = quantize(import_netx(os.path.join(d, "ntidigits.net"), num_layers=5))
+    x = np.load(os.path.join(d, "input.npy")).reshape((1, 1, 1, 64, -1)).astype(np.float32)
+    out = run_lava(g, x, mode="fixed", timeout=1200).output[0]
+    gt = np.load(os.path.join(d, "output.npy"))
+    assert np.array_equal(out[:, :-1], gt[:, 1:])
