@@ -12,7 +12,7 @@ Conventions (see docs/ir.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -257,8 +257,3 @@ class Graph:
     def __str__(self) -> str:
         from .printing import graph_table
         return graph_table(self)
-
-
-def node_params(node: Node) -> Dict[str, object]:
-    """The node's fields as a dict (arrays kept as arrays)."""
-    return {f.name: getattr(node, f.name) for f in fields(node)}

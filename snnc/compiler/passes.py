@@ -96,27 +96,3 @@ def check(graph: Graph) -> Dict[str, Shape]:
         if graph.successors(name):
             raise SnncError(f"output node {name!r} cannot feed other nodes")
     return infer_shapes(graph)
-
-
-def populations(graph: Graph) -> List[str]:
-    """Names of the neuron populations, in graph order."""
-    return [n for n, node in graph.nodes.items() if isinstance(node, CubaLIF)]
-
-
-def output_delays(graph: Graph, name: str):
-    """For an Output node: the chain of nodes from its population, as ``(population, delays)``.
-
-    Used by backends that read a population and apply trailing delays on the host.
-    """
-    chain = []
-    cur = name
-    while True:
-        preds = graph.predecessors(cur)
-        if len(preds) != 1:
-            raise SnncError(f"output {name!r}: expected a single path back to a population")
-        cur = preds[0]
-        node = graph.nodes[cur]
-        if isinstance(node, Delay):
-            chain.append(node)
-            continue
-        return cur, chain
