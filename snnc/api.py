@@ -9,6 +9,7 @@ import numpy as np
 from .backends.result import RunResult
 from .compiler import artifact
 from .compiler.ir import Graph
+from .compiler.fold import fold_pooling
 from .compiler.passes import infer_shapes
 from .compiler.quantize import quantize
 from .errors import SnncError
@@ -37,7 +38,7 @@ def compile(model: Union[str, Graph], output: Optional[str] = None, **netx_optio
     graph = import_model(model, **netx_options) if isinstance(model, str) else model
     if isinstance(model, str):
         graph.metadata.setdefault("source", os.path.basename(model))
-    graph = quantize(graph)
+    graph = quantize(fold_pooling(graph))        # average pooling folded into the next synapse
     if output:
         if isinstance(model, str) and os.path.abspath(output) == os.path.abspath(model):
             raise SnncError(f"{output}: the output would overwrite the input model; choose another -o")
@@ -47,9 +48,9 @@ def compile(model: Union[str, Graph], output: Optional[str] = None, **netx_optio
 
 def _as_graph(model: Union[str, Graph]) -> Graph:
     if isinstance(model, Graph):
-        return model if model.fixed else quantize(model)
+        return model if model.fixed else quantize(fold_pooling(model))
     graph = import_model(model)
-    return graph if graph.fixed else quantize(graph)
+    return graph if graph.fixed else quantize(fold_pooling(graph))
 
 
 def check_input(graph: Graph, spikes: np.ndarray, what: str = "input"):

@@ -204,3 +204,117 @@ def cuba_attributes(current_decay: float, voltage_decay: float, threshold: float
 
 FUNCTIONS = {CUBA_LIF: cuba_lif_function, RECURRENT_CUBA_LIF: recurrent_cuba_lif_function,
              DELAY: delay_function}
+
+
+# ----------------------------------------------------------------------------- general bodies
+# Shipped (under the same op names) by models exported from ``snnc.nn``: a superset of the
+# bodies above that also implements real-valued dynamics (state_scale 0) and a refractory
+# period. For state_scale > 0, refractory 0 it computes exactly what the bodies above compute.
+# reset and spike_compare: the body implements reset "zero" and '>' (the values the exporter
+# accepts; Loihi's CUBA has no other).
+
+def _general_prologue():
+    """Scalars: ``INT`` (bool, state_scale > 0), ``SX`` (S or 1), ``AU``/``AV`` (decay factors:
+    (4096 - round(4096 d))/4096 or 1 - d), ``TH`` (SX*threshold), ``B`` (trunc(S*bias) or bias),
+    ``R`` (refractory steps), ``zeros_d``."""
+    n = [_ref_constant("cd_f", "float", "current_decay"),
+         _ref_constant("vd_f", "float", "voltage_decay"),
+         _ref_constant("th_f", "float", "threshold"),
+         _ref_constant("S_i", "int", "state_scale"),
+         _ref_constant("R_i", "int", "refractory"),
+         _const("P", 4096.0), _const("one_d", 1.0), _const("zero_d0", 0.0)]
+    n += [helper.make_node("Cast", ["S_i"], ["S"], to=_D),
+          helper.make_node("Greater", ["S", "zero_d0"], ["INT"]),
+          helper.make_node("Where", ["INT", "S", "one_d"], ["SX"]),
+          helper.make_node("Cast", ["R_i"], ["R"], to=_D)]
+    for src, dst in (("cd_f", "AU"), ("vd_f", "AV")):
+        n += [helper.make_node("Cast", [src], [dst + "_d"], to=_D),
+              helper.make_node("Mul", [dst + "_d", "P"], [dst + "_s"]),
+              helper.make_node("Round", [dst + "_s"], [dst + "_r"]),
+              helper.make_node("Sub", ["P", dst + "_r"], [dst + "_k"]),
+              helper.make_node("Div", [dst + "_k", "P"], [dst + "_i"]),
+              helper.make_node("Sub", ["one_d", dst + "_d"], [dst + "_f"]),
+              helper.make_node("Where", ["INT", dst + "_i", dst + "_f"], [dst])]
+    n += [helper.make_node("Cast", ["th_f"], ["th_d"], to=_D),
+          helper.make_node("Mul", ["SX", "th_d"], ["TH"]),
+          helper.make_node("Cast", ["bias"], ["bias_d"], to=_D),
+          helper.make_node("Mul", ["SX", "bias_d"], ["Sb"])]
+    _trunc(n, "Sb", "Sb_t")
+    n += [helper.make_node("Where", ["INT", "Sb_t", "Sb"], ["B"]),
+          helper.make_node("Shape", ["x"], ["lead_shape"], start=0, end=-1),
+          helper.make_node("ConstantOfShape", ["lead_shape"], ["zeros_d"],
+                           value=helper.make_tensor("z", _D, [1], [0.0]))]
+    return n
+
+
+def _general_step(nodes, x_in: str):
+    """One step: states ``u_prev``, ``v_prev``, ``r_prev`` (refractory counter) ->
+    ``u_next``, ``v_next``, ``r_next`` and the bool ``spk``."""
+    nodes.append(helper.make_node("Mul", [x_in, "SX"], ["sx"]))
+    _trunc(nodes, "sx", "sx_t")
+    nodes.append(helper.make_node("Where", ["INT", "sx_t", "sx"], ["z"]))
+    nodes.append(helper.make_node("Mul", ["u_prev", "AU"], ["ud"]))
+    _trunc(nodes, "ud", "ud_t")
+    nodes += [helper.make_node("Where", ["INT", "ud_t", "ud"], ["ur"]),
+              helper.make_node("Add", ["ur", "z"], ["u_next"]),
+              helper.make_node("Mul", ["v_prev", "AV"], ["vd"])]
+    _trunc(nodes, "vd", "vd_t")
+    nodes += [helper.make_node("Where", ["INT", "vd_t", "vd"], ["vr"]),
+              helper.make_node("Add", ["vr", "u_next"], ["vu"]),
+              helper.make_node("Add", ["vu", "B"], ["v_free"]),
+              _const("zero_d", 0.0), _const("one_s", 1.0),
+              helper.make_node("Greater", ["r_prev", "zero_d"], ["held"]),
+              helper.make_node("Where", ["held", "zero_d", "v_free"], ["v_pre"]),
+              helper.make_node("Sub", ["r_prev", "one_s"], ["r_dec0"]),
+              helper.make_node("Max", ["r_dec0", "zero_d"], ["r_dec"]),
+              helper.make_node("Greater", ["v_pre", "TH"], ["spk"]),
+              helper.make_node("Where", ["spk", "zero_d", "v_pre"], ["v_next"]),
+              helper.make_node("Where", ["spk", "R", "r_dec"], ["r_next"])]
+
+
+def cuba_lif_general_function() -> FunctionProto:
+    """``snnc.CubaLIF`` body for snnc.nn exports: integer or real dynamics, refractory."""
+    body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D)]
+    _general_step(body, "xd")
+    body.append(helper.make_node("Cast", ["spk"], ["s_t"], to=_F))
+    step = helper.make_graph(body, "cuba_lif_general_step",
+                             [_vi("u_prev", _D), _vi("v_prev", _D), _vi("r_prev", _D), _vi("x_t", _F)],
+                             [_vi("u_next", _D), _vi("v_next", _D), _vi("r_next", _D), _vi("s_t", _F)])
+    nodes = _general_prologue()
+    nodes.append(helper.make_node("Scan", ["zeros_d", "zeros_d", "zeros_d", "x"],
+                                  ["u_end", "v_end", "r_end", "s"], body=step, num_scan_inputs=1,
+                                  scan_input_axes=[-1], scan_output_axes=[-1]))
+    return helper.make_function(DOMAIN, CUBA_LIF, ["x", "bias"], ["s"], nodes,
+                                [helper.make_opsetid("", OPSET)],
+                                attributes=list(CUBA_ATTRIBUTES),
+                                doc_string="CUBA LIF neurons, integer (state_scale > 0) or real "
+                                           "(state_scale 0) dynamics, refractory steps; time last.")
+
+
+def recurrent_cuba_lif_general_function() -> FunctionProto:
+    """``snnc.RecurrentCubaLIF`` body for snnc.nn exports (see ``cuba_lif_general_function``)."""
+    body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D),
+            helper.make_node("MatMul", ["s_prev", "WrT"], ["fb"]),
+            helper.make_node("Add", ["xd", "fb"], ["xin"])]
+    _general_step(body, "xin")
+    body += [helper.make_node("Cast", ["spk"], ["s_next"], to=_D),
+             helper.make_node("Cast", ["spk"], ["s_t"], to=_F)]
+    step = helper.make_graph(
+        body, "recurrent_cuba_lif_general_step",
+        [_vi("u_prev", _D), _vi("v_prev", _D), _vi("r_prev", _D), _vi("s_prev", _D), _vi("x_t", _F)],
+        [_vi("u_next", _D), _vi("v_next", _D), _vi("r_next", _D), _vi("s_next", _D), _vi("s_t", _F)])
+    nodes = _general_prologue()
+    nodes += [helper.make_node("Cast", ["W_rec"], ["Wr_d"], to=_D),
+              helper.make_node("Transpose", ["Wr_d"], ["WrT"], perm=[1, 0]),
+              helper.make_node("Scan", ["zeros_d", "zeros_d", "zeros_d", "zeros_d", "x"],
+                               ["u_end", "v_end", "r_end", "s_end", "s"],
+                               body=step, num_scan_inputs=1,
+                               scan_input_axes=[-1], scan_output_axes=[-1])]
+    return helper.make_function(DOMAIN, RECURRENT_CUBA_LIF, ["x", "W_rec", "bias"], ["s"], nodes,
+                                [helper.make_opsetid("", OPSET)],
+                                attributes=list(CUBA_ATTRIBUTES),
+                                doc_string="Recurrent CUBA LIF (general body): x[t] + W_rec @ s[t-1].")
+
+
+GENERAL_FUNCTIONS = {CUBA_LIF: cuba_lif_general_function,
+                     RECURRENT_CUBA_LIF: recurrent_cuba_lif_general_function}

@@ -27,16 +27,18 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import SnncError
 from . import slayer_blocks as sb
+from . import nn_export
 from . import onnx_ops as ops
 
 _SLAYER = "lava.lib.dl.slayer"
+_LEAF = (_SLAYER, "snnc.nn")      # snnc.nn modules: see nn_export
 
 
 class _Tracer(torch.fx.Tracer):
     """fx tracer that keeps every lava-dl slayer module (block, neuron, synapse) a leaf."""
 
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-        if type(m).__module__.startswith(_SLAYER):
+        if type(m).__module__.startswith(_LEAF):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -53,7 +55,7 @@ class _Single(torch.nn.Module):
 
 
 def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
-    if type(module).__module__.startswith(_SLAYER):
+    if type(module).__module__.startswith(_LEAF):
         module = _Single(module)
     try:
         graph = _Tracer().trace(module)
@@ -211,6 +213,7 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[
     gm = _trace(module)
     shapes = _shapes(gm, example_input.float())
     b = _Builder()
+    nn_ctx = nn_export.prepare(gm)
     vals: Dict[str, str] = {}
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
@@ -229,6 +232,10 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[
                                 "snnc expects block(x)")
             if isinstance(m, torch.nn.Identity):
                 vals[n.name] = vals[arg.name]
+                continue
+            if nn_export.is_nn(m):
+                vals[n.name] = nn_export.emit(b, nn_ctx, n, m, vals[arg.name], shapes[arg.name],
+                                              shapes[n.name])
                 continue
             vals[n.name] = _emit_block(b, n.target, m, vals[arg.name], shapes[arg.name],
                                        shapes[n.name])
