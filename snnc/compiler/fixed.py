@@ -23,10 +23,13 @@ import numpy as np
 @dataclass(frozen=True, eq=False)
 class FixedSynapse:
     """Integer weights of a Dense/Conv2d/SumPool2d: even values in [-256, 254] (8-bit mantissa,
-    mixed sign), same shape as the float weight (a scalar for SumPool2d), and the exponent."""
+    mixed sign), same shape as the float weight (a scalar for SumPool2d), and the exponent.
+    ``num_message_bits`` > 0: the synapse reads graded spikes (integer messages) and sends
+    ``W @ s`` (Lava's Dense/Conv with ``num_message_bits``); 0: binary spikes."""
     weight: np.ndarray
     weight_exp: int = 0
     num_weight_bits: int = 8
+    num_message_bits: int = 0       # > 0: graded input (Lava's num_message_bits): a = W @ s
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,3 +50,25 @@ U_WRAP = 1 << U_BITS
 V_MAX = (1 << (U_BITS - 1)) - 1
 VTH_MAX = (1 << 17) - 1
 BIAS_MANT_MAX = (1 << 12) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class FixedSigmaDelta:
+    """Integer parameters of a ``Delta`` or ``SigmaDelta`` exactly as Lava's ``lava.proc.sdn``
+    processes take them (fixed_pt)::
+
+        Delta:       x = a_in << (spike_exp + state_exp);  act_new = x
+        SigmaDelta:  sigma += a_in;  act_new = relu(sigma + (bias << (spike_exp + state_exp)))
+        delta = act_new - act + residue
+        s = delta where |delta| >= vth << (spike_exp + state_exp) else 0;  residue = delta - s
+        act = act_new;  message = s >> state_exp   (arithmetic shift)
+
+    (``cum_error``: ``error += delta``, compare ``|error|``, zero ``error`` where sent.)
+    ``vth``/``bias``: integers (scalar or per neuron); ``act_mode`` "relu" or "unit" (Lava's
+    ``ActivationMode``; ignored by Delta)."""
+    vth: Union[int, np.ndarray]
+    bias: Union[int, np.ndarray] = 0
+    spike_exp: int = 6
+    state_exp: int = 6
+    act_mode: str = "relu"
+    cum_error: bool = False

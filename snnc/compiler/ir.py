@@ -187,8 +187,89 @@ class Average:
         return (int(self.groups),)
 
 
-Node = Union[Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average]
+@dataclass(frozen=True, eq=False)
+class Delta:
+    """A delta encoder with graded spikes (Lava's ``lava.proc.sdn.Delta``): it reads graph
+    ``Input`` values directly (no synapse) and sends the change of its input, when large enough.
+
+    Per step (float form; ``x`` = the summed Input values)::
+
+        delta = x[t] - x[t-1] + residue
+        s[t]  = delta where |delta| >= threshold, else 0   (graded: the message is the value)
+        residue = delta - s[t]
+
+    ``cumulative_error``: as Lava's ``cum_error`` (``error += delta``; send where
+    ``|error| >= threshold``; error reset where sent). Fixed point (see ``SigmaDelta``):
+    ``spike_exp``, ``state_exp`` and ``state_scale`` S give the integer units: the state is in
+    units of 1/S, messages in units of 1/(S >> state_exp), Lava's input ``a_in`` in units of
+    1/(S >> (spike_exp + state_exp)).
+    """
+    shape: Shape
+    threshold: Union[float, np.ndarray] = 0.0
+    cumulative_error: bool = False
+    spike_exp: int = 6
+    state_exp: int = 6
+    state_scale: int = 1 << 18
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if tuple(in_shape) != tuple(self.shape):
+            raise ShapeError(f"Delta of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
+        return tuple(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class SigmaDelta:
+    """Sigma-delta neurons with graded spikes (Lava's ``lava.proc.sdn.SigmaDelta``, netx SDNN).
+
+    Per step (float form; ``x`` = summed synaptic input, graded)::
+
+        sigma[t] = sigma[t-1] + x[t]
+        act[t]   = relu(sigma[t] + bias)       (activation "relu"; "identity": no relu)
+        delta    = act[t] - act[t-1] + residue
+        s[t]     = delta where |delta| >= threshold, else 0   (the message carries the value)
+        residue  = delta - s[t]
+
+    ``cumulative_error`` as in ``Delta``. Fixed point (Lava ``fixed_pt``): the state (sigma, act,
+    residue) is an integer in units of 1/S (S = ``state_scale``), messages in units of
+    1/(S >> state_exp) (Lava sends ``s >> state_exp``); Lava's ``vth``/``bias`` parameters are
+    in units of 2**(spike_exp + state_exp)/S. netx's SDNN: S = 2**18, spike_exp = state_exp = 6,
+    so weights, threshold and bias are the file's integers / 64, as for CUBA.
+    """
+    shape: Shape
+    threshold: Union[float, np.ndarray]
+    bias: Union[float, np.ndarray] = 0.0
+    activation: str = "relu"
+    cumulative_error: bool = False
+    spike_exp: int = 6
+    state_exp: int = 6
+    state_scale: int = 1 << 18
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if tuple(in_shape) != tuple(self.shape):
+            raise ShapeError(f"SigmaDelta of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
+        return tuple(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Sigma:
+    """A sigma (accumulator) output unit (Lava's ``lava.proc.sdn.Sigma``, netx ``sigma_output``):
+    ``sigma[t] = sigma[t-1] + x[t]``, sent every step (graded). Fixed point: sigma in units of 1/S
+    (S = ``state_scale``), sent unshifted."""
+    shape: Shape
+    state_scale: int = 1 << 18
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if tuple(in_shape) != tuple(self.shape):
+            raise ShapeError(f"Sigma of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
+        return tuple(self.shape)
+
+
+Node = Union[Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average,
+             Delta, SigmaDelta, Sigma]
 NODE_TYPES = {c.__name__: c for c in (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average)}
+# sigma-delta nodes (graded spikes): Delta input encoder, SigmaDelta neurons, Sigma output
+SIGMA_DELTA = (Delta, SigmaDelta, Sigma)
+NODE_TYPES.update({c.__name__: c for c in SIGMA_DELTA})
 SYNAPSES = (Dense, Conv2d, SumPool2d)
 NEURONS = (CubaLIF,)
 

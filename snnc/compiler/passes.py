@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ..errors import SnncError
-from .ir import CubaLIF, Delay, Graph, Input, Output, Shape, ShapeError
+from .ir import SIGMA_DELTA, CubaLIF, Delay, Graph, Input, Output, Shape, ShapeError
 
 
 def topo_order(graph: Graph) -> List[str]:
@@ -60,7 +60,7 @@ def infer_shapes(graph: Graph) -> Dict[str, Shape]:
                     raise SnncError(f"node {name!r} ({type(node).__name__}) has no input")
                 known = [shapes[s] for s in srcs if s in shapes]
                 # a population in a cycle: its shape is its own; other nodes wait for all inputs
-                if len(known) < len(srcs) and not (isinstance(node, CubaLIF) and known):
+                if len(known) < len(srcs) and not (isinstance(node, (CubaLIF,) + SIGMA_DELTA) and known):
                     continue
                 if any(tuple(k) != tuple(known[0]) for k in known):
                     raise SnncError(f"node {name!r} ({type(node).__name__}) sums inputs of different shapes "
@@ -76,7 +76,7 @@ def infer_shapes(graph: Graph) -> Dict[str, Shape]:
     # back-edges into populations are only known now
     for s, d in graph.edges:
         node = graph.nodes[d]
-        if isinstance(node, (CubaLIF, Output)) and tuple(shapes[s]) != tuple(node.shape):
+        if isinstance(node, (CubaLIF, Output) + SIGMA_DELTA) and tuple(shapes[s]) != tuple(node.shape):
             raise SnncError(f"edge {s!r} -> {d!r}: shape {shapes[s]} does not match {d!r} "
                             f"of shape {tuple(node.shape)}")
     return shapes

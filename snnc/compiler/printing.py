@@ -5,8 +5,8 @@ from typing import List
 
 import numpy as np
 
-from .fixed import FixedCubaLIF, FixedSynapse
-from .ir import Average, Conv2d, CubaLIF, Delay, Dense, Graph, Input, SumPool2d
+from .fixed import FixedCubaLIF, FixedSigmaDelta, FixedSynapse
+from .ir import Average, Conv2d, CubaLIF, Delay, Delta, Dense, Graph, Input, Sigma, SigmaDelta, SumPool2d
 
 
 def _fmt(v) -> str:
@@ -35,6 +35,15 @@ def describe(node) -> str:
         return (f"du {_fmt(node.current_decay)} dv {_fmt(node.voltage_decay)} vth {_fmt(node.threshold)}"
                 f" bias {_fmt(node.bias)} reset {node.reset} {node.spike_compare}"
                 f" S {node.state_scale}{extra}")
+    if isinstance(node, SigmaDelta):
+        return (f"vth {_fmt(node.threshold)} bias {_fmt(node.bias)} {node.activation}"
+                + (" cum_error" if node.cumulative_error else "")
+                + f" spike_exp {node.spike_exp} state_exp {node.state_exp} S 2^{node.state_scale.bit_length() - 1}")
+    if isinstance(node, Delta):
+        return (f"vth {_fmt(node.threshold)}" + (" cum_error" if node.cumulative_error else "")
+                + f" spike_exp {node.spike_exp} state_exp {node.state_exp} S 2^{node.state_scale.bit_length() - 1}")
+    if isinstance(node, Sigma):
+        return f"S 2^{node.state_scale.bit_length() - 1}"
     if isinstance(node, Average):
         return f"mean of {node.groups} groups"
     if isinstance(node, Input) and node.kind != "spikes":
@@ -45,7 +54,11 @@ def describe(node) -> str:
 def describe_fixed(fx) -> str:
     """One line of a node's Loihi integer parameters."""
     if isinstance(fx, FixedSynapse):
-        return f"w {_fmt(fx.weight)} exp {fx.weight_exp}"
+        return (f"w {_fmt(fx.weight)} exp {fx.weight_exp}"
+                + (f" graded {fx.num_message_bits}b" if getattr(fx, "num_message_bits", 0) else ""))
+    if isinstance(fx, FixedSigmaDelta):
+        return (f"vth {_fmt(fx.vth)} bias {_fmt(fx.bias)} <<{fx.spike_exp + fx.state_exp} {fx.act_mode}"
+                + (" cum_error" if fx.cum_error else "") + f" msg >>{fx.state_exp}")
     if isinstance(fx, FixedCubaLIF):
         return (f"du {fx.decay_u} dv {fx.decay_v} vth {_fmt(fx.vth)} bias {_fmt(fx.bias_mant)}<<{fx.bias_exp}"
                 + (f" ref {fx.refractory}" if fx.refractory else ""))

@@ -23,8 +23,9 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import SnncError
-from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLIF, FixedSynapse
-from .ir import Average, Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Output, SumPool2d
+from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
+from .ir import (SIGMA_DELTA, Average, Conv2d, CubaLIF, Delay, Dense, Delta, Flatten, Graph, Input, Output,
+                 Sigma, SigmaDelta, SumPool2d)
 from .passes import check
 
 
@@ -34,7 +35,7 @@ def _synapse_weight(node) -> np.ndarray:
 
 def _target_population(graph: Graph, name: str) -> str:
     targets = graph.successors(name)
-    if len(targets) != 1 or not isinstance(graph.nodes[targets[0]], CubaLIF):
+    if len(targets) != 1 or not isinstance(graph.nodes[targets[0]], (CubaLIF, SigmaDelta, Sigma)):
         kinds = [type(graph.nodes[t]).__name__ for t in targets]
         raise SnncError(f"synapse {name!r} must feed exactly one neuron population, feeds {targets} {kinds}: "
                         "Loihi adds synaptic input only into neurons")
@@ -121,6 +122,11 @@ def quantize(graph: Graph) -> Graph:
                 raise SnncError(f"population {name!r} receives input from {s!r} "
                                 f"({type(graph.nodes[s]).__name__}), not from a synapse: Loihi neurons "
                                 "take input only through synapses (add a Dense/Conv)")
+        for syn in inputs:
+            graded = [src for src in _synapse_sources(graph, syn) if _message_scale(graph, src)]
+            if graded:
+                raise SnncError(f"population {name!r}: synapse {syn!r} carries graded spikes from {graded}; "
+                                "CubaLIF populations take binary spikes only")
         S = _population_scale(graph, name, node, inputs)
         w_scale = S // 64
         if node.graded:
@@ -163,6 +169,9 @@ def quantize(graph: Graph) -> Graph:
                                      bias_exp=int(bexp), refractory=int(node.refractory))
         g.metadata.setdefault("state_scale", {})[name] = S
     for name, node in graph.nodes.items():
+        if isinstance(node, SIGMA_DELTA):
+            _quantize_sigma_delta(graph, g, name, node, report)
+    for name, node in graph.nodes.items():
         if isinstance(node, (Dense, Conv2d, SumPool2d)):
             _target_population(graph, name)
         if isinstance(node, Input) and node.kind != "spikes":
@@ -178,3 +187,87 @@ def quantize(graph: Graph) -> Graph:
             raise SnncError(f"flatten {name!r} must feed a Dense synapse")
     g.metadata["quantization"] = report
     return g
+
+
+# ----------------------------------------------------------------------------- sigma-delta
+def _message_scale(graph: Graph, name: str) -> int:
+    """Integer units per 1.0 of the messages a node sends: ``S >> state_exp`` for Delta and
+    SigmaDelta, S for Sigma (it sends sigma itself); 0 for binary spikes (anything else)."""
+    node = graph.nodes[name]
+    if isinstance(node, (Delta, SigmaDelta)):
+        return int(node.state_scale) >> int(node.state_exp)
+    if isinstance(node, Sigma):
+        return int(node.state_scale)
+    return 0
+
+
+def _synapse_sources(graph: Graph, syn: str) -> List[str]:
+    """The nodes whose messages reach synapse ``syn`` (through Delay and Flatten)."""
+    out, todo = [], list(graph.predecessors(syn))
+    while todo:
+        n = todo.pop()
+        if isinstance(graph.nodes[n], (Delay, Flatten)):
+            todo.extend(graph.predecessors(n))
+        elif n not in out:
+            out.append(n)
+    return out
+
+
+def _sd_int(report, name, what, value, unit):
+    """``value * unit`` rounded to an integer (half to even), recorded in the report."""
+    exact = np.asarray(value, dtype=np.float64) * unit
+    q = np.round(exact).astype(np.int64)
+    _record(report, name, what, exact / unit, q / unit)
+    return int(q) if q.ndim == 0 else q
+
+
+def _quantize_sigma_delta(graph: Graph, g: Graph, name: str, node, report: List[Dict]) -> None:
+    S = int(node.state_scale)
+    if S <= 0 or S & (S - 1):
+        raise SnncError(f"{type(node).__name__} {name!r}: state_scale {S} is not a positive power of two")
+    preds = graph.predecessors(name)
+    if isinstance(node, Delta):
+        bad = [p for p in preds if not (isinstance(graph.nodes[p], Input) and graph.nodes[p].kind == "spikes")]
+        if bad:
+            raise SnncError(f"delta encoder {name!r} reads graph inputs directly (Lava's Delta a_in); "
+                            f"it is fed by {bad}")
+    else:
+        bad = [p for p in preds if not isinstance(graph.nodes[p], (Dense, Conv2d, SumPool2d))]
+        if bad:
+            raise SnncError(f"{type(node).__name__} {name!r} receives input from {bad}, not from a synapse")
+        for syn in preds:
+            srcs = _synapse_sources(graph, syn)
+            scales = {_message_scale(graph, src) for src in srcs}
+            if 0 in scales:
+                binary = [src for src in srcs if not _message_scale(graph, src)]
+                raise SnncError(f"{type(node).__name__} {name!r}: synapse {syn!r} reads binary spikes from "
+                                f"{binary}; sigma-delta neurons take graded spikes (from Delta/SigmaDelta)")
+            if len(scales) != 1:
+                raise SnncError(f"synapse {syn!r} reads messages of different units {sorted(scales)} from {srcs}")
+            m = scales.pop()
+            if S % m:
+                raise SnncError(f"{type(node).__name__} {name!r}: state unit 1/{S} is not a multiple of the "
+                                f"message unit 1/{m} of {srcs}")
+            w_scale = S // m
+            syn_node = graph.nodes[syn]
+            w = _synapse_weight(syn_node) * w_scale
+            q, exp, clipped = quantize_weights(w, allow_exp=isinstance(syn_node, Dense))
+            g.fixed[syn] = FixedSynapse(weight=q, weight_exp=exp, num_message_bits=16)
+            _record(report, syn, "weight", w / w_scale, q * (2.0 ** exp) / w_scale, clipped)
+    if isinstance(node, Sigma):
+        return
+    se, st = int(node.spike_exp), int(node.state_exp)
+    if se < 0 or st < 0 or (1 << (se + st)) > S:
+        raise SnncError(f"{type(node).__name__} {name!r}: spike_exp {se} + state_exp {st} do not fit "
+                        f"state_scale {S}")
+    unit = S / (1 << (se + st))                     # Lava's vth/bias parameter units per 1.0
+    vth = _sd_int(report, name, "threshold", node.threshold, unit)
+    bias, act = 0, "relu"
+    if isinstance(node, SigmaDelta):
+        bias = _sd_int(report, name, "bias", node.bias, unit)
+        if node.activation not in ("relu", "identity"):
+            raise SnncError(f"sigma-delta {name!r}: activation {node.activation!r} is not supported "
+                            "(Lava's SigmaDelta has relu and identity/unit)")
+        act = "relu" if node.activation == "relu" else "unit"
+    g.fixed[name] = FixedSigmaDelta(vth=vth, bias=bias, spike_exp=se, state_exp=st, act_mode=act,
+                                    cum_error=bool(node.cumulative_error))

@@ -22,7 +22,11 @@ What a ``.net`` file means is what lava-dl's ``netx.hdf5.Network`` builds and La
   :func:`from_xyf` / :func:`to_xyf` convert arrays in netx's layout.
 
 Supported layer types: input, flatten, dense, dense_rec, conv, pool, average; neurons
-CUBA/LOIHI (as ``CubaLIF``). Anything else raises ``SnncError`` naming the layer.
+CUBA/LOIHI (as ``CubaLIF``) and SDNN (sigma-delta, graded spikes: an input layer becomes a
+``Delta`` encoder reading the graph input directly, ``sigma_output`` a ``Sigma``, any other
+layer a ``SigmaDelta`` with ReLU; state_scale 2**18, spike_exp = state_exp = 6, as netx sets
+them; input values are netx's integers / 64, see :func:`sdnn_input`). Anything else raises
+``SnncError`` naming the layer.
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..compiler.ir import (Average, Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
-                           ShapeError, SumPool2d)
+from ..compiler.ir import (Average, Conv2d, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Output,
+                           ShapeError, Sigma, SigmaDelta, SumPool2d)
 from ..errors import SnncError
 
 SUPPORTED = ("input", "flatten", "dense", "dense_rec", "conv", "pool", "average")
@@ -72,6 +76,25 @@ def bias_input(bias_mant: np.ndarray, steps: int, layout: str = "xyf") -> np.nda
     elif layout != "chw":
         raise SnncError(f"bias_input: layout must be 'xyf' or 'chw', got {layout!r}")
     return np.repeat((b / W_SCALE)[..., None], steps, axis=-1)
+
+
+def sdnn_input(data: np.ndarray, steps: Optional[int] = None, layout: str = "xyf") -> np.ndarray:
+    """The graph input of an SDNN network (its input layer is a ``Delta`` encoder): netx's
+    integer input (what netx's source sends to ``in_layer.neuron.a_in``), in ``layout`` 'xyf'
+    ((x, y, f[, T]), as netx takes it) or 'chw', as values = integers / 64, shape (C, H, W, T).
+    ``steps``: repeat a single frame (no time axis, or T = 1) for that many steps, as Lava's
+    ``RingBuffer`` source does."""
+    x = np.asarray(data, dtype=np.float64)
+    if layout == "xyf":
+        x = from_xyf(x)
+    elif layout != "chw":
+        raise SnncError(f"sdnn_input: layout must be 'xyf' or 'chw', got {layout!r}")
+    if steps is not None:
+        if x.ndim in (2, 4) and x.shape[-1] != 1:
+            x = x[..., np.arange(steps) % x.shape[-1]]
+        else:
+            x = np.repeat(x.reshape(x.shape[:3] if x.ndim >= 3 else x.shape[:1])[..., None], steps, -1)
+    return x / W_SCALE
 
 
 # ----------------------------------------------------------------------------- file access
@@ -200,9 +223,9 @@ class _Builder:
                 raise L.err("missing group 'neuron'")
             p = dict(NETX_DEFAULT_NEURON)
         typ = str(p.get("type", ""))
+        if typ == "SDNN":
+            return self._sdnn(L, p, shape, bias)
         if typ not in CUBA_TYPES:
-            if typ == "SDNN":
-                raise L.err("sigma-delta (SDNN) neurons are not supported by snnc yet")
             raise L.err(f"neuron type {typ!r} is not supported; snnc reads CUBA/LOIHI neurons")
         for k in ("iDecay", "vDecay", "vThMant"):
             if k not in p:
@@ -231,6 +254,44 @@ class _Builder:
                        threshold=vth / W_SCALE, bias=b, state_scale=STATE_SCALE,
                        reset_interval=self.reset_interval,
                        reset_offset=(self.reset_offset + k) if self.reset_interval else 0)
+
+    def _sdnn(self, L: _Layer, p, shape, bias=None, encoder: bool = False):
+        """An SDNN neuron group as netx builds it (hdf5.py get_neuron_params): the input layer a
+        ``Delta`` (vth, spike_exp 6, state_exp 6), ``sigma_output`` a ``Sigma``, else a ReLU
+        ``SigmaDelta`` (vth, bias, spike_exp 6, state_exp 6). Values are the file's integers / 64."""
+        act = str(p.get("activation", "relu")).lower()
+        if act != "relu":
+            raise L.err(f"SDNN activation {act!r} is not supported: Lava's SigmaDelta has ReLU only "
+                        "(netx would silently run this layer as ReLU)")
+        if "vThMant" not in p and "sigma_output" not in p:
+            raise L.err("missing dataset 'neuron/vThMant'")
+        self.n_neuron_layers += 1
+        if "sigma_output" in p:
+            if encoder:
+                raise L.err("an input layer cannot be a sigma_output")
+            if bias is not None:
+                raise L.err("a sigma_output layer cannot have a bias (Lava's Sigma has none)")
+            return Sigma(tuple(shape))
+        vth = float(np.asarray(p["vThMant"]).reshape(-1)[0])
+        if vth < 0:
+            raise L.err(f"vThMant must be >= 0, got {vth}")
+        if encoder:
+            return Delta(tuple(shape), threshold=vth / W_SCALE)
+        b = 0.0
+        if bias is not None:
+            # netx passes the bias as int32 (truncation toward zero), per channel or per neuron
+            b = np.trunc(np.asarray(bias, dtype=np.float64))
+            try:
+                if b.size == 1:
+                    b = float(b.reshape(-1)[0]) / W_SCALE
+                elif len(shape) == 3 and b.size == shape[0]:
+                    b = np.ascontiguousarray(np.broadcast_to(b.reshape(-1, 1, 1), shape)) / W_SCALE
+                else:
+                    b = b.reshape(shape) / W_SCALE
+            except ValueError:
+                raise L.err(f"bias of {b.size} values fits neither the {shape[0]} channels nor "
+                            f"the neurons {tuple(shape)}") from None
+        return SigmaDelta(tuple(shape), threshold=vth / W_SCALE, bias=b)
 
     def _delay(self, L: _Layer, shape, rec: bool = False):
         d = L.array("delay", required=False)
@@ -272,6 +333,13 @@ class _Builder:
             raise L.err(f"input_shape {self.input_shape} differs from the file's shape {list(shape)}")
         if L.neuron() is None:
             self._spike_input(shape)
+            return
+        if str(L.neuron().get("type", "")) == "SDNN":
+            # netx: a Delta process whose a_in takes the data directly (no synapse)
+            self.g.add("input", Input(shape))
+            pop = f"input{L.index}"
+            self.g.add(pop, self._sdnn(L, L.neuron(), shape, encoder=True), "input")
+            self._finish_layer(L, pop, shape, self._delay(L, shape))
             return
         self.g.add("input", Input(shape, kind="bias"))
         pop = f"input{L.index}"
