@@ -265,3 +265,37 @@ def test_delta_input_off_grid_refused():
     g = quantize(_toy())
     with pytest.raises(SnncError, match=r"'enc'.*1/64"):
         run_reference(g, np.full((1, 3, 4), 0.001))
+
+
+# ----------------------------------------------------------------------------- Lava backend
+def test_pilotnet_sdnn_lava_fixed_equals_reference_and_ground_truth():
+    """snnc's Lava backend (lava.proc.sdn Delta/SigmaDelta/Sigma, graded Dense/Conv with
+    num_message_bits, Loihi2SimCfg fixed_pt; ~5 s): identical to the reference and output.npy."""
+    from snnc.backends.lava_backend import run_lava
+    g = quantize(import_netx(os.path.join(SDNN, "network.net")))
+    x = sdnn_input(np.load(os.path.join(SDNN, "input.npy")), 9)[None]
+    res = run_lava(g, x, mode="fixed", timeout=600)
+    assert res.engine == "lava-fixed"
+    assert np.array_equal(res.output, run_reference(g, x).output)
+    assert np.array_equal(res.output[0] * OUT_SCALE, np.load(os.path.join(SDNN, "output.npy")))
+
+
+@pytest.mark.parametrize("cum", [False, True])
+def test_toy_lava_fixed_equals_reference(cum):
+    """Cumulative error, identity activation, negative messages: Lava equals the reference."""
+    from snnc.backends.lava_backend import run_lava
+    rng = np.random.default_rng(1)
+    g = quantize(_toy(cum, "identity"))
+    x = (rng.integers(-90, 90, size=(2, 3, 12)) / 64.0)
+    res = run_lava(g, x, mode="fixed", timeout=600)
+    assert np.array_equal(res.output, run_reference(g, x).output)
+
+
+def test_lava_refuses_sigma_delta_float_and_deploy_plan():
+    from snnc.backends.lava_backend import run_lava
+    from snnc.backends.lava_plan import plan_lava
+    g = quantize(_toy())
+    with pytest.raises(SnncError, match=r"'enc'.*fixed point only"):
+        run_lava(g, np.zeros((1, 3, 4)), mode="float")
+    with pytest.raises(SnncError, match=r"'enc' \(Delta\)"):
+        plan_lava(g, 4)

@@ -125,6 +125,9 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
     """Run ``graph`` on Lava. ``spikes``: binary ``(N, *input_shape, T)``; see module doc."""
     start = time.perf_counter()
     x = np.asarray(spikes)
+    if any(type(v).__name__ in ("Delta", "SigmaDelta", "Sigma") for v in graph.nodes.values()):
+        from .lava_sdn import run_lava_sdn      # sigma-delta (graded) graphs: lava.proc.sdn processes
+        return run_lava_sdn(graph, x, mode, timeout)
     if x.ndim < 2:
         raise SnncError(f"Lava backend: spikes must be (N, *input_shape, T), got shape {x.shape}")
     if not np.all((x == 0) | (x == 1)):
