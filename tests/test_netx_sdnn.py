@@ -96,7 +96,7 @@ def test_pilotnet_sdnn_output_longer_run_is_a_prefix():
 
 
 def test_pilotnet_sdnn_input_delta_messages(pilotnet):
-    """The Delta encoder's graded messages, 99,000 values x 20 steps: identical to act0.npy."""
+    """The Delta encoder's graded messages, 9,900 neurons x 20 steps: identical to act0.npy."""
     _, rec = pilotnet
     gt = from_xyf(np.load(os.path.join(SDNN, "act0.npy")))
     assert rec["input0"]["s"].shape == gt.shape == (3, 33, 100, 20)
