@@ -421,3 +421,134 @@ def test_conv_as_dense_refuses_inexact_weights():
         plan_lava(g, 8, "fixed", conv_as="dense")
     assert plan_lava(g, 8, "fixed", conv_as="auto").conns[0].kind == "conv"
     assert plan_lava(g, 8, "float", conv_as="dense").conns[0].kind == "dense"
+
+
+# ----------------------------------------------------------------------------- resets, bias input, average
+def _all_outputs(g):
+    """One extra Output per population (named '<pop>.out') so every engine reports its spikes."""
+    for k, v in list(g.nodes.items()):
+        if isinstance(v, CubaLIF):
+            g.add(f"{k}.out", Output(tuple(v.shape)), k)
+    return g
+
+
+def _reset_graph(reset=True):
+    """Periodic resets with different intervals and offsets (one negative), one population at
+    Lava offset > 0 with a gated bias, an Average readout behind a delay."""
+    import dataclasses
+    from snnc.compiler.ir import Average
+    rng = np.random.default_rng(11)
+    g = Graph()
+    g.add("in", Input((6,)))
+    g.add("fc1", Dense(rng.normal(0.3, 0.4, (8, 6))), "in")
+    g.add("lif1", CubaLIF((8,), 0.05, 0.02, 1.0, bias=0.05, reset_interval=5, reset_offset=2), "fc1")
+    g.add("fc2", Dense(rng.normal(0.3, 0.5, (6, 8))), "lif1")                     # offset 2
+    g.add("lif2", CubaLIF((6,), 0.1, 0.01, 1.0, bias=0.1, reset_interval=7, reset_offset=-1), "fc2")
+    g.add("d", Delay(np.array([0, 1, 2, 0, 1, 2])), "lif2")
+    g.add("avg", Average(3), "d")
+    g.add("out", Output((3,)), "avg")
+    if not reset:
+        for k in ("lif1", "lif2"):
+            g.nodes[k] = dataclasses.replace(g.nodes[k], reset_interval=0, reset_offset=0)
+    return _all_outputs(g)
+
+
+def test_periodic_reset_is_exact_over_a_batch():
+    """LIFReset with the population's Lava offset: every sample's resets land on the same IR
+    steps (the run is padded to a multiple of lcm(5, 7)); spikes per population, the Average
+    readout and the other outputs equal the reference simulator; without the reset they differ."""
+    from snnc.backends.reference import run_reference
+    from snnc.compiler.quantize import quantize
+    q = quantize(_reset_graph())
+    x = (np.random.default_rng(2).random((3, 6, 23)) < 0.4).astype(np.float32)
+    plan = plan_lava(q, 23, "fixed")
+    p1, p2 = plan.pops["lif1"], plan.pops["lif2"]
+    assert (p1.offset, p2.offset) == (1, 2) and p2.gate_bias
+    assert (p1.reset_interval, p1.reset_offset) == (5, (2 + 1 + 1) % 5)
+    assert (p2.reset_interval, p2.reset_offset) == (7, (-1 + 2 + 1) % 7)
+    assert plan.run_steps == 35                          # 23 + 2, rounded up to lcm(5, 7)
+    ref = run_reference(q, x, "fixed")
+    res = run_lava(q, x, mode="fixed")
+    assert set(res.outputs) == set(ref.outputs) == {"out", "lif1.out", "lif2.out"}
+    for k in ref.outputs:
+        np.testing.assert_array_equal(res.outputs[k], ref.outputs[k], err_msg=k)
+    for k in ("lif1", "lif2"):
+        assert ref.counts[k].sum() > 0
+        np.testing.assert_array_equal(res.spikes[k], ref.outputs[f"{k}.out"], err_msg=k)
+    assert res.output.dtype == np.float32 and not np.all(res.output == np.round(res.output))
+    plain = run_reference(quantize(_reset_graph(reset=False)), x, "fixed")
+    assert not np.array_equal(plain.outputs["lif1.out"], ref.outputs["lif1.out"])
+    assert not np.array_equal(plain.outputs["lif2.out"], ref.outputs["lif2.out"])
+    resf = run_lava(q, x, mode="float")                  # floating_pt LIFReset runs too
+    assert resf.spikes["lif1"].shape == res.spikes["lif1"].shape
+
+
+def test_reset_intervals_whose_lcm_is_too_long_are_refused():
+    import dataclasses
+    from snnc.compiler.quantize import quantize
+    g = _reset_graph()
+    g.nodes["lif1"] = dataclasses.replace(g.nodes["lif1"], reset_interval=4099)
+    g.nodes["lif2"] = dataclasses.replace(g.nodes["lif2"], reset_interval=4111)
+    with pytest.raises(SnncError, match=r"\['lif1', 'lif2'\].*least common multiple"):
+        plan_lava(quantize(g), 100, "fixed")
+
+
+def _bias_graph():
+    from snnc.compiler.ir import Average
+    rng = np.random.default_rng(4)
+    g = Graph()
+    g.add("in", Input((2, 3, 3), kind="bias"))
+    g.add("enc", CubaLIF((2, 3, 3), 0.0, 0.1, 1.0, bias=np.linspace(-0.25, 0.25, 18).reshape(2, 3, 3),
+                         reset_interval=6), "in")
+    g.add("dl", Delay(np.array(1)), "enc")
+    g.add("fl", Flatten(), "dl")
+    g.add("fc", Dense(rng.normal(0.2, 0.5, (5, 18))), "fl")
+    g.add("lif", CubaLIF((5,), 0.1, 0.05, 1.0), "fc")
+    g.add("avg", Average(6), "enc")
+    g.add("out", Output((5,)), "lif")
+    g.add("rate", Output((6,)), "avg")
+    return g
+
+
+def test_bias_input_constant_per_sample():
+    """A bias-kind input (netx's input layer): per-sample bias_mant, exact in 13 bits with one
+    exponent per population; several samples with different values; equal to the reference."""
+    from snnc.backends.lava_plan import bias_drive
+    from snnc.backends.reference import run_reference
+    from snnc.compiler.quantize import quantize
+    q = quantize(_bias_graph())
+    rng = np.random.default_rng(8)
+    vals = rng.integers(-16, 44, (3, 2, 3, 3)) / 64             # threshold units, multiples of 1/64
+    x = np.repeat(vals[..., None], 25, axis=-1).astype(np.float32)
+    plan = plan_lava(q, 25, "fixed")
+    assert plan.input_kind == "bias" and plan.root == "enc" and plan.pops["enc"].bias_input == "in"
+    exp, mant = bias_drive(plan, x)["enc"]
+    assert mant.shape == (3, 3, 3, 2) and np.abs(mant).max() <= 4095
+    ref = run_reference(q, x, "fixed")
+    res = run_lava(q, x, mode="fixed")
+    assert ref.counts["enc"].sum() > 0 and ref.counts["lif"].sum() > 0
+    for k in ("out", "rate"):
+        np.testing.assert_array_equal(res.outputs[k], ref.outputs[k], err_msg=k)
+    for k, v in ref.counts.items():
+        np.testing.assert_array_equal(res.counts[k], v, err_msg=k)
+    assert not np.array_equal(res.counts["enc"][0], res.counts["enc"][1])
+
+
+def test_bias_input_refusals():
+    from snnc.compiler.quantize import quantize
+    q = quantize(_bias_graph())
+    x = np.full((1, 2, 3, 3, 10), 0.5, np.float32)
+    x[0, 1, 2, 0, 4] = 0.25
+    with pytest.raises(SnncError, match=r"bias input 'in' .*changes over time.*step 4"):
+        run_lava(q, x)
+    with pytest.raises(SnncError, match=r"'enc'.*not a multiple of 1/4096"):
+        run_lava(q, np.full((1, 2, 3, 3, 10), 1e-5, np.float32))
+    with pytest.raises(SnncError, match=r"'enc'.*13-bit"):
+        run_lava(q, np.full((1, 2, 3, 3, 10), 1 + 1 / 4096, np.float32))
+    g = Graph()                                              # a bias input into a synapse
+    g.add("in", Input((4,), kind="bias"))
+    g.add("fc", Dense(np.ones((3, 4))), "in")
+    g.add("lif", CubaLIF((3,), 0.1, 0.1, 1.0), "fc")
+    g.add("out", Output((3,)), "lif")
+    with pytest.raises(SnncError, match="'in'"):
+        plan_lava(g, 10, "float")

@@ -40,20 +40,20 @@ import time
 import numpy as np
 
 from ..errors import SnncError
-from .lava_plan import LavaPlan, plan_lava
+from .lava_plan import LavaPlan, bias_drive, plan_lava
 from .result import RunResult
 
-__all__ = ["run_lava", "plan_lava"]
+__all__ = ["run_lava", "plan_lava", "host_outputs"]
 
 
 def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _run_worker(plan: LavaPlan, spikes: np.ndarray, timeout: float) -> dict:
+def _run_worker(plan: LavaPlan, spikes, timeout: float, bias=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="snnc-lava-") as job_dir:
         with open(os.path.join(job_dir, "job.pkl"), "wb") as f:
-            pickle.dump({"plan": plan, "spikes": spikes}, f)
+            pickle.dump({"plan": plan, "spikes": spikes, "bias": bias or {}}, f)
         err_path = os.path.join(job_dir, "stderr.txt")
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -120,9 +120,50 @@ def _shift(x: np.ndarray, d: np.ndarray) -> np.ndarray:
     return y
 
 
+def host_outputs(plan: LavaPlan, x: np.ndarray, pops) -> dict:
+    """Every graph Output from the recorded population spikes ``pops`` ({name: (N, *shape, T)})
+    and the input ``x`` (N, *shape, T), as the reference simulator computes them (float64,
+    returned as float32 (N, *shape, T) by output name)."""
+    n, T = x.shape[0], x.shape[-1]
+    outs = {}
+    for op in plan.outputs:
+        val = {}
+        for name, kind, arg, preds in op.program:
+            if kind == "pop":
+                val[name] = (x if name == plan.input_name else pops[name]).astype(np.float64)
+                continue
+            v = val[preds[0]]
+            for p in preds[1:]:
+                v = v + val[p]
+            if kind == "delay":
+                v = _shift(v, arg)
+            elif kind == "flatten":
+                v = v.reshape((n, -1, T))
+            elif kind == "average":
+                v = v.reshape((n, arg, -1, T)).mean(axis=2)
+            val[name] = v
+        outs[op.name] = val[op.name].reshape((n,) + tuple(op.shape) + (T,)).astype(np.float32)
+    return outs
+
+
+def check_lava_input(plan: LavaPlan, x: np.ndarray):
+    """Validate the input for ``plan``: returns (spikes int8 or None, per-sample biases)."""
+    ishape = plan.pops[plan.input_name].shape if plan.input_kind == "spikes" else None
+    if plan.input_kind == "spikes":
+        if not np.all((x == 0) | (x == 1)):
+            raise SnncError("Lava backend: input must be binary spikes (0/1)")
+        if tuple(x.shape[1:-1]) != tuple(ishape):
+            raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, "
+                            f"{', '.join(map(str, ishape))}, T), got {x.shape}")
+        return x.astype(np.int8), {}
+    return None, bias_drive(plan, x)
+
+
 def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as: str = "auto",
              io: str = "channels") -> RunResult:
-    """Run ``graph`` on Lava. ``spikes``: binary ``(N, *input_shape, T)``; see module doc."""
+    """Run ``graph`` on Lava. ``spikes``: binary ``(N, *input_shape, T)`` (a bias-kind input:
+    its values, constant over T per sample); see module doc. ``result.outputs`` holds every
+    Output by name, ``result.spikes`` every population's spikes ``(N, *shape, T)``."""
     start = time.perf_counter()
     x = np.asarray(spikes)
     if any(type(v).__name__ in ("Delta", "SigmaDelta", "Sigma") for v in graph.nodes.values()):
@@ -130,27 +171,19 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
         return run_lava_sdn(graph, x, mode, timeout)
     if x.ndim < 2:
         raise SnncError(f"Lava backend: spikes must be (N, *input_shape, T), got shape {x.shape}")
-    if not np.all((x == 0) | (x == 1)):
-        raise SnncError("Lava backend: input must be binary spikes (0/1)")
     plan = plan_lava(graph, x.shape[-1], mode, conv_as=conv_as, io=io)
-    ishape = plan.pops[plan.input_name].shape
-    if tuple(x.shape[1:-1]) != tuple(ishape):
+    ishape = tuple(graph.nodes[plan.input_name].shape)
+    if tuple(x.shape[1:-1]) != ishape:
         raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, {', '.join(map(str, ishape))}, T), "
                         f"got {x.shape}")
-    x = x.astype(np.int8)
-    res = _run_worker(plan, x, timeout)
+    xs, bias = check_lava_input(plan, x)
+    res = _run_worker(plan, xs, timeout, bias)
     pops = res["spikes"]
-    # host side of the output: delay, flatten, sum of paths
-    n, T = x.shape[0], x.shape[-1]
-    out = np.zeros((n,) + tuple(plan.output.shape) + (T,), dtype=np.float32)
-    for src, d, flat in plan.output.paths:
-        s = (x if src == plan.input_name else pops[src]).astype(np.float32)
-        y = _shift(s, d)
-        if flat:
-            y = y.reshape((n, -1, T))
-        out += y.reshape(out.shape)
+    outs = host_outputs(plan, x, pops)
     counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items()}
-    result = RunResult(output=out, counts=counts, engine=f"lava-{mode}",
+    result = RunResult(output=outs[plan.output.name], counts=counts, engine=f"lava-{mode}",
                        seconds=time.perf_counter() - start)
+    result.outputs = outs
+    result.spikes = pops
     result.timing = res.get("timing", {})
     return result

@@ -29,22 +29,46 @@ Options (CPU simulation speed; the defaults of ``plan_lava`` are the hardware pl
   read through ``Var.set``/``Var.get``) or ``"channels"`` (io ``Injector``/``Extractor``: whole
   vectors per step over a channel; Lava's Var get/set moves one element per message, which made
   the ringbuffer sinks dominate the CPU run time). ``run_lava`` uses ``"auto"``/``"channels"``.
+
+Periodic reset (``CubaLIF.reset_interval`` R > 0, ``reset_offset`` r): a Lava ``LIFReset``, which
+zeroes u and v before integrating at Lava ``time_step`` (1-based, never restarted between
+samples) ``time_step % R == offset``. IR step t of population P of sample i runs at
+``time_step = i*L + t + o(P) + 1``, so the Lava offset is ``(r + o(P) + 1) % R`` provided L is a
+multiple of R: ``run_steps`` is rounded up to a multiple of the least common multiple of all
+intervals (the extra steps run with zero input and are cropped). Resets in the leading steps
+[0, o(P)) act on a zero state (no input reaches P before its step 0, its bias is gated): exact.
+
+Bias input (``Input(kind="bias")``): it is not a Lava process; each population it feeds gets,
+per sample, ``bias_mant`` = (its own bias + the input's value in state units) >> e, with one
+exponent e (0..7) per population chosen over the batch so that every value is exact in Loihi's
+13-bit signed mantissa (``bias_drive``). The input must be constant over the time steps of each
+sample (netx sets ``bias_mant`` once per sample); anything else is refused.
+
+Outputs: every ``Output`` is computed on the host from the recorded spikes of the populations
+(and the input) through Delay / Flatten / Average nodes (``OutputPlan.program``), as the
+reference simulator computes them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+import math
+
 import numpy as np
 
 from ..compiler.fixed import FixedCubaLIF, FixedSynapse
-from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
+from ..compiler.ir import (Average, Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
+                           SumPool2d, _pair)
 from ..errors import SnncError
 
 MAX_DELAY = 62          # Loihi 2 synaptic delay limit as used by netx (DelayDense accepts <= 63)
 DENSE_CONV_MAX_ENTRIES = 4 * 1024 * 1024    # conv_as="auto": largest materialized matrix
 CONV_AS = ("conv", "dense", "auto")
 IO = ("ringbuffer", "channels")
+MAX_RESET_PAD = 4096    # largest least common multiple of reset intervals padded to per sample
+BIAS_MANT_MAX = 4095    # Loihi's bias mantissa: 13-bit signed
+BIAS_EXP_MAX = 7        # ... and its 3-bit exponent
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -88,6 +112,10 @@ class PopPlan:
     bias_mant: Optional[np.ndarray] = None
     bias_exp: int = 0
     gate_bias: bool = False         # bias is held at 0 during the leading steps [0, offset)
+    reset_interval: int = 0         # > 0: a Lava LIFReset with this interval ...
+    reset_offset: int = 0           # ... and this Lava offset (time_step % interval == offset)
+    bias_input: str = ""            # name of the bias-kind Input added to this bias per sample
+    bias_scale: int = 0             # fixed mode: state units per threshold unit of that input
 
     @property
     def lshape(self):
@@ -116,9 +144,13 @@ class ConnPlan:
 
 @dataclass
 class OutputPlan:
+    """A graph Output computed on the host: ``program`` lists (node, kind, arg, predecessors) in
+    evaluation order; kind "pop" (recorded spikes of a population, or the input's data),
+    "delay" (arg: steps over the node's input shape), "flatten", "average" (arg: groups),
+    "output". The value of a node with several predecessors is their sum."""
     name: str
     shape: Tuple[int, ...]
-    paths: List[Tuple[str, np.ndarray, bool]]   # (population, delay over its IR shape, flatten)
+    program: List[Tuple[str, str, object, List[str]]]
 
 
 @dataclass
@@ -128,8 +160,11 @@ class LavaPlan:
     run_steps: int                  # L (Lava steps per sample)
     pops: Dict[str, PopPlan] = field(default_factory=dict)
     conns: List[ConnPlan] = field(default_factory=list)
-    output: Optional[OutputPlan] = None
+    output: Optional[OutputPlan] = None               # the first of ``outputs``
+    outputs: List[OutputPlan] = field(default_factory=list)
     input_name: str = ""
+    input_kind: str = "spikes"      # "spikes" (a Lava source) | "bias" (see module doc)
+    root: str = ""                  # the process Lava runs (the source, or a bias-fed population)
     io: str = "ringbuffer"          # see module doc
 
 
@@ -159,6 +194,9 @@ def _trace_back(graph: Graph, start: str, shapes: Dict[str, tuple]):
 
     def walk(name: str, chain: List[str]):
         node = graph.nodes[name]
+        if isinstance(node, Input) and node.kind != "spikes":
+            raise _err(name, node, f"a {node.kind!r} input may feed only CubaLIF populations "
+                                   f"directly, not synapse {start!r}")
         if isinstance(node, (Input, CubaLIF)):
             pshape = tuple(shapes[name])
             total = np.zeros(pshape, dtype=np.int64)
@@ -253,20 +291,43 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
         raise ValueError(f"conv_as must be one of {CONV_AS}, got {conv_as!r}")
     if io not in IO:
         raise ValueError(f"io must be one of {IO}, got {io!r}")
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise SnncError(f"Lava backend: needs exactly one Input and one Output, got inputs "
-                        f"{graph.inputs} and outputs {graph.outputs}")
+    if len(graph.inputs) != 1 or not graph.outputs:
+        raise SnncError(f"Lava backend: needs exactly one Input and at least one Output, got "
+                        f"inputs {graph.inputs} and outputs {graph.outputs}")
     shapes = _node_shapes(graph)
     plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0], io=io)
 
     # populations and their parameters
     for name, node in graph.nodes.items():
         if isinstance(node, Input):
-            plan.pops[name] = PopPlan(name, "input", tuple(node.shape))
+            if node.kind == "spikes":
+                plan.pops[name] = PopPlan(name, "input", tuple(node.shape))
+            elif node.kind != "bias":
+                raise _err(name, node, f"input kind {node.kind!r} is not supported by the Lava backend")
         elif isinstance(node, CubaLIF):
             plan.pops[name] = _lif_plan(graph, name, node, mode)
-        elif not isinstance(node, (Output, Dense, Conv2d, SumPool2d, Flatten, Delay)):
+        elif not isinstance(node, (Output, Dense, Conv2d, SumPool2d, Flatten, Delay, Average)):
             raise _err(name, node, "node type not supported by the Lava backend")
+    inode = graph.nodes[plan.input_name]
+    plan.input_kind = inode.kind
+    plan.root = plan.input_name
+    if inode.kind == "bias":
+        fed = [d for s_, d in graph.edges if s_ == plan.input_name]
+        for d in fed:
+            dn = graph.nodes[d]
+            if isinstance(dn, Output):
+                continue
+            if not isinstance(dn, CubaLIF) or tuple(dn.shape) != tuple(inode.shape):
+                raise _err(plan.input_name, inode, f"a bias input may feed only CubaLIF populations "
+                                                   f"of its shape {tuple(inode.shape)} directly, not {d!r}")
+            pp = plan.pops[d]
+            pp.bias_input = plan.input_name
+            if mode == "fixed":
+                pp.bias_scale = int(graph.metadata.get("state_scale", {}).get(d, dn.state_scale))
+        roots = [d for d in fed if d in plan.pops]
+        if not roots:
+            raise _err(plan.input_name, inode, "the bias input feeds no population")
+        plan.root = roots[0]
 
     # connections: (src, syn, dst, pre-delay over src shape, post-delay over syn out shape, flatten)
     raw = []
@@ -309,7 +370,10 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
     for p, o in off.items():
         plan.pops[p].offset = o
         pp = plan.pops[p]
-        pp.gate_bias = pp.kind == "lif" and o > 0 and np.any(np.asarray(pp.bias_mant) != 0)
+        pp.gate_bias = pp.kind == "lif" and o > 0 and (bool(pp.bias_input) or
+                                                       bool(np.any(np.asarray(pp.bias_mant) != 0)))
+        if pp.reset_interval:
+            pp.reset_offset = (pp.reset_offset + o + 1) % pp.reset_interval
 
     # Lava synapses
     for i, (src, syn, dst, pre, post, flat) in enumerate(raw):
@@ -317,8 +381,9 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
         plan.conns.append(_conn_plan(graph, f"{syn}#{i}", syn, src, dst, pre, post, extra,
                                      shapes, mode, conv_as))
 
-    # Lava compiles what is connected to the process it runs (the input source)
-    reached, frontier = {plan.input_name}, [plan.input_name]
+    # Lava compiles what is connected to the process it runs (the input source or, for a bias
+    # input, the first population it feeds)
+    reached, frontier = {plan.root}, [plan.root]
     while frontier:
         p = frontier.pop()
         for c in plan.conns:
@@ -328,16 +393,76 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
                     frontier.append(b)
     lost = [p for p in plan.pops if p not in reached]
     if lost:
-        raise SnncError(f"Lava backend: populations {lost} are not connected to the input "
-                        f"{plan.input_name!r}")
+        raise SnncError(f"Lava backend: populations {lost} are not connected to "
+                        f"{plan.root!r}, the process Lava runs (Lava compiles only the processes "
+                        "connected to it)")
 
-    # output (host side: crop, delay, flatten)
-    oname = graph.outputs[0]
-    onode = graph.nodes[oname]
-    paths = _trace_back(graph, oname, shapes)
-    plan.output = OutputPlan(oname, tuple(onode.shape), paths)
-    plan.run_steps = int(steps) + max(off.values())
+    # outputs (host side)
+    plan.outputs = [_output_plan(graph, o, shapes, plan) for o in graph.outputs]
+    plan.output = plan.outputs[0]
+
+    # run length: T + the largest offset, a multiple of every reset interval (module doc)
+    L = int(steps) + max(off.values(), default=0)
+    intervals = sorted({pp.reset_interval for pp in plan.pops.values() if pp.reset_interval})
+    if intervals:
+        period = 1
+        for r in intervals:
+            period = period * r // math.gcd(period, r)
+        if period > max(MAX_RESET_PAD, L):
+            who = [p for p, pp in plan.pops.items() if pp.reset_interval]
+            raise SnncError(f"Lava backend: populations {who} reset with intervals {intervals}, "
+                            f"whose least common multiple {period} is more than the "
+                            f"{max(MAX_RESET_PAD, L)} steps snnc pads a Lava run to (Lava's reset "
+                            "phase follows its global time step, so every sample must last a "
+                            "multiple of it)")
+        L = -(-L // period) * period
+    plan.run_steps = L
     return plan
+
+
+def _output_plan(graph: Graph, oname: str, shapes, plan: LavaPlan) -> OutputPlan:
+    """The host computation of Output ``oname`` from the recorded populations (module doc)."""
+    program: List[Tuple[str, str, object, List[str]]] = []
+    done, visiting = set(), set()
+
+    def visit(name: str):
+        if name in done:
+            return
+        node = graph.nodes[name]
+        if name in visiting:
+            raise _err(name, node, f"is on a cycle without a population (on the way to {oname!r})")
+        visiting.add(name)
+        preds = graph.predecessors(name)
+        if name in plan.pops or isinstance(node, Input):
+            program.append((name, "pop", None, []))
+        elif isinstance(node, (Delay, Flatten, Average, Output)):
+            if not preds:
+                raise _err(name, node, "has no input")
+            for p in preds:
+                visit(p)
+            if isinstance(node, Delay):
+                ins = tuple(shapes[preds[0]])
+                try:
+                    arg = np.array(_delay_over(node.steps, ins))
+                except ValueError:
+                    raise _err(name, node, f"delay steps {np.shape(node.steps)} do not fit {ins}") from None
+                if np.any(arg < 0):
+                    raise _err(name, node, "negative delay")
+                program.append((name, "delay", arg, preds))
+            elif isinstance(node, Flatten):
+                program.append((name, "flatten", None, preds))
+            elif isinstance(node, Average):
+                program.append((name, "average", int(node.groups), preds))
+            else:
+                program.append((name, "output", None, preds))
+        else:
+            raise _err(name, node, f"feeds output {oname!r}; the Lava backend computes outputs on "
+                                   "the host from populations through Delay, Flatten and Average "
+                                   "only (put a CubaLIF population after a synapse)")
+        done.add(name)
+
+    visit(oname)
+    return OutputPlan(oname, tuple(graph.nodes[oname].shape), program)
 
 
 def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
@@ -349,6 +474,11 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
         raise _err(name, node, "refractory > 0 is not supported by the Lava backend")
     shape = tuple(node.shape)
     pp = PopPlan(name, "lif", shape)
+    if node.reset_interval:
+        if int(node.reset_interval) < 0:
+            raise _err(name, node, f"reset_interval {node.reset_interval} < 0")
+        pp.reset_interval = int(node.reset_interval)
+        pp.reset_offset = int(node.reset_offset) % pp.reset_interval   # IR phase; see plan_lava
     if mode == "fixed":
         fx = graph.fixed.get(name)
         if not isinstance(fx, FixedCubaLIF):
@@ -402,7 +532,7 @@ def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode, conv
             _check_dense_weights(syn, node, cp)
         return cp
     # Conv2d / SumPool2d: Lava Conv has no delay, so every extra step must be zero
-    total = np.unique(post.reshape(-1, 1) + pre.reshape(1, -1) + extra)
+    total = np.unique(np.unique(post).reshape(-1, 1) + np.unique(pre).reshape(1, -1) + extra)
     if total.size != 1 or total[0] != 0:
         raise _err(syn, node, "a convolution whose connection needs extra delay (axonal delay or "
                               "unequal path timing) is not supported by Lava's Conv process")
@@ -496,3 +626,52 @@ def _check_dense_weights(syn, node, cp: ConnPlan):
         raise _err(syn, node, f"fixed weights [{int(w.min())}..{int(w.max())}] are not exact "
                               f"{cp.num_weight_bits}-bit Loihi weights (Lava's Dense would clip or "
                               "truncate them)")
+
+
+# ----------------------------------------------------------------------------- bias input
+def bias_drive(plan: LavaPlan, x: np.ndarray) -> Dict[str, Tuple[int, np.ndarray]]:
+    """Per-sample biases of the populations fed by a bias-kind input (module doc).
+
+    ``x``: the input's values ``(N, *shape, T)`` in threshold units. Returns
+    ``{population: (bias_exp, bias_mant (N, *lava_shape))}``; {} for a spike input. Raises
+    ``SnncError`` when a value changes over time within a sample or cannot be exact.
+    """
+    if plan.input_kind != "bias":
+        return {}
+    x = np.asarray(x, dtype=np.float64)
+    fed = [p for p in plan.pops.values() if p.bias_input == plan.input_name]
+    names = [p.name for p in fed]
+    if x.shape[-1] and not np.all(x == x[..., :1]):
+        t = int(np.argmax(np.any((x != x[..., :1]).reshape(-1, x.shape[-1]), axis=0)))
+        raise SnncError(f"Lava backend: bias input {plan.input_name!r} (feeding {names}) changes "
+                        f"over time within a sample (first at step {t}); the Lava backend sets a "
+                        "population's bias once per sample, as netx does, so the input must be "
+                        "constant over the time steps of each sample (the reference backend runs "
+                        "any input)")
+    d0 = x[..., 0]
+    out: Dict[str, Tuple[int, np.ndarray]] = {}
+    for p in fed:
+        nd = len(p.shape)
+        if plan.mode == "float":
+            static = np.asarray(p.bias_mant, dtype=np.float64)
+            total = static[None] + np.stack([to_lava(s, nd) for s in d0])
+            out[p.name] = (0, total)
+            continue
+        d = d0 * p.bias_scale
+        if not np.all(d == np.round(d)):
+            raise SnncError(f"Lava backend: population {p.name!r}: bias input is not a multiple of "
+                            f"1/{p.bias_scale} (the population's state unit)")
+        m, e = np.asarray(p.bias_mant, dtype=np.int64), int(p.bias_exp)
+        static = m << e if e >= 0 else m >> -e
+        total = static[None] + np.stack([to_lava(s, nd) for s in d.astype(np.int64)])
+        for exp in range(BIAS_EXP_MAX + 1):
+            mant = total >> exp
+            if np.array_equal(mant << exp, total) and np.all(np.abs(mant) <= BIAS_MANT_MAX) \
+                    and np.all(mant >= -BIAS_MANT_MAX - 1):
+                out[p.name] = (exp, mant)
+                break
+        else:
+            raise SnncError(f"Lava backend: population {p.name!r}: its bias plus the bias input "
+                            f"(state units {int(total.min())}..{int(total.max())}) is not a "
+                            f"13-bit Loihi bias mantissa times 2**e for any e in 0..{BIAS_EXP_MAX}")
+    return out

@@ -1,8 +1,9 @@
 """Child-process entry of the Lava backend: ``python -m snnc.backends.lava_worker JOB_DIR``.
 
-Reads ``JOB_DIR/job.pkl`` (``{"plan": LavaPlan, "spikes": (N, *shape, T)}``), builds the Lava
-network once, runs every sample from a zero state (state Vars are reset between samples) and
-writes ``JOB_DIR/result.pkl`` (``{"spikes": {pop: (N, *shape, T) int8}, "timing": {...}}``).
+Reads ``JOB_DIR/job.pkl`` (``{"plan": LavaPlan, "spikes": (N, *shape, T) or None, "bias":
+{pop: (bias_exp, bias_mant (N, *lava_shape))}}``), builds the Lava network once, runs every sample
+from a zero state (state Vars are reset between samples) and writes ``JOB_DIR/result.pkl``
+(``{"spikes": {pop: (N, *shape, T) int8}, "timing": {...}}``).
 Any failure: traceback on stderr, exit code 1.
 """
 from __future__ import annotations
@@ -19,17 +20,19 @@ import numpy as np
 from .lava_plan import LavaPlan, from_lava, to_lava
 
 
-def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None):
+def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Optional[dict] = None):
     """Instantiate the Lava processes of ``plan``; returns (procs, sinks, source, state_vars).
 
     ``plan.io == "ringbuffer"``: the source is an io ``RingBuffer`` holding ``first_input`` and
     ``sinks`` are io ``RingBuffer`` sinks of L steps; ``"channels"``: an io ``Injector`` and io
-    ``Extractor`` (``sinks``), each buffering L steps. ``state_vars`` lists (Var, conn or None):
-    LIF u and v, and every synapse's activation buffer with its connection.
+    ``Extractor`` (``sinks``), each buffering L steps. A bias input has no source (None): the
+    populations it feeds start with bias ``bias[pop]`` of sample 0 (``lava_plan.bias_drive``).
+    Populations with a periodic reset are ``LIFReset``. ``state_vars`` lists (Var, conn or
+    None): LIF u and v, and every synapse's activation buffer with its connection.
     """
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
-    from lava.proc.lif.process import LIF
+    from lava.proc.lif.process import LIF, LIFReset
 
     fixed = plan.mode == "fixed"
     channels = plan.io == "channels"
@@ -46,9 +49,13 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None):
                 source = Source(data=first_input)
             procs[name] = source
             continue
-        bias = np.zeros_like(p.bias_mant) if p.gate_bias else p.bias_mant
-        lif = LIF(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=bias,
-                  bias_exp=p.bias_exp, name=name)
+        exp, mant = (bias[name][0], bias[name][1][0]) if bias and name in bias else (p.bias_exp, p.bias_mant)
+        mant = np.zeros_like(mant) if p.gate_bias else mant
+        kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=name)
+        if p.reset_interval:
+            lif = LIFReset(reset_interval=p.reset_interval, reset_offset=p.reset_offset, **kw)
+        else:
+            lif = LIF(**kw)
         procs[name] = lif
         if channels:
             from lava.proc.io.extractor import Extractor
@@ -106,31 +113,60 @@ def _buffer_is_zero(conn, raw: Dict[str, np.ndarray]) -> bool:
     return not np.any(raw[conn.src][..., -k:])
 
 
-def run(plan: LavaPlan, spikes: np.ndarray):
-    """Run every sample of ``spikes`` (N, *shape, T) from a zero state; returns
-    ({population: (N, *shape, T) int8 spikes}, timing)."""
-    from lava.magma.core.run_conditions import RunSteps
+def sim_config(plan: LavaPlan):
+    """The CPU simulation's run configuration: ``Loihi2SimCfg`` with the plan's tag."""
     from lava.magma.core.run_configs import Loihi2SimCfg
-
-    t0 = time.perf_counter()
-    n, T, L = spikes.shape[0], plan.steps, plan.run_steps
-    channels = plan.io == "channels"
-    first = lava_input(plan, spikes[0])
-    procs, sinks, source, state = build(plan, None if channels else first)
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
-    if channels:
+    if plan.io == "channels":
         # the io Injector/Extractor models carry no tag: name them for the tagged selection
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
         from lava.proc.io.injector import Injector, PyLoihiInjectorModel
-        cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map={
+        return Loihi2SimCfg(select_tag=tag, exception_proc_model_map={
             Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel})
+    return Loihi2SimCfg(select_tag=tag)
+
+
+def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = None, cfg=None):
+    """Run every sample from a zero state; returns ({population: (N, *shape, T) int8 spikes},
+    timing). ``spikes``: (N, *shape, T) for a spike input, None for a bias input, whose
+    per-sample biases ``bias`` are ``lava_plan.bias_drive``'s. ``cfg``: the Lava run
+    configuration (default ``sim_config(plan)``; ``loihi_hw`` passes ``Loihi2HwCfg``)."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    t0 = time.perf_counter()
+    bias = bias or {}
+    spiking = plan.input_kind == "spikes"
+    if spiking:
+        n = spikes.shape[0]
+    elif bias:
+        n = next(iter(bias.values()))[1].shape[0]
     else:
-        cfg = Loihi2SimCfg(select_tag=tag)
+        raise ValueError("a bias-input plan needs the per-sample biases")
+    T, L = plan.steps, plan.run_steps
+    channels = plan.io == "channels"
+    first = lava_input(plan, spikes[0]) if spiking else None
+    procs, sinks, source, state = build(plan, None if channels else first, bias)
+    root = procs[plan.root]
+    if cfg is None:
+        cfg = sim_config(plan)
     gated = sorted({p.offset for p in plan.pops.values() if p.gate_bias})
+    # the bias each population's Var holds now (as built), and what sample i needs
+    cur = {name: (np.zeros_like(bias[name][1][0] if name in bias else p.bias_mant) if p.gate_bias
+                  else (bias[name][1][0] if name in bias else p.bias_mant))
+           for name, p in plan.pops.items() if p.kind == "lif" and (p.gate_bias or name in bias)}
+
+    def want(name, i):
+        return bias[name][1][i] if name in bias else plan.pops[name].bias_mant
+
+    def set_bias(name, value):
+        if not np.array_equal(cur[name], value):
+            procs[name].bias_mant.set(np.asarray(value, dtype=float))
+            cur[name] = value
+            timing["bias_sets"] += 1
     out = {name: np.zeros((n,) + plan.pops[name].shape + (T,), dtype=np.int8) for name in sinks}
     started = [False]
     timing = {"build": time.perf_counter() - t0, "input": 0.0, "reset": 0.0, "run": 0.0,
-              "read": 0.0, "resets_skipped": 0, "resets_done": 0}
+              "read": 0.0, "resets_skipped": 0, "resets_done": 0, "bias_sets": 0}
 
     def tick(key, t):
         now = time.perf_counter()
@@ -142,27 +178,29 @@ def run(plan: LavaPlan, spikes: np.ndarray):
             return
         t = time.perf_counter()
         if not started[0]:
-            source.run(condition=RunSteps(num_steps=k), run_cfg=cfg)
+            root.run(condition=RunSteps(num_steps=k), run_cfg=cfg)
             started[0] = True
             timing["compile_and_first"] = time.perf_counter() - t0
         else:
-            source.run(condition=RunSteps(num_steps=k))
+            root.run(condition=RunSteps(num_steps=k))
         tick("run", t)
 
     if channels:
-        source.create_runtime(run_cfg=cfg)
+        root.create_runtime(run_cfg=cfg)
         started[0] = True
         timing["compile"] = time.perf_counter() - t0
     raw: Dict[str, np.ndarray] = {}
     try:
         for i in range(n):
             t = time.perf_counter()
-            buf = first if i == 0 else lava_input(plan, spikes[i])
-            if channels:
-                for k in range(L):
-                    source.send(buf[..., k])
-            elif i > 0:
-                source.data.set(buf)
+            if spiking:
+                buf = first if i == 0 else lava_input(plan, spikes[i])
+                if channels:
+                    for k in range(L):
+                        source.send(buf[..., k])
+                elif i > 0:
+                    source.data.set(buf)
+                raw[plan.input_name] = buf
             t = tick("input", t)
             if i > 0:
                 for var, conn in state:
@@ -171,19 +209,18 @@ def run(plan: LavaPlan, spikes: np.ndarray):
                         continue
                     var.set(np.zeros(var.shape))
                     timing["resets_done"] += 1
-                for p in plan.pops.values():
-                    if p.gate_bias:
-                        procs[p.name].bias_mant.set(np.zeros(p.lshape))
+            for name in cur:           # gated: 0 until step 0; bias-driven: this sample's bias
+                p = plan.pops[name]
+                set_bias(name, np.zeros_like(cur[name]) if p.gate_bias else want(name, i))
             tick("reset", t)
-            raw[plan.input_name] = buf
             done = 0
             for o in gated:            # bias switched on exactly when the population's step 0 starts
                 steps(o - done)
                 done = o
                 t = time.perf_counter()
-                for p in plan.pops.values():
-                    if p.gate_bias and p.offset == o:
-                        procs[p.name].bias_mant.set(np.asarray(p.bias_mant, dtype=float))
+                for name in cur:
+                    if plan.pops[name].gate_bias and plan.pops[name].offset == o:
+                        set_bias(name, want(name, i))
                 tick("reset", t)
             steps(L - done)
             t = time.perf_counter()
@@ -198,7 +235,7 @@ def run(plan: LavaPlan, spikes: np.ndarray):
             tick("read", t)
     finally:
         if started[0]:
-            source.stop()
+            root.stop()
     timing["total"] = time.perf_counter() - t0
     return out, timing
 
@@ -209,7 +246,7 @@ def main(argv=None) -> int:
     try:
         with open(os.path.join(job_dir, "job.pkl"), "rb") as f:
             job = pickle.load(f)
-        spikes, timing = run(job["plan"], job["spikes"])
+        spikes, timing = run(job["plan"], job["spikes"], job.get("bias"))
         with open(os.path.join(job_dir, "result.pkl.tmp"), "wb") as f:
             pickle.dump({"spikes": spikes, "timing": timing}, f)
         os.replace(os.path.join(job_dir, "result.pkl.tmp"), os.path.join(job_dir, "result.pkl"))

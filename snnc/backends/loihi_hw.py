@@ -11,7 +11,6 @@ the run configuration differs (``Loihi2HwCfg`` instead of ``Loihi2SimCfg(select_
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 from typing import Callable, Optional, Tuple
 
@@ -60,28 +59,11 @@ def hardware_config():
     return Loihi2HwCfg()
 
 
-@contextlib.contextmanager
-def _run_config(factory: Callable):
-    """Make the Lava worker's run loop use ``factory()`` as its run configuration.
-
-    The worker builds ``Loihi2SimCfg(select_tag=...)``; until it takes a config argument this
-    swaps that name for the duration of the run (the processes themselves are untouched).
-    """
-    import lava.magma.core.run_configs as rc
-    saved = rc.Loihi2SimCfg
-    rc.Loihi2SimCfg = lambda *a, **k: factory()
-    try:
-        yield
-    finally:
-        rc.Loihi2SimCfg = saved
-
-
-def run_plan(plan, spikes: np.ndarray, config_factory: Optional[Callable] = None):
+def run_plan(plan, spikes, config_factory: Optional[Callable] = None, bias=None):
     """Build ``plan``'s processes (lava_worker.build) and run them under ``config_factory()``
     (default Loihi2HwCfg). Returns (spikes per population, timing) like the Lava worker."""
     from . import lava_worker
-    with _run_config(config_factory or hardware_config):
-        return lava_worker.run(plan, spikes)
+    return lava_worker.run(plan, spikes, bias, cfg=(config_factory or hardware_config)())
 
 
 def run_hw(graph, spikes, config_factory: Optional[Callable] = None, check_runtime: bool = True):
@@ -90,25 +72,20 @@ def run_hw(graph, spikes, config_factory: Optional[Callable] = None, check_runti
         require_runtime()
     import time
     from ..api import check_input
-    from .lava_backend import _shift
+    from .lava_backend import check_lava_input, host_outputs
     from .result import RunResult
     x, batched = check_input(graph, spikes)
-    x = x.astype(np.int8)
-    n, T = x.shape[0], x.shape[-1]
-    plan = hardware_plan(graph, T)
+    plan = hardware_plan(graph, x.shape[-1])
+    xs, bias = check_lava_input(plan, x)
     t0 = time.perf_counter()
-    pops, timing = run_plan(plan, x, config_factory)
-    # host side of the output, exactly as the Lava backend does it: delay, flatten, sum of paths
-    out = np.zeros((n,) + tuple(plan.output.shape) + (T,), dtype=np.float32)
-    for src, d, flat in plan.output.paths:
-        s = (x if src == plan.input_name else pops[src]).astype(np.float32)
-        y = _shift(s, d)
-        if flat:
-            y = y.reshape((n, -1, T))
-        out += y.reshape(out.shape)
+    pops, timing = run_plan(plan, xs, config_factory, bias)
+    # host side of the outputs, exactly as the Lava backend computes them
+    outs = host_outputs(plan, x, pops)
     counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items()}
-    r = RunResult(out, counts, engine="loihi2" if config_factory is None else "loihi2-plan-simulated",
+    r = RunResult(outs[plan.output.name], counts,
+                  engine="loihi2" if config_factory is None else "loihi2-plan-simulated",
                   seconds=time.perf_counter() - t0)
+    r.outputs, r.spikes, r.timing = outs, pops, timing
     if not batched:
         r.output = r.output[0]
         r.counts = {k: v[0] for k, v in r.counts.items()}
