@@ -41,7 +41,7 @@ class _RoundSTE(torch.autograd.Function):
 class _TruncSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
-        return torch.trunc(x)
+        return torch.where(x >= 0, torch.floor(x), torch.ceil(x))     # trunc (torch.trunc is slow on CPU float64)
 
     @staticmethod
     def backward(ctx, g):

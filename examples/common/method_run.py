@@ -1,0 +1,184 @@
+"""Shared pipeline of the method examples: train (PyTorch, CPU), export, compile, run the test
+split on every engine, write a JSON report.
+
+Engines: PyTorch (the snnc.nn forward), onnxruntime (the exported file), the reference simulator
+(fixed point), Lava floating_pt and Lava fixed_pt (Loihi2SimCfg). Per engine: test accuracy
+(the method's read-out), output spike agreement with PyTorch, identical-or-not, per-layer spike
+counts, and per layer the fraction of neurons whose spike count equals PyTorch's.
+"""
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    import torch            # (lava-dl prints notes on import; snnc imports it for slayer exports)
+    import snnc
+    import snnc.frontends.torch_export   # noqa: F401
+from snnc.compiler.printing import table
+
+torch.set_num_threads(1)      # tiny tensors: one thread is much faster (and the machine is shared)
+
+
+def train(net, x_tr, y_tr, loss_fn, epochs, batch=64, lr=1e-3, quick=False, seed=0, log=print,
+          x_val=None, y_val=None, predict=None):
+    """Adam on mini-batches; ``loss_fn(output_spikes, labels)``. Returns seconds spent."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
+    x_tr, y_tr = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
+    start = time.perf_counter()
+    n = len(x_tr)
+    for ep in range(epochs):
+        net.train()
+        perm = torch.randperm(n)
+        total, batches = 0.0, 0
+        for i in range(0, n, batch):
+            idx = perm[i:i + batch]
+            out = net(x_tr[idx])
+            loss = loss_fn(out, y_tr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, batches = total + float(loss), batches + 1
+            if quick and batches >= 3:
+                break
+        sched.step()
+        msg = f"epoch {ep + 1}/{epochs}: loss {total / batches:.4f}"
+        if x_val is not None and predict is not None:
+            net.eval()
+            with torch.no_grad():
+                acc = float(np.mean(predict(net(torch.from_numpy(x_val))) == y_val))
+            msg += f", train-subset accuracy {100 * acc:.1f} %"
+        log(msg + f" ({time.perf_counter() - start:.0f} s)")
+        if quick:
+            break
+    net.eval()
+    return time.perf_counter() - start
+
+
+def _torch_counts(net):
+    return {name.replace(".", "_") + "_neuron": m.counts.numpy().astype(np.int64)
+            for name, m in net.named_modules() if isinstance(m, snnc.nn.LIF)}
+
+
+def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
+             engines=("reference", "lava-float", "lava-fixed"), log=print):
+    """Export, compile, run every engine, write ``out_dir/report.json``; returns the report."""
+    from snnc.frontends.onnx_runtime import run_onnxruntime
+    from snnc.parity import agreement
+    os.makedirs(out_dir, exist_ok=True)
+    onnx_path = os.path.join(out_dir, f"{name}.onnx")
+    net.eval()
+    snnc.export(net, torch.from_numpy(x_te[:2]), onnx_path)
+    graph = snnc.compile(onnx_path, os.path.join(out_dir, f"{name}.snnc"))
+    log(str(graph))
+    lossy = [r for r in graph.metadata["quantization"] if r["rounded"] or r["clipped"]]
+    log("quantization: " + ("exact (nothing rounded or clipped)" if not lossy else
+                            f"{len(lossy)} parameters rounded/clipped: " +
+                            ", ".join(f"{r['node']}.{r['param']} (max error {r['max_error']:.3g})" for r in lossy)))
+    results = {}
+    t = time.perf_counter()
+    with torch.no_grad():
+        y_torch = net(torch.from_numpy(x_te)).numpy()
+    results["pytorch"] = (y_torch, _torch_counts(net), time.perf_counter() - t)
+    r = run_onnxruntime(onnx_path, x_te)
+    results["onnxruntime"] = (r.output, r.counts, r.seconds)
+    for engine in engines:
+        log(f"running {engine} on {len(x_te)} samples ...")
+        t = time.perf_counter()
+        r = snnc.run(graph, x_te, backend=engine, timeout=timeout)
+        results[engine] = (r.output, r.counts, time.perf_counter() - t)
+    ref_counts = results["pytorch"][1]
+    report = dict(meta, samples=int(len(x_te)), steps=int(x_te.shape[-1]),
+                  quantization_exact=not lossy, quantization_lossy=lossy,
+                  folds=graph.metadata.get("folds", []),
+                  refractory_populations=[k for k, v in graph.nodes.items() if getattr(v, "refractory", 0)],
+                  engines={})
+    rows = []
+    for engine, (y, counts, secs) in results.items():
+        acc = float(np.mean(predict(y) == y_te))
+        layers = {}
+        for k, v in counts.items():
+            v = np.asarray(v)
+            ref = ref_counts.get(k)
+            same = float(np.mean(v == ref)) if ref is not None and ref.shape == v.shape else None
+            layers[k] = dict(spikes=int(v.sum()), neuron_counts_equal_to_pytorch=same)
+        report["engines"][engine] = dict(
+            accuracy=acc, spike_agreement_vs_pytorch=agreement(y, y_torch),
+            identical_to_pytorch=bool(np.array_equal(y, y_torch)), output_spikes=int(y.sum()),
+            seconds=secs, layers=layers)
+        rows.append([engine, f"{100 * acc:.2f} %", f"{100 * agreement(y, y_torch):.4f} %",
+                     "yes" if np.array_equal(y, y_torch) else "no", int(y.sum()), f"{secs:.1f}"])
+    log(table(rows, ["engine", "test accuracy", "spike agreement", "identical", "output spikes", "seconds"]))
+    names = list(results["pytorch"][1])
+    log(table([[k] + [report["engines"][e]["layers"].get(k, {}).get("spikes", "-") for e in results]
+               for k in names], ["layer spikes"] + list(results)))
+    fx, pt = report["engines"].get("lava-fixed"), report["engines"]["pytorch"]
+    if fx:
+        report["lava_fixed_minus_pytorch_points"] = 100 * (fx["accuracy"] - pt["accuracy"])
+        log(f"Lava fixed_pt {100 * fx['accuracy']:.2f} % vs PyTorch {100 * pt['accuracy']:.2f} % "
+            f"({report['lava_fixed_minus_pytorch_points']:+.2f} points); identical spikes: {fx['identical_to_pytorch']}")
+    with open(os.path.join(out_dir, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    log(f"wrote {os.path.join(out_dir, 'report.json')}")
+    return report
+
+
+def save(net, path, meta):
+    torch.save({"state_dict": net.state_dict(), "meta": meta}, path)
+
+
+def load(net, path):
+    ck = torch.load(path)
+    net.load_state_dict(ck["state_dict"])
+    return ck.get("meta", {})
+
+
+def main(spec, argv=None):
+    """Command line of every method example. ``spec``: dict with ``name``, ``method``,
+    ``build(quantize) -> net``, ``data(quick) -> (x_tr, y_tr, x_te, y_te)``, ``loss``,
+    ``predict``, ``epochs``, ``lr``, ``batch``, ``published`` (str), ``notes`` (list)."""
+    import argparse
+    p = argparse.ArgumentParser(description=f"{spec['method']} on digits: train, export, compile, Lava")
+    p.add_argument("--out", default=os.path.join(spec["dir"], "out"))
+    p.add_argument("--quick", action="store_true", help="a few training batches, 24 test samples (tests)")
+    p.add_argument("--float", action="store_true", help="train with real-valued dynamics (no QAT)")
+    p.add_argument("--epochs", type=int, default=spec["epochs"])
+    p.add_argument("--samples", type=int, default=None, help="test samples (default: all 360)")
+    p.add_argument("--retrain", action="store_true", help="train even if the model file exists")
+    p.add_argument("--timeout", type=float, default=3600.0)
+    p.add_argument("--engines", default="reference,lava-float,lava-fixed")
+    a = p.parse_args(argv)
+    quantize = not a.float
+    tag = "qat" if quantize else "float"
+    out = os.path.join(a.out, tag) if not a.quick else os.path.join(a.out, "quick-" + tag)
+    os.makedirs(out, exist_ok=True)
+    x_tr, y_tr, x_te, y_te = spec["data"]()
+    n = a.samples or (24 if a.quick else len(x_te))
+    x_te, y_te = x_te[:n], y_te[:n]
+    torch.manual_seed(0)
+    net = spec["build"](quantize)
+    weights = os.path.join(out, "model.pt")
+    meta = dict(method=spec["method"], example=spec["name"], dataset=spec["dataset"],
+                training="quantization-aware (Loihi integer dynamics in the forward pass)" if quantize
+                else "float (real-valued dynamics)", trainer=spec["trainer"],
+                architecture=spec["architecture"], published=spec["published"], notes=spec["notes"])
+    if a.retrain or a.quick or not os.path.exists(weights):
+        print(f"== training {spec['method']} ({tag}) on {len(x_tr)} samples, T={x_tr.shape[-1]} ==")
+        k = np.random.default_rng(0).choice(len(x_tr), 300, replace=False)
+        secs = train(net, x_tr, y_tr, spec["loss"], 1 if a.quick else a.epochs, spec["batch"], spec["lr"],
+                     quick=a.quick, x_val=x_tr[k], y_val=y_tr[k], predict=spec["predict"])
+        meta.update(train_seconds=secs, epochs=1 if a.quick else a.epochs)
+        save(net, weights, meta)
+    else:
+        print(f"== using {weights} (--retrain to train again) ==")
+        meta.update(load(net, weights))
+    print("== export, compile, test split ==")
+    rep = evaluate(net, x_te, y_te, spec["predict"], out, spec["name"], meta, timeout=a.timeout,
+                   engines=tuple(e for e in a.engines.split(",") if e))
+    return 0 if rep else 1
