@@ -1,0 +1,175 @@
+"""snnc.nn (STBP, TSSL-BP, HM2-BP, ST-RSBP neurons): export, compile and parity.
+
+For every method, a network built with quantize=True and 8-bit weight hooks (what
+quantization-aware training produces) must give identical spikes in PyTorch, onnxruntime, the
+reference simulator (fixed point) and Lava fixed_pt. Float-trained networks run too; their
+difference to Lava fixed point is measured (printed), not asserted.
+"""
+import numpy as np
+import pytest
+import torch
+
+import snnc
+import snnc.nn as sn
+from snnc.errors import SnncError
+from snnc.frontends.onnx_runtime import run_onnxruntime
+
+
+def _weights(net, gain):
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (sn.Linear, sn.Conv2d)):
+                m.weight.mul_(gain)
+
+
+def stbp_net(q):
+    n1, n2, n3 = (sn.stbp(quantize=q) for _ in range(3))
+    wq = (lambda n, p=1: n.weight_quant(p)) if q else (lambda n, p=1: None)
+    net = torch.nn.Sequential(sn.Conv2d(1, 4, 3, padding=1, weight_quant=wq(n1)), n1, sn.AvgPool2d(2),
+                              sn.Conv2d(4, 8, 3, padding=1, weight_quant=wq(n2, 4)), n2, sn.AvgPool2d(2),
+                              sn.Flatten(), sn.Linear(32, 10, weight_quant=wq(n3, 4)), n3)
+    _weights(net, 3.0)
+    return net, (torch.rand(4, 1, 8, 8, 10, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+
+
+def tssl_net(q):
+    n1, n2 = sn.tssl(quantize=q), sn.tssl(quantize=q)
+    wq = (lambda n: n.weight_quant()) if q else (lambda n: None)
+    net = torch.nn.Sequential(sn.Linear(30, 20, bias=False, weight_quant=wq(n1)), n1,
+                              sn.Linear(20, 10, bias=False, weight_quant=wq(n2)), n2)
+    _weights(net, 8.0)
+    return net, (torch.rand(4, 30, 12, generator=torch.Generator().manual_seed(2)) < 0.4).float()
+
+
+def hm2_net(q, recurrent=False):
+    rec = (torch.rand(20, 20, generator=torch.Generator().manual_seed(0)) - 0.5) * 4 if recurrent else None
+    n1 = sn.hm2(threshold=5.0, quantize=q, recurrent=rec)
+    n2 = sn.hm2(threshold=5.0, quantize=q, recurrent="lateral", size=10)
+    wq = (lambda n: n.weight_quant()) if q else (lambda n: None)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(30, 20, bias=False, weight_quant=wq(n1)), n1,
+                              sn.Delay(1), sn.Linear(20, 10, bias=False, weight_quant=wq(n2)), n2)
+    _weights(net, 20.0)
+    return net, (torch.rand(4, 30, 50, generator=torch.Generator().manual_seed(3)) < 0.3).float()
+
+
+NETS = {"stbp": stbp_net, "tssl": tssl_net, "hm2": hm2_net, "st_rsbp": lambda q: hm2_net(q, True)}
+
+
+def _export(tmp_path, net, x):
+    path = str(tmp_path / "m.onnx")
+    with torch.no_grad():
+        y = net(x).numpy()
+    snnc.export(net, x, path)
+    return path, y
+
+
+@pytest.mark.parametrize("method", list(NETS))
+def test_qat_exact_reference(method, tmp_path):
+    torch.manual_seed(0)
+    net, x = NETS[method](True)
+    path, y = _export(tmp_path, net, x)
+    assert y.sum() > 0
+    assert np.array_equal(run_onnxruntime(path, x.numpy()).output, y)
+    g = snnc.compile(path)
+    lossy = [r for r in g.metadata["quantization"] if r["rounded"] or r["clipped"]]
+    assert not lossy, lossy
+    r = snnc.run(g, x.numpy(), backend="reference")
+    assert np.array_equal(r.output, y)
+    counts = {k: int(v.sum()) for k, v in r.counts.items()}
+    torch_counts = {n.replace(".", "_") + "_neuron": int(m.counts.sum())
+                    for n, m in net.named_modules() if isinstance(m, sn.LIF)}
+    assert counts == torch_counts
+
+
+@pytest.mark.parametrize("method", list(NETS))
+def test_qat_exact_lava_fixed(method, tmp_path):
+    torch.manual_seed(0)
+    net, x = NETS[method](True)
+    path, y = _export(tmp_path, net, x)
+    r = snnc.run(snnc.compile(path), x.numpy(), backend="lava-fixed")
+    assert np.array_equal(r.output, y)
+
+
+@pytest.mark.parametrize("method", list(NETS))
+def test_float_model(method, tmp_path, capsys):
+    """Real-valued dynamics: exact in onnxruntime and the float reference; measured on Lava
+    fixed point (the compiler's chosen scale rounds weights and decays)."""
+    torch.manual_seed(0)
+    net, x = NETS[method](False)
+    path, y = _export(tmp_path, net, x)
+    assert np.array_equal(run_onnxruntime(path, x.numpy()).output, y)
+    g = snnc.compile(path)
+    assert np.array_equal(snnc.run(g, x.numpy(), backend="reference-float").output, y)
+    fixed = snnc.run(g, x.numpy(), backend="reference").output
+    with capsys.disabled():
+        print(f"\n{method} float model on fixed point: output spike agreement "
+              f"{100 * np.mean(fixed == y):.2f} %, spikes {int(fixed.sum())} vs {int(y.sum())}")
+
+
+def test_refractory_lava_float_equals_reference_float(tmp_path):
+    net, x = hm2_net(False)
+    path, y = _export(tmp_path, net, x)
+    g = snnc.compile(path)
+    r = snnc.run(g, x.numpy(), backend="lava-float")
+    assert np.array_equal(r.output, snnc.run(g, x.numpy(), backend="reference-float").output)
+
+
+def test_refractory_matters():
+    """Without the refractory period the same weights give other spikes (the mapping needs it)."""
+    torch.manual_seed(0)
+    net, x = hm2_net(True)
+    with torch.no_grad():
+        a = net(x)
+        for m in net.modules():
+            if isinstance(m, sn.LIF):
+                m.refractory = 0
+        b = net(x)
+    assert not torch.equal(a, b)
+
+
+def test_fold_exact():
+    """Average pooling folded into the next conv/dense gives the unfolded float result."""
+    from snnc.compiler.fold import fold_pooling
+    from snnc.backends.reference import run_reference
+    from snnc.frontends.onnx_import import import_onnx
+    import tempfile, os
+    torch.manual_seed(0)
+    net, x = stbp_net(False)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.onnx")
+        snnc.export(net, x, path)
+        g = import_onnx(path)
+    f = fold_pooling(g)
+    assert len(f.metadata["folds"]) == 2
+    assert not any(type(n).__name__ == "SumPool2d" for n in f.nodes.values())
+    with torch.no_grad():
+        y = net(x).numpy()
+    assert np.array_equal(run_reference(f, x.numpy(), "float").output, y)
+
+
+def test_export_errors(tmp_path):
+    n = sn.tssl()
+    net = torch.nn.Sequential(sn.Linear(4, 3, bias=True), n)
+    with pytest.raises(SnncError, match="current filter"):
+        snnc.export(net, torch.zeros(1, 4, 5), str(tmp_path / "a.onnx"))
+    net = torch.nn.Sequential(sn.Linear(4, 3), sn.LIF(spike_compare=">="))
+    with pytest.raises(SnncError, match="spike_compare"):
+        snnc.export(net, torch.zeros(1, 4, 5), str(tmp_path / "b.onnx"))
+    net = torch.nn.Sequential(sn.Linear(4, 3), sn.LIF(reset="subtract"))
+    with pytest.raises(SnncError, match="reset"):
+        snnc.export(net, torch.zeros(1, 4, 5), str(tmp_path / "c.onnx"))
+
+
+def test_surrogates_and_readouts():
+    x = torch.linspace(-1, 1, 9, requires_grad=True)
+    for s in (sn.Rectangular(1.0), sn.SigmoidDerivative(0.25), sn.Exponential(0.25, 1.0)):
+        from snnc.nn.surrogates import spike
+        y = spike(x, s)
+        y.sum().backward()
+        assert torch.equal(y, (x > 0).float()) and x.grad.abs().sum() > 0
+        x.grad = None
+    from snnc.nn import readouts
+    s = torch.zeros(1, 2, 5)
+    s[0, 0, 0] = 1
+    # sum_t a[t] with a = (1-1/3) a + s/3: a spike at t=0 contributes 1 - (2/3)^5
+    assert abs(float(readouts.summed_trace(s, 3.0)[0, 0]) - (1 - (2 / 3) ** 5)) < 1e-6
