@@ -82,12 +82,17 @@ def cmd_info(a) -> int:
     from .compiler.printing import graph_table, quantization_table
     graph = api.import_model(a.model)
     if not graph.fixed:
-        from .compiler.quantize import quantize
-        graph = quantize(graph)
+        graph = api._as_graph(graph)          # fold pooling, quantize
     print(graph_table(graph))
     print()
     print("quantization report")
     print(quantization_table(graph))
+    from .compiler.notes import deployment_notes
+    notes = deployment_notes(graph)
+    if notes:
+        print()
+        print("deployment notes")
+        print("\n".join(f"- {n}" for n in notes))
     return 0
 
 
