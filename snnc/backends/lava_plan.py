@@ -116,6 +116,7 @@ class PopPlan:
     reset_offset: int = 0           # ... and this Lava offset (time_step % interval == offset)
     bias_input: str = ""            # name of the bias-kind Input added to this bias per sample
     bias_scale: int = 0             # fixed mode: state units per threshold unit of that input
+    refractory: int = 0             # > 0: v held at 0 for this many steps after a spike
 
     @property
     def lshape(self):
@@ -470,10 +471,12 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
         raise _err(name, node, "graded spikes are not supported by the Lava backend")
     if node.reset != "zero":
         raise _err(name, node, f"reset {node.reset!r} is not supported (Lava's LIF resets to zero)")
-    if node.refractory:
-        raise _err(name, node, "refractory > 0 is not supported by the Lava backend")
     shape = tuple(node.shape)
     pp = PopPlan(name, "lif", shape)
+    if node.refractory:            # Lava LIFRefractory (+ snnc's fixed_pt model: lava_refractory)
+        if node.reset_interval:
+            raise _err(name, node, "refractory > 0 together with reset_interval is not supported")
+        pp.refractory = int(node.refractory)
     if node.reset_interval:
         if int(node.reset_interval) < 0:
             raise _err(name, node, f"reset_interval {node.reset_interval} < 0")
@@ -484,8 +487,6 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
         if not isinstance(fx, FixedCubaLIF):
             raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
                             f"(no fixed view for node {name!r})")
-        if fx.refractory:
-            raise _err(name, node, "refractory > 0 is not supported by the Lava backend")
         pp.du = int(fx.decay_u) - 1
         pp.dv = int(fx.decay_v)
         pp.vth = int(_uniform(name, node, "threshold", fx.vth))

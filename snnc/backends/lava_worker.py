@@ -52,7 +52,11 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
         exp, mant = (bias[name][0], bias[name][1][0]) if bias and name in bias else (p.bias_exp, p.bias_mant)
         mant = np.zeros_like(mant) if p.gate_bias else mant
         kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=name)
-        if p.reset_interval:
+        if getattr(p, "refractory", 0):
+            from .lava_refractory import make_lif
+            lif = make_lif(p.refractory, **kw)
+            state.append((lif.refractory_period_end, None))
+        elif p.reset_interval:
             lif = LIFReset(reset_interval=p.reset_interval, reset_offset=p.reset_offset, **kw)
         else:
             lif = LIF(**kw)
@@ -116,14 +120,15 @@ def _buffer_is_zero(conn, raw: Dict[str, np.ndarray]) -> bool:
 def sim_config(plan: LavaPlan):
     """The CPU simulation's run configuration: ``Loihi2SimCfg`` with the plan's tag."""
     from lava.magma.core.run_configs import Loihi2SimCfg
+    from .lava_refractory import model_map
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
+    models = model_map(plan)        # snnc's fixed_pt LIFRefractory model, when needed
     if plan.io == "channels":
         # the io Injector/Extractor models carry no tag: name them for the tagged selection
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
         from lava.proc.io.injector import Injector, PyLoihiInjectorModel
-        return Loihi2SimCfg(select_tag=tag, exception_proc_model_map={
-            Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel})
-    return Loihi2SimCfg(select_tag=tag)
+        models.update({Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel})
+    return Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models) if models else Loihi2SimCfg(select_tag=tag)
 
 
 def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = None, cfg=None):
