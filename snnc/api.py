@@ -14,7 +14,7 @@ from .compiler.passes import infer_shapes
 from .compiler.quantize import quantize
 from .errors import SnncError
 
-ENGINES = ("lava-fixed", "lava-float", "reference", "reference-float")
+ENGINES = ("lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float")
 
 
 def import_model(path: str, **netx_options) -> Graph:
@@ -71,7 +71,9 @@ def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed
     """Run ``model`` on spikes ``C[,H,W],T`` or ``N,C[,H,W],T``; output in the same layout.
 
     ``backend``: ``lava-fixed`` (Lava Loihi2SimCfg fixed_pt, bit-accurate), ``lava-float``
-    (floating_pt), ``reference`` (numpy, bit-exact with lava-fixed), ``reference-float``.
+    (floating_pt), ``lava-fused-fixed``/``lava-fused-float`` (the whole graph as one Lava process
+    for fast CPU simulation, bit-identical with ``reference``/``reference-float``; see
+    ``backends.lava_fused``), ``reference`` (numpy, bit-exact with lava-fixed), ``reference-float``.
     """
     if backend not in ENGINES:
         raise SnncError(f"unknown backend {backend!r}; choose one of {', '.join(ENGINES)}")
@@ -80,6 +82,10 @@ def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed
     if backend.startswith("reference"):
         from .backends.reference import run_reference
         result = run_reference(graph, x, "float" if backend.endswith("float") else "fixed")
+    elif backend.startswith("lava-fused"):
+        from .backends.lava_fused import run_lava_fused
+        result = run_lava_fused(graph, x, mode="float" if backend.endswith("float") else "fixed",
+                                timeout=timeout)
     else:
         from .backends.lava_backend import run_lava
         result = run_lava(graph, x, mode="float" if backend.endswith("float") else "fixed", timeout=timeout)

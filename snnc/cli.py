@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True, help=".npy spikes C[,H,W],T or N,C[,H,W],T (time last)")
     r.add_argument("-o", "--output", required=True, help="output .npz (key 'output', 'counts/<layer>')")
     r.add_argument("--backend", default="lava-fixed",
-                   choices=["lava-fixed", "lava-float", "reference", "reference-float"])
+                   choices=["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float",
+                            "reference", "reference-float"])
     r.add_argument("--timeout", type=float, default=600.0, help="seconds before a Lava run is stopped")
     r.set_defaults(fn=cmd_run)
     q = sub.add_parser("parity", help="onnxruntime vs Lava float vs Lava fixed vs reference, side by side")
