@@ -67,13 +67,14 @@ def check_input(graph: Graph, spikes: np.ndarray, what: str = "input"):
 
 
 def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed",
-        timeout: float = 600.0) -> RunResult:
+        timeout: float = 600.0, progress: bool = False) -> RunResult:
     """Run ``model`` on spikes ``C[,H,W],T`` or ``N,C[,H,W],T``; output in the same layout.
 
     ``backend``: ``lava-fixed`` (Lava Loihi2SimCfg fixed_pt, bit-accurate), ``lava-float``
     (floating_pt), ``lava-fused-fixed``/``lava-fused-float`` (the whole graph as one Lava process
     for fast CPU simulation, bit-identical with ``reference``/``reference-float``; see
     ``backends.lava_fused``), ``reference`` (numpy, bit-exact with lava-fixed), ``reference-float``.
+    ``progress``: a progress bar (reference engines).
     """
     if backend not in ENGINES:
         raise SnncError(f"unknown backend {backend!r}; choose one of {', '.join(ENGINES)}")
@@ -81,7 +82,7 @@ def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed
     x, batched = check_input(graph, spikes)
     if backend.startswith("reference"):
         from .backends.reference import run_reference
-        result = run_reference(graph, x, "float" if backend.endswith("float") else "fixed")
+        result = run_reference(graph, x, "float" if backend.endswith("float") else "fixed", progress=progress)
     elif backend.startswith("lava-fused"):
         from .backends.lava_fused import run_lava_fused
         result = run_lava_fused(graph, x, mode="float" if backend.endswith("float") else "fixed",

@@ -100,7 +100,7 @@ def cmd_run(a) -> int:
     from . import api
     x = _load_input(a.input)
     out = _out_path(a.output, [a.model, a.input])
-    result = api.run(a.model, x, backend=a.backend, timeout=a.timeout)
+    result = api.run(a.model, x, backend=a.backend, timeout=a.timeout, progress=a.progress)
     arrays = {"output": result.output}
     arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
     np.savez(out, **arrays)
@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float",
                             "reference", "reference-float"])
     r.add_argument("--timeout", type=float, default=600.0, help="seconds before a Lava run is stopped")
+    r.add_argument("--progress", action="store_true", help="show a progress bar (reference engines)")
     r.set_defaults(fn=cmd_run)
     q = sub.add_parser("parity", help="onnxruntime vs Lava float vs Lava fixed vs reference, side by side")
     q.add_argument("model", help=".onnx")

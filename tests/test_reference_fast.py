@@ -185,3 +185,12 @@ def test_pilotnet_and_tinynet_bias_inputs_and_resets():
     g = quantize(import_netx(os.path.join(GTS, "pilotnet_lif", "network.net"), reset_interval=17))
     x = bias_input(np.load(os.path.join(GTS, "pilotnet_lif", "image.npy")), 12)[None]
     _same(g, x, "fixed", states=False)
+
+
+def test_chunks_and_progress_bar_do_not_change_results(capsys):
+    g, x = conv_net(N=5)
+    a = run_reference(g, x, "fixed")
+    b = run_reference(g, x, "fixed", progress=True, batch_size=2)
+    assert np.array_equal(a.output, b.output)
+    assert all(np.array_equal(a.counts[k], b.counts[k]) for k in a.counts)
+    assert "reference-fixed" in capsys.readouterr().err

@@ -1,0 +1,471 @@
+"""netx vs snnc, side by side, in one run: wall time, steps/s, synaptic events/s, peak memory,
+compile time, and whether the outputs are bit-identical.
+
+    .venv/bin/python benchmarks/speed.py                  # default run (~10 min on 2 busy cores)
+    .venv/bin/python benchmarks/speed.py --quick          # ~2 min: short N-TIDIGITS, small family
+    .venv/bin/python benchmarks/speed.py --cases ntidigits --engines reference,lava-fused
+
+Engines (every one reads the same netx ``.net`` file):
+  netx          lava-dl's ``netx.hdf5.Network`` on Lava ``Loihi2SimCfg(fixed_pt)``, as lava-dl's own
+                tests run it (RingBuffer source and sink; PilotNet: input through the input layer's
+                bias, as netx requires)
+  lava-layered  snnc's Lava backend (``lava-fixed``): one Lava process per population and synapse,
+                what Loihi runs
+  lava-fused    snnc's fused Lava backend (``lava-fused-fixed``): the whole graph as one Lava process
+  reference     snnc's reference simulator (numpy, fixed point)
+Cases: ``ntidigits`` (64-256-256-242, axonal delays, 3000 steps), ``pilotnet`` (PilotNet LIF, conv,
+input through bias), ``family`` (generated 3-layer Dense chains exported to .net: synapses 1e3..1e6
+at a fixed T, and T 10..1e4 at a fixed size).
+
+Every measurement runs in a fresh child process (``--measure``) with a timeout; peak memory is the
+largest sum of PSS over the child's process tree (Lava runs one OS process per Lava process;
+PSS splits pages shared between them), sampled every 50 ms. Compile time is the model file
+to a runnable network: ``snnc.compile`` (import + quantization) for snnc, ``netx.hdf5.Network`` for
+netx; Lava's own build of the processes is part of the wall time, which covers everything a user
+waits for (child start, Lava compile, run, read-back). Synaptic events: every spike (inputs and
+populations) times its fan-out (non-zero weights), counted from the reference run.
+
+Outputs: JSON (``--out``, default benchmarks/results/speed.json), a PNG plot next to it, and a
+Markdown table (``--md``, default benchmarks/RESULTS.md). Timings on a shared machine are noisy:
+compare the ratios within one run.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+ENGINES = ["netx", "lava-layered", "lava-fused", "reference"]
+SNNC_BACKEND = {"lava-layered": "lava-fixed", "lava-fused": "lava-fused-fixed", "reference": "reference"}
+
+
+# ----------------------------------------------------------------------------- cases
+def gts_dir():
+    import lava.lib.dl.netx as nx
+    return os.path.normpath(os.path.join(os.path.dirname(nx.__file__), *[".."] * 4, "tests", "lava",
+                                         "lib", "dl", "netx", "gts"))
+
+
+def family_net(path, width, n_in=None, seed=0):
+    """A 3-layer CUBA Dense chain n_in -> width -> width -> 10 (netx conventions: Delay(1) between
+    layers and after the input), random weights scaled to keep every layer spiking, written as a netx .net file."""
+    from snnc.backends.netx_export import export_netx
+    from snnc.compiler.ir import CubaLIF, Delay, Dense, Graph, Input, Output
+    from snnc.compiler.quantize import quantize
+    n_in = n_in or width
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    prev = g.add("in", Input((n_in,)))
+    sizes = [n_in, width, width, 10]
+    for i in range(3):
+        src = g.add(f"d{i}", Delay(np.array(1)), prev)
+        fan = sizes[i]
+        w = rng.normal(0.6, 2.0, (sizes[i + 1], fan)) * (8.0 / np.sqrt(fan))
+        g.add(f"fc{i}", Dense(np.clip(np.round(w * 64) / 64, -4, 3.96875)), src)
+        prev = g.add(f"lif{i}", CubaLIF((sizes[i + 1],), 0.25, 0.03, 1.25), f"fc{i}")
+    g.add("out", Output((10,)), prev)
+    export_netx(quantize(g), path)
+
+
+def family_synapses(width, n_in=None):
+    n_in = n_in or width
+    return n_in * width + width * width + width * 10
+
+
+def make_cases(args, work):
+    """[(case dict)]: name, group, net path, input .npy (netx layout), steps, netx input mode."""
+    gts = gts_dir()
+    cases = []
+    if "ntidigits" in args.cases:
+        T = args.ntidigits_steps
+        x = np.load(os.path.join(gts, "ntidigits", "input.npy"))[:, :T]
+        xp = os.path.join(work, "ntidigits_in.npy")
+        np.save(xp, x)
+        cases.append(dict(name=f"N-TIDIGITS ({T} steps)", group="ntidigits",
+                          net=os.path.join(gts, "ntidigits", "ntidigits.net"), input=xp, steps=T,
+                          netx_options={"num_layers": 5}, snnc_shape=(1, 1, 64), feed="spikes"))
+    if "pilotnet" in args.cases:
+        T = args.pilotnet_steps
+        img = np.load(os.path.join(gts, "pilotnet_lif", "image.npy"))
+        xp = os.path.join(work, "pilotnet_image.npy")
+        np.save(xp, img)
+        cases.append(dict(name=f"PilotNet LIF ({T} steps)", group="pilotnet",
+                          net=os.path.join(gts, "pilotnet_lif", "network.net"), input=xp, steps=T,
+                          netx_options={}, feed="bias"))
+    if "family" in args.cases:
+        rng = np.random.default_rng(1)
+        for width in args.widths:
+            for T in ([args.family_steps] if width != args.t_width else sorted(set(args.t_steps + [args.family_steps]))):
+                path = os.path.join(work, f"chain{width}.net")
+                if not os.path.exists(path):
+                    family_net(path, width)
+                x = (rng.random((width, T)) < 0.2).astype(np.float64)
+                xp = os.path.join(work, f"chain{width}_T{T}.npy")
+                np.save(xp, x)
+                cases.append(dict(name=f"chain {width} ({family_synapses(width)} syn, {T} steps)",
+                                  group="family-size" if T == args.family_steps else "family-steps",
+                                  net=path, input=xp, steps=T, netx_options={}, feed="spikes",
+                                  width=width, synapses=family_synapses(width)))
+    return cases
+
+
+# ----------------------------------------------------------------------------- one measurement
+def measure(spec):
+    """In the child: compile + run one engine on one case; returns a dict (and saves the output)."""
+    eng, case = spec["engine"], spec["case"]
+    T = case["steps"]
+    x = np.load(case["input"])
+    res = {"engine": eng, "case": case["name"]}
+    if eng == "netx":
+        from lava.lib.dl import netx
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc import io
+        t0 = time.perf_counter()
+        net = netx.hdf5.Network(net_config=case["net"], **case["netx_options"])
+        res["compile_s"] = time.perf_counter() - t0
+        sink = io.sink.RingBuffer(shape=net.out.shape, buffer=T)
+        net.out.connect(sink.a_in)
+        if case["feed"] == "bias":
+            net.in_layer.neuron.bias_mant.init = x
+        else:
+            src = io.source.RingBuffer(data=x)
+            src.s_out.connect(net.inp)
+        t1 = time.perf_counter()
+        try:
+            net.run(condition=RunSteps(num_steps=T), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            out = np.asarray(sink.data.get())
+        finally:
+            net.stop()
+        res["run_s"] = time.perf_counter() - t1
+        res["wall_s"] = time.perf_counter() - t0
+    else:
+        import snnc
+        from snnc.api import run as snnc_run
+        from snnc.frontends.netx_import import bias_input
+        t0 = time.perf_counter()
+        g = snnc.api.compile(case["net"], **({"num_layers": case["netx_options"]["num_layers"]}
+                                              if "num_layers" in case["netx_options"] else {}))
+        res["compile_s"] = time.perf_counter() - t0
+        if case["feed"] == "bias":
+            xs = bias_input(x, T)[None]
+        else:
+            shape = tuple(g.nodes[g.inputs[0]].shape)
+            xs = x.reshape((1,) + shape + (T,))
+        t1 = time.perf_counter()
+        r = snnc_run(g, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
+        res["run_s"] = time.perf_counter() - t1
+        res["wall_s"] = time.perf_counter() - t0
+        out = np.asarray(r.output)[0]
+        out = out.reshape((-1, T))
+        np.savez(spec["counts_path"], **{k: v for k, v in r.counts.items()})
+        if eng == "reference":
+            res["synaptic_events"] = synaptic_events(g, r.counts, xs)
+    np.save(spec["out_path"], out.reshape((-1, T)))
+    return res
+
+
+def synaptic_events(g, counts, xs):
+    """Sum over spiking sources (the input and every population) of spikes x fan-out."""
+    from snnc.backends.reference import conv_matrix_sparse
+    from snnc.compiler.ir import Conv2d, Dense, SumPool2d, _pair
+    shapes = g.shapes()
+    total = 0
+    spikes = dict(counts)
+    spikes[g.inputs[0]] = np.asarray(xs).sum(axis=-1)[0] if g.nodes[g.inputs[0]].kind == "spikes" else None
+    for name, node in g.nodes.items():
+        if not isinstance(node, (Dense, Conv2d, SumPool2d)):
+            continue
+        fx = g.fixed[name]
+        if isinstance(node, Dense):
+            fan = np.count_nonzero(np.asarray(fx.weight), axis=0)
+        else:
+            src_shape = shapes[g.predecessors(name)[0]]
+            if isinstance(node, SumPool2d):
+                c = src_shape[0]
+                w = np.broadcast_to(np.asarray(fx.weight, float), (c, 1) + tuple(node.kernel))
+                args = (w, src_shape, shapes[name], _pair(node.stride), _pair(node.padding), (1, 1), c)
+            else:
+                args = (np.asarray(fx.weight, float), src_shape, shapes[name], _pair(node.stride),
+                        _pair(node.padding), _pair(node.dilation), node.groups)
+            m = conv_matrix_sparse(*args)
+            fan = np.diff(m.tocsc().indptr)
+        # walk back through Delay/Flatten to the spiking source
+        src = g.predecessors(name)[0]
+        while src not in spikes:
+            src = g.predecessors(src)[0]
+        s = spikes[src]
+        if s is not None:
+            total += int(np.dot(np.asarray(s, np.int64).reshape(-1), fan.reshape(-1).astype(np.int64)))
+    return total
+
+
+# ----------------------------------------------------------------------------- process tree memory
+def _tree_rss(pid):
+    """Sum of the proportional set size (PSS: shared pages split between the processes that share
+    them; VmRSS where smaps_rollup is unavailable), in bytes, of ``pid`` and its descendants."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        for fname, key in (("smaps_rollup", "Pss:"), ("status", "VmRSS:")):
+            try:
+                with open(f"/proc/{p}/{fname}") as f:
+                    for line in f:
+                        if line.startswith(key):
+                            total += int(line.split()[1]) * 1024
+                            break
+                break
+            except OSError:
+                continue
+    return total
+
+
+def run_child(spec, timeout):
+    """Run ``measure(spec)`` in a child process; returns its result dict (with peak memory)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+        spec_path = f.name
+    res_path = spec_path + ".out"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--measure", spec_path, res_path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            stop.wait(0.05)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        import signal
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.communicate()
+        err = b""
+        result = {"error": f"timeout after {timeout:.0f} s"}
+    else:
+        if proc.returncode == 0 and os.path.exists(res_path):
+            with open(res_path) as f:
+                result = json.load(f)
+        else:
+            tail = "\n".join(err.decode("utf-8", "replace").strip().splitlines()[-5:])
+            result = {"error": f"exit code {proc.returncode}: {tail}"}
+    finally:
+        stop.set()
+        th.join()
+        for p in (spec_path, res_path):
+            if os.path.exists(p):
+                os.remove(p)
+    result["peak_mem_mb"] = peak[0] / 2 ** 20
+    result["child_wall_s"] = time.perf_counter() - t0
+    return result
+
+
+# ----------------------------------------------------------------------------- report
+def fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v >= 100:
+            return f"{v:.0f}"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def table(rows, cols):
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    colors = {"netx": "tab:red", "lava-layered": "tab:orange", "lava-fused": "tab:blue", "reference": "tab:green"}
+    for key, ax, xkey, title in (("family-size", axes[0], "synapses", "generated chains: cost vs size"),
+                                 ("family-steps", axes[1], "steps", "generated chains: cost vs T")):
+        for eng in ENGINES:
+            pts = sorted((r["case_info"][xkey], r["wall_s"]) for r in results
+                         if r["group"] == key and r["engine"] == eng and "wall_s" in r)
+            if pts:
+                ax.loglog(*zip(*pts), "o-", label=eng, color=colors[eng])
+        ax.set_xlabel(xkey)
+        ax.set_ylabel("wall time (s)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    ax = axes[2]
+    cases = [c for c in dict.fromkeys(r["case"] for r in results if r["group"] in ("ntidigits", "pilotnet"))]
+    width = 0.2
+    for i, eng in enumerate(ENGINES):
+        vals = []
+        for c in cases:
+            rr = [r for r in results if r["case"] == c and r["engine"] == eng and "wall_s" in r]
+            vals.append(rr[0]["wall_s"] if rr else np.nan)
+        ax.bar(np.arange(len(cases)) + (i - 1.5) * width, vals, width, label=eng, color=colors[eng])
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(cases)))
+    ax.set_xticklabels(cases, fontsize=8)
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("lava-dl networks")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="short runs (~2 min)")
+    ap.add_argument("--cases", default="ntidigits,pilotnet,family")
+    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "speed.json"))
+    ap.add_argument("--md", default=os.path.join(ROOT, "benchmarks", "RESULTS.md"))
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds per measurement")
+    ap.add_argument("--lava-max-events", type=float, default=3e6,
+                    help="family: skip Lava engines (netx, layered) where T x synapses exceeds this "
+                         "many times 1e3 (they would take minutes)")
+    a = ap.parse_args()
+    if a.measure:
+        with open(a.measure[0]) as f:
+            spec = json.load(f)
+        res = measure(spec)
+        with open(a.measure[1], "w") as f:
+            json.dump(res, f)
+        sys.stdout.flush()
+        os._exit(0)
+
+    a.cases = a.cases.split(",")
+    engines = a.engines.split(",")
+    a.ntidigits_steps = 300 if a.quick else 3000
+    a.pilotnet_steps = 10 if a.quick else 24
+    a.widths = [18, 58, 183] if a.quick else [18, 58, 183, 577]
+    a.family_steps = 100 if a.quick else 300
+    a.t_width = 58
+    a.t_steps = [10, 100, 1000] if a.quick else [10, 100, 1000, 10000]
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    work = tempfile.mkdtemp(prefix="snnc-bench-")
+    cases = make_cases(a, work)
+    results = []
+    started = time.perf_counter()
+    for case in cases:
+        outs = {}
+        for eng in engines:
+            if case["group"].startswith("family") and eng in ("netx", "lava-layered"):
+                if case["steps"] * case["synapses"] > a.lava_max_events * 1e3:
+                    print(f"{case['name']:45s} {eng:13s} skipped (T x synapses > {a.lava_max_events:g}e3)",
+                          flush=True)
+                    continue
+            spec = {"engine": eng, "case": case, "timeout": a.timeout,
+                    "out_path": os.path.join(work, f"out_{len(results)}.npy"),
+                    "counts_path": os.path.join(work, f"counts_{len(results)}.npz")}
+            r = run_child(spec, a.timeout + 60)
+            r.update(engine=eng, case=case["name"], group=case["group"],
+                     case_info={k: case.get(k) for k in ("steps", "synapses", "width")})
+            if "error" not in r:
+                outs[eng] = np.load(spec["out_path"])
+                r["steps_per_s"] = case["steps"] / r["wall_s"]
+                if eng != "netx" and os.path.exists(spec["counts_path"]):
+                    r["_counts"] = spec["counts_path"]
+            results.append(r)
+            print(f"{case['name']:45s} {eng:13s} " + (f"wall {r['wall_s']:8.2f} s  compile {r['compile_s']:.3f} s  "
+                  f"peak {r['peak_mem_mb']:7.0f} MB" if "error" not in r else r["error"]), flush=True)
+        # identity and ratios against the reference simulator's output (and counts)
+        rows = [r for r in results if r["case"] == case["name"]]
+        ref = next((r for r in rows if r["engine"] == "reference" and "error" not in r), None)
+        events = ref.get("synaptic_events") if ref else None
+        ref_counts = np.load(ref["_counts"]) if ref and "_counts" in ref else None
+        netx_row = next((r for r in rows if r["engine"] == "netx" and "error" not in r), None)
+        for r in rows:
+            if "error" in r:
+                continue
+            if "reference" in outs:
+                same = np.array_equal(outs[r["engine"]], outs["reference"])
+                if "_counts" in r and ref_counts is not None:
+                    c = np.load(r["_counts"])
+                    same = same and all(np.array_equal(c[k], ref_counts[k]) for k in ref_counts.files)
+                r["identical_to_reference"] = bool(same)
+            if events is not None:
+                r["synaptic_events"] = events
+                r["events_per_s"] = events / r["wall_s"]
+            if netx_row:
+                r["speedup_vs_netx"] = netx_row["wall_s"] / r["wall_s"]
+            r.pop("_counts", None)
+    total = time.perf_counter() - started
+
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "total_s": total,
+            "command": " ".join(["benchmarks/speed.py"] + sys.argv[1:]), "quick": a.quick}
+    with open(a.out, "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1, default=float)
+    png = os.path.splitext(a.out)[0] + ".png"
+    try:
+        plot(results, png)
+    except Exception as e:  # the plot is a convenience
+        print(f"plot failed: {e}")
+    write_md(a.md, meta, results, a.out, png)
+    print(f"\n{len(results)} measurements in {total:.0f} s -> {a.out}, {png}, {a.md}")
+
+
+def write_md(path, meta, results, json_path, png):
+    cols = ["case", "engine", "wall_s", "speedup_vs_netx", "steps_per_s", "events_per_s", "peak_mem_mb",
+            "compile_s", "identical_to_reference"]
+    rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(path)))  # noqa: E731
+    lines = ["# Benchmark results (latest run)", "",
+             f"Command: `.venv/bin/python {meta['command']}` — {meta['date']}, {meta['machine']}, "
+             f"{meta['cpus']} CPUs (shared with other jobs: compare ratios within the run), "
+             f"{meta['total_s']:.0f} s in total. Raw data: [{rel(json_path)}]({rel(json_path)}), "
+             f"plot: [{rel(png)}]({rel(png)}).", "",
+             "Columns: wall time (compile + Lava build + run + read-back, everything the user waits "
+             "for), speed-up = netx wall / engine wall, steps/s (per sample), synaptic events/s "
+             "(spikes x fan-out), peak memory (PSS summed over the process tree), compile = model file to a "
+             "runnable network, identical = output spikes (and, for snnc engines, every population's "
+             "spike counts) equal to the reference simulator's.", ""]
+    for title, groups in (("lava-dl networks", ("ntidigits", "pilotnet")),
+                          ("Generated 3-layer chains: growing size", ("family-size",)),
+                          ("Generated 3-layer chains: growing T", ("family-steps",))):
+        rows = [r for r in results if r["group"] in groups]
+        if not rows:
+            continue
+        lines += [f"## {title}", "", table(rows, cols), ""]
+    errs = [r for r in results if "error" in r]
+    if errs:
+        lines += ["## Errors", ""] + [f"- {r['case']} / {r['engine']}: {r['error']}" for r in errs] + [""]
+    lines += [f"![plot]({rel(png)})", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
