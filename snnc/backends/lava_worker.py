@@ -205,15 +205,16 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
                         source.send(buf[..., k])
                 elif i > 0:
                     source.data.set(buf)
-                raw[plan.input_name] = buf
             t = tick("input", t)
             if i > 0:
                 for var, conn in state:
-                    if _buffer_is_zero(conn, raw):
+                    if _buffer_is_zero(conn, raw):     # raw: the previous sample's spikes
                         timing["resets_skipped"] += 1
                         continue
                     var.set(np.zeros(var.shape))
                     timing["resets_done"] += 1
+            if spiking:
+                raw[plan.input_name] = buf             # (after the resets: they look at the last sample)
             for name in cur:           # gated: 0 until step 0; bias-driven: this sample's bias
                 p = plan.pops[name]
                 set_bias(name, np.zeros_like(cur[name]) if p.gate_bias else want(name, i))
