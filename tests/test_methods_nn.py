@@ -173,3 +173,19 @@ def test_surrogates_and_readouts():
     s[0, 0, 0] = 1
     # sum_t a[t] with a = (1-1/3) a + s/3: a spike at t=0 contributes 1 - (2/3)^5
     assert abs(float(readouts.summed_trace(s, 3.0)[0, 0]) - (1 - (2 / 3) ** 5)) < 1e-6
+
+
+def test_lava_fixed_samples_independent(tmp_path):
+    """Each sample starts from a zero state on Lava, also when the previous sample's input ended
+    with spikes and this one's ends silent (regression: a skipped synapse-buffer reset)."""
+    torch.manual_seed(0)
+    net, x = hm2_net(True)
+    x = x[:3].clone()
+    x[0, :, -1] = 1
+    x[1, :, -1] = 0
+    x[2, :, -3:] = 0
+    path, y = _export(tmp_path, net, x)
+    r = snnc.run(snnc.compile(path), x.numpy(), backend="lava-fixed")
+    assert np.array_equal(r.output, y)
+    assert all(np.array_equal(r.counts[k], snnc.run(snnc.compile(path), x.numpy(), backend="reference").counts[k])
+               for k in r.counts)

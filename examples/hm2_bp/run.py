@@ -26,15 +26,16 @@ from snnc.nn import readouts  # noqa: E402
 
 T, TAU_M, TAU_S = 60, 64.0, 8.0
 DESIRED, UNDESIRED, MARGIN = 8, 1, 1
+HIDDEN = 200
 
 
 def build(quantize):
-    n1 = sn.hm2(TAU_M, TAU_S, threshold=10.0, quantize=quantize)
-    n2 = sn.hm2(TAU_M, TAU_S, threshold=8.0, quantize=quantize, recurrent="lateral", size=10,
+    n1 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize)
+    n2 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent="lateral", size=10,
                 lateral_strength=1.0)
     wq = (lambda n: n.weight_quant()) if quantize else (lambda n: None)
-    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(200, 100, bias=False, weight_quant=wq(n1)), n1,
-                              sn.Delay(1), sn.Linear(100, 10, bias=False, weight_quant=wq(n2)), n2)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(200, HIDDEN, bias=False, weight_quant=wq(n1)), n1,
+                              sn.Delay(1), sn.Linear(HIDDEN, 10, bias=False, weight_quant=wq(n2)), n2)
     with torch.no_grad():               # HM2-BP: U(-1, 1) * initW
         net[1].weight.uniform_(-1.5, 1.5)
         net[4].weight.uniform_(-1.5, 1.5)
@@ -43,13 +44,13 @@ def build(quantize):
 
 SPEC = dict(
     name="hm2_bp", method="HM2-BP", dir=HERE, dataset=f"N-MNIST-like saccade event digits (2x10x10), T={T}",
-    architecture="200-100-10, output lateral inhibition -1, tau_m 64, tau_s 8, refractory 2, V_th 10 / 8",
+    architecture="200-200-10, output lateral inhibition -1, tau_m 64, tau_s 8, refractory 2, V_th 5",
     trainer="BPTT-surrogate trainer (rectangular surrogate), count loss with margin; not HM2-BP's S-PSP gradient",
     data=lambda: method_data.saccade(T),
     build=build,
     loss=lambda s, y: readouts.count_margin_mse(s, y, DESIRED, UNDESIRED, MARGIN) / 10,
     predict=lambda s: readouts.predict(readouts.spike_count(s)),
-    epochs=30, lr=3e-3, batch=32,
+    epochs=25, lr=3e-3, batch=32,
     published="MNIST 98.93 % (784-800-10, T=400), N-MNIST 98.88 % (34x34x2-800-10, T=540) [log]",
     notes=["refractory period (2 steps): Lava LIFRefractory with snnc's fixed_pt model; Loihi 2 needs a custom neuron program",
            "one-step synaptic delays (training semantics = Lava's): no time shift",
