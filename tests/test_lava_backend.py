@@ -241,7 +241,8 @@ def test_unsupported_raise_clear_errors():
     g.nodes["lif"] = CubaLIF((3,), 0.1, 0.1, 1.0)
     with pytest.raises(SnncError, match="quantization"):
         plan_lava(g, 10, "fixed")
-    g.nodes["lif"] = CubaLIF((3,), 0.1, 0.1, 1.0, refractory=2)
+    # refractory periods run as LIFRefractory (lava_refractory), but not with a periodic reset
+    g.nodes["lif"] = CubaLIF((3,), 0.1, 0.1, 1.0, refractory=2, reset_interval=5)
     with pytest.raises(SnncError, match="refractory"):
         plan_lava(g, 10, "float")
 
@@ -552,3 +553,26 @@ def test_bias_input_refusals():
     g.add("out", Output((3,)), "lif")
     with pytest.raises(SnncError, match="'in'"):
         plan_lava(g, 10, "float")
+
+
+def test_fast_delay_dense_model_equals_lavas():
+    """lava_fast_models: the DelayDense activation over spiking inputs only is Lava's own
+    calc_act, entry for entry (mixed-sign weights, delays 0..62, binary and graded input)."""
+    from lava.proc.dense.models import PyDelayDenseModelBitAcc
+    from snnc.backends.lava_fast_models import PyDelayDenseModelBitAccFast
+    rng = np.random.default_rng(0)
+    for n_out, n_in, dmax in ((7, 11, 0), (30, 50, 62), (256, 64, 5)):
+        w = rng.integers(-256, 256, (n_out, n_in)).astype(np.int32)
+        d = rng.integers(0, dmax + 1, (n_out, n_in)).astype(np.int32)
+        models = []
+        for cls in (PyDelayDenseModelBitAcc, PyDelayDenseModelBitAccFast):
+            m = cls({})
+            m.weights, m.delays = w, d
+            m.a_buff = np.zeros((n_out, dmax + 1), np.int32)
+            models.append(m)
+        for p in (0.0, 0.1, 0.5, 1.0):
+            s = rng.random(n_in) < p
+            a, b = models[0].calc_act(s), models[1].calc_act(s)
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+            g = (rng.integers(0, 100, n_in) * s).astype(np.int32)
+            assert np.array_equal(models[0].calc_act(g), models[1].calc_act(g))

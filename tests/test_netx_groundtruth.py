@@ -170,9 +170,9 @@ def test_pilotnet_sdnn_imports():
     assert type(g.nodes["input0"]).__name__ == "Delta"
 
 
-@pytest.mark.slow
 def test_ntidigits_full_run_lava_backend():
-    """The same 3000-step comparison on snnc's Lava backend (Lava fixed_pt CPU, ~200 s)."""
+    """The same 3000-step comparison on snnc's Lava backend (Lava fixed_pt CPU, ~7 s with
+    lava_fast_models' DelayDense; ~140-200 s with Lava's own DelayDense model)."""
     from snnc.backends.lava_backend import run_lava
     d = os.path.join(GTS, "ntidigits")
     g = quantize(import_netx(os.path.join(d, "ntidigits.net"), num_layers=5))

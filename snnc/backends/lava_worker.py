@@ -121,8 +121,10 @@ def sim_config(plan: LavaPlan):
     """The CPU simulation's run configuration: ``Loihi2SimCfg`` with the plan's tag."""
     from lava.magma.core.run_configs import Loihi2SimCfg
     from .lava_refractory import model_map
+    from .lava_fast_models import fast_model_map
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
     models = model_map(plan)        # snnc's fixed_pt LIFRefractory model, when needed
+    models.update(fast_model_map(plan))     # bit-identical faster DelayDense (lava_fast_models)
     if plan.io == "channels":
         # the io Injector/Extractor models carry no tag: name them for the tagged selection
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
