@@ -144,12 +144,14 @@ def test_sparse_conv_and_large_delay_table(monkeypatch):
         _same(g, x, "fixed", states=False)
 
 
-def test_u_wrap_and_v_saturation():
-    """Strong input: u wraps at 24 bits and v saturates, on the steps where they do."""
+@pytest.mark.parametrize("du,dv", [(0.0, 0.0), (0.5, 0.25)])
+def test_u_wrap_and_v_saturation(du, dv):
+    """Strong input: u wraps at 24 bits and v saturates, on the steps where they do (also with
+    decays, where the plan's static bound must not skip the range tests)."""
     g = Graph()
     g.add("in", Input((64,)))
     g.add("fc", Dense(np.full((4, 64), 3.9)), "in")
-    g.add("l", _lif((4,), current_decay=0.0, voltage_decay=0.0, threshold=100000.0), "fc")
+    g.add("l", _lif((4,), current_decay=du, voltage_decay=dv, threshold=100000.0), "fc")
     g.add("out", Output((4,)), "l")
     q = quantize(g)
     q.fixed["fc"] = FixedSynapse(q.fixed["fc"].weight, weight_exp=3)

@@ -22,7 +22,7 @@ module computes exactly the same values (tests/test_reference_fast.py) from a pl
 - populations that do not depend on each other within a step (same number of populations on their
   longest instantaneous path from the inputs) are updated together as one concatenated vector: a
   network whose every connection has a delay (netx, SLAYER) updates all its neurons in ~15 calls;
-- a Delay with per-neuron steps is one ``take`` from a flat ring history with precomputed indices;
+- a Delay is a ring history; with per-neuron steps its read is one ``take`` with precomputed indices;
 - one sample (N = 1): a Dense/lowered-Conv synapse sums the weight rows of the sources that
   spiked (event-driven) instead of a dense product; fixed-point only (integers: any order is exact);
 - Conv2d/SumPool2d in fixed point: a precomputed (dense or scipy sparse) matrix over the C-order
@@ -137,6 +137,7 @@ class _Sim:
         self._start_ops: List[Callable[[int], None]] = []
         self._ops: List[Callable[[int], None]] = []
         self._input_bufs: Dict[str, np.ndarray] = {}
+        self._bounds: Dict[str, np.ndarray] = {}       # fixed: max |output| of each synapse
         self._check_inputs: List[str] = []
         self._build()
 
@@ -282,39 +283,42 @@ class _Sim:
 
     # ------------------------------------------------------------------ delays
     def _make_delay(self, name, timed: bool):
+        """Ring history of depth max(steps) + 1, written at slot t % depth; the read of slot
+        (t - d) % depth is zero while t < d (never written yet). Per-neuron steps: one ``take``
+        with precomputed indices, or (past INDEX_TABLE_ENTRIES) indices computed per step from a
+        history written twice (slots r and r + depth, so that a read never wraps)."""
         node = self.g.nodes[name]
         shape = self._shape(name)
         steps = np.broadcast_to(np.asarray(node.steps, dtype=np.int64), self.shapes[name])
         depth = int(steps.max()) + 1
         size = int(np.prod(shape))
-        # ring history, each step written twice (slots r and r + depth) so that a read never wraps
-        hist = np.zeros((2 * depth,) + shape, np.float64)
+        uniform = bool(np.all(steps == steps.flat[0]))
+        per = np.broadcast_to(steps, shape).reshape(-1)
+        twice = not uniform and depth * size > INDEX_TABLE_ENTRIES
+        hist = np.zeros(((2 if twice else 1) * depth,) + shape, np.float64)
         out = self._buf(name)
-        st = dict(hist=hist, steps=steps, depth=depth)
+        st = dict(hist=hist, steps=steps, depth=depth, twice=twice)
         self.state[name] = st
         self.values[name] = out
-        uniform = bool(np.all(steps == steps.flat[0]))
+        flat, outf = hist.reshape(-1), out.reshape(-1)
         if uniform:
             d = int(steps.flat[0])
 
             def read(t, hist=hist, out=out, d=d, depth=depth):
-                np.copyto(out, hist[t % depth + depth - d])
+                np.copyto(out, hist[(t - d) % depth])
+        elif not twice:
+            j = np.arange(size, dtype=np.int64)
+            table = np.stack([((r - per) % depth) * size + j for r in range(depth)])
+
+            def read(t, flat=flat, outf=outf, table=table, depth=depth):
+                flat.take(table[t % depth], out=outf)
         else:
-            flat = hist.reshape(-1)
-            per = np.broadcast_to(steps, shape).reshape(-1)
             base = np.arange(size, dtype=np.int64) - per * size      # + (r + depth) * size
-            outf = out.reshape(-1)
-            if depth * size <= INDEX_TABLE_ENTRIES:
-                table = np.stack([base + (r + depth) * size for r in range(depth)])
+            idx = np.empty_like(base)
 
-                def read(t, flat=flat, outf=outf, table=table, depth=depth):
-                    flat.take(table[t % depth], out=outf)
-            else:
-                idx = np.empty_like(base)
-
-                def read(t, flat=flat, outf=outf, base=base, idx=idx, depth=depth, size=size):
-                    np.add(base, (t % depth + depth) * size, out=idx)
-                    flat.take(idx, out=outf)
+            def read(t, flat=flat, outf=outf, base=base, idx=idx, depth=depth, size=size):
+                np.add(base, (t % depth + depth) * size, out=idx)
+                flat.take(idx, out=outf)
         st["read"] = read
         if timed:
             self._start_ops.append(read)
@@ -327,11 +331,14 @@ class _Sim:
         x = self._input_value(name)
         hist, depth = st["hist"], st["depth"]
         x = _as_shape(x, hist.shape[1:])
-
-        def write(t, hist=hist, x=x, depth=depth):
-            r = t % depth
-            np.copyto(hist[r], x)
-            np.copyto(hist[r + depth], x)
+        if st["twice"]:
+            def write(t, hist=hist, x=x, depth=depth):
+                r = t % depth
+                np.copyto(hist[r], x)
+                np.copyto(hist[r + depth], x)
+        else:
+            def write(t, hist=hist, x=x, depth=depth):
+                np.copyto(hist[t % depth], x)
         self._ops.append(write)
 
     # ------------------------------------------------------------------ synapses
@@ -374,6 +381,14 @@ class _Sim:
             if fold != 1.0:
                 w = w * fold
         post = scale if per_source else 1.0
+        if fixed:
+            # largest |value| this synapse can write per output neuron (inputs are 0/1 spikes)
+            rows = np.asarray(abs(w).sum(axis=1)).reshape(-1)
+            if per_source:
+                rows = rows * (floor_mul if floor_mul is not None else 1.0) + (1.0 if floor_mul else 0.0)
+                if clamp:
+                    rows = np.minimum(rows, float(1 << 23))
+            self._bounds[name] = rows * post * len(srcs)
         tmp = np.zeros(out2.shape, np.float64) if per_source and len(srcs) > 1 else None
         for i, s in enumerate(srcs):
             x = self.values[s]
@@ -503,6 +518,7 @@ class _Sim:
         grp.ref = np.zeros((n, tot)) if grp.refr is not None else None
         grp.ge = (not fixed) and nodes[0].spike_compare != ">"
         grp.resets = []
+        grp.a_bound = np.zeros(tot) if fixed else None
         grp.drive = None
         grp.drive_ops = []
         for p, nd, a, b in zip(names, nodes, offs[:-1], offs[1:]):
@@ -538,8 +554,11 @@ class _Sim:
                         tmp = np.zeros((n, sl.stop - sl.start))
                         self._synapse_into(q, tmp, scale, first=True)
                         self._ops.append(lambda t, a=a_view, tmp=tmp: np.add(a, tmp, out=a))
+                if grp.a_bound is not None and fixed:
+                    grp.a_bound[sl] = sum(self._bounds[q] for q in syn)
             elif syn:
                 self._ops.append(self._sum_op(syn, a_view, scale))
+                grp.a_bound = None                  # not bounded here: always check
             if bias_in:
                 if grp.drive is None:
                     grp.drive = np.zeros_like(grp.a)
@@ -559,6 +578,27 @@ class _Sim:
         self.values[q] = v if v is not None else a_view
         self._synapse_ops(q, node, a_view, scale)
 
+    @staticmethod
+    def _range_checks(grp: _Group):
+        """Which of (u wrap, v > V_MAX, v < -V_MAX) can happen, from a static bound B on |a| per
+        neuron: |u| <= B / (1 - cu) by induction (|trunc(cu * u)| <= cu * |u|; u starts at 0 and
+        resets to 0); after a step v <= max(vth, 0), so before the compare v <= max(vth, 0) + Umax
+        + bias, and v >= -(Umax + max(-bias, 0)) / (1 - cv). Where the bound cannot exclude it,
+        the step tests the values (and then applies the spec's wrap/clip)."""
+        if grp.a_bound is None or grp.drive is not None:
+            return True, True, True
+        one = np.ones_like(grp.a_bound)
+        cu, cv = np.asarray(grp.cu) * one, np.asarray(grp.cv) * one
+        if np.any(cu >= 1) or np.any(cv >= 1):
+            return True, True, True
+        umax = grp.a_bound / (1 - cu)
+        bias = np.asarray(grp.bias if grp.bias is not None else 0.0) * one
+        check_u = bool(np.any(umax > _HALF - 1))
+        vth = np.maximum(np.asarray(grp.vth) * one, 0)
+        check_vmax = check_u or bool(np.any(vth + umax + np.maximum(bias, 0) > _VMAX))
+        check_vmin = check_u or bool(np.any((umax + np.maximum(-bias, 0)) / (1 - cv) > _VMAX))
+        return check_u, check_vmax, check_vmin
+
     def _update_op(self, grp: _Group):
         u, v, a, s, sb, cnt = grp.u, grp.v, grp.a, grp.s, grp.sb, grp.count
         cu, cv, bias, vth, drive = grp.cu, grp.cv, grp.bias, grp.vth, grp.drive
@@ -566,7 +606,7 @@ class _Sim:
         fixed = self.fixed
         compare = np.greater_equal if grp.ge else np.greater
         drive_checks = grp.drive_ops
-        names = grp.names
+        check_u, check_vmax, check_vmin = self._range_checks(grp)
 
         def update(t):
             for interval, offset, uu, vv in resets:
@@ -577,7 +617,7 @@ class _Sim:
                 np.multiply(u, cu, out=u)
                 np.trunc(u, out=u)
                 np.add(u, a, out=u)
-                if u.max() > _HALF or u.min() <= -_HALF:
+                if check_u and (u.max() > _HALF or u.min() <= -_HALF):
                     np.copyto(u, np.where(u > _HALF, u - U_WRAP, u))
                     np.copyto(u, np.where(u <= -_HALF, u + U_WRAP, u))
                 np.multiply(v, cv, out=v)
@@ -591,7 +631,7 @@ class _Sim:
                             raise SnncError(f"population {p!r}: bias input is not a multiple of "
                                             f"1/{int(sc)} (the population's state unit)")
                     np.add(v, drive, out=v)
-                if v.max() > _VMAX or v.min() < -_VMAX:
+                if (check_vmax and v.max() > _VMAX) or (check_vmin and v.min() < -_VMAX):
                     np.clip(v, -_VMAX, _VMAX, out=v)
             else:
                 np.multiply(u, cu, out=u)
