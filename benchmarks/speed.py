@@ -14,7 +14,8 @@ Engines (every one reads the same netx ``.net`` file):
   lava-fused    snnc's fused Lava backend (``lava-fused-fixed``): the whole graph as one Lava process
   reference     snnc's reference simulator (numpy, fixed point)
 Cases: ``ntidigits`` (64-256-256-242, axonal delays, 3000 steps), ``pilotnet`` (PilotNet LIF, conv,
-input through bias), ``family`` (generated 3-layer Dense chains exported to .net: synapses 1e3..1e6
+input through bias), ``digits`` (the digits example's 360-sample test split as one batch, snnc
+engines only: needs ``make demo``'s examples/digits/out/digits.snnc), ``family`` (generated 3-layer Dense chains exported to .net: synapses 1e3..1e6
 at a fixed T, and T 10..1e4 at a fixed size).
 
 Every measurement runs in a fresh child process (``--measure``) with a timeout; peak memory is the
@@ -101,6 +102,21 @@ def make_cases(args, work):
         cases.append(dict(name=f"PilotNet LIF ({T} steps)", group="pilotnet",
                           net=os.path.join(gts, "pilotnet_lif", "network.net"), input=xp, steps=T,
                           netx_options={}, feed="bias"))
+    if "digits" in args.cases:
+        model = os.path.join(ROOT, "examples", "digits", "out", "digits.snnc")
+        if os.path.exists(model):
+            sys.path.insert(0, os.path.join(ROOT, "examples", "digits"))
+            import data
+            _, _, x, y = data.load()
+            xp = os.path.join(work, "digits_test.npy")
+            np.save(xp, x)
+            np.save(os.path.join(work, "digits_labels.npy"), y)
+            cases.append(dict(name=f"digits test split ({len(x)} samples x {x.shape[-1]} steps)",
+                              group="digits", net=model, input=xp, steps=int(x.shape[-1]),
+                              labels=os.path.join(work, "digits_labels.npy"), netx_options={},
+                              feed="batch", engines=["lava-fused", "reference"]))
+        else:
+            print(f"digits: {model} not found (run `make demo` first); case skipped")
     if "family" in args.cases:
         rng = np.random.default_rng(1)
         for width in args.widths:
@@ -161,6 +177,8 @@ def measure(spec):
         res["compile_s"] = time.perf_counter() - t0
         if case["feed"] == "bias":
             xs = bias_input(x, T)[None]
+        elif case["feed"] == "batch":
+            xs = x
         else:
             shape = tuple(g.nodes[g.inputs[0]].shape)
             xs = x.reshape((1,) + shape + (T,))
@@ -168,8 +186,10 @@ def measure(spec):
         r = snnc_run(g, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
         res["run_s"] = time.perf_counter() - t1
         res["wall_s"] = time.perf_counter() - t0
-        out = np.asarray(r.output)[0]
-        out = out.reshape((-1, T))
+        out = np.asarray(r.output).reshape((-1, T))
+        if case.get("labels"):
+            pred = np.asarray(r.output).sum(axis=-1).argmax(axis=1)
+            res["accuracy"] = float((pred == np.load(case["labels"])).mean())
         np.savez(spec["counts_path"], **{k: v for k, v in r.counts.items()})
         if eng == "reference":
             res["synaptic_events"] = synaptic_events(g, r.counts, xs)
@@ -183,8 +203,9 @@ def synaptic_events(g, counts, xs):
     from snnc.compiler.ir import Conv2d, Dense, SumPool2d, _pair
     shapes = g.shapes()
     total = 0
-    spikes = dict(counts)
-    spikes[g.inputs[0]] = np.asarray(xs).sum(axis=-1)[0] if g.nodes[g.inputs[0]].kind == "spikes" else None
+    spikes = {k: np.asarray(v).sum(axis=0) for k, v in counts.items()}       # over the batch
+    spikes[g.inputs[0]] = (np.asarray(xs).sum(axis=-1).sum(axis=0)
+                           if g.nodes[g.inputs[0]].kind == "spikes" else None)
     for name, node in g.nodes.items():
         if not isinstance(node, (Dense, Conv2d, SumPool2d)):
             continue
@@ -351,7 +372,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="short runs (~2 min)")
-    ap.add_argument("--cases", default="ntidigits,pilotnet,family")
+    ap.add_argument("--cases", default="ntidigits,pilotnet,digits,family")
     ap.add_argument("--engines", default=",".join(ENGINES))
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "speed.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "benchmarks", "RESULTS.md"))
@@ -385,6 +406,8 @@ def main():
     for case in cases:
         outs = {}
         for eng in engines:
+            if case.get("engines") and eng not in case["engines"]:
+                continue
             if case["group"].startswith("family") and eng in ("netx", "lava-layered"):
                 if case["steps"] * case["synapses"] > a.lava_max_events * 1e3:
                     print(f"{case['name']:45s} {eng:13s} skipped (T x synapses > {a.lava_max_events:g}e3)",
@@ -441,8 +464,59 @@ def main():
     print(f"\n{len(results)} measurements in {total:.0f} s -> {a.out}, {png}, {a.md}")
 
 
+def _slope(pts):
+    """Least-squares slope of log(y) against log(x)."""
+    pts = [(x, y) for x, y in pts if x and y]
+    if len(pts) < 2:
+        return None
+    lx, ly = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def summary(results):
+    ok = [r for r in results if "error" not in r]
+    out = ["## Summary", ""]
+    nti = [r for r in ok if r["group"] == "ntidigits"]
+    if nti:
+        parts = [f"{r['engine']} {r['wall_s']:.2f} s" + (f" ({r['speedup_vs_netx']:.0f}x)" if r["engine"] != "netx"
+                                                       and "speedup_vs_netx" in r else "")
+                 for r in nti]
+        same = all(r.get("identical_to_reference") for r in nti)
+        out.append(f"- {nti[0]['case']}: " + ", ".join(parts) + f"; outputs identical: {same}.")
+    dig = [r for r in ok if r["group"] == "digits"]
+    for r in dig:
+        out.append(f"- {r['case']}: {r['engine']} {r['wall_s']:.2f} s (compile {r['compile_s']:.3f} s), "
+                   f"accuracy {100 * r.get('accuracy', float('nan')):.1f} %, identical: {r.get('identical_to_reference')}.")
+    pil = [r for r in ok if r["group"] == "pilotnet"]
+    if pil:
+        comp = [r["compile_s"] for r in pil if r["engine"] != "netx"]
+        parts = [f"{r['engine']} {r['wall_s']:.2f} s" for r in pil]
+        out.append(f"- {pil[0]['case']}: " + ", ".join(parts) + f"; snnc compile (import + quantize) "
+                   f"{min(comp):.3f}-{max(comp):.3f} s.")
+    fam = [r for r in ok if r["group"] == "family-size"]
+    if fam:
+        parts = []
+        for eng in ENGINES:
+            sl = _slope([(r["case_info"]["synapses"], r["wall_s"]) for r in fam if r["engine"] == eng])
+            if sl is not None:
+                parts.append(f"{eng} {sl:.2f}")
+        cs = _slope([(r["case_info"]["synapses"], r["compile_s"]) for r in fam if r["engine"] == "reference"])
+        out.append("- growth with size (log-log slope of wall time vs synapses, generated chains; "
+                   "1 = linear, below 1 = fixed costs dominate): " + ", ".join(parts)
+                   + (f"; snnc compile time slope {cs:.2f}." if cs is not None else "."))
+    fs = [r for r in ok if r["group"] == "family-steps"]
+    if fs:
+        parts = []
+        for eng in ENGINES:
+            sl = _slope([(r["case_info"]["steps"], r["wall_s"]) for r in fs if r["engine"] == eng])
+            if sl is not None:
+                parts.append(f"{eng} {sl:.2f}")
+        out.append("- growth with T (log-log slope of wall time vs steps): " + ", ".join(parts) + ".")
+    return out
+
+
 def write_md(path, meta, results, json_path, png):
-    cols = ["case", "engine", "wall_s", "speedup_vs_netx", "steps_per_s", "events_per_s", "peak_mem_mb",
+    cols = ["case", "engine", "wall_s", "speedup_vs_netx", "accuracy", "steps_per_s", "events_per_s", "peak_mem_mb",
             "compile_s", "identical_to_reference"]
     rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(path)))  # noqa: E731
     lines = ["# Benchmark results (latest run)", "",
@@ -455,7 +529,9 @@ def write_md(path, meta, results, json_path, png):
              "(spikes x fan-out), peak memory (PSS summed over the process tree), compile = model file to a "
              "runnable network, identical = output spikes (and, for snnc engines, every population's "
              "spike counts) equal to the reference simulator's.", ""]
+    lines += summary(results) + [""]
     for title, groups in (("lava-dl networks", ("ntidigits", "pilotnet")),
+                          ("Digits test split (batch)", ("digits",)),
                           ("Generated 3-layer chains: growing size", ("family-size",)),
                           ("Generated 3-layer chains: growing T", ("family-steps",))):
         rows = [r for r in results if r["group"] in groups]

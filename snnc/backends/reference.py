@@ -25,8 +25,8 @@ module computes exactly the same values (tests/test_reference_fast.py) from a pl
 - a Delay is a ring history; with per-neuron steps its read is one ``take`` with precomputed indices;
 - one sample (N = 1): a Dense/lowered-Conv synapse sums the weight rows of the sources that
   spiked (event-driven) instead of a dense product; fixed-point only (integers: any order is exact);
-- Conv2d/SumPool2d in fixed point: a precomputed (dense or scipy sparse) matrix over the C-order
-  flat neurons; the 24-bit clamp is applied only if the weights can reach it. Float mode keeps
+- Conv2d/SumPool2d in fixed point: a precomputed matrix over the C-order flat neurons, dense for
+  one sample or a dense-enough batch product, else scipy CSR (a pooling matrix is mostly zeros); the 24-bit clamp is applied only if the weights can reach it. Float mode keeps
   ``conv2d`` (the spec's summation order, so float results are identical too);
 - the wrap of u and the saturation of v are applied (exactly as the spec) only on the steps where
   a value is out of range (one max/min test per group).
@@ -53,6 +53,7 @@ SYNAPSE_TYPES = (Dense, Conv2d, SumPool2d)
 _HALF = float(U_WRAP >> 1)
 _VMAX = float(V_MAX)
 DENSE_CONV_ENTRIES = 1 << 22        # a Conv lowered to a dense matrix up to this many entries, else sparse
+SPARSE_DENSITY = 0.1                # batch: a Conv matrix sparser than this runs as scipy CSR
 INDEX_TABLE_ENTRIES = 1 << 22       # per-neuron Delay: precomputed gather indices up to this size
 
 
@@ -370,7 +371,9 @@ class _Sim:
             m = conv_matrix_sparse(cw, in_shape, tuple(self.shapes[name]), _pair(stride), _pair(padding),
                                    _pair(dilation), int(groups))
             clamp = bool(abs(m).sum(axis=1).max() >= (1 << 23)) if m.nnz else False
-            if int(np.prod(self.shapes[name])) * int(np.prod(in_shape)) <= DENSE_CONV_ENTRIES:
+            entries = int(np.prod(self.shapes[name])) * int(np.prod(in_shape))
+            # dense: the single-sample event path, or a batch product that is dense enough for BLAS
+            if entries <= DENSE_CONV_ENTRIES and (n == 1 or m.nnz >= SPARSE_DENSITY * entries):
                 w = m.toarray()
             else:
                 kind, w = "sparse", m
