@@ -3,7 +3,7 @@
 #   make test   sets up .venv and runs the test suite (what .ci/run calls)
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-all bench clean
 setup:
 	@bash scripts/setup.sh
 
@@ -15,6 +15,10 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q
+
+# netx vs snnc speed, side by side (~10 min): benchmarks/RESULTS.md, benchmarks/results/speed.{json,png}
+bench: setup
+	$(PY) benchmarks/speed.py
 
 clean:
 	rm -rf examples/digits/out .pytest_cache
