@@ -83,26 +83,42 @@ def supported(graph: Graph) -> bool:
 
 
 def conv_matrix_sparse(w: np.ndarray, in_shape, out_shape, stride, padding, dilation, groups):
-    """The convolution as a scipy CSR matrix M[out, in] over C-order flat neurons."""
+    """The convolution as a scipy CSR matrix M[out, in] over C-order flat neurons.
+
+    Built row by row in C order of (o, ho, wo) with the taps (c, i, j) of each row in order, so
+    the entries come out sorted by row; a tap maps to one input neuron, so there are no duplicates.
+    Cost and memory are linear in the number of taps (the synapse count)."""
     import scipy.sparse as sp
     c_in, h_in, w_in = in_shape
     c_out, h_out, w_out = out_shape
     o_n, cpg, kh, kw = w.shape
     opg = o_n // groups
-    o, ho, wo, c, i, j = np.meshgrid(np.arange(o_n), np.arange(h_out), np.arange(w_out),
-                                     np.arange(cpg), np.arange(kh), np.arange(kw), indexing="ij",
-                                     sparse=True)
-    hi = ho * stride[0] - padding[0] + i * dilation[0]
-    wi = wo * stride[1] - padding[1] + j * dilation[1]
-    ci = (o // opg) * cpg + c
-    full = np.broadcast_shapes(o.shape, ho.shape, wo.shape, c.shape, i.shape, j.shape)
-    ok = np.broadcast_to((hi >= 0) & (hi < h_in) & (wi >= 0) & (wi < w_in), full)
-    rows = np.broadcast_to((o * h_out + ho) * w_out + wo, full)[ok]
-    cols = np.broadcast_to((ci * h_in + hi) * w_in + wi, full)[ok]
-    vals = np.broadcast_to(w[:, None, None], full)[ok].astype(np.float64)
-    m = sp.csr_matrix((vals, (rows, cols)), shape=(c_out * h_out * w_out, c_in * h_in * w_in))
-    m.sum_duplicates()
-    return m
+    # per output position (ho, wo) and kernel tap (i, j): input row/col and validity
+    hi = (np.arange(h_out) * stride[0] - padding[0])[:, None, None, None] + \
+        (np.arange(kh) * dilation[0])[None, None, :, None]                       # (ho, 1, kh, 1)
+    wi = (np.arange(w_out) * stride[1] - padding[1])[None, :, None, None] + \
+        (np.arange(kw) * dilation[1])[None, None, None, :]                       # (1, wo, 1, kw)
+    ok = (hi >= 0) & (hi < h_in) & (wi >= 0) & (wi < w_in)                       # (ho, wo, kh, kw)
+    pos = hi * w_in + wi                                                         # spatial input index
+    per_pos = ok.reshape(h_out * w_out, kh * kw)
+    # rows (o, ho, wo); within a row the taps in (c, i, j) order
+    ho_wo_taps = np.broadcast_to(pos, ok.shape).reshape(h_out * w_out, kh * kw)
+    cols_rows, vals_rows = [], []
+    counts = per_pos.sum(axis=1) * cpg                                           # taps per row (per o)
+    for o in range(o_n):
+        g = o // opg
+        cin = (g * cpg + np.arange(cpg)) * (h_in * w_in)                         # (cpg,)
+        col = cin[None, :, None] + ho_wo_taps[:, None, :]                        # (pos, cpg, taps)
+        val = np.broadcast_to(w[o].reshape(1, cpg, kh * kw), col.shape)
+        mask = np.broadcast_to(per_pos[:, None, :], col.shape)
+        cols_rows.append(col[mask])
+        vals_rows.append(val[mask])
+    indptr = np.concatenate([[0], np.cumsum(np.tile(counts, o_n))])
+    itype = np.int32 if max(indptr[-1], c_in * h_in * w_in) < 2 ** 31 else np.int64
+    cols = np.concatenate(cols_rows).astype(itype) if cols_rows else np.zeros(0, itype)
+    vals = np.concatenate(vals_rows).astype(np.float64) if vals_rows else np.zeros(0)
+    return sp.csr_matrix((vals, cols, indptr.astype(itype)), shape=(c_out * h_out * w_out, c_in * h_in * w_in),
+                         copy=False)
 
 
 class _Group:
@@ -370,7 +386,12 @@ class _Sim:
                 stride, padding, dilation, groups = node.stride, node.padding, node.dilation, node.groups
             m = conv_matrix_sparse(cw, in_shape, tuple(self.shapes[name]), _pair(stride), _pair(padding),
                                    _pair(dilation), int(groups))
-            clamp = bool(abs(m).sum(axis=1).max() >= (1 << 23)) if m.nnz else False
+            if m.nnz:
+                rsum = np.add.reduceat(np.abs(np.append(m.data, 0.0)), m.indptr[:-1])
+                rsum[np.diff(m.indptr) == 0] = 0.0
+                clamp = bool(rsum.max() >= (1 << 23))
+            else:
+                clamp = False
             entries = int(np.prod(self.shapes[name])) * int(np.prod(in_shape))
             # dense: the single-sample event path, or a batch product that is dense enough for BLAS
             if entries <= DENSE_CONV_ENTRIES and (n == 1 or m.nnz >= SPARSE_DENSITY * entries):
@@ -386,7 +407,11 @@ class _Sim:
         post = scale if per_source else 1.0
         if fixed:
             # largest |value| this synapse can write per output neuron (inputs are 0/1 spikes)
-            rows = np.asarray(abs(w).sum(axis=1)).reshape(-1)
+            if kind == "sparse":
+                rows = np.add.reduceat(np.abs(np.append(w.data, 0.0)), w.indptr[:-1])
+                rows[np.diff(w.indptr) == 0] = 0.0          # reduceat of an empty row
+            else:
+                rows = np.abs(w).sum(axis=1)
             if per_source:
                 rows = rows * (floor_mul if floor_mul is not None else 1.0) + (1.0 if floor_mul else 0.0)
                 if clamp:
