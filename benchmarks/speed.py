@@ -394,9 +394,10 @@ def main():
     engines = a.engines.split(",")
     a.ntidigits_steps = 300 if a.quick else 3000
     a.pilotnet_steps = 10 if a.quick else 24
-    a.widths = [18, 58, 183] if a.quick else [18, 58, 183, 577]
-    a.family_steps = 100 if a.quick else 300
-    a.t_width = 58
+    # chains n -> n -> n -> 10 with 2n^2 + 10n synapses: ~1e3, ~1e4, ~1e5, ~1e6
+    a.widths = [18, 64, 220] if a.quick else [18, 64, 220, 706]
+    a.family_steps = 100 if a.quick else 1000
+    a.t_width = 64
     a.t_steps = [10, 100, 1000] if a.quick else [10, 100, 1000, 10000]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     work = tempfile.mkdtemp(prefix="snnc-bench-")
