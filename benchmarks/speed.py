@@ -348,9 +348,11 @@ def plot(results, path):
         ax.set_ylabel("wall time (s)")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     ax = axes[2]
-    cases = [c for c in dict.fromkeys(r["case"] for r in results if r["group"] in ("ntidigits", "pilotnet"))]
+    cases = [c for c in dict.fromkeys(r["case"] for r in results
+                                      if r["group"] in ("ntidigits", "pilotnet", "digits"))]
     width = 0.2
     for i, eng in enumerate(ENGINES):
         vals = []
@@ -371,6 +373,8 @@ def plot(results, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--report-only", action="store_true",
+                    help="re-render the Markdown table and plot from the JSON at --out (no runs)")
     ap.add_argument("--quick", action="store_true", help="short runs (~2 min)")
     ap.add_argument("--cases", default="ntidigits,pilotnet,digits,family")
     ap.add_argument("--engines", default=",".join(ENGINES))
@@ -390,6 +394,14 @@ def main():
         sys.stdout.flush()
         os._exit(0)
 
+    if a.report_only:
+        with open(a.out) as f:
+            d = json.load(f)
+        png = os.path.splitext(a.out)[0] + ".png"
+        plot(d["results"], png)
+        write_md(a.md, d["meta"], d["results"], a.out, png)
+        print(f"-> {a.md}, {png}")
+        return
     a.cases = a.cases.split(",")
     engines = a.engines.split(",")
     a.ntidigits_steps = 300 if a.quick else 3000
@@ -529,7 +541,15 @@ def write_md(path, meta, results, json_path, png):
              "for), speed-up = netx wall / engine wall, steps/s (per sample), synaptic events/s "
              "(spikes x fan-out), peak memory (PSS summed over the process tree), compile = model file to a "
              "runnable network, identical = output spikes (and, for snnc engines, every population's "
-             "spike counts) equal to the reference simulator's.", ""]
+             "spike counts) equal to the reference simulator's.", "",
+             "Engines: **netx** = lava-dl's `netx.hdf5.Network` on Lava `Loihi2SimCfg(fixed_pt)` "
+             "(as lava-dl's tests run it); **lava-layered** = snnc's Lava backend (`lava-fixed`, one "
+             "Lava process per population and synapse: what Loihi runs); **lava-fused** = snnc's "
+             "fused Lava backend (`lava-fused-fixed`: the whole graph as one Lava process, batch "
+             "vectorized, io Injector/Extractor); **reference** = snnc's numpy simulator "
+             "(`reference`, a compiled step plan). All read the same netx `.net` file; all are "
+             "bit-exact Loihi fixed point. Reproduce: `make bench` (or "
+             "`.venv/bin/python benchmarks/speed.py [--quick]`).", ""]
     lines += summary(results) + [""]
     for title, groups in (("lava-dl networks", ("ntidigits", "pilotnet")),
                           ("Digits test split (batch)", ("digits",)),
