@@ -27,14 +27,14 @@ DESIRED, UNDESIRED, MARGIN = 8, 1, 1
 
 def build(quantize):
     g = torch.Generator().manual_seed(0)
-    w_rec = (torch.rand(HIDDEN, HIDDEN, generator=g) * 2 - 1) * 0.5
+    w_rec = (torch.rand(HIDDEN, HIDDEN, generator=g) * 2 - 1) * 0.1
     n1 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent=w_rec)
     n2 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent="lateral", size=10)
     wq = (lambda n: n.weight_quant()) if quantize else (lambda n: None)
     net = torch.nn.Sequential(sn.Delay(1), sn.Linear(8, HIDDEN, bias=False, weight_quant=wq(n1)), n1,
                               sn.Delay(1), sn.Linear(HIDDEN, 10, bias=False, weight_quant=wq(n2)), n2)
     with torch.no_grad():
-        net[1].weight.uniform_(-2, 2)
+        net[1].weight.uniform_(-4, 4)
         net[4].weight.uniform_(-1.5, 1.5)
     return net
 
@@ -49,7 +49,7 @@ SPEC = dict(
     build=build,
     loss=lambda s, y: readouts.count_margin_mse(s, y, DESIRED, UNDESIRED, MARGIN) / 10,
     predict=lambda s: readouts.predict(readouts.spike_count(s)),
-    epochs=30, lr=3e-3, batch=32,
+    epochs=30, lr=1e-2, batch=32,
     published="Fashion-MNIST 90.13 % (400-R400), N-TIDIGITS 93.90 % (400-R400-400, T=700) [log]",
     notes=["refractory period (2 steps): Lava LIFRefractory with snnc's fixed_pt model; Loihi 2 needs a custom neuron program",
            "recurrent and lateral connections: Dense through a one-step Delay (Lava Dense's own step)"])
