@@ -462,6 +462,8 @@ def main():
                 r["speedup_vs_netx"] = netx_row["wall_s"] / r["wall_s"]
             r.pop("_counts", None)
     total = time.perf_counter() - started
+    import shutil
+    shutil.rmtree(work, ignore_errors=True)
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
             "cpus": os.cpu_count(), "python": platform.python_version(), "total_s": total,
