@@ -45,7 +45,6 @@ from ..compiler.ir import _pair, Average, Conv2d, CubaLIF, Delay, Dense, Flatten
 from ..compiler.passes import check, topo_order
 from ..errors import SnncError
 from .reference_spec import _rtz_decay, conv2d  # noqa: F401  (re-exported: public helpers)
-from .reference_spec import _Sim as _SpecSim
 from .result import RunResult
 
 FAST_NODES = (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average)
