@@ -540,7 +540,8 @@ def write_md(path, meta, results, json_path, png):
              f"{meta['total_s']:.0f} s in total. Raw data: [{rel(json_path)}]({rel(json_path)}), "
              f"plot: [{rel(png)}]({rel(png)}).", "",
              "Columns: wall time (compile + Lava build + run + read-back, everything the user waits "
-             "for), speed-up = netx wall / engine wall, steps/s (per sample), synaptic events/s "
+             "for), speed-up = netx wall / engine wall, steps/s (time steps per second; a batch steps all "
+             "its samples at once), synaptic events/s "
              "(spikes x fan-out), peak memory (PSS summed over the process tree), compile = model file to a "
              "runnable network, identical = output spikes (and, for snnc engines, every population's "
              "spike counts) equal to the reference simulator's.", "",
@@ -561,6 +562,10 @@ def write_md(path, meta, results, json_path, png):
         if not rows:
             continue
         lines += [f"## {title}", "", table(rows, cols), ""]
+    if any(r["group"] == "pilotnet" for r in results):
+        lines += ["Note: PilotNet LIF's output (one integrating neuron with a threshold of 2048) does "
+                  "not spike in these steps, so its netx comparison is of an all-zero output; the snnc "
+                  "engines are also compared on every population's spike counts (identical).", ""]
     errs = [r for r in results if "error" in r]
     if errs:
         lines += ["## Errors", ""] + [f"- {r['case']} / {r['engine']}: {r['error']}" for r in errs] + [""]
