@@ -38,81 +38,21 @@ timeout; its process group is killed on timeout and ``SnncError`` reports the ch
 """
 from __future__ import annotations
 
-import os
-import pickle
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 
 from ..errors import SnncError
+from .child import run_child
 from .lava_plan import LavaPlan, bias_drive, plan_lava
 from .result import RunResult
 
 __all__ = ["run_lava", "plan_lava", "host_outputs"]
 
 
-def _tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def _run_worker(plan: LavaPlan, spikes, timeout: float, bias=None) -> dict:
-    with tempfile.TemporaryDirectory(prefix="snnc-lava-") as job_dir:
-        with open(os.path.join(job_dir, "job.pkl"), "wb") as f:
-            pickle.dump({"plan": plan, "spikes": spikes, "bias": bias or {}}, f)
-        err_path = os.path.join(job_dir, "stderr.txt")
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[k] = "1"         # one Lava process per OS process already fills the cores
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "snnc.backends.lava_worker", job_dir],
-                                    stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                    start_new_session=True)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                raise SnncError(f"Lava run timed out after {timeout:.0f} s (killed the simulation); "
-                                f"stderr tail:\n{_tail(_read(err_path))}") from None
-            except BaseException:
-                _kill_group(proc)
-                raise
-            finally:
-                _kill_group(proc, only_children=True)
-        res_path = os.path.join(job_dir, "result.pkl")
-        if rc != 0 or not os.path.exists(res_path):
-            raise SnncError(f"Lava run failed (exit code {rc}); stderr tail:\n{_tail(_read(err_path))}")
-        with open(res_path, "rb") as f:
-            return pickle.load(f)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _kill_group(proc: subprocess.Popen, only_children: bool = False) -> None:
-    """Kill the worker's process group (its Lava children included)."""
-    try:
-        pgid = proc.pid      # start_new_session: the worker leads its own group
-        if only_children and proc.poll() is None:
-            return
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-    if not only_children:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+    return run_child("snnc.backends.lava_worker", {"plan": plan, "spikes": spikes, "bias": bias or {}},
+                     timeout, "Lava run")
 
 
 def _shift(x: np.ndarray, d: np.ndarray) -> np.ndarray:

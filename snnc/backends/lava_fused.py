@@ -28,12 +28,7 @@ timeout.
 """
 from __future__ import annotations
 
-import os
 import pickle
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from typing import Optional
 
@@ -42,6 +37,7 @@ import numpy as np
 from ..compiler.ir import CubaLIF, Graph
 from ..compiler.passes import check
 from ..errors import SnncError
+from .child import run_child
 from .result import RunResult
 
 CHUNK_BYTES = 32 << 20          # io buffers: at most this many bytes of output per chunk
@@ -123,27 +119,6 @@ def run_job(graph: Graph, spikes: np.ndarray, mode: str, chunk: Optional[int] = 
     return out_arrays, pop_arrays, timing
 
 
-# ----------------------------------------------------------------------------- child process
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)      # start_new_session: the child leads its group
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def _tail(path: str, lines: int = 30) -> str:
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def run_lava_fused(graph: Graph, spikes, mode: str = "fixed", timeout: float = 600.0,
                    chunk: Optional[int] = None) -> RunResult:
     """Run ``graph`` on Lava as one fused process. ``spikes``: ``(N, *input_shape, T)``."""
@@ -165,34 +140,8 @@ def run_lava_fused(graph: Graph, spikes, mode: str = "fixed", timeout: float = 6
                             "step (see reference.FAST_NODES)")
         if graph.nodes[iname].kind != "bias" and not np.all((x == 0) | (x == 1)):
             raise SnncError("fused Lava backend: fixed-point runs take binary spikes; got graded values")
-    with tempfile.TemporaryDirectory(prefix="snnc-fused-") as job_dir:
-        with open(os.path.join(job_dir, "job.pkl"), "wb") as f:
-            pickle.dump({"graph": graph, "spikes": x, "mode": mode, "chunk": chunk}, f)
-        err_path = os.path.join(job_dir, "stderr.txt")
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env.setdefault(k, "1")
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "snnc.backends.lava_fused", job_dir],
-                                    stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                    start_new_session=True)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                raise SnncError(f"fused Lava run timed out after {timeout:.0f} s (killed the "
-                                f"simulation); stderr tail:\n{_tail(err_path)}") from None
-            except BaseException:
-                _kill_group(proc)
-                raise
-            _kill_group(proc)                    # stray Lava children, if any
-        res_path = os.path.join(job_dir, "result.pkl")
-        if rc != 0 or not os.path.exists(res_path):
-            raise SnncError(f"fused Lava run failed (exit code {rc}); stderr tail:\n{_tail(err_path)}")
-        with open(res_path, "rb") as f:
-            res = pickle.load(f)
+    res = run_child("snnc.backends.lava_fused", {"graph": graph, "spikes": x, "mode": mode, "chunk": chunk},
+                    timeout, "fused Lava run")
     outs, pops, timing = res["outputs"], res["spikes"], res["timing"]
     counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items()}
     result = RunResult(output=outs[graph.outputs[0]], counts=counts, engine=f"lava-fused-{mode}",
@@ -202,25 +151,11 @@ def run_lava_fused(graph: Graph, spikes, mode: str = "fixed", timeout: float = 6
     return result
 
 
-def main(argv=None) -> int:
-    import traceback
-    argv = sys.argv[1:] if argv is None else argv
-    job_dir = argv[0]
-    try:
-        with open(os.path.join(job_dir, "job.pkl"), "rb") as f:
-            job = pickle.load(f)
-        outs, spikes, timing = run_job(job["graph"], job["spikes"], job["mode"], job.get("chunk"))
-        with open(os.path.join(job_dir, "result.pkl.tmp"), "wb") as f:
-            pickle.dump({"outputs": outs, "spikes": spikes, "timing": timing}, f)
-        os.replace(os.path.join(job_dir, "result.pkl.tmp"), os.path.join(job_dir, "result.pkl"))
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)      # do not wait for stray Lava threads
+def _work(job: dict) -> dict:
+    outs, spikes, timing = run_job(job["graph"], job["spikes"], job["mode"], job.get("chunk"))
+    return {"outputs": outs, "spikes": spikes, "timing": timing}
 
 
 if __name__ == "__main__":
-    main()
+    from .child import child_main
+    child_main(_work)

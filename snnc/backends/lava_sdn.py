@@ -16,12 +16,6 @@ Each sample is a fresh network (zero state). Runs in a child process with a time
 """
 from __future__ import annotations
 
-import os
-import pickle
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -31,6 +25,7 @@ import numpy as np
 from ..compiler.ir import SIGMA_DELTA, Conv2d, Delay, Delta, Dense, Flatten, Graph, Input, Output, Sigma, SigmaDelta
 from ..errors import SnncError
 from .lava_plan import flat_perm, lava_shape, to_lava
+from .child import run_child
 from .result import RunResult
 
 
@@ -190,25 +185,22 @@ def _build(plan: SdnPlan, data: np.ndarray):
     return src, sink
 
 
-def _worker(job_dir: str) -> int:
+def _work(job: dict) -> dict:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    with open(os.path.join(job_dir, "job.pkl"), "rb") as f:
-        job = pickle.load(f)
     plan, x = job["plan"], job["x"]
     outs, t_run = [], 0.0
     for sample in x:                                   # (*shape, T) integers
         data = to_lava(sample, len(plan.input_shape)).astype(np.int32)
         src, sink = _build(plan, data)
         t0 = time.perf_counter()
-        src.run(condition=RunSteps(num_steps=data.shape[-1]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        y = sink.data.get()
-        src.stop()
+        try:
+            src.run(condition=RunSteps(num_steps=data.shape[-1]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            outs.append(sink.data.get())
+        finally:
+            src.stop()
         t_run += time.perf_counter() - t0
-        outs.append(y)
-    with open(os.path.join(job_dir, "result.pkl"), "wb") as f:
-        pickle.dump({"out": outs, "seconds": t_run}, f)
-    return 0
+    return {"out": outs, "seconds": t_run}
 
 
 def run_lava_sdn(graph: Graph, spikes, mode: str = "fixed", timeout: float = 600.0) -> RunResult:
@@ -224,31 +216,7 @@ def run_lava_sdn(graph: Graph, spikes, mode: str = "fixed", timeout: float = 600
     if not np.all(xi == np.round(xi)):
         raise SnncError(f"delta encoder {plan.delta_name!r}: input is not a multiple of 1/{plan.in_scale}")
     xi = xi.astype(np.int64)
-    with tempfile.TemporaryDirectory(prefix="snnc-lava-sdn-") as job_dir:
-        with open(os.path.join(job_dir, "job.pkl"), "wb") as f:
-            pickle.dump({"plan": plan, "x": xi}, f)
-        err_path = os.path.join(job_dir, "stderr.txt")
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[k] = "1"
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "snnc.backends.lava_sdn", job_dir],
-                                    stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise SnncError(f"Lava run timed out after {timeout:.0f} s (killed the simulation)") from None
-        res_path = os.path.join(job_dir, "result.pkl")
-        if rc != 0 or not os.path.exists(res_path):
-            with open(err_path, "rb") as f:
-                tail = "\n".join(f.read().decode("utf-8", "replace").strip().splitlines()[-30:])
-            raise SnncError(f"Lava run failed (exit code {rc}); stderr tail:\n{tail}")
-        with open(res_path, "rb") as f:
-            res = pickle.load(f)
+    res = run_child("snnc.backends.lava_sdn", {"plan": plan, "x": xi}, timeout, "Lava run")
     nd = len(plan.out_ir_shape)
     out = np.stack([to_lava(y, nd) for y in res["out"]]).astype(np.float64) / plan.out_scale
     result = RunResult(output=out, counts={}, engine="lava-fixed", seconds=time.perf_counter() - start)
@@ -258,4 +226,5 @@ def run_lava_sdn(graph: Graph, spikes, mode: str = "fixed", timeout: float = 600
 
 
 if __name__ == "__main__":
-    sys.exit(_worker(sys.argv[1]))
+    from .child import child_main
+    child_main(_work)

@@ -8,11 +8,7 @@ Any failure: traceback on stderr, exit code 1.
 """
 from __future__ import annotations
 
-import os
-import pickle
-import sys
 import time
-import traceback
 from typing import Dict, Optional
 
 import numpy as np
@@ -248,24 +244,11 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
     return out, timing
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    job_dir = argv[0]
-    try:
-        with open(os.path.join(job_dir, "job.pkl"), "rb") as f:
-            job = pickle.load(f)
-        spikes, timing = run(job["plan"], job["spikes"], job.get("bias"))
-        with open(os.path.join(job_dir, "result.pkl.tmp"), "wb") as f:
-            pickle.dump({"spikes": spikes, "timing": timing}, f)
-        os.replace(os.path.join(job_dir, "result.pkl.tmp"), os.path.join(job_dir, "result.pkl"))
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)      # do not wait for stray Lava threads
+def _work(job: dict) -> dict:
+    spikes, timing = run(job["plan"], job["spikes"], job.get("bias"))
+    return {"spikes": spikes, "timing": timing}
 
 
 if __name__ == "__main__":
-    main()
+    from .child import child_main
+    child_main(_work)
