@@ -7,6 +7,8 @@ Heavy dependencies (torch, Lava) are imported only when used.
 """
 from .errors import SnncError
 
+__all__ = ["SnncError", "export", "compile", "run"]
+
 __version__ = "0.1.0"
 
 

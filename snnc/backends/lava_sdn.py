@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
-from ..compiler.ir import SIGMA_DELTA, Conv2d, Delay, Delta, Dense, Flatten, Graph, Input, Output, Sigma, SigmaDelta
+from ..compiler.ir import SIGMA_DELTA, Conv2d, Delay, Delta, Dense, Flatten, Graph, Output, Sigma, SigmaDelta
 from ..errors import SnncError
 from .lava_plan import flat_perm, lava_shape, to_lava
 from .child import run_child

@@ -241,7 +241,6 @@ class _Sim:
 
     # ------------------------------------------------------------------ nodes
     def _make_node(self, name, node):
-        g = self.g
         if isinstance(node, Input):
             buf = self._buf(name)
             self._input_bufs[name] = buf

@@ -48,7 +48,6 @@ class Estimate:
 def _window_sums(counts: np.ndarray, inp) -> np.ndarray:
     """Per output neuron: input spikes (summed over its receptive field channels and taps)."""
     from ..backends.reference import conv2d
-    og = inp.out_channels // inp.groups
     w = np.ones((inp.out_channels, inp.cin_per_group) + tuple(inp.kernel), dtype=np.float64)
     return conv2d(counts[None].astype(np.float64), w, inp.stride, inp.padding, inp.dilation,
                   inp.groups)[0]

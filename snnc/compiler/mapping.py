@@ -301,7 +301,7 @@ def _tile_layer(graph: Graph, pop: str, shape, inputs: List[SynInput], res: Loih
         words = lambda n: sum(_syn_words(i, ((0, n),), wb) for i in inputs)
         if words(1) > L_w:
             raise _fail(pop, "synapse_words", words(1), L_w, res,
-                        f"One neuron's synapses alone exceed a core's synapse memory; use fewer inputs.")
+                        "One neuron's synapses alone exceed a core's synapse memory; use fewer inputs.")
         lo, hi = 1, min(n_cap, shape[0])
         while lo < hi:                                   # largest n with words(n) <= L_w
             mid = (lo + hi + 1) // 2
