@@ -189,3 +189,53 @@ def test_lava_fixed_samples_independent(tmp_path):
     assert np.array_equal(r.output, y)
     assert all(np.array_equal(r.counts[k], snnc.run(snnc.compile(path), x.numpy(), backend="reference").counts[k])
                for k in r.counts)
+
+
+def test_tsslbp_gradient_hand_case():
+    """TSSL-BP's backward on one neuron, T = 4, tau_m 5, tau_s 3, spikes at t = 1 and 3."""
+    from snnc.nn.surrogates import TSSLBP, tsslbp_spikes
+    v = torch.tensor([[0.5, 1.5, 0.4, 1.2]], dtype=torch.float64)      # membrane before reset
+    du = torch.tensor([[0.5, 1.0, 0.4, 0.8]], dtype=torch.float64)     # rise v[t] - v[t-1]
+    s = torch.tensor([[0.0, 1.0, 0.0, 1.0]], dtype=torch.float64)
+    f = np.exp(2.5)
+    fallback = f / ((1 + f) ** 2 * 0.2)                                 # sigmoid derivative at v = 0.5, a = 0.2
+
+    def grad(g):
+        cur = torch.zeros(1, 4, dtype=torch.float64, requires_grad=True)
+        y = tsslbp_spikes(cur, v, du, s, 1.0, 5.0, 3.0, TSSLBP())
+        assert torch.equal(y, s)
+        (y * torch.tensor([g], dtype=torch.float64)).sum().backward()
+        return cur.grad[0].numpy()
+    # inter-neuron only: error on the spike at t=1 -> -clamp(-1/du) = 1/du[1] at t=1, nothing else
+    assert np.allclose(grad([0, 1, 0, 0]), [0, 1.0, 0, 0])
+    # error on the last spike: inter at t=3 (1/0.8), intra through the leak at t=2 (theta (1-1/5)),
+    # intra through the reset at t=1 (theta v[1] (1/5) / du[1]); t=0 is silent (a[0] = 0 < 1/12)
+    assert np.allclose(grad([0, 0, 0, 1]), [0, 0.3, 1.0, 1.25])
+    # silent neuron: the sigmoid-derivative fallback times the error
+    assert np.allclose(grad([1, 0, 0, 0]), [fallback, 0, 0, 0])
+    # the clamp: a tiny rise gives at most 8
+    du2 = du.clone()
+    du2[0, 1] = 1e-6
+    cur = torch.zeros(1, 4, dtype=torch.float64, requires_grad=True)
+    tsslbp_spikes(cur, v, du2, s, 1.0, 5.0, 3.0, TSSLBP())[0, 1].backward()
+    assert float(cur.grad[0, 1]) == 8.0
+
+
+@pytest.mark.parametrize("q", [False, True])
+def test_tsslbp_in_lif(q):
+    """The tssl preset trains with TSSLBP; its forward equals the plain forward; gradients are
+    finite, shaped like the input, and reach silent neurons (fallback)."""
+    assert isinstance(sn.tssl().surrogate, sn.TSSLBP)
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 10) * 2
+    x[:, 0] = -1.0                                       # neuron 0 never fires
+    x.requires_grad_(True)
+    n = sn.tssl(quantize=q)
+    y = n(x)
+    ref = sn.tssl(quantize=q, surrogate=sn.Rectangular(1.0))(x.detach())
+    assert torch.equal(y, ref) and y[:, 0].sum() == 0 and y.sum() > 0
+    y.sum().backward()
+    assert x.grad.shape == x.shape and torch.isfinite(x.grad).all()
+    assert x.grad[:, 0].abs().sum() > 0                  # silent neuron: sigmoid fallback
+    with pytest.raises(ValueError, match="TSSLBP"):
+        sn.LIF(recurrent="lateral", size=3, surrogate=sn.TSSLBP())(torch.zeros(1, 3, 4))

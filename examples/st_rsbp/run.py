@@ -4,6 +4,8 @@ Same neuron as HM2-BP (CUBA, tau_s 8, tau_m 64, refractory 2, one-step delays), 
 recurrent hidden layer (ep <- ... + W s_in[t-1] + W_rec s[t-1]) and an output layer with lateral
 inhibition. Data: each digit is presented one row per 6 steps (8 input channels = the row's
 pixels, Bernoulli), T = 48; the read-out is the output spike count over the whole sequence.
+Reservoir R200 (ST-RSBP uses R200-R400), recurrent weights U(-0.5, 0.5), input weights U(-10, 10)
+(scaled to V_th = 5), count targets 15 / 2 with margin 2.
 Trainer: BPTT with a rectangular surrogate (ST-RSBP's own gradient is spike-train level with
 effect ratios; this is a BPTT-surrogate trainer, named as such).
 
@@ -21,21 +23,21 @@ from method_run import torch  # noqa: E402
 import snnc.nn as sn  # noqa: E402
 from snnc.nn import readouts  # noqa: E402
 
-STEPS_PER_ROW, TAU_M, TAU_S, HIDDEN = 6, 64.0, 8.0, 100
-DESIRED, UNDESIRED, MARGIN = 8, 1, 1
+STEPS_PER_ROW, TAU_M, TAU_S, HIDDEN = 6, 64.0, 8.0, 200
+DESIRED, UNDESIRED, MARGIN = 15, 2, 2     # output counts over T = 48 (ST-RSBP: 35 / 5, margin 5 at T = 400+)
 
 
 def build(quantize):
     g = torch.Generator().manual_seed(0)
-    w_rec = (torch.rand(HIDDEN, HIDDEN, generator=g) * 2 - 1) * 0.1
+    w_rec = (torch.rand(HIDDEN, HIDDEN, generator=g) * 2 - 1) * 0.5
     n1 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent=w_rec)
     n2 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent="lateral", size=10)
     wq = (lambda n: n.weight_quant()) if quantize else (lambda n: None)
     net = torch.nn.Sequential(sn.Delay(1), sn.Linear(8, HIDDEN, bias=False, weight_quant=wq(n1)), n1,
                               sn.Delay(1), sn.Linear(HIDDEN, 10, bias=False, weight_quant=wq(n2)), n2)
     with torch.no_grad():
-        net[1].weight.uniform_(-4, 4)
-        net[4].weight.uniform_(-1.5, 1.5)
+        net[1].weight.uniform_(-10, 10)       # 2 V_th: a row's pixel makes a neuron fire within a few steps
+        net[4].weight.uniform_(-3, 3)
     return net
 
 

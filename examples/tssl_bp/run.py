@@ -3,9 +3,9 @@
 Neuron: a[t] = (1-1/tau_s) a[t-1] + s[t]/tau_s (PSC), u[t] = (1-1/tau_m) u[t-1] + W a_in[t],
 s = u > 1, reset to zero; tau_m = 5, tau_s = 3, T = 5. On Loihi: CUBA with current_decay 1/tau_s,
 voltage_decay 1/tau_m and weights W/tau_s (snnc.nn.tssl folds 1/tau_s into the synapse).
-Gradient: snnc.nn.TSSLGradient, a spike-timing gradient in the spirit of TSSL-BP (1/rise of v at
-a spike, sigmoid-derivative fallback for neurons that have not fired): an approximation of the
-exact TSSL-BP backward, named as such. Read-out: argmax of the summed output PSC trace; loss: MSE
+Gradient: snnc.nn.TSSLBP, TSSL-BP's own backward (a port of the reference tsslbp.py: inter-neuron
+term through the spike times, intra-neuron term through the reset, sigmoid-derivative fallback for
+silent neurons); the forward pass is unchanged. Read-out: argmax of the summed output PSC trace; loss: MSE
 of that trace vs desired/undesired values.
 Input: TSSL-BP feeds static images as graded (analog) input; Lava's fixed-point backend takes
 binary spikes only, so this example uses a Bernoulli rate code (p = pixel/16) instead.
@@ -41,7 +41,7 @@ def build(quantize):
 SPEC = dict(
     name="tssl_bp", method="TSSL-BP", dir=HERE, dataset=f"sklearn digits, Bernoulli rate code, T={T}",
     architecture="64-200-10 (no bias), tau_m 5, tau_s 3, threshold 1",
-    trainer="BPTT with snnc.nn.TSSLGradient (TSSL-style spike-timing gradient; approximation of TSSL-BP)",
+    trainer="TSSL-BP's own gradient (snnc.nn.TSSLBP: inter-neuron spike timing + intra-neuron reset, sigmoid fallback for silent neurons)",
     data=lambda: method_data.static(T, 1.0),
     build=build,
     loss=lambda s, y: readouts.trace_mse(s, y, TAU_S, desired=2.0, undesired=0.0),

@@ -7,9 +7,9 @@ Activity is ``(N, C[, H, W], T)``, time last (SLAYER's layout).
 from .layers import AvgPool2d, Conv2d, Delay, Flatten, Linear
 from .neurons import LIF, hm2, stbp, tssl
 from .quant import WeightQuant
-from .surrogates import Exponential, Rectangular, SigmoidDerivative, Surrogate, TSSLGradient
+from .surrogates import Exponential, Rectangular, SigmoidDerivative, Surrogate, TSSLBP, TSSLGradient
 from . import encoders, readouts
 
 __all__ = ["LIF", "stbp", "tssl", "hm2", "Linear", "Conv2d", "AvgPool2d", "Flatten", "Delay",
-           "WeightQuant", "Rectangular", "SigmoidDerivative", "Exponential", "TSSLGradient",
+           "WeightQuant", "Rectangular", "SigmoidDerivative", "Exponential", "TSSLGradient", "TSSLBP",
            "Surrogate", "encoders", "readouts"]

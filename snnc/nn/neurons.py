@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .quant import WeightQuant
-from .surrogates import Rectangular, Surrogate, TSSLGradient, spike, tssl_spike
+from .surrogates import TSSLBP, Rectangular, Surrogate, TSSLGradient, spike, tssl_spike, tsslbp_spikes
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -55,7 +55,8 @@ class LIF(torch.nn.Module):
     held at 0 after a spike (HM2-BP / ST-RSBP: 2). ``recurrent``: None, ``"lateral"`` (fixed
     all-to-all inhibition of weight ``-lateral_strength``, no self-connection; needs ``size``)
     or an initial ``[C, C]`` weight (trainable); recurrent input arrives one step late.
-    ``surrogate``: a ``snnc.nn.surrogates`` object (``TSSLGradient`` for TSSL-BP).
+    ``surrogate``: a ``snnc.nn.surrogates`` object (``TSSLBP``: TSSL-BP's own gradient, the
+    ``tssl`` preset's default; ``TSSLGradient``: an older approximation of it).
     """
 
     def __init__(self, current_decay: float = 1.0, voltage_decay: float = 0.0,
@@ -136,6 +137,10 @@ class LIF(torch.nn.Module):
         s = torch.zeros_like(u)
         ref = torch.zeros(shape, dtype=torch.int64, device=x.device) if self.refractory else None
         silent = torch.ones_like(u) if isinstance(self.surrogate, TSSLGradient) else None
+        tsslbp = isinstance(self.surrogate, TSSLBP)
+        if tsslbp and (self.refractory or self.recurrent_kind is not None):
+            raise ValueError("the TSSLBP gradient needs a neuron without refractory period or recurrence")
+        currents, v_pres, rises = [], [], []
         w_rec = self.effective_recurrent_weight()
         if w_rec is not None:
             w_rec = w_rec.to(dtype)
@@ -154,10 +159,19 @@ class LIF(torch.nn.Module):
                 xt = xt + s @ w_rec.T
             if q:
                 u = _TruncSTE.apply(u * ku) + _RoundSTE.apply(xt * scale)
-                v_pre = _TruncSTE.apply(v * kv) + u
+                v_pre = _TruncSTE.apply(v * kv) + (u.detach() if tsslbp else u)
             else:
                 u = u * ku + xt * scale
-                v_pre = v * kv + u
+                v_pre = v * kv + (u.detach() if tsslbp else u)
+            if tsslbp:      # same values; the gradient is TSSL-BP's (tsslbp_spikes below)
+                xs = (v_pre - th) / S if q else v_pre - th
+                s = (xs >= 0).to(dtype) if self.spike_compare == ">=" else (xs > 0).to(dtype)
+                currents.append(u)
+                v_pres.append(v_pre)
+                rises.append(v_pre - v)
+                v = v_pre * (1 - s) if self.reset == "zero" else v_pre - s * th
+                out.append(s)
+                continue
             if ref is not None:
                 held = ref > 0
                 v_pre = torch.where(held, torch.zeros_like(v_pre), v_pre)
@@ -174,6 +188,17 @@ class LIF(torch.nn.Module):
             if ref is not None:
                 ref = torch.where(s.detach() > 0, torch.full_like(ref, self.refractory), ref)
             out.append(s)
+        if tsslbp:
+            k = S if q else 1.0
+            if q:
+                tau_m, tau_s = 4096.0 / max(self.decay_v_int, 1), 4096.0 / max(self.decay_u_int, 1)
+            else:
+                tau_m, tau_s = 1.0 / max(self.voltage_decay, 1e-12), 1.0 / max(self.current_decay, 1e-12)
+            y = tsslbp_spikes(torch.stack(currents, -1) / k, torch.stack(v_pres, -1) / k,
+                              torch.stack(rises, -1) / k, torch.stack(out, -1), self.threshold,
+                              tau_m, tau_s, self.surrogate).to(x.dtype)
+            self.counts = y.detach().sum(-1)
+            return y
         y = torch.stack(out, dim=-1).to(x.dtype)
         self.counts = y.detach().sum(-1)
         return y
@@ -196,8 +221,9 @@ def stbp(decay: float = 0.2, threshold: float = 0.5, **kw) -> LIF:
 def tssl(tau_m: float = 5.0, tau_s: float = 3.0, threshold: float = 1.0, **kw) -> LIF:
     """TSSL-BP (Zhang & Li 2020): a = (1-1/tau_s) a + s/tau_s (PSC of the input spikes),
     u = (1-1/tau_m) u + W a; spike u > 1; reset zero. As CUBA: current_decay 1/tau_s,
-    voltage_decay 1/tau_m, input_scale 1/tau_s (weights W/tau_s on Loihi)."""
-    kw.setdefault("surrogate", TSSLGradient())
+    voltage_decay 1/tau_m, input_scale 1/tau_s (weights W/tau_s on Loihi). Gradient: TSSL-BP's own
+    (``TSSLBP``: inter-neuron spike timing + intra-neuron reset, sigmoid fallback when silent)."""
+    kw.setdefault("surrogate", TSSLBP())
     return LIF(current_decay=1.0 / tau_s, voltage_decay=1.0 / tau_m, threshold=threshold,
                input_scale=1.0 / tau_s, **kw)
 

@@ -8,6 +8,9 @@ exact Heaviside step (``>`` or ``>=``); only the backward pass uses the surrogat
 - ``SigmoidDerivative(a=0.25)``: STBP's sigmoid / TSSL-BP's silent-neuron fallback,
   ``(1/a) * sig(x/a) * (1 - sig(x/a))``.
 - ``Exponential(tau=..., scale=...)``: SLAYER's / lava-dl's PDF, ``scale/(2 tau) * exp(-|x|/tau)``.
+- ``TSSLBP()``: TSSL-BP's own gradient (inter-neuron spike timing + intra-neuron reset, sigmoid
+  fallback for silent neurons), a sequence-level backward used by ``LIF`` (the ``tssl`` default).
+- ``TSSLGradient()``: an older, simpler spike-timing approximation of it.
 """
 from __future__ import annotations
 
@@ -89,8 +92,8 @@ class TSSLGradient(Surrogate):
     - at a non-spike step of a neuron that has not spiked so far in the window: ``fallback(x)``;
     - else 0.
 
-    This is not the exact TSSL-BP inter/intra-neuron decomposition (which needs the CUDA
-    reference's full PSP bookkeeping); the forward dynamics are exact.
+    This is not the exact TSSL-BP inter/intra-neuron decomposition: that is ``TSSLBP`` (the
+    ``tssl`` preset's default); the forward dynamics are the same.
     """
     name = "tssl"
 
@@ -123,3 +126,77 @@ def tssl_spike(x, rise, silent, surrogate: TSSLGradient, compare: str = ">"):
 
 
 SURROGATES["tssl"] = TSSLGradient
+
+
+class TSSLBP(Surrogate):
+    """TSSL-BP's own gradient (Zhang & Li 2020), a port of the reference backward
+    (stonezwr/TSSL-BP ``functions/tsslbp.py``; see docs/methods.md). Not a surrogate of ``ds/dv``:
+    ``LIF`` with this object runs its forward unchanged and hands the whole sequence to
+    ``tsslbp_spikes``, whose backward gives ``dL/dI[t]`` for the neuron's synaptic input
+    ``I[t]`` (= ``sum_j w_ij a_j[t]``, the CUBA current u) from ``g[t] = dL/ds[t]``.
+    With the PSP a = filter(s), ``g[t] = sum_k kappa[k] dL/da[t+k]``, ``kappa[k] = (1-1/tau_s)^k/tau_s``:
+    exactly the PSP-kernel-weighted future error of the reference. Per step, backwards in time:
+
+    - inter-neuron (spike timing), at a spike: ``-clamp(-1/du[t], -8, 0) * g[t]`` with
+      ``du[t] = v[t] - v[t-1]`` (membrane rise before the reset);
+    - intra-neuron (through the reset), the ``theta`` recursion: at a spike
+      ``+ theta * v[t] * (-1/tau_m) * clamp(-1/du[t], -8, 0)``, then ``theta`` = that gradient;
+      between spikes the gradient is ``theta * (1-1/tau_m)`` and ``theta`` decays by (1-1/tau_m);
+    - silent neurons (post PSP ``a[t] < 1/(4 tau_s)``): ``g[t] * f'(v[t])`` with the sigmoid
+      derivative ``f'(v) = e^{(th-v)/a} / (a (1+e^{(th-v)/a})^2)``, a = ``fallback_a`` (0.2),
+      exponent clamped to [-8, 8].
+
+    Needs a neuron without recurrence or refractory period (TSSL-BP has neither).
+    """
+    name = "tsslbp"
+
+    def __init__(self, fallback_a: float = 0.2, clamp: float = 8.0):
+        self.fallback_a, self.clamp = float(fallback_a), float(clamp)
+
+
+class _TSSLBPFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, current, v_pre, rise, s, threshold, tau_m, tau_s, sur):
+        ctx.save_for_backward(v_pre, rise, s)
+        ctx.threshold, ctx.tau_m, ctx.tau_s, ctx.sur = threshold, tau_m, tau_s, sur
+        return s.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        v, du, s = ctx.saved_tensors
+        th, theta_m, tau_s, sur = ctx.threshold, 1.0 / ctx.tau_m, ctx.tau_s, ctx.sur
+        g = g.to(v.dtype)
+        T = s.shape[-1]
+        grad = torch.zeros_like(v)
+        theta = torch.zeros_like(v[..., 0])
+        syn = torch.zeros_like(theta)
+        syns = []
+        for t in range(T):                      # post PSP a[t] (the silent-neuron test)
+            syn = syn + (s[..., t] - syn) / tau_s
+            syns.append(syn)
+        c = sur.clamp
+        for t in range(T - 1, -1, -1):
+            out = s[..., t]
+            d = du[..., t]
+            pu = torch.where(out > 0, torch.clamp(-1 / torch.where(d != 0, d, torch.full_like(d, 1e-30)), -c, 0),
+                             torch.zeros_like(d))
+            gt = -pu * g[..., t]                                        # inter-neuron
+            if t != T - 1:                                              # intra-neuron (reset)
+                gt = gt + theta * v[..., t] * (-theta_m) * pu + theta * (1 - theta_m) * (1 - out)
+            theta = gt * out + theta * (1 - out) * (1 - theta_m)
+            a = sur.fallback_a
+            f = torch.exp(torch.clamp((th - v[..., t]) / a, -c, c))
+            f = f / ((1 + f) * (1 + f) * a)
+            grad[..., t] = torch.where(syns[t] < 1 / (4 * tau_s), g[..., t] * f, gt)
+        return grad, None, None, None, None, None, None, None
+
+
+def tsslbp_spikes(current, v_pre, rise, s, threshold, tau_m, tau_s, surrogate: TSSLBP):
+    """Return ``s`` (N, ..., T) unchanged; backward: TSSL-BP's gradient w.r.t. ``current``
+    (N, ..., T). ``v_pre`` (membrane before reset), ``rise`` (v_pre[t] - v[t-1]) and ``threshold``
+    in threshold units; ``tau_m``, ``tau_s``: the neuron's time constants."""
+    return _TSSLBPFn.apply(current, v_pre.detach(), rise.detach(), s.detach(), float(threshold),
+                           float(tau_m), float(tau_s), surrogate)
+
+
+SURROGATES["tsslbp"] = TSSLBP
