@@ -161,6 +161,22 @@ def _string(v) -> str:
 
 
 # ----------------------------------------------------------------------------- import
+
+
+def _bias_per_neuron(L, b: np.ndarray, shape):
+    """A file's bias (integers, a_in units): a scalar, one per channel, or one per neuron ->
+    the float bias (threshold units) as a scalar or broadcast to ``shape``."""
+    try:
+        if b.size == 1:
+            return float(b.reshape(-1)[0]) / W_SCALE
+        if len(shape) == 3 and b.size == shape[0]:
+            return np.ascontiguousarray(np.broadcast_to(b.reshape(-1, 1, 1), shape)) / W_SCALE
+        return b.reshape(shape) / W_SCALE
+    except ValueError:
+        raise L.err(f"bias of {b.size} values fits neither the {shape[0]} channels nor "
+                    f"the neurons {tuple(shape)}") from None
+
+
 class _Builder:
     def __init__(self, path: str, reset_interval: Optional[int], reset_offset: int,
                  input_shape: Optional[Sequence[int]], all_outputs: bool):
@@ -237,17 +253,7 @@ class _Builder:
             raise L.err(f"decays must be in [0, 4096], got iDecay {i_decay}, vDecay {v_decay}")
         b = 0.0
         if bias is not None:
-            b = np.asarray(bias, dtype=np.float64)
-            try:
-                if b.size == 1:
-                    b = float(b.reshape(-1)[0]) / W_SCALE
-                elif len(shape) == 3 and b.size == shape[0]:
-                    b = np.ascontiguousarray(np.broadcast_to(b.reshape(-1, 1, 1), shape)) / W_SCALE
-                else:
-                    b = b.reshape(shape) / W_SCALE
-            except ValueError:
-                raise L.err(f"bias of {b.size} values fits neither the {shape[0]} channels nor "
-                            f"the neurons {tuple(shape)}") from None
+            b = _bias_per_neuron(L, np.asarray(bias, dtype=np.float64), shape)
         k = self.n_neuron_layers
         self.n_neuron_layers += 1
         return CubaLIF(tuple(shape), current_decay=i_decay / 4096, voltage_decay=v_decay / 4096,
@@ -280,17 +286,7 @@ class _Builder:
         b = 0.0
         if bias is not None:
             # netx passes the bias as int32 (truncation toward zero), per channel or per neuron
-            b = np.trunc(np.asarray(bias, dtype=np.float64))
-            try:
-                if b.size == 1:
-                    b = float(b.reshape(-1)[0]) / W_SCALE
-                elif len(shape) == 3 and b.size == shape[0]:
-                    b = np.ascontiguousarray(np.broadcast_to(b.reshape(-1, 1, 1), shape)) / W_SCALE
-                else:
-                    b = b.reshape(shape) / W_SCALE
-            except ValueError:
-                raise L.err(f"bias of {b.size} values fits neither the {shape[0]} channels nor "
-                            f"the neurons {tuple(shape)}") from None
+            b = _bias_per_neuron(L, np.trunc(np.asarray(bias, dtype=np.float64)), shape)
         return SigmaDelta(tuple(shape), threshold=vth / W_SCALE, bias=b)
 
     def _delay(self, L: _Layer, shape, rec: bool = False):
