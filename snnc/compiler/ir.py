@@ -27,6 +27,15 @@ def _pair(v) -> Tuple[int, int]:
     return (int(v), int(v))
 
 
+class _Population:
+    """A neuron population: its output has its own ``shape``, which its input must have."""
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if tuple(in_shape) != tuple(self.shape):
+            raise ShapeError(f"{type(self).__name__} of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
+        return tuple(self.shape)
+
+
 @dataclass(frozen=True, eq=False)
 class Input:
     """A graph input: spikes (or graded values) of shape ``shape`` per step.
@@ -132,7 +141,7 @@ class Delay:
 
 
 @dataclass(frozen=True, eq=False)
-class CubaLIF:
+class CubaLIF(_Population):
     """A population of current-based leaky integrate-and-fire neurons (Loihi's CUBA).
 
     Per step (float form; ``x`` = summed synaptic input, in threshold units)::
@@ -165,11 +174,6 @@ class CubaLIF:
     reset_interval: int = 0
     reset_offset: int = 0
 
-    def output_shape(self, in_shape: Shape) -> Shape:
-        if tuple(in_shape) != tuple(self.shape):
-            raise ShapeError(f"CubaLIF of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
-        return tuple(self.shape)
-
 
 @dataclass(frozen=True, eq=False)
 class Average:
@@ -188,7 +192,7 @@ class Average:
 
 
 @dataclass(frozen=True, eq=False)
-class Delta:
+class Delta(_Population):
     """A delta encoder with graded spikes (Lava's ``lava.proc.sdn.Delta``): it reads graph
     ``Input`` values directly (no synapse) and sends the change of its input, when large enough.
 
@@ -211,14 +215,9 @@ class Delta:
     state_exp: int = 6
     state_scale: int = 1 << 18
 
-    def output_shape(self, in_shape: Shape) -> Shape:
-        if tuple(in_shape) != tuple(self.shape):
-            raise ShapeError(f"Delta of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
-        return tuple(self.shape)
-
 
 @dataclass(frozen=True, eq=False)
-class SigmaDelta:
+class SigmaDelta(_Population):
     """Sigma-delta neurons with graded spikes (Lava's ``lava.proc.sdn.SigmaDelta``, netx SDNN).
 
     Per step (float form; ``x`` = summed synaptic input, graded)::
@@ -244,24 +243,14 @@ class SigmaDelta:
     state_exp: int = 6
     state_scale: int = 1 << 18
 
-    def output_shape(self, in_shape: Shape) -> Shape:
-        if tuple(in_shape) != tuple(self.shape):
-            raise ShapeError(f"SigmaDelta of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
-        return tuple(self.shape)
-
 
 @dataclass(frozen=True, eq=False)
-class Sigma:
+class Sigma(_Population):
     """A sigma (accumulator) output unit (Lava's ``lava.proc.sdn.Sigma``, netx ``sigma_output``):
     ``sigma[t] = sigma[t-1] + x[t]``, sent every step (graded). Fixed point: sigma in units of 1/S
     (S = ``state_scale``), sent unshifted."""
     shape: Shape
     state_scale: int = 1 << 18
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        if tuple(in_shape) != tuple(self.shape):
-            raise ShapeError(f"Sigma of shape {tuple(self.shape)} receives input {tuple(in_shape)}")
-        return tuple(self.shape)
 
 
 Node = Union[Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average,
