@@ -95,8 +95,14 @@ def host_outputs(plan: LavaPlan, x: np.ndarray, pops) -> dict:
     return outs
 
 
-def check_lava_input(plan: LavaPlan, x: np.ndarray):
-    """Validate the input for ``plan``: returns (spikes int8 or None, per-sample biases)."""
+def check_lava_input(plan: LavaPlan, x: np.ndarray, graph=None):
+    """Validate the input for ``plan``: returns (spikes int8 or None, per-sample biases); a graded
+    input: its integer messages ``x * 2**frac_bits`` (fixed) or its values (float)."""
+    if plan.input_kind == "graded":
+        if plan.mode == "float":
+            return x.astype(np.float64), {}
+        from ..compiler.quantize import graded_messages
+        return graded_messages(graph, plan.input_name, x).astype(np.int32), {}
     ishape = plan.pops[plan.input_name].shape if plan.input_kind == "spikes" else None
     if plan.input_kind == "spikes":
         if not np.all((x == 0) | (x == 1)):
@@ -125,7 +131,7 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
     if tuple(x.shape[1:-1]) != ishape:
         raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, {', '.join(map(str, ishape))}, T), "
                         f"got {x.shape}")
-    xs, bias = check_lava_input(plan, x)
+    xs, bias = check_lava_input(plan, x, graph)
     res = _run_worker(plan, xs, timeout, bias)
     pops = res["spikes"]
     outs = host_outputs(plan, x, pops)

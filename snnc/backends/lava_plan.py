@@ -133,6 +133,7 @@ class ConnPlan:
     delays: Optional[np.ndarray] = None   # dense only: [out, in] extra steps, None = all zero
     weight_exp: int = 0
     num_weight_bits: int = 8
+    num_message_bits: int = 0       # > 0: graded integer messages from a graded Input (W @ s)
     # conv only (Lava (x, y) order)
     stride: Tuple[int, int] = (1, 1)
     padding: Tuple[int, int] = (0, 0)
@@ -164,7 +165,7 @@ class LavaPlan:
     output: Optional[OutputPlan] = None               # the first of ``outputs``
     outputs: List[OutputPlan] = field(default_factory=list)
     input_name: str = ""
-    input_kind: str = "spikes"      # "spikes" (a Lava source) | "bias" (see module doc)
+    input_kind: str = "spikes"      # "spikes" | "graded" (a Lava source) | "bias" (see module doc)
     root: str = ""                  # the process Lava runs (the source, or a bias-fed population)
     io: str = "ringbuffer"          # see module doc
 
@@ -195,7 +196,7 @@ def _trace_back(graph: Graph, start: str, shapes: Dict[str, tuple]):
 
     def walk(name: str, chain: List[str]):
         node = graph.nodes[name]
-        if isinstance(node, Input) and node.kind != "spikes":
+        if isinstance(node, Input) and node.kind not in ("spikes", "graded"):
             raise _err(name, node, f"a {node.kind!r} input may feed only CubaLIF populations "
                                    f"directly, not synapse {start!r}")
         if isinstance(node, (Input, CubaLIF)):
@@ -301,7 +302,7 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
     # populations and their parameters
     for name, node in graph.nodes.items():
         if isinstance(node, Input):
-            if node.kind == "spikes":
+            if node.kind in ("spikes", "graded"):
                 plan.pops[name] = PopPlan(name, "input", tuple(node.shape))
             elif node.kind != "bias":
                 raise _err(name, node, f"input kind {node.kind!r} is not supported by the Lava backend")
@@ -311,6 +312,8 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
             raise _err(name, node, "node type not supported by the Lava backend")
     inode = graph.nodes[plan.input_name]
     plan.input_kind = inode.kind
+    if inode.kind == "graded" and mode == "fixed":
+        plan.io = "ringbuffer"      # the io Injector sends floats; the fixed RingBuffer sends int32
     plan.root = plan.input_name
     if inode.kind == "bias":
         fed = [d for s_, d in graph.edges if s_ == plan.input_name]
@@ -531,6 +534,12 @@ def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode, conv
         if fx is not None:
             cp.weight_exp, cp.num_weight_bits = int(fx.weight_exp), int(fx.num_weight_bits)
             _check_dense_weights(syn, node, cp)
+        if isinstance(graph.nodes[src], Input) and graph.nodes[src].kind == "graded":
+            if cp.delays is not None:
+                raise _err(syn, node, "a graded input through a delayed synapse is not supported")
+            if fx is not None and not fx.num_message_bits:
+                raise _err(syn, node, "reads a graded input but its fixed view takes binary spikes")
+            cp.num_message_bits = int(fx.num_message_bits) if fx is not None else 24
         return cp
     # Conv2d / SumPool2d: Lava Conv has no delay, so every extra step must be zero
     total = np.unique(np.unique(post).reshape(-1, 1) + np.unique(pre).reshape(1, -1) + extra)

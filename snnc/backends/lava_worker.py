@@ -72,6 +72,8 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
         kw = {}
         if fixed:
             kw = dict(weight_exp=c.weight_exp, num_weight_bits=c.num_weight_bits)
+        if getattr(c, "num_message_bits", 0):
+            kw["num_message_bits"] = c.num_message_bits      # graded input: a = W @ s
         if c.kind == "dense":
             w = c.weight if fixed else c.weight.astype(float)
             if c.delays is None:
@@ -138,7 +140,7 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
 
     t0 = time.perf_counter()
     bias = bias or {}
-    spiking = plan.input_kind == "spikes"
+    spiking = plan.input_kind != "bias"        # spikes, or graded integer messages
     if spiking:
         n = spikes.shape[0]
     elif bias:

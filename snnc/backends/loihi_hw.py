@@ -76,7 +76,7 @@ def run_hw(graph, spikes, config_factory: Optional[Callable] = None, check_runti
     from .result import RunResult
     x, batched = check_input(graph, spikes)
     plan = hardware_plan(graph, x.shape[-1])
-    xs, bias = check_lava_input(plan, x)
+    xs, bias = check_lava_input(plan, x, graph)
     t0 = time.perf_counter()
     pops, timing = run_plan(plan, xs, config_factory, bias)
     # host side of the outputs, exactly as the Lava backend computes them

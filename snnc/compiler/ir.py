@@ -43,10 +43,14 @@ class Input:
     ``kind``: ``"spikes"`` (default) feeds synapses; ``"bias"`` is a per-step bias drive: it
     may feed only CubaLIF populations of the same shape, and its value (in threshold units,
     like ``CubaLIF.bias``) is added to the population's bias at that step. This is how netx
-    feeds an input layer (data through ``bias_mant``).
+    feeds an input layer (data through ``bias_mant``). ``"graded"``: analog values on the grid
+    ``2**-frac_bits`` feeding Dense synapses; in fixed point they are sent as integer graded
+    spikes ``x * 2**frac_bits`` (Lava's ``num_message_bits``) and the synapse's weight exponent
+    is lowered by ``frac_bits`` (see docs/methods.md, "Graded inputs").
     """
     shape: Shape
     kind: str = "spikes"
+    frac_bits: int = 8              # "graded" only: values are integers times 2**-frac_bits
 
     def output_shape(self, in_shape: Optional[Shape] = None) -> Shape:
         return tuple(self.shape)

@@ -138,7 +138,11 @@ def quantize(graph: Graph) -> Graph:
             syn = graph.nodes[s]
             w = _synapse_weight(syn) * w_scale
             q, exp, clipped = quantize_weights(w, allow_exp=isinstance(syn, Dense))
-            g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp)
+            k = _graded_frac_bits(graph, s)
+            if k is None:
+                g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp)
+            else:       # graded input: a = (W_int @ x_int) >> k with x_int = x * 2**k
+                g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp - k, num_message_bits=GRADED_MESSAGE_BITS)
             _record(report, s, "weight", w / w_scale, q * (2.0 ** exp) / w_scale, clipped)
         du = np.clip(np.round(4096 * np.asarray(node.current_decay, dtype=np.float64)), 0, 4096)
         dv = np.clip(np.round(4096 * np.asarray(node.voltage_decay, dtype=np.float64)), 0, 4095)
@@ -174,9 +178,13 @@ def quantize(graph: Graph) -> Graph:
     for name, node in graph.nodes.items():
         if isinstance(node, (Dense, Conv2d, SumPool2d)):
             _target_population(graph, name)
-        if isinstance(node, Input) and node.kind != "spikes":
+        if isinstance(node, Input) and node.kind == "graded":
+            bad = [d for d in graph.successors(name) if not isinstance(graph.nodes[d], (Dense, Output))]
+            if bad:
+                raise SnncError(f"graded input {name!r} may feed only Dense synapses (and Outputs), feeds {bad}")
+        elif isinstance(node, Input) and node.kind != "spikes":
             if node.kind != "bias":
-                raise SnncError(f"input {name!r}: unknown kind {node.kind!r} (spikes or bias)")
+                raise SnncError(f"input {name!r}: unknown kind {node.kind!r} (spikes, graded or bias)")
             bad = [d for d in graph.successors(name) if not isinstance(graph.nodes[d], CubaLIF)]
             if bad:
                 raise SnncError(f"bias input {name!r} may feed only CubaLIF populations, feeds {bad}")
@@ -187,6 +195,60 @@ def quantize(graph: Graph) -> Graph:
             raise SnncError(f"flatten {name!r} must feed a Dense synapse")
     g.metadata["quantization"] = report
     return g
+
+
+# ----------------------------------------------------------------------------- graded inputs
+GRADED_MESSAGE_BITS = 24        # Loihi 2 graded spike payload (signed): |x_int| < 2**23
+ACC_LIMIT = 1 << 31             # Lava's fixed Dense accumulates W @ s in int32
+
+
+def _graded_frac_bits(graph: Graph, syn: str):
+    """``frac_bits`` of the graded Input(s) feeding synapse ``syn``; None when it reads spikes."""
+    srcs = _synapse_sources(graph, syn)
+    graded = [s for s in srcs if isinstance(graph.nodes[s], Input) and graph.nodes[s].kind == "graded"]
+    if not graded:
+        return None
+    node = graph.nodes[syn]
+    if not isinstance(node, Dense):
+        raise SnncError(f"synapse {syn!r} reads the graded input {graded}: only Dense synapses take graded "
+                        "inputs (Lava's Conv has no weight exponent)")
+    if len(graded) != len(srcs) or not all(s in graph.predecessors(syn) for s in graded):
+        raise SnncError(f"synapse {syn!r} must read its graded input {graded} directly and only it, "
+                        f"reads {srcs}")
+    ks = {int(graph.nodes[s].frac_bits) for s in graded}
+    if len(ks) != 1 or not 0 <= min(ks) <= 16:
+        raise SnncError(f"synapse {syn!r}: graded inputs {graded} need one frac_bits in 0..16, got {sorted(ks)}")
+    return ks.pop()
+
+
+def graded_messages(graph: Graph, name: str, x: np.ndarray) -> np.ndarray:
+    """The integer graded spikes ``x * 2**frac_bits`` (int64) of graded Input ``name``; refuses
+    values off the grid, messages beyond 24 bits, and data that could overflow Lava's int32
+    accumulator of a synapse it feeds (fixed-point runs only)."""
+    node = graph.nodes[name]
+    k = int(node.frac_bits)
+    xf = np.asarray(x, dtype=np.float64) * float(1 << k)
+    xi = np.round(xf)
+    if not np.all(xf == xi):
+        raise SnncError(f"graded input {name!r}: values must be multiples of 2**-{k} (frac_bits={k}) "
+                        "for a fixed-point run; round them onto the grid first")
+    if np.any(np.abs(xi) >= (1 << (GRADED_MESSAGE_BITS - 1))):
+        raise SnncError(f"graded input {name!r}: |x| * 2**{k} must be below 2**{GRADED_MESSAGE_BITS - 1} "
+                        "(Loihi graded spike payload)")
+    xi = xi.astype(np.int64)
+    if name in graph.nodes and graph.fixed:
+        ax = np.abs(xi)                     # (N, C) or (N, C, T)
+        for syn in graph.successors(name):
+            fx = graph.fixed.get(syn)
+            if fx is None or not getattr(fx, "num_message_bits", 0):
+                continue
+            wa = np.abs(np.asarray(fx.weight, dtype=np.int64))
+            bound = np.einsum("oi,ni...->no...", wa, ax)
+            if np.any(bound >= ACC_LIMIT):
+                raise SnncError(f"graded input {name!r}: sum |W| * |x| * 2**{k} into synapse {syn!r} can reach "
+                                f"{int(bound.max())} >= 2**31 (Lava's int32 accumulator); lower frac_bits or "
+                                "scale the input")
+    return xi
 
 
 # ----------------------------------------------------------------------------- sigma-delta

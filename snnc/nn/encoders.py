@@ -3,9 +3,10 @@
 - ``bernoulli(x, T, max_rate=1.0)``: per step, spike with probability ``max_rate * x``
   (x in [0, 1]; STBP: ``x > rand``; HM2-BP / ST-RSBP: ``max_rate = 1/5.5``).
 - ``repeat(x, T)``: the analog value at every step (STBP's / TSSL-BP's "encoding layer": the
-  first synapse sees graded input). Graded input is exact in PyTorch, onnxruntime and the
-  reference float engine; Lava's fixed-point backend takes binary spikes only, so the examples
-  deploy with Bernoulli input.
+  first synapse sees graded input). Graded input runs in PyTorch, onnxruntime and the reference
+  float engine; in fixed point (reference, Lava) through an IR ``Input(kind="graded",
+  frac_bits=k)`` with values on the 2**-k grid (docs/methods.md). The examples deploy with
+  Bernoulli input.
 """
 from __future__ import annotations
 
