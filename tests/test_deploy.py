@@ -130,10 +130,9 @@ def test_hardware_processes_are_the_bit_accurate_simulation_processes(tmp_path):
         "import sys, numpy as np, os\n"
         "from snnc.backends import loihi_hw\n"
         "from snnc.compiler import artifact\n"
-        "from lava.magma.core.run_configs import Loihi2SimCfg\n"
         f"g = artifact.load({path!r})\n"
         f"r = loihi_hw.run_hw(g, np.load({str(tmp_path / 'x.npy')!r}), "
-        "config_factory=lambda: Loihi2SimCfg(select_tag='fixed_pt'))\n"
+        "config='sim-fixed')\n"
         f"np.save({str(tmp_path / 'hw.npy')!r}, r.output)\n"
         "sys.stdout.flush(); os._exit(0)\n")
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)

@@ -8,11 +8,12 @@ The processes given to the hardware are the Lava backend's own: ``hardware_plan`
 ``lava_plan.plan_lava(graph, steps, "fixed")`` (the bit-accurate ``fixed_pt`` plan that
 ``snnc run --backend lava-fixed`` simulates) and ``lava_worker.build`` instantiates them. Only
 the run configuration differs (``Loihi2HwCfg`` instead of ``Loihi2SimCfg(select_tag="fixed_pt")``).
+The run happens in the same timeout-guarded child process as every Lava run (``child.py``).
 """
 from __future__ import annotations
 
 import importlib.util
-from typing import Callable, Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 
@@ -54,21 +55,37 @@ def hardware_plan(graph, steps: int):
     return plan_lava(graph, int(steps), "fixed")
 
 
-def hardware_config():
-    from lava.magma.core.run_configs import Loihi2HwCfg
-    return Loihi2HwCfg()
+def run_config(name: str):
+    """``"loihi2"``: Loihi2HwCfg (needs Intel's runtime); ``"sim-fixed"``: the same plan under
+    Loihi2SimCfg(select_tag="fixed_pt") (to check the hardware path without hardware)."""
+    if name == "loihi2":
+        from lava.magma.core.run_configs import Loihi2HwCfg
+        return Loihi2HwCfg()
+    if name == "sim-fixed":
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        return Loihi2SimCfg(select_tag="fixed_pt")
+    raise ValueError(f"unknown run configuration {name!r}")
 
 
-def run_plan(plan, spikes, config_factory: Optional[Callable] = None, bias=None):
-    """Build ``plan``'s processes (lava_worker.build) and run them under ``config_factory()``
-    (default Loihi2HwCfg). Returns (spikes per population, timing) like the Lava worker."""
+def _work(job: dict) -> dict:
     from . import lava_worker
-    return lava_worker.run(plan, spikes, bias, cfg=(config_factory or hardware_config)())
+    spikes, timing = lava_worker.run(job["plan"], job["spikes"], job["bias"], cfg=run_config(job["config"]))
+    return {"spikes": spikes, "timing": timing}
 
 
-def run_hw(graph, spikes, config_factory: Optional[Callable] = None, check_runtime: bool = True):
-    """Run ``graph`` on Loihi 2 (or under ``config_factory``); a RunResult like ``snnc.run``."""
-    if check_runtime and config_factory is None:
+def run_plan(plan, spikes, config: str = "loihi2", bias=None, timeout: float = 3600.0):
+    """Build ``plan``'s processes (lava_worker.build) and run them under ``run_config(config)``
+    in the timeout-guarded child (backends/child.py). Returns (spikes per population, timing)."""
+    from .child import run_child
+    what = "Loihi 2 run" if config == "loihi2" else "Lava run (hardware path)"
+    res = run_child("snnc.backends.loihi_hw", {"plan": plan, "spikes": spikes, "bias": bias,
+                                                "config": config}, timeout, what)
+    return res["spikes"], res["timing"]
+
+
+def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, timeout: float = 3600.0):
+    """Run ``graph`` on Loihi 2 (or the hardware path under ``config``); a RunResult like ``snnc.run``."""
+    if check_runtime and config == "loihi2":
         require_runtime()
     import time
     from ..api import check_input
@@ -78,15 +95,20 @@ def run_hw(graph, spikes, config_factory: Optional[Callable] = None, check_runti
     plan = hardware_plan(graph, x.shape[-1])
     xs, bias = check_lava_input(plan, x, graph)
     t0 = time.perf_counter()
-    pops, timing = run_plan(plan, xs, config_factory, bias)
+    pops, timing = run_plan(plan, xs, config, bias, timeout)
     # host side of the outputs, exactly as the Lava backend computes them
     outs = host_outputs(plan, x, pops)
     counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items()}
     r = RunResult(outs[plan.output.name], counts,
-                  engine="loihi2" if config_factory is None else "loihi2-plan-simulated",
+                  engine="loihi2" if config == "loihi2" else "loihi2-plan-simulated",
                   seconds=time.perf_counter() - t0)
     r.outputs, r.spikes, r.timing = outs, pops, timing
     if not batched:
         r.output = r.output[0]
         r.counts = {k: v[0] for k, v in r.counts.items()}
     return r
+
+
+if __name__ == "__main__":
+    from .child import child_main
+    child_main(_work)
