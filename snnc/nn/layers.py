@@ -29,12 +29,8 @@ def _unfold(y: torch.Tensor, n: int, t: int) -> torch.Tensor:
     return y.reshape((n, t) + tuple(y.shape[1:])).movedim(1, -1)
 
 
-class Linear(torch.nn.Linear):
-    """``y[..., t] = W x[..., t] (+ b)`` on ``(N, in, T)``."""
-
-    def __init__(self, in_features, out_features, bias=True, weight_quant: Optional[WeightQuant] = None):
-        super().__init__(in_features, out_features, bias=bias)
-        self.weight_quant = weight_quant
+class _QuantizedWeights:
+    """The weight and bias a synapse uses: through its ``weight_quant`` hook when it has one."""
 
     def effective_weight(self):
         return self.weight_quant(self.weight) if self.weight_quant else self.weight
@@ -43,6 +39,14 @@ class Linear(torch.nn.Linear):
         if self.bias is None:
             return None
         return self.weight_quant.bias(self.bias) if self.weight_quant else self.bias
+
+
+class Linear(_QuantizedWeights, torch.nn.Linear):
+    """``y[..., t] = W x[..., t] (+ b)`` on ``(N, in, T)``."""
+
+    def __init__(self, in_features, out_features, bias=True, weight_quant: Optional[WeightQuant] = None):
+        super().__init__(in_features, out_features, bias=bias)
+        self.weight_quant = weight_quant
 
     def forward(self, x):
         y = torch.einsum("oi,ni...->no...", self.effective_weight(), x)
@@ -50,7 +54,7 @@ class Linear(torch.nn.Linear):
         return y if b is None else y + b.reshape((1, -1) + (1,) * (y.dim() - 2))
 
 
-class Conv2d(torch.nn.Conv2d):
+class Conv2d(_QuantizedWeights, torch.nn.Conv2d):
     """Per-step 2-D convolution on ``(N, C, H, W, T)`` (zero padding only)."""
 
     def __init__(self, *args, weight_quant: Optional[WeightQuant] = None, **kw):
@@ -58,14 +62,6 @@ class Conv2d(torch.nn.Conv2d):
         if self.padding_mode != "zeros" or isinstance(self.padding, str):
             raise ValueError("snnc.nn.Conv2d supports numeric zero padding only")
         self.weight_quant = weight_quant
-
-    def effective_weight(self):
-        return self.weight_quant(self.weight) if self.weight_quant else self.weight
-
-    def effective_bias(self):
-        if self.bias is None:
-            return None
-        return self.weight_quant.bias(self.bias) if self.weight_quant else self.bias
 
     def forward(self, x):
         n, t = x.shape[0], x.shape[-1]
