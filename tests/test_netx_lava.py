@@ -15,7 +15,7 @@ import snnc
 from snnc.backends.lava_backend import run_lava
 from snnc.backends.reference import run_reference
 from snnc.compiler.quantize import quantize
-from snnc.frontends.netx_import import bias_input, from_xyf, import_netx
+from snnc.frontends.netx_import import bias_input, import_netx
 
 netx = pytest.importorskip("lava.lib.dl.netx")
 ROOT = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava",
@@ -81,16 +81,7 @@ def test_tinynet_through_snnc_run_batch():
 
 
 # ----------------------------------------------------------------------------- pilotnet LIF
-PILOT = os.path.join(GTS, "pilotnet_lif")
-PILOT_LAYERS = {"input0": "input", "conv1": "conv-0", "conv2": "conv-1", "conv3": "conv-2",
-                "conv4": "conv-3", "conv5": "conv-4", "dense7": "fc-0", "dense8": "fc-1",
-                "dense9": "fc-2"}
-
-
-def _gt(name, like):
-    a = np.load(os.path.join(PILOT, name + ".npy"))
-    a = from_xyf(a) if a.ndim == 4 else a.reshape(like.shape[:-1] + a.shape[-1:])
-    return a.astype(np.int64)
+from test_netx_groundtruth import PILOT, PILOT_LAYERS, _gt  # noqa: E402  (same files, same reading)
 
 
 @pytest.fixture(scope="module")
