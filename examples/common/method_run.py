@@ -142,7 +142,11 @@ def load(net, path):
 def main(spec, argv=None):
     """Command line of every method example. ``spec``: dict with ``name``, ``method``,
     ``build(quantize) -> net``, ``data(quick) -> (x_tr, y_tr, x_te, y_te)``, ``loss``,
-    ``predict``, ``epochs``, ``lr``, ``batch``, ``published`` (str), ``notes`` (list)."""
+    ``predict``, ``epochs``, ``lr``, ``batch``, ``published`` (str), ``notes`` (list); optional
+    ``trainers``: {name: (description, wrap)}, ``wrap(net)`` -> the module trained in place of
+    ``net`` (same parameters; e.g. a spike-train-level gradient), the first one the default.
+    Output: ``out/<qat|float>`` for the default trainer and seed 0, else
+    ``out/<trainer>-<qat|float>[-seed<k>]``."""
     import argparse
     p = argparse.ArgumentParser(description=f"{spec['method']} on digits: train, export, compile, Lava")
     p.add_argument("--out", default=os.path.join(spec["dir"], "out"))
@@ -153,26 +157,35 @@ def main(spec, argv=None):
     p.add_argument("--retrain", action="store_true", help="train even if the model file exists")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("--engines", default="reference,lava-float,lava-fixed")
+    trainers = spec.get("trainers") or {"default": (spec["trainer"], lambda net: net)}
+    p.add_argument("--trainer", choices=list(trainers), default=list(trainers)[0],
+                   help="; ".join(f"{k}: {v[0]}" for k, v in trainers.items()))
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and mini-batch order")
     a = p.parse_args(argv)
     quantize = not a.float
     tag = "qat" if quantize else "float"
+    if a.trainer != list(trainers)[0]:
+        tag = f"{a.trainer}-{tag}"
+    if a.seed:
+        tag += f"-seed{a.seed}"
     out = os.path.join(a.out, tag) if not a.quick else os.path.join(a.out, "quick-" + tag)
     os.makedirs(out, exist_ok=True)
     x_tr, y_tr, x_te, y_te = spec["data"]()
     n = a.samples or (24 if a.quick else len(x_te))
     x_te, y_te = x_te[:n], y_te[:n]
-    torch.manual_seed(0)
+    torch.manual_seed(a.seed)
     net = spec["build"](quantize)
     weights = os.path.join(out, "model.pt")
     meta = dict(method=spec["method"], example=spec["name"], dataset=spec["dataset"],
                 training="quantization-aware (Loihi integer dynamics in the forward pass)" if quantize
-                else "float (real-valued dynamics)", trainer=spec["trainer"],
+                else "float (real-valued dynamics)", trainer=trainers[a.trainer][0], seed=a.seed,
                 architecture=spec["architecture"], published=spec["published"], notes=spec["notes"])
     if a.retrain or a.quick or not os.path.exists(weights):
         print(f"== training {spec['method']} ({tag}) on {len(x_tr)} samples, T={x_tr.shape[-1]} ==")
         k = np.random.default_rng(0).choice(len(x_tr), 300, replace=False)
-        secs = train(net, x_tr, y_tr, spec["loss"], 1 if a.quick else a.epochs, spec["batch"], spec["lr"],
-                     quick=a.quick, x_val=x_tr[k], y_val=y_tr[k], predict=spec["predict"])
+        secs = train(trainers[a.trainer][1](net), x_tr, y_tr, spec["loss"], 1 if a.quick else a.epochs,
+                     spec["batch"], spec["lr"], quick=a.quick, seed=a.seed, x_val=x_tr[k], y_val=y_tr[k],
+                     predict=spec["predict"])
         meta.update(train_seconds=secs, epochs=1 if a.quick else a.epochs)
         save(net, weights, meta)
     else:
