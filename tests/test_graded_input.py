@@ -35,12 +35,18 @@ def test_graded_fixed_view():
     assert q.fixed["fc2"].num_message_bits == 0
 
 
-def test_graded_reference_refuses_off_grid():
+def test_graded_input_is_rounded_to_its_grid():
+    """The host rounds graded values to 2**-frac_bits (half to even), in every engine."""
     q = quantize(_graph())
     x = _data()
-    x[0, 0, 0] += 2 ** -10
-    with pytest.raises(SnncError, match="multiples of 2"):
-        run_reference(q, x, mode="fixed")
+    off = x.copy()
+    off[0, :, :] += 2 ** -10                    # below half a grid step: rounds back to x
+    assert np.array_equal(run_reference(q, off, mode="fixed").output, run_reference(q, x, mode="fixed").output)
+    assert np.array_equal(run_reference(q, off, mode="float").output, run_reference(q, x, mode="float").output)
+    bad = x.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(SnncError, match="finite"):
+        run_reference(q, bad, mode="fixed")
 
 
 def test_graded_lava_fixed_equals_reference():
@@ -56,3 +62,102 @@ def test_graded_lava_fixed_equals_reference():
     flt = run_reference(_graph(), x, mode="float")
     agree = float(np.mean(flt.output == ref.output))
     print(f"graded input: fixed vs float spike agreement {agree:.3f}")
+
+
+# ---------------------------------------------------------------------- snnc.nn -> ONNX -> Lava
+def _nn_net(quantize=True, frac_bits=6):
+    import torch
+    import snnc.nn as sn
+    torch.manual_seed(0)
+    n1 = sn.tssl(5.0, 3.0, 1.0, quantize=quantize)
+    n2 = sn.tssl(5.0, 3.0, 1.0, quantize=quantize)
+    wq = (lambda n: n.weight_quant()) if quantize else (lambda n: None)
+    net = torch.nn.Sequential(sn.GradedInput(frac_bits),
+                              sn.Linear(16, 24, bias=False, weight_quant=wq(n1), graded_input=frac_bits), n1,
+                              sn.Linear(24, 5, bias=False, weight_quant=wq(n2)), n2)
+    with torch.no_grad():
+        net[1].weight.mul_(8.0)
+        net[3].weight.mul_(6.0)
+    return net
+
+
+def test_nn_graded_input_exact_on_every_engine(tmp_path):
+    """A QAT network with a graded first layer: onnxruntime, the fixed reference and Lava
+    fixed_pt reproduce the PyTorch spikes bit for bit (the floor of the graded synapse included)."""
+    import torch
+    import snnc
+    import snnc.frontends.torch_export  # noqa: F401
+    from snnc.frontends.onnx_runtime import run_onnxruntime
+    net = _nn_net()
+    x = torch.from_numpy(np.random.default_rng(3).normal(0.3, 1.0, (4, 16)).astype(np.float32))
+    x = x.unsqueeze(-1).expand(4, 16, 6).contiguous()        # analog values repeated over T = 6
+    with torch.no_grad():
+        y = net(x).numpy()
+    assert y.sum() > 10 and net[2].counts.sum() > 20
+    path = str(tmp_path / "g.onnx")
+    snnc.export(net, x[:2], path)
+    g = snnc.compile(path)
+    assert g.nodes[g.inputs[0]].kind == "graded" and g.nodes[g.inputs[0]].frac_bits == 6
+    assert not [r for r in g.metadata["quantization"] if r["rounded"] or r["clipped"]]
+    assert np.array_equal(run_onnxruntime(path, x.numpy()).output, y)
+    assert np.array_equal(snnc.run(g, x.numpy(), backend="reference").output, y)
+    lava = snnc.run(g, x.numpy(), backend="lava-fixed", timeout=300)
+    assert np.array_equal(lava.output, y)
+    assert np.array_equal(lava.counts["2_neuron"], net[2].counts.numpy())
+
+
+def test_nn_graded_floor_matters():
+    """The graded synapse delivers floor(W x) in whole activation units 64/S (Loihi), not the
+    rounded value; over many samples that changes spikes, so it is modelled, not ignored."""
+    import torch
+    net = _nn_net()
+    x = torch.from_numpy(np.random.default_rng(4).normal(0.3, 1.0, (300, 16)).astype(np.float32))
+    x = x.unsqueeze(-1).expand(300, 16, 6).contiguous()
+    unit = 64.0 / (4096 / 3.0)                        # activation unit in weight units (S 4096, 1/tau_s)
+    with torch.no_grad():
+        xg = net[0](x)
+        a = net[1](xg).double() / unit
+        exact = torch.einsum("oi,nit->not", net[1].effective_weight().double(), xg.double()) / unit
+        assert torch.allclose(a, torch.floor(exact + 1e-9), atol=1e-6)
+        assert (a - exact).abs().max() > 0.25          # the floor moves values by up to one unit
+        y = net(x)
+        net[1].graded_input = None                    # plain W x, rounded by the neuron instead
+        y_round = net(x)
+    assert not torch.equal(y, y_round)
+
+
+@pytest.mark.parametrize("case", ["not_on_input", "conv_reads", "mismatch", "input_twice", "no_graded"])
+def test_nn_graded_export_errors(case, tmp_path):
+    import torch
+    import snnc
+    import snnc.nn as sn
+    import snnc.frontends.torch_export  # noqa: F401
+    n = sn.tssl(5.0, 3.0, 1.0, quantize=True)
+    x = torch.zeros(2, 4, 3)
+    if case == "not_on_input":
+        net = torch.nn.Sequential(sn.Linear(4, 4, bias=False), sn.LIF(), sn.GradedInput(4),
+                                  sn.Linear(4, 4, bias=False, graded_input=4), n)
+        msg = "applied to the network input"
+    elif case == "conv_reads":
+        net = torch.nn.Sequential(sn.GradedInput(4), sn.Conv2d(1, 2, 3, bias=False), n)
+        x = torch.zeros(2, 1, 5, 5, 3)
+        msg = "feed only"
+    elif case == "mismatch":
+        net = torch.nn.Sequential(sn.GradedInput(4), sn.Linear(4, 4, bias=False, graded_input=6), n)
+        msg = "feed only"
+    elif case == "input_twice":
+        class Two(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.g, self.a = sn.GradedInput(4), sn.Linear(4, 4, bias=False, graded_input=4)
+                self.b, self.n = sn.Linear(4, 4, bias=False), n
+
+            def forward(self, x):
+                return self.n(self.a(self.g(x)) + self.b(x))
+        net = Two()
+        msg = "read only through"
+    else:
+        net = torch.nn.Sequential(sn.Linear(4, 4, bias=False, graded_input=4), n)
+        msg = "not a snnc.nn.GradedInput"
+    with pytest.raises(SnncError, match=msg):
+        snnc.export(net, x, str(tmp_path / "e.onnx"))

@@ -99,9 +99,9 @@ def check_lava_input(plan: LavaPlan, x: np.ndarray, graph=None):
     """Validate the input for ``plan``: returns (spikes int8 or None, per-sample biases); a graded
     input: its integer messages ``x * 2**frac_bits`` (fixed) or its values (float)."""
     if plan.input_kind == "graded":
+        from ..compiler.quantize import graded_messages, graded_values
         if plan.mode == "float":
-            return x.astype(np.float64), {}
-        from ..compiler.quantize import graded_messages
+            return graded_values(graph, plan.input_name, x), {}
         return graded_messages(graph, plan.input_name, x).astype(np.int32), {}
     ishape = plan.pops[plan.input_name].shape if plan.input_kind == "spikes" else None
     if plan.input_kind == "spikes":

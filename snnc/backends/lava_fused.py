@@ -133,6 +133,9 @@ def run_lava_fused(graph: Graph, spikes, mode: str = "fixed", timeout: float = 6
     if x.ndim < 2 or tuple(x.shape[1:-1]) != tuple(shapes[iname]):
         raise SnncError(f"fused Lava backend: input {iname!r} expects (N, "
                         f"{', '.join(map(str, shapes[iname]))}, T), got {x.shape}")
+    if graph.nodes[iname].kind == "graded":
+        raise SnncError(f"fused Lava backend: input {iname!r} is graded (analog values); the fused "
+                        "engines take binary spikes: use --backend lava-fixed (or lava-float)")
     if mode == "fixed":
         from .reference import supported
         if not supported(graph):

@@ -219,10 +219,13 @@ def run_reference_spec(graph: Graph, spikes, mode: str = "fixed") -> RunResult:
             raise SnncError(f"input {name!r}: expected shape (N, {', '.join(map(str, sim.shapes[name]))}, T) "
                             f"= {want}, got {tuple(np.shape(arr))}")
     data = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
+    from ..compiler.quantize import graded_messages, graded_values
     if mode == "fixed":
-        from ..compiler.quantize import graded_messages
         data = {k: (graded_messages(graph, k, v) if graph.nodes[k].kind == "graded"
                     else v.astype(np.int64) if np.all(v == np.round(v)) else v) for k, v in data.items()}
+    else:
+        data = {k: (graded_values(graph, k, v) if graph.nodes[k].kind == "graded" else v)
+                for k, v in data.items()}
     odt = np.float64 if sdn.has_sigma_delta(graph) else np.float32     # graded values: float64
     outs = {o: np.zeros((n,) + tuple(sim.shapes[o]) + (steps,), odt) for o in graph.outputs}
     pops = [k for k, v in graph.nodes.items() if isinstance(v, CubaLIF)]

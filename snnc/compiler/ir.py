@@ -43,10 +43,11 @@ class Input:
     ``kind``: ``"spikes"`` (default) feeds synapses; ``"bias"`` is a per-step bias drive: it
     may feed only CubaLIF populations of the same shape, and its value (in threshold units,
     like ``CubaLIF.bias``) is added to the population's bias at that step. This is how netx
-    feeds an input layer (data through ``bias_mant``). ``"graded"``: analog values on the grid
-    ``2**-frac_bits`` feeding Dense synapses; in fixed point they are sent as integer graded
-    spikes ``x * 2**frac_bits`` (Lava's ``num_message_bits``) and the synapse's weight exponent
-    is lowered by ``frac_bits`` (see docs/methods.md, "Graded inputs").
+    feeds an input layer (data through ``bias_mant``). ``"graded"``: analog values, rounded by
+    the host to the grid ``2**-frac_bits`` (half to even), feeding Dense synapses; in fixed point
+    they are sent as integer graded spikes ``round(x * 2**frac_bits)`` (Lava's
+    ``num_message_bits``) and the synapse's weight exponent is lowered by ``frac_bits``, so the
+    synapse output is floored to whole activation units (docs/methods.md, "Graded inputs").
     """
     shape: Shape
     kind: str = "spikes"

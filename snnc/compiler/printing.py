@@ -46,6 +46,8 @@ def describe(node) -> str:
         return f"S 2^{node.state_scale.bit_length() - 1}"
     if isinstance(node, Average):
         return f"mean of {node.groups} groups"
+    if isinstance(node, Input) and node.kind == "graded":
+        return f"graded values, grid 2^-{node.frac_bits}"
     if isinstance(node, Input) and node.kind != "spikes":
         return f"{node.kind} drive"
     return ""

@@ -221,17 +221,24 @@ def _graded_frac_bits(graph: Graph, syn: str):
     return ks.pop()
 
 
+def graded_values(graph: Graph, name: str, x: np.ndarray) -> np.ndarray:
+    """The values graded Input ``name`` sends (float64): ``x`` rounded to the grid
+    ``2**-frac_bits``, half to even (as ONNX ``Round`` and ``torch.round``, so as the exported
+    ``snnc.GradedInput`` op and ``snnc.nn.GradedInput`` do). Float runs use these values."""
+    k = int(graph.nodes[name].frac_bits)
+    return np.round(np.asarray(x, dtype=np.float64) * float(1 << k)) / float(1 << k)
+
+
 def graded_messages(graph: Graph, name: str, x: np.ndarray) -> np.ndarray:
-    """The integer graded spikes ``x * 2**frac_bits`` (int64) of graded Input ``name``; refuses
-    values off the grid, messages beyond 24 bits, and data that could overflow Lava's int32
-    accumulator of a synapse it feeds (fixed-point runs only)."""
+    """The integer graded spikes ``round(x * 2**frac_bits)`` (int64, half to even) of graded
+    Input ``name``; refuses non-finite values, messages beyond 24 bits, and data that could
+    overflow Lava's int32 accumulator of a synapse it feeds (fixed-point runs only)."""
     node = graph.nodes[name]
     k = int(node.frac_bits)
-    xf = np.asarray(x, dtype=np.float64) * float(1 << k)
-    xi = np.round(xf)
-    if not np.all(xf == xi):
-        raise SnncError(f"graded input {name!r}: values must be multiples of 2**-{k} (frac_bits={k}) "
-                        "for a fixed-point run; round them onto the grid first")
+    xf = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(xf)):
+        raise SnncError(f"graded input {name!r}: values must be finite (found NaN or inf)")
+    xi = np.round(xf * float(1 << k))
     if np.any(np.abs(xi) >= (1 << (GRADED_MESSAGE_BITS - 1))):
         raise SnncError(f"graded input {name!r}: |x| * 2**{k} must be below 2**{GRADED_MESSAGE_BITS - 1} "
                         "(Loihi graded spike payload)")

@@ -4,7 +4,8 @@ time-folded synapses) into snnc's ONNX dialect. Called by ``torch_export`` for e
 
 - ``Linear`` -> ``MatMul(W_eff, x)``; ``Conv2d`` -> ``Conv`` with time kernel 1; ``AvgPool2d`` ->
   a depthwise ``Conv`` of weight ``1/(kh*kw)`` (the compiler folds it into the next synapse);
-  ``Flatten`` -> ``Reshape [0, C*H*W, -1]``; ``Delay`` -> ``snnc.Delay``;
+  ``Flatten`` -> ``Reshape [0, C*H*W, -1]``; ``Delay`` -> ``snnc.Delay``; ``GradedInput`` ->
+  ``snnc.GradedInput`` on the graph input (the compiler makes that input graded);
 - ``LIF`` -> ``snnc.CubaLIF`` / ``snnc.RecurrentCubaLIF`` with the neuron's attributes
   (``state_scale`` 0 for real-valued dynamics). The model then ships the general function bodies
   (``onnx_ops.GENERAL_FUNCTIONS``: real or integer dynamics, refractory steps).
@@ -42,7 +43,8 @@ class Context:
 def _kind(m):
     from .. import nn as snn
     for cls, k in ((snn.LIF, "lif"), (snn.Linear, "linear"), (snn.Conv2d, "conv"),
-                   (snn.AvgPool2d, "avgpool"), (snn.Flatten, "flatten"), (snn.Delay, "delay")):
+                   (snn.AvgPool2d, "avgpool"), (snn.Flatten, "flatten"), (snn.Delay, "delay"),
+                   (snn.GradedInput, "graded")):
         if isinstance(m, cls):
             return k
     raise SnncError(f"snnc.nn module {type(m).__name__} cannot be exported")
@@ -57,6 +59,7 @@ def prepare(gm: torch.fx.GraphModule) -> Context:
     def module(n):
         return gm.get_submodule(n.target) if n.op == "call_module" else None
 
+    _check_graded(gm, module, users)
     for n in gm.graph.nodes:
         m = module(n)
         if m is None or not is_nn(m) or _kind(m) != "lif":
@@ -100,6 +103,38 @@ def prepare(gm: torch.fx.GraphModule) -> Context:
     return ctx
 
 
+def _check_graded(gm, module, users):
+    """A GradedInput reads the network input and is its only reader; its readers are Linear
+    synapses with ``graded_input`` equal to its ``frac_bits``, and such a Linear reads only it."""
+    def kind(x):
+        m = module(x) if isinstance(x, torch.fx.Node) else None
+        return _kind(m) if m is not None and is_nn(m) else None
+
+    for n in gm.graph.nodes:
+        m = module(n)
+        k = kind(n)
+        if k == "graded":
+            src = n.args[0]
+            if not (isinstance(src, torch.fx.Node) and src.op == "placeholder"):
+                raise SnncError(f"GradedInput '{n.target}' must be applied to the network input")
+            others = [u.target if u.op == "call_module" else u.name for u in users[src.name] if u is not n]
+            if others:
+                raise SnncError(f"the network input feeds GradedInput '{n.target}' and also {others}: "
+                                "a graded input is read only through its GradedInput")
+            for u in users[n.name]:
+                um = module(u)
+                if kind(u) != "linear" or um.graded_input != m.frac_bits:
+                    raise SnncError(f"GradedInput '{n.target}' (frac_bits {m.frac_bits}) feeds "
+                                    f"'{u.target if u.op == 'call_module' else u.name}': graded inputs feed "
+                                    f"only snnc.nn.Linear(..., graded_input={m.frac_bits}) synapses "
+                                    "(Loihi's Conv has no graded-spike scaling)")
+        elif k == "linear" and m.graded_input is not None:
+            src = n.args[0]
+            if kind(src) != "graded":
+                raise SnncError(f"Linear '{n.target}' has graded_input={m.graded_input} but reads "
+                                f"{getattr(src, 'target', src)!r}, not a snnc.nn.GradedInput")
+
+
 def emit(b, ctx: Context, n: torch.fx.Node, m, x: str, in_shape: tuple, out_shape: tuple) -> str:
     """ONNX nodes for one snnc.nn module applied to value ``x``; shapes are (N, ..., T)."""
     kind = _kind(m)
@@ -111,6 +146,11 @@ def emit(b, ctx: Context, n: torch.fx.Node, m, x: str, in_shape: tuple, out_shap
             raise SnncError(f"synapse '{name}' has a bias but feeds no neuron")
         if len(in_shape) != 3:
             raise SnncError(f"Linear '{name}' takes (N, C, T); flatten first (snnc.nn.Flatten)")
+        if m.graded_input is not None and m.weight_quant is not None:   # Loihi's floor of graded input
+            wq = m.weight_quant
+            grid = 2.0 ** (m.graded_input + max(0, -wq.weight_exp) + 2)
+            return b.node(ops.GRADED_DENSE, [b.init(f"{name}.weight", w.astype(np.float32)), x],
+                          f"{name}.synapse", domain=ops.DOMAIN, unit=64.0 / wq.state_scale, grid=grid)
         return b.node("MatMul", [b.init(f"{name}.weight", w.astype(np.float32)), x], f"{name}.synapse")
     if kind == "conv":
         with torch.no_grad():
@@ -131,6 +171,8 @@ def emit(b, ctx: Context, n: torch.fx.Node, m, x: str, in_shape: tuple, out_shap
         w = np.full((c, 1, k[0], k[1], 1), 1.0 / (k[0] * k[1]), np.float32)
         return b.node("Conv", [x, b.init(f"{name}.weight", w)], f"{name}.pool", strides=[s[0], s[1], 1],
                       pads=[0] * 6, dilations=[1, 1, 1], group=int(c), kernel_shape=[k[0], k[1], 1])
+    if kind == "graded":
+        return b.node(ops.GRADED_INPUT, [x], f"{name}.graded", domain=ops.DOMAIN, frac_bits=int(m.frac_bits))
     if kind == "flatten":
         flat = int(np.prod(in_shape[1:-1]))
         return b.node("Reshape", [x, b.init(f"{name}.shape", np.array([0, flat, -1], np.int64))], f"{name}.out")

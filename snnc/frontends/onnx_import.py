@@ -5,6 +5,7 @@ fan-in, not a node). Errors name the file, the ONNX node and its op.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Dict, List
 
@@ -18,7 +19,8 @@ from ..errors import SnncError
 
 DOMAIN = "snnc"
 SUPPORTED = ("MatMul", "Conv", "Reshape", "Add", "Concat", "Identity",
-             "snnc.CubaLIF", "snnc.Delay", "snnc.RecurrentCubaLIF")
+             "snnc.CubaLIF", "snnc.Delay", "snnc.RecurrentCubaLIF", "snnc.GradedInput",
+             "snnc.GradedDense")
 
 
 def load_onnx(path: str) -> onnx.ModelProto:
@@ -44,6 +46,8 @@ class _Importer:
         self.concats: Dict[str, List[tuple]] = {}
         self.shapes: Dict[str, tuple] = {}
         self.count: Dict[str, int] = {}
+        self.readers: Dict[str, List] = {}     # value -> ONNX nodes that read it
+        self.graded_dense: Dict[str, tuple] = {}   # Dense name -> (ONNX node, activation unit)
 
     # -- helpers -----------------------------------------------------------------------------
     def err(self, node, msg: str) -> SnncError:
@@ -61,6 +65,7 @@ class _Importer:
         return name
 
     def source(self, node, value: str) -> List[str]:
+        self.readers.setdefault(value, []).append(node)
         if value in self.concats:
             raise self.err(node, f"input {value!r} is a Concat; snnc reads a Concat only as the input of "
                                  "a MatMul or Conv synapse")
@@ -109,6 +114,13 @@ class _Importer:
             if node.domain not in ("", "ai.onnx", DOMAIN) or op not in SUPPORTED:
                 raise self.err(node, f"op not supported by snnc; supported: {', '.join(SUPPORTED)}")
             getattr(self, "op_" + op.replace(".", "_"))(node)
+        for value, readers in self.readers.items():
+            graded = [r for r in readers if r.domain == DOMAIN and r.op_type == "GradedInput"]
+            if graded and len(readers) > 1:
+                raise self.err(graded[0], f"graph input {value!r} is also read by "
+                                          f"{[r.name for r in readers if r is not graded[0]]}: a graded "
+                                          "input is read only through its GradedInput")
+        self.check_graded_dense()
         for out in graph.output:
             srcs = self.values.get(out.name)
             if srcs is None:
@@ -279,6 +291,39 @@ class _Importer:
         if np.any(steps < 0):
             raise self.err(node, "delays must be >= 0 steps")
         self.values[node.output[0]] = [self.add(node, Delay(steps), srcs, node.name or "delay")]
+
+
+    def op_snnc_GradedInput(self, node):
+        srcs = self.source(node, node.input[0])
+        k = int(self.attrs(node).get("frac_bits", -1))
+        if len(srcs) != 1 or not isinstance(self.g.nodes[srcs[0]], Input) or len(self.readers[node.input[0]]) > 1:
+            raise self.err(node, "GradedInput must read a graph input directly, and be its only reader")
+        if not 0 <= k <= 16:
+            raise self.err(node, f"frac_bits must be an int attribute in 0..16, got {k}")
+        self.g.nodes[srcs[0]] = dataclasses.replace(self.g.nodes[srcs[0]], kind="graded", frac_bits=k)
+        self.values[node.output[0]] = srcs
+
+
+    def op_snnc_GradedDense(self, node):
+        srcs = self.source(node, node.input[1])
+        if any(not (isinstance(self.g.nodes[s], Input) and self.g.nodes[s].kind == "graded") for s in srcs):
+            raise self.err(node, "GradedDense must read a graded input (the output of snnc.GradedInput)")
+        unit = float(self.attrs(node).get("unit", 0.0))
+        if not unit > 0:
+            raise self.err(node, f"attribute unit must be > 0, got {unit}")
+        self.op_MatMul(node)
+        for d in self.values[node.output[0]]:
+            self.graded_dense[d] = (node, unit)
+
+    def check_graded_dense(self):
+        """A GradedDense floors at ``unit`` = 64 / S: the population it feeds must have that S."""
+        for d, (node, unit) in self.graded_dense.items():
+            for p in self.g.successors(d):
+                pop = self.g.nodes[p]
+                if not isinstance(pop, CubaLIF) or not pop.state_scale or abs(64.0 / pop.state_scale - unit) > 1e-12:
+                    raise self.err(node, f"floors at unit {unit:g} but feeds {p!r} "
+                                         f"(state_scale {getattr(pop, 'state_scale', None)}): the unit must be "
+                                         "64/state_scale of an integer-dynamics CubaLIF")
 
 
 def import_onnx(path: str) -> Graph:

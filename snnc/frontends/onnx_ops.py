@@ -7,6 +7,11 @@ Every activity tensor is ``float32`` ``(N, *shape, T)``: batch first, time last.
 - ``snnc.RecurrentCubaLIF(x, W_rec, bias) -> s``: the same neurons whose input at step t
   also gets ``W_rec @ s[t-1]`` (a recurrent dense synapse through a one-step delay).
 - ``snnc.Delay(x, steps) -> y``: ``y[..., t] = x[..., t - steps]`` (0 before the start).
+- ``snnc.GradedInput(x) -> y`` (attribute ``frac_bits``): ``y = round(x * 2**k) / 2**k``, half
+  to even: declares a graph input as graded (analog) values on the grid ``2**-k``.
+- ``snnc.GradedDense(W, x) -> y`` (attributes ``unit``, ``grid``): ``MatMul(W, x)`` computed in
+  float64 and floored to whole multiples of ``unit`` (a Loihi activation unit, ``64 / S`` of
+  the threshold): a Dense synapse reading graded spikes, as Loihi computes it.
 
 The Scan bodies compute in float64 so that every integer of the dynamics (e.g.
 ``u * (4096 - Du)``, beyond 2^24) is exact; spikes are cast back to float32.
@@ -24,6 +29,8 @@ DIALECT_VERSION = "1"
 CUBA_LIF = "CubaLIF"
 RECURRENT_CUBA_LIF = "RecurrentCubaLIF"
 DELAY = "Delay"
+GRADED_INPUT = "GradedInput"
+GRADED_DENSE = "GradedDense"
 
 CUBA_ATTRIBUTES = ("current_decay", "voltage_decay", "threshold", "state_scale",
                    "reset", "refractory", "spike_compare", "graded")
@@ -194,6 +201,46 @@ def delay_function() -> FunctionProto:
                                 doc_string="y[..., t] = x[..., t - steps]; time last.")
 
 
+def graded_input_function() -> FunctionProto:
+    """``snnc.GradedInput(x) -> y``: ``y = Round(x * 2**frac_bits) / 2**frac_bits`` (ONNX
+    ``Round``: half to even, as ``torch.round``). It reads a graph input directly and marks it
+    graded (analog values sent as Loihi graded spikes; docs/onnx-dialect.md)."""
+    n = [_ref_constant("k_i", "int", "frac_bits"),
+         helper.make_node("Cast", ["k_i"], ["k_f"], to=_F),
+         helper.make_node("Constant", [], ["two"], value=helper.make_tensor("two", _F, [], [2.0])),
+         helper.make_node("Pow", ["two", "k_f"], ["scale"]),
+         helper.make_node("Mul", ["x", "scale"], ["xs"]),
+         helper.make_node("Round", ["xs"], ["xr"]),
+         helper.make_node("Div", ["xr", "scale"], ["y"])]
+    return helper.make_function(DOMAIN, GRADED_INPUT, ["x"], ["y"], n,
+                                [helper.make_opsetid("", OPSET)], attributes=["frac_bits"],
+                                doc_string="Graded input: round(x * 2**frac_bits) / 2**frac_bits.")
+
+
+def graded_dense_function() -> FunctionProto:
+    """``snnc.GradedDense(W, x) -> y``: ``y = floor(W @ x / unit) * unit`` with the product in
+    float64 (exact for weights on Loihi's grid and inputs on the 2**-frac_bits grid) and
+    ``W @ x / unit`` first rounded to the grid ``1/grid`` (a power of two finer than its exact
+    resolution) so that float rounding cannot move the floor. ``unit`` = 64 / S (threshold units)."""
+    n = [_ref_constant("unit_f", "float", "unit"),
+         _ref_constant("grid_f", "float", "grid"),
+         helper.make_node("Cast", ["unit_f"], ["unit"], to=_D),
+         helper.make_node("Cast", ["grid_f"], ["grid"], to=_D),
+         helper.make_node("Cast", ["W"], ["Wd"], to=_D),
+         helper.make_node("Cast", ["x"], ["xd"], to=_D),
+         helper.make_node("MatMul", ["Wd", "xd"], ["yd"]),
+         helper.make_node("Div", ["yd", "unit"], ["z"]),
+         helper.make_node("Mul", ["z", "grid"], ["zg"]),
+         helper.make_node("Round", ["zg"], ["zr"]),
+         helper.make_node("Div", ["zr", "grid"], ["zq"]),
+         helper.make_node("Floor", ["zq"], ["zf"]),
+         helper.make_node("Mul", ["zf", "unit"], ["yq"]),
+         helper.make_node("Cast", ["yq"], ["y"], to=_F)]
+    return helper.make_function(DOMAIN, GRADED_DENSE, ["W", "x"], ["y"], n,
+                                [helper.make_opsetid("", OPSET)], attributes=["unit", "grid"],
+                                doc_string="Dense synapse on graded spikes: floor(W @ x / unit) * unit.")
+
+
 def cuba_attributes(current_decay: float, voltage_decay: float, threshold: float,
                     state_scale: int) -> dict:
     """Node attributes of ``snnc.CubaLIF`` / ``snnc.RecurrentCubaLIF`` as written by snnc."""
@@ -203,7 +250,8 @@ def cuba_attributes(current_decay: float, voltage_decay: float, threshold: float
 
 
 FUNCTIONS = {CUBA_LIF: cuba_lif_function, RECURRENT_CUBA_LIF: recurrent_cuba_lif_function,
-             DELAY: delay_function}
+             DELAY: delay_function, GRADED_INPUT: graded_input_function,
+             GRADED_DENSE: graded_dense_function}
 
 
 # ----------------------------------------------------------------------------- general bodies

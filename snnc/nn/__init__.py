@@ -4,12 +4,12 @@ dialect and ``snnc.compile`` deploys to Lava / Loihi 2. See docs/methods.md.
 
 Activity is ``(N, C[, H, W], T)``, time last (SLAYER's layout).
 """
-from .layers import AvgPool2d, Conv2d, Delay, Flatten, Linear
+from .layers import AvgPool2d, Conv2d, Delay, Flatten, GradedInput, Linear
 from .neurons import LIF, hm2, stbp, tssl
 from .quant import WeightQuant
 from .surrogates import Exponential, Rectangular, SigmoidDerivative, Surrogate, TSSLBP, TSSLGradient
 from . import encoders, readouts
 
-__all__ = ["LIF", "stbp", "tssl", "hm2", "Linear", "Conv2d", "AvgPool2d", "Flatten", "Delay",
+__all__ = ["LIF", "stbp", "tssl", "hm2", "Linear", "Conv2d", "AvgPool2d", "Flatten", "Delay", "GradedInput",
            "WeightQuant", "Rectangular", "SigmoidDerivative", "Exponential", "TSSLGradient", "TSSLBP",
            "Surrogate", "encoders", "readouts"]
