@@ -34,12 +34,26 @@ def _graph(model: Union[str, Graph]) -> Graph:
 
 
 def test_input(graph: Graph, steps: Optional[int] = None, seed: int = 0, rate: float = 0.1) -> np.ndarray:
-    """A deterministic binary test input ``(*input_shape, T)``."""
+    """A deterministic test input ``(*input_shape, T)``: binary spikes (probability ``rate``),
+    or for a graded input values uniform in [-1, 2) on its grid at every step."""
     from .compiler.passes import infer_shapes
     T = int(steps or graph.metadata.get("time_steps") or 16)
     shape = tuple(infer_shapes(graph)[graph.inputs[0]])
     rng = np.random.default_rng(seed)
+    node = graph.nodes[graph.inputs[0]]
+    if node.kind == "graded":
+        k = float(2 ** node.frac_bits)
+        return (np.round(rng.uniform(-1, 2, shape + (T,)) * k) / k).astype(np.float32)
     return (rng.random(shape + (T,)) < rate).astype(np.float32)
+
+
+def input_messages(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """Messages the input sends per neuron over the run (``x``: one sample, time last): its
+    spikes, or for a graded input the steps with a nonzero (rounded) value."""
+    node = graph.nodes[graph.inputs[0]]
+    if node.kind == "graded":
+        return (np.round(np.asarray(x, np.float64) * 2.0 ** node.frac_bits) != 0).sum(-1)
+    return np.asarray(x).sum(-1)
 
 
 def dry_run(model: Union[str, Graph], system: str = DEFAULT_SYSTEM, chips: Optional[int] = None,
@@ -65,7 +79,7 @@ def estimate_run(graph: Graph, m: Mapping, spikes: np.ndarray, backend: str = "r
     shapes = infer_shapes(graph)
     counts = counts_from_run(result, shapes)
     xin = x if x.ndim == len(shapes[graph.inputs[0]]) + 1 else x[0]
-    return estimate(m, counts, xin.shape[-1], input_counts={graph.inputs[0]: xin.sum(-1)})
+    return estimate(m, counts, xin.shape[-1], input_counts={graph.inputs[0]: input_messages(graph, xin)})
 
 
 def write_json(report: dict, path: str) -> None:
@@ -145,7 +159,7 @@ def write_bundle(model: Union[str, Graph], out_dir: str, spikes: Optional[np.nda
     shapes = infer_shapes(graph)
     xin = x if x.ndim == len(shapes[graph.inputs[0]]) + 1 else x[0]
     est = estimate(m, counts_from_run(result, shapes), xin.shape[-1],
-                   input_counts={graph.inputs[0]: xin.sum(-1)})
+                   input_counts={graph.inputs[0]: input_messages(graph, xin)})
     report["estimate"] = est.to_dict()
     report["estimate"]["input"] = "test_input.npy"
     os.makedirs(out_dir, exist_ok=True)
