@@ -8,8 +8,9 @@ from .layers import AvgPool2d, Conv2d, Delay, Flatten, GradedInput, Linear
 from .neurons import LIF, hm2, stbp, tssl
 from .quant import WeightQuant
 from .surrogates import Exponential, Rectangular, SigmoidDerivative, Surrogate, TSSLBP, TSSLGradient
+from .reservoir import reservoir
 from . import encoders, readouts
 
 __all__ = ["LIF", "stbp", "tssl", "hm2", "Linear", "Conv2d", "AvgPool2d", "Flatten", "Delay", "GradedInput",
            "WeightQuant", "Rectangular", "SigmoidDerivative", "Exponential", "TSSLGradient", "TSSLBP",
-           "Surrogate", "encoders", "readouts"]
+           "Surrogate", "encoders", "readouts", "reservoir"]

@@ -55,6 +55,9 @@ class LIF(torch.nn.Module):
     held at 0 after a spike (HM2-BP / ST-RSBP: 2). ``recurrent``: None, ``"lateral"`` (fixed
     all-to-all inhibition of weight ``-lateral_strength``, no self-connection; needs ``size``)
     or an initial ``[C, C]`` weight (trainable); recurrent input arrives one step late.
+    ``recurrent_mask``: a fixed ``[C, C]`` bool connectivity of trainable recurrent weights (a
+    sparse reservoir, ``snnc.nn.reservoir``): masked-out weights are 0 in the forward pass and get
+    no gradient.
     ``surrogate``: a ``snnc.nn.surrogates`` object (``TSSLBP``: TSSL-BP's own gradient, the
     ``tssl`` preset's default; ``TSSLGradient``: an older approximation of it).
     """
@@ -64,7 +67,8 @@ class LIF(torch.nn.Module):
                  spike_compare: str = ">", input_scale: float = 1.0, quantize: bool = False,
                  state_scale: int = 4096, surrogate: Optional[Surrogate] = None,
                  recurrent: Union[None, str, torch.Tensor, np.ndarray] = None, size: int = 0,
-                 lateral_strength: float = 1.0, detach_reset: bool = False):
+                 lateral_strength: float = 1.0, detach_reset: bool = False,
+                 recurrent_mask: Union[None, torch.Tensor, np.ndarray] = None):
         super().__init__()
         if reset not in ("zero", "subtract"):
             raise ValueError(f"reset must be 'zero' or 'subtract', got {reset!r}")
@@ -92,6 +96,16 @@ class LIF(torch.nn.Module):
             else:
                 self.recurrent_weight = torch.nn.Parameter(torch.as_tensor(np.asarray(recurrent), dtype=torch.float32))
                 self.recurrent_kind = "trainable"
+        if recurrent_mask is not None:
+            if self.recurrent_kind != "trainable":
+                raise ValueError("recurrent_mask needs trainable recurrent weights (recurrent=[C, C])")
+            mask = torch.as_tensor(np.asarray(recurrent_mask), dtype=torch.bool)
+            if mask.shape != self.recurrent_weight.shape:
+                raise ValueError(f"recurrent_mask {tuple(mask.shape)} != recurrent weight "
+                                 f"{tuple(self.recurrent_weight.shape)}")
+            self.register_buffer("recurrent_mask", mask)
+        else:
+            self.recurrent_mask = None
         self.counts = None      # spike count per neuron of the last forward (N, *shape), no grad
 
     # Loihi integer constants -------------------------------------------------------------
@@ -113,6 +127,8 @@ class LIF(torch.nn.Module):
         if self.recurrent_kind is None:
             return None
         w = self.recurrent_weight
+        if self.recurrent_mask is not None:         # a sparse reservoir: absent synapses stay absent
+            w = w * self.recurrent_mask
         return self.weight_quant()(w) if self.quantize else w
 
     def export_attributes(self) -> dict:
