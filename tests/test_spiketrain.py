@@ -1,0 +1,221 @@
+"""snnc.nn.SpikeTrainLevel: HM2-BP / ST-RSBP spike-train-level gradients (fast)."""
+import numpy as np
+import pytest
+import torch
+
+import snnc.nn as sn
+from snnc.nn import readouts
+from snnc.nn.spiketrain import SpikeTrainLevel, psp_kernel, solve_transposed, spike_psp
+
+torch.set_num_threads(1)
+A, B, C = 7 / 8, 63 / 64, 1 / 8          # hm2(tau_m=64, tau_s=8): keep factors and input scale
+
+
+def _net(q=False, hidden=12, out=4, inputs=16, lateral=True, recurrent=None, th=5.0, seed=0):
+    torch.manual_seed(seed)
+    n1 = sn.hm2(64.0, 8.0, threshold=th, quantize=q, recurrent=recurrent)
+    kw = dict(recurrent="lateral", size=out) if lateral else {}
+    n2 = sn.hm2(64.0, 8.0, threshold=th, quantize=q, **kw)
+    wq = (lambda n: n.weight_quant()) if q else (lambda n: None)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(inputs, hidden, bias=False, weight_quant=wq(n1)), n1,
+                              sn.Delay(1), sn.Linear(hidden, out, bias=False, weight_quant=wq(n2)), n2)
+    with torch.no_grad():
+        net[1].weight.uniform_(-1.0, 4.0)
+        net[4].weight.uniform_(-1.0, 3.0)
+    return net
+
+
+def _x(n=6, c=16, T=40, p=0.25, seed=1):
+    return (torch.rand(n, c, T, generator=torch.Generator().manual_seed(seed)) < p).float()
+
+
+def _psp_loop(post, pre, refractory=2):
+    """eij_step-style simulation of one (post, pre) pair: the trace of pre on a membrane reset
+    (and held) at the given post spikes; sum of v at the post spikes."""
+    u = v = 0.0
+    ref, e = 0, 0.0
+    for t in range(len(post)):
+        u = A * u + C * pre[t]
+        v = B * v + u
+        if ref > 0:
+            v, ref = 0.0, ref - 1
+        if post[t]:
+            e += v
+            v, ref = 0.0, refractory
+    return e
+
+
+@pytest.mark.parametrize("q", [False, True])
+def test_forward_identical(q):
+    net = _net(q)
+    x = _x()
+    with torch.no_grad():
+        ref = net(x)
+    out = SpikeTrainLevel(net, "hm2bp", desired=8)(x)
+    assert torch.equal(out, ref) and out.sum() > 0
+
+
+def test_psp_pair_closed_form():
+    T = 30
+    pre, post = torch.zeros(1, 1, T), torch.zeros(1, 1, T)
+    pre[0, 0, 3] = 1                         # arrives at step 3
+    post[0, 0, 17] = 1
+    e = spike_psp(post, pre, A, B, C, 2)[0, 0, 0].item()
+    m = 17 - 3                                # discrete kernel: (b^(m+1) - a^(m+1)) / (1 - tau_s/tau_m)
+    assert e == pytest.approx((B ** (m + 1) - A ** (m + 1)) / (1 - 8 / 64), rel=1e-12)
+    assert e == pytest.approx(psp_kernel(A, B, C, T)[m], rel=1e-12)
+    # an earlier post spike at 10 resets v; v held at 0 through step 12, integrates from 13:
+    post[0, 0, 10] = 1
+    e2 = spike_psp(post, pre, A, B, C, 2)[0, 0, 0].item()
+    first = psp_kernel(A, B, C, T)[10 - 3]
+    second = A ** (13 - 3) * psp_kernel(A, B, C, T)[17 - 13]
+    assert e2 == pytest.approx(first + second, rel=1e-12)
+    assert e2 == pytest.approx(_psp_loop(post[0, 0].tolist(), pre[0, 0].tolist()), rel=1e-12)
+
+
+def test_psp_trains_match_step_simulation():
+    g = torch.Generator().manual_seed(3)
+    T = 50
+    pre = (torch.rand(1, 5, T, generator=g) < 0.3).float()
+    post = torch.zeros(1, 3, T)
+    for i, times in enumerate([[4, 9, 20, 21, 40], [0, 3, 30], []]):
+        post[0, i, [t for t in times]] = 1     # (21: one step after 20, inside the refractory hold)
+    e = spike_psp(post, pre, A, B, C, 2, silent_value=0.1)
+    for i in range(2):
+        for j in range(5):
+            assert e[0, i, j].item() == pytest.approx(_psp_loop(post[0, i].tolist(), pre[0, j].tolist()), abs=1e-12)
+    assert torch.all(e[0, 2] == 0.1)          # silent post, active pre
+
+
+def test_psp_identity_with_membrane():
+    """Float dynamics: sum_j w_ij e_ij = sum of v at i's firing steps (exactly: the discrete kernel
+    with reset truncation and refractory period is the neuron's own linear response)."""
+    torch.manual_seed(0)
+    n1 = sn.hm2(64.0, 8.0, threshold=5.0)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(30, 7, bias=False), n1)
+    with torch.no_grad():
+        net[1].weight.uniform_(-1, 3)
+    x = _x(4, 30, 60, 0.1)
+    s = net(x).detach()
+    W = net[1].weight.detach().double()
+    arrival = torch.cat([torch.zeros(4, 30, 1), x[..., :-1]], -1).double()
+    lhs = torch.einsum("ij,nij->ni", W, spike_psp(s, arrival, A, B, C, 2))
+    u = torch.zeros(4, 7, dtype=torch.float64)
+    v, ref, vsum = torch.zeros_like(u), torch.zeros_like(u), torch.zeros_like(u)
+    for t in range(60):                      # the hm2 neuron, float64
+        u = A * u + C * (arrival[..., t] @ W.T)
+        v = torch.where(ref > 0, torch.zeros_like(u), B * v + u)
+        ref = (ref - 1).clamp(min=0)
+        sp = v > 5.0
+        assert torch.equal(sp.float(), s[..., t])
+        vsum += torch.where(sp, v, torch.zeros_like(v))
+        v, ref = torch.where(sp, torch.zeros_like(v), v), torch.where(sp, torch.full_like(ref, 2), ref)
+    assert torch.allclose(lhs, vsum, rtol=0, atol=1e-9) and s.sum() > 20
+
+
+def test_hm2bp_gradient_by_hand_one_layer():
+    """One layer, no lateral: dL/dw_ij = (delta_i/nu) e_ij (1 + side_i), side_i = sum_j w_ij e_ij/(o_i nu)."""
+    torch.manual_seed(0)
+    n = sn.hm2(64.0, 8.0, threshold=5.0)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(10, 3, bias=False), n)
+    with torch.no_grad():
+        net[1].weight.uniform_(0.0, 4.0)
+    x = _x(2, 10, 40, 0.3)
+    y = torch.tensor([0, 2])
+    w = SpikeTrainLevel(net, "hm2bp")
+    out = w(x)
+    loss = readouts.count_margin_mse(out, y, 6, 1, 0)
+    loss.backward()
+    s, W = out.detach(), net[1].weight.detach().double()
+    o = s.sum(-1).double()
+    target = torch.full_like(o, 1.0)
+    target[torch.arange(2), y] = 6.0
+    delta = (o - target) / 2                                    # d(mean over batch)/do
+    arrival = torch.cat([torch.zeros(2, 10, 1), x[..., :-1]], -1)
+    e = spike_psp(s, arrival, A, B, C, 2, silent_value=0.1)
+    ratio = torch.where(o[..., None] > 0, e / o.clamp(min=1)[..., None], torch.full_like(e, 0.5))
+    side = (W * ratio).sum(-1) / 5.0
+    expect = torch.einsum("ni,nij->ij", delta / 5.0 * (1 + side), e)
+    assert torch.allclose(net[1].weight.grad.double(), expect, rtol=1e-5, atol=1e-7)
+
+
+def test_hm2bp_step_raises_too_low_counts():
+    """A gradient step on a too-low output count raises it (and lowers the loss)."""
+    torch.manual_seed(0)
+    n = sn.hm2(64.0, 8.0, threshold=5.0)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(20, 4, bias=False), n)
+    with torch.no_grad():
+        net[1].weight.uniform_(-0.5, 1.5)
+    x = _x(64, 20, 60, 0.2, seed=5)
+    y = torch.zeros(64, dtype=torch.long)                        # class 0 should fire 12 times
+    w = SpikeTrainLevel(net, "hm2bp", desired=12)
+    loss_fn = lambda s: readouts.count_margin_mse(s, y, 12, 1, 0)  # noqa: E731
+    out = w(x)
+    before, c0 = float(loss_fn(out)), out[:, 0].sum(-1).mean().item()
+    loss_fn(out).backward()
+    with torch.no_grad():
+        net[1].weight -= 0.05 * net[1].weight.grad / net[1].weight.grad.abs().max()
+        out2 = net(x)
+    assert c0 < 12 and out2[:, 0].sum(-1).mean().item() > c0
+    assert float(loss_fn(out2)) < before
+
+
+def test_gradient_reaches_qat_weights_and_lateral_factor():
+    net = _net(True)
+    x = _x()
+    w = SpikeTrainLevel(net, "hm2bp", desired=8)
+    loss = readouts.count_margin_mse(w(x), torch.tensor([0, 1, 2, 3, 0, 1]), 8, 1, 1)
+    loss.backward()
+    for p in net.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+
+
+def test_recurrent_solve_closed_form():
+    """delta~^T = delta^T (diag(D) - A)^-1 (the coupled count equations of a recurrent layer)."""
+    rng = np.random.default_rng(0)
+    I = 5
+    Aoff = rng.normal(0, 0.1, (I, I))
+    np.fill_diagonal(Aoff, 0)
+    D = 1 + rng.random(I) * 0.2
+    delta = rng.normal(size=I)
+    L = np.diag(D) - Aoff
+    got = solve_transposed(torch.from_numpy(L)[None], torch.from_numpy(delta)[None])[0].numpy()
+    assert np.allclose(got, delta @ np.linalg.inv(L))
+    # with D = 1: do = (I - A)^-1 b; the back-propagated error is delta^T (I - A)^-1
+    b = rng.normal(size=I)
+    M = np.eye(I) - Aoff
+    y = solve_transposed(torch.from_numpy(M)[None], torch.from_numpy(delta)[None])[0].numpy()
+    assert np.isclose(y @ b, delta @ np.linalg.solve(M, b))
+
+
+def test_strsbp_recurrent_gradients():
+    g = torch.Generator().manual_seed(0)
+    w_rec = (torch.rand(12, 12, generator=g) * 2 - 1) * 0.5
+    for q in (False, True):
+        net = _net(q, recurrent=w_rec)
+        x = _x()
+        with torch.no_grad():
+            ref = net(x)
+        for mode in ("solve", "diagonal"):
+            net.zero_grad()
+            w = SpikeTrainLevel(net, "strsbp", desired=8, reservoir_weights=mode)
+            out = w(x)
+            assert torch.equal(out, ref)
+            readouts.count_margin_mse(out, torch.tensor([0, 1, 2, 3, 0, 1]), 8, 1, 1).backward()
+            assert net[2].recurrent_weight.grad is not None and net[2].recurrent_weight.grad.abs().sum() > 0
+            assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_refuses_unsupported():
+    with pytest.raises(ValueError, match="trainable recurrent"):
+        SpikeTrainLevel(_net(recurrent=torch.zeros(12, 12)), "hm2bp")
+    with pytest.raises(ValueError, match="bias"):
+        SpikeTrainLevel(torch.nn.Sequential(sn.Linear(4, 3), sn.hm2()), "hm2bp")
+    with pytest.raises(ValueError, match="supports Delay"):
+        SpikeTrainLevel(torch.nn.Sequential(sn.Flatten(), sn.Linear(4, 3, bias=False), sn.hm2()), "hm2bp")
+    with pytest.raises(ValueError, match="reset='zero'"):
+        SpikeTrainLevel(torch.nn.Sequential(sn.Linear(4, 3, bias=False), sn.LIF(reset="subtract")), "hm2bp")
+    with pytest.raises(ValueError, match="method"):
+        SpikeTrainLevel(_net(), "bptt")
+    with pytest.raises(ValueError, match="end with a LIF"):
+        SpikeTrainLevel(torch.nn.Sequential(sn.Linear(4, 3, bias=False), sn.hm2(), sn.Linear(3, 2, bias=False)))
