@@ -9,11 +9,10 @@ from .neurons import LIF, hm2, stbp, tssl
 from .quant import WeightQuant
 from .surrogates import Exponential, Rectangular, SigmoidDerivative, Surrogate, TSSLBP, TSSLGradient
 from .reservoir import reservoir
+from .spiketrain import SpikeTrainLevel, effect_slope, psp_kernel, spike_psp
 from . import encoders, readouts
 
 __all__ = ["LIF", "stbp", "tssl", "hm2", "Linear", "Conv2d", "AvgPool2d", "Flatten", "Delay", "GradedInput",
            "WeightQuant", "Rectangular", "SigmoidDerivative", "Exponential", "TSSLGradient", "TSSLBP",
-           "Surrogate", "encoders", "readouts", "reservoir"]
-
-from .spiketrain import SpikeTrainLevel, effect_slope, psp_kernel, spike_psp  # noqa: E402
-__all__ += ["SpikeTrainLevel", "spike_psp", "psp_kernel", "effect_slope"]
+           "Surrogate", "encoders", "readouts", "reservoir", "SpikeTrainLevel", "spike_psp", "psp_kernel",
+           "effect_slope"]
