@@ -15,6 +15,11 @@ step is moved to the last layer's ``delay``, which shifts the whole output in ti
 else. Graphs imported from ``.net`` or exported from SLAYER map exactly. A SLAYER-timed graph
 (no latency on the input synapse) with a non-zero bias runs in netx with Lava's leading
 bias-only step per layer: the file is written, with a warning, since netx cannot express it.
+
+Sigma-delta graphs (SDNN) are written in netx's SDNN form (see :func:`_export_sdnn`):
+``Input -> Delta -> [Delay(1) [Flatten] Dense|Conv2d -> SigmaDelta]* -> Delay(1) [Flatten]
+Dense|Conv2d -> SigmaDelta|Sigma -> Output``: the Delta is the ``input`` layer, every other node a
+layer with neuron ``type`` SDNN, ``vThMant``, ``bias`` and, for a Sigma, ``sigma_output``.
 """
 from __future__ import annotations
 
@@ -25,8 +30,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..compiler.fixed import FixedCubaLIF, FixedSynapse
-from ..compiler.ir import (Average, Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
-                           SumPool2d)
+from ..compiler.ir import (SIGMA_DELTA, Average, Conv2d, CubaLIF, Delay, Delta, Dense, Flatten, Graph,
+                           Input, Output, Sigma, SigmaDelta, SumPool2d)
 from ..errors import SnncError
 
 
@@ -110,13 +115,14 @@ def _delay_field(steps: np.ndarray, shape) -> Optional[np.ndarray]:
 
 def export_netx(graph: Graph, path: str) -> List[str]:
     """Write ``graph`` (quantized) to ``path`` as a netx ``.net`` file; returns warnings."""
-    import h5py
     g = graph
     if not g.fixed:
         from ..compiler.quantize import quantize
         g = quantize(g)
     if len(g.inputs) != 1 or len(g.outputs) < 1:
         raise SnncError("export-net: netx files have exactly one input")
+    if any(isinstance(v, SIGMA_DELTA) for v in g.nodes.values()):
+        return _export_sdnn(g, path)
     w = _Writer(g)
     shapes = w.shapes
     inp = g.inputs[0]
@@ -292,3 +298,118 @@ def _write(path: str, layers: List[dict], meta: dict):
         if "tSample" in sim:
             h.create_dataset("simulation/tSample", data=sim["tSample"])
     os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- sigma-delta
+# what netx builds for an SDNN layer (hdf5.py get_neuron_params): Delta / SigmaDelta with
+# spike_exp 6 (Network's default) and state_exp 6, ReLU, no cumulative error, state unit 2**-18
+NETX_SDNN = dict(spike_exp=6, state_exp=6, state_scale=1 << 18)
+NETX_SDNN_MESSAGE_BITS = 16
+
+
+def _sdnn_neuron(g: Graph, name: str) -> dict:
+    node = g.nodes[name]
+    if isinstance(node, Sigma):
+        if int(node.state_scale) != NETX_SDNN["state_scale"]:
+            raise _err(name, f"state_scale {node.state_scale}: netx's Sigma has 2**18")
+        return {"type": "SDNN", "activation": "relu", "sigma_output": True}
+    fx = g.fixed.get(name)
+    if fx is None:
+        raise _err(name, "has no fixed-point view; compile (quantize) the graph first")
+    for k in ("spike_exp", "state_exp"):
+        if int(getattr(fx, k)) != NETX_SDNN[k]:
+            raise _err(name, f"{k} {getattr(fx, k)}: netx's SDNN neurons have {k} {NETX_SDNN[k]} "
+                             "(a .net file cannot store another)")
+    if int(node.state_scale) != NETX_SDNN["state_scale"]:
+        raise _err(name, f"state_scale {node.state_scale}: netx's SDNN neurons have 2**18")
+    if fx.cum_error:
+        raise _err(name, "cumulative error cannot be written: netx's SDNN neurons never use it")
+    if isinstance(node, SigmaDelta) and fx.act_mode != "relu":
+        raise _err(name, f"activation {fx.act_mode!r} cannot be written: netx runs every SDNN "
+                         "layer with ReLU")
+    vth = np.asarray(fx.vth, dtype=np.int64)
+    if vth.size > 1 and np.unique(vth).size > 1:
+        raise _err(name, "per-neuron thresholds cannot be written (netx has one vThMant per layer)")
+    return {"type": "SDNN", "activation": "relu", "vThMant": int(vth.reshape(-1)[0])}
+
+
+def _sdnn_bias(g: Graph, name: str, shape) -> Optional[np.ndarray]:
+    fx = g.fixed[name]
+    b = np.broadcast_to(np.asarray(fx.bias, dtype=np.int64), shape)
+    if not np.any(b):
+        return None
+    if len(shape) == 3:
+        if not np.all(b == b[:, :1, :1]):
+            raise _err(name, "per-neuron biases of a conv layer cannot be written (netx's bias is "
+                             "per channel)")
+        b = b[:, 0, 0]
+    return b.reshape(-1).astype(np.float32)
+
+
+def _export_sdnn(g: Graph, path: str) -> List[str]:
+    """Write a sigma-delta chain in netx's SDNN format; returns warnings (none so far)."""
+    w = _Writer(g)
+    shapes = w.shapes
+    inp = g.inputs[0]
+    if g.nodes[inp].kind != "spikes":
+        raise _err(inp, f"a {g.nodes[inp].kind!r} input cannot be written for an SDNN: netx's SDNN "
+                        "input layer is a Delta encoder reading the data")
+    cur = _single_next(g, inp)
+    if cur is None or not isinstance(g.nodes[cur], Delta) or g.predecessors(cur) != [inp]:
+        raise _err(inp, "must feed exactly one Delta encoder (netx's SDNN input layer)")
+    layers: List[dict] = [dict(type="input", shape=shapes[cur], neuron=_sdnn_neuron(g, cur))]
+    while True:
+        nxt = _single_next(g, cur)
+        if nxt is None:
+            raise _err(cur, "the chain ends without an Output")
+        if isinstance(g.nodes[nxt], Output):
+            break
+        if not isinstance(g.nodes[nxt], Delay) or np.any(_steps(g.nodes[nxt]) != 1):
+            raise _err(nxt, "sigma-delta layers are written with exactly netx's one-step synapse "
+                            "latency between them (a Delay of 1); axonal delays cannot be written")
+        d = nxt
+        nxt = _single_next(g, d)
+        flatten = False
+        if nxt is not None and isinstance(g.nodes[nxt], Flatten):
+            flatten, d = True, nxt
+            nxt = _single_next(g, d)
+        if nxt is None or not isinstance(g.nodes[nxt], (Dense, Conv2d)):
+            raise _err(d, f"must feed a Dense or Conv2d synapse, feeds {nxt!r}")
+        syn, n = nxt, g.nodes[nxt]
+        sfx = w.fixed(syn)
+        if not getattr(sfx, "num_message_bits", 0):
+            raise _err(syn, "reads binary spikes; netx's SDNN synapses read graded messages")
+        if int(sfx.num_message_bits) != NETX_SDNN_MESSAGE_BITS:
+            # netx takes a synapse's message width from the previous layer's neuron/messageBits
+            layers[-1]["neuron"]["messageBits"] = int(sfx.num_message_bits)
+        pop = _single_next(g, syn)
+        if pop is None or not isinstance(g.nodes[pop], (SigmaDelta, Sigma)) or g.predecessors(pop) != [syn]:
+            raise _err(syn, "must be the only input of one SigmaDelta or Sigma")
+        if flatten:
+            layers.append(dict(type="flatten", shape=(int(np.prod(shapes[cur])), 1, 1)))
+        neuron = _sdnn_neuron(g, pop)
+        layer = dict(shape=shapes[pop], neuron=neuron)
+        if isinstance(g.nodes[pop], SigmaDelta):
+            b = _sdnn_bias(g, pop, shapes[pop])
+            if b is not None:
+                layer["bias"] = b
+        if isinstance(n, Dense):
+            if len(shapes[cur]) != 1 and not flatten:
+                raise _err(syn, "a dense synapse needs a flatten before it")
+            wt = w.weight(syn, allow_exp=True)
+            layer.update(type="dense", weight=wt, inFeatures=wt.shape[1], outFeatures=wt.shape[0])
+        else:
+            if flatten:
+                raise _err(syn, "a Conv2d cannot follow a Flatten")
+            wt = w.weight(syn, allow_exp=False)
+            layer.update(type="conv", weight=wt, inChannels=wt.shape[1] * n.groups, outChannels=wt.shape[0],
+                         kernelSize=np.array(wt.shape[2:]), stride=np.array(n.stride),
+                         padding=np.array(n.padding), dilation=np.array(n.dilation), groups=n.groups)
+        layers.append(layer)
+        cur = pop
+    if len(layers) < 2:
+        raise SnncError("export-net: the graph has no synapse")
+    if [o for o in g.outputs if g.predecessors(o) != [cur]]:
+        raise SnncError(f"export-net: the Output must read the last sigma-delta node {cur!r} directly")
+    _write(path, layers, g.metadata)
+    return w.warnings

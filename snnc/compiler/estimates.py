@@ -1,9 +1,12 @@
 """Activity, latency and energy estimates from a map and the spike counts of a simulation run.
 
 Per core and time step (averaged over the run):
-- spikes out: spikes of the core's neurons;
-- synaptic ops: every input spike is processed against every synapse the core stores for it
-  (dense: the tile's neurons; conv: the tile's neurons whose receptive field holds the spike);
+- spikes out: spikes of the core's neurons; for sigma-delta populations (Delta, SigmaDelta) the
+  graded messages they send, i.e. the steps with a non-zero delta (the reference simulator
+  counts exactly those); a Sigma output sends to the host only and counts none;
+- synaptic ops: every input spike or graded message is processed against every synapse the
+  core stores for it (dense: the tile's neurons; conv: the tile's neurons whose receptive field
+  holds the spike; a Delta's host input: one per non-zero input value);
 - neuron updates: every neuron every step (Loihi updates silent neurons too, more cheaply);
 - spike messages: one per spike and destination core, with mesh hops on an assumed 16 x 8 grid
   of cores per chip, plus a chip-to-chip cost when the destination is on another chip.
@@ -11,7 +14,9 @@ Per core and time step (averaged over the run):
 Time per step: the slowest core's serial work (synops and neuron updates) plus the barrier
 synchronization; energy: the sum of every operation times its cost. The per-operation figures
 are Loihi 1's (Davies et al. 2018): Intel has not published Loihi 2's (see resources.py, where
-each is named). These are estimates for comparing mappings, not measurements.
+each is named). Graded messages and the synaptic ops they cause cost ``graded_cost_factor``
+times a binary spike's (1.0: an assumption). These are estimates for comparing mappings, not
+measurements.
 """
 from __future__ import annotations
 
@@ -36,7 +41,9 @@ class Estimate:
 
     def summary(self) -> str:
         t = self.totals
-        return (f"per time step: {t['synops_per_step']:.4g} synaptic ops, {t['spikes_per_step']:.4g} spikes, "
+        spk = (f"{t['spikes_per_step']:.4g} spikes" if not t.get("graded_messages_per_step") else
+               f"{t['spikes_per_step']:.4g} spikes/graded messages ({t['graded_messages_per_step']:.4g} graded)")
+        return (f"per time step: {t['synops_per_step']:.4g} synaptic ops, {spk}, "
                 f"{t['messages_per_step']:.4g} spike messages ({t['inter_chip_messages_per_step']:.4g} between chips)\n"
                 f"time step ~{t['step_time_us']:.3g} us (slowest core {t['slowest_core']}), "
                 f"energy ~{t['energy_per_step_uj']:.3g} uJ per step\n"
@@ -67,7 +74,9 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
     allc = dict(input_counts or {})
     allc.update(counts)
     per_tile_syn = np.zeros(len(m.tiles))
+    per_tile_gsyn = np.zeros(len(m.tiles))          # of which graded (message_bits > 0)
     per_tile_spk = np.zeros(len(m.tiles))
+    graded_pop = {L.pop for L in m.layers.values() if L.model != "CubaLIF"}
     for L in m.layers.values():
         c = allc.get(L.pop)
         for t in L.tiles:
@@ -78,30 +87,43 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
             if src is None:
                 continue
             src = np.asarray(src, dtype=np.float64)
-            if i.kind == "dense":
+            add = np.zeros(len(m.tiles))
+            if i.kind == "host":
+                for t in L.tiles:
+                    box = tuple(slice(a, b) for a, b in m.tiles[t].box)
+                    add[t] = float(src[box].sum()) / T
+            elif i.kind == "dense":
                 total = float(src.sum()) / T
                 for t in L.tiles:
-                    per_tile_syn[t] += total * m.tiles[t].neurons
+                    add[t] = total * m.tiles[t].neurons
             else:
                 win = _window_sums(src, i) / T
                 for t in L.tiles:
                     box = tuple(slice(a, b) for a, b in m.tiles[t].box)
-                    per_tile_syn[t] += float(win[box].sum())
+                    add[t] = float(win[box].sum())
+            per_tile_syn += add
+            if i.message_bits > 0 or i.kind == "host":
+                per_tile_gsyn += add
     cpc = int(res.v("cores_per_chip"))
     e_syn, e_act, e_idle = res.v("energy_synop_pj"), res.v("energy_neuron_active_pj"), res.v("energy_neuron_idle_pj")
     e_loc, e_hop, e_chip = res.v("energy_spike_local_pj"), res.v("energy_hop_pj"), res.v("energy_chip_hop_pj")
+    g_f = res.v("graded_cost_factor")
     # messages per core pair: spikes of the source core, once per destination core
     core_spk = np.zeros(len(m.cores))
+    core_gfrac = np.zeros(len(m.cores))        # share of the core's messages that are graded
     for c in m.cores:
         core_spk[c.id] = sum(per_tile_spk[t] for t in c.tiles)
+        g = sum(per_tile_spk[t] for t in c.tiles if m.tiles[t].pop in graded_pop)
+        core_gfrac[c.id] = g / core_spk[c.id] if core_spk[c.id] > 0 else 0.0
     msg_energy = np.zeros(len(m.cores))
     msgs = np.zeros(len(m.cores))
     inter = 0.0
     for (a, b) in m.links:
         n = core_spk[a]
+        scale = 1.0 + (g_f - 1.0) * core_gfrac[a]
         if a == b:
             msgs[a] += n
-            msg_energy[a] += n * e_loc
+            msg_energy[a] += n * e_loc * scale
             continue
         (xa, ya), (xb, yb) = _coord(a, cpc), _coord(b, cpc)
         hops = abs(xa - xb) + abs(ya - yb)
@@ -110,17 +132,19 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
             e += e_chip
             inter += n
         msgs[a] += n
-        msg_energy[a] += n * e
+        msg_energy[a] += n * e * scale
     per_core = []
     t_syn, t_nu = res.v("time_synop_ns"), res.v("time_neuron_ns")
     for c in m.cores:
         syn = sum(per_tile_syn[t] for t in c.tiles)
+        gsyn = sum(per_tile_gsyn[t] for t in c.tiles)
         neurons = c.usage["neurons"]
         spk = core_spk[c.id]
-        energy = syn * e_syn + spk * e_act + max(neurons - spk, 0) * e_idle + msg_energy[c.id]
+        energy = (syn - gsyn + gsyn * g_f) * e_syn + spk * e_act + max(neurons - spk, 0) * e_idle + msg_energy[c.id]
         per_core.append({"core": c.id, "chip": c.chip,
                          "layers": sorted({m.tiles[t].pop for t in c.tiles}),
-                         "synops_per_step": round(syn, 3), "spikes_per_step": round(spk, 3),
+                         "synops_per_step": round(syn, 3), "graded_synops_per_step": round(gsyn, 3),
+                         "spikes_per_step": round(spk, 3),
                          "neuron_updates_per_step": neurons, "messages_per_step": round(float(msgs[c.id]), 3),
                          "busy_ns": round(syn * t_syn + neurons * t_nu, 1),
                          "energy_pj_per_step": round(energy, 1)})
@@ -129,6 +153,8 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
     e_step_pj = sum(r["energy_pj_per_step"] for r in per_core)
     totals = {
         "synops_per_step": float(per_tile_syn.sum()), "spikes_per_step": float(per_tile_spk.sum()),
+        "graded_messages_per_step": float(sum(per_tile_spk[t] for t in range(len(m.tiles))
+                                              if m.tiles[t].pop in graded_pop)),
         "messages_per_step": float(msgs.sum()), "inter_chip_messages_per_step": float(inter),
         "neuron_updates_per_step": int(sum(c.usage["neurons"] for c in m.cores)),
         "step_time_us": step_ns / 1000, "slowest_core": slow["core"],

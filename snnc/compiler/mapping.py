@@ -2,7 +2,15 @@
 
 Deterministic: the same graph and resource model always give the same map.
 
-1. Tiling. Each CUBA population is cut into tiles, one tile per core at most:
+Populations: every ``CubaLIF`` and every sigma-delta node (``Delta`` input encoder, ``SigmaDelta``,
+``Sigma`` output), as netx builds an SDNN: all of them are Lava processes of the network and run
+on neuro-cores (docs/loihi2-resources.md, "Sigma-delta"). A ``Delta`` reads the host's data
+directly; that host input is counted as one input axon and one synapse word per neuron (an
+identity connection; an assumption). Synapses reading graded messages (``num_message_bits`` > 0)
+are counted like binary ones (the weights are what a core stores); the message width is checked
+against Lava's 24-bit graded ports.
+
+1. Tiling. Each population is cut into tiles, one tile per core at most:
    - a 1-D population (fed by Dense synapses) into equal runs of neurons;
    - a (C, H, W) population (fed by Conv2d / SumPool2d) into (channels x rows x columns) blocks.
    The tile is the largest one whose neurons, neuron state and synapse memory fit a core; among
@@ -15,7 +23,8 @@ Deterministic: the same graph and resource model always give the same map.
    - SumPool2d: a depthwise conv with one weight: ``channels * kh * kw`` words.
    Neuron state: ``n * (state bytes + accumulator bytes * (max delay + 1))``, where the delay is
    the synaptic delay on the core: an IR delay of d steps minus the one step every Loihi
-   synapse takes anyway.
+   synapse takes anyway, and the state bytes are the neuron model's (CUBA: u, v; SigmaDelta:
+   sigma, act, residue, bias [+ error]; Delta: act, residue [+ error]; Sigma: sigma).
 2. Axons. Dense inputs need one input axon per presynaptic neuron (a neuron's synapses all live
    on its core, so a dense fan-in above the core's axon limit cannot be split); convolutional
    inputs share one axon per (source core, destination core) pair. Output axon entries: a dense
@@ -38,9 +47,12 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import SnncError
-from .ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, SumPool2d
+from .ir import Conv2d, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Sigma, SigmaDelta, SumPool2d
 from .passes import check
 from .resources import CORE_LIMITS, DEFAULT_SYSTEM, LIMIT_WORDS, LOIHI2, SYSTEMS, Loihi2Resources
+
+# the node types the mapper places on neuro-cores
+POPULATIONS = (CubaLIF, Delta, SigmaDelta, Sigma)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -50,7 +62,7 @@ from .resources import CORE_LIMITS, DEFAULT_SYSTEM, LIMIT_WORDS, LOIHI2, SYSTEMS
 class SynInput:
     """One synaptic input of a population, traced back to its source."""
     synapse: str
-    kind: str                   # "dense" | "conv" | "pool"
+    kind: str                   # "dense" | "conv" | "pool" | "host" (host data into a Delta)
     source: str                 # population or Input node name
     source_is_input: bool
     bits: int
@@ -63,6 +75,7 @@ class SynInput:
     dilation: Tuple[int, int] = (1, 1)
     groups: int = 1
     out_channels: int = 0
+    message_bits: int = 0       # > 0: graded messages (Lava num_message_bits); 0: binary spikes
 
 
 @dataclass
@@ -98,6 +111,7 @@ class LayerMap:
     inputs: List[SynInput]
     binding: str = "none"
     binding_use: float = 0.0
+    model: str = "CubaLIF"      # neuron model: CubaLIF | Delta | SigmaDelta | Sigma
 
 
 @dataclass
@@ -127,12 +141,13 @@ class Mapping:
             "chips": self.chips, "cores": len(self.cores),
             "limits": {k: res.v(v) for k, v in CORE_LIMITS.items()},
             "layers": [{
-                "name": L.pop, "shape": list(L.shape), "neurons": L.neurons,
+                "name": L.pop, "model": L.model, "shape": list(L.shape), "neurons": L.neurons,
                 "cores": len(self.layer_cores(L.pop)), "tiles": len(L.tiles),
                 "tile_shape": list(L.tile_shape),
                 "chips": sorted({self.cores[c].chip for c in self.layer_cores(L.pop)}),
                 "inputs": [{"synapse": s.synapse, "kind": s.kind, "source": s.source,
-                            "weight_bits": s.bits, "max_delay": s.max_delay} for s in L.inputs],
+                            "weight_bits": s.bits, "message_bits": s.message_bits,
+                            "max_delay": s.max_delay} for s in L.inputs],
                 "max_per_tile": {k: max(self.tiles[t].usage[k] for t in L.tiles) for k in CORE_LIMITS
                                  if k != "groups"},
                 "binding_limit": L.binding, "binding_use": round(L.binding_use, 4),
@@ -156,12 +171,12 @@ class Mapping:
             mx = lambda k: max(self.tiles[t].usage[k] for t in L.tiles)
             cores = self.layer_cores(L.pop)
             chips = sorted({self.cores[c].chip for c in cores})
-            rows.append([L.pop, "x".join(map(str, L.shape)), L.neurons, len(cores),
+            rows.append([L.pop, L.model, "x".join(map(str, L.shape)), L.neurons, len(cores),
                          "x".join(map(str, L.tile_shape)), mx("neurons"), mx("synapse_words"),
                          mx("axons_in"), mx("axons_out"),
                          ",".join(map(str, chips)) if len(chips) <= 4 else f"{chips[0]}..{chips[-1]}",
                          f"{L.binding} ({100 * L.binding_use:.0f}%)"])
-        head = ["layer", "shape", "neurons", "cores", "tile", "neurons/core", "syn words/core",
+        head = ["layer", "model", "shape", "neurons", "cores", "tile", "neurons/core", "syn words/core",
                 "axons in", "axons out", "chips", "binding limit (use)"]
         total = (f"total: {len(self.cores)} cores on {self.chips} chip(s) of {self.system} "
                  f"({self.system_chips} chips, {self.system_chips * int(self.resources.v('cores_per_chip'))} "
@@ -195,7 +210,7 @@ def _trace_source(graph: Graph, syn: str):
     cur, delay = preds[0], 0
     while True:
         node = graph.nodes[cur]
-        if isinstance(node, (CubaLIF, Input)):
+        if isinstance(node, POPULATIONS + (Input,)):
             return cur, delay
         if isinstance(node, Delay):
             delay += node.max_steps
@@ -208,12 +223,18 @@ def _trace_source(graph: Graph, syn: str):
         cur = p[0]
 
 
-def _inputs(graph: Graph, pop: str, shapes) -> List[SynInput]:
+def _inputs(graph: Graph, pop: str, shapes, res: Loihi2Resources = LOIHI2) -> List[SynInput]:
     out = []
     for s in graph.predecessors(pop):
         node = graph.nodes[s]
         if isinstance(node, Input) and getattr(node, "kind", "spikes") == "bias":
             continue                      # data written into the neurons' bias (netx input layer)
+        if isinstance(node, Input) and isinstance(graph.nodes[pop], Delta):
+            # netx's SDNN input layer: the host writes the data into the Delta's a_in (no
+            # synapse in Lava); counted as one identity input axon + synapse word per neuron
+            out.append(SynInput(synapse=s, kind="host", source=s, source_is_input=True, bits=0,
+                                max_delay=0))
+            continue
         if not isinstance(node, (Dense, Conv2d, SumPool2d)):
             raise SnncError(f"population {pop!r} receives {s!r} ({type(node).__name__}) directly; "
                             "Loihi neurons take input only through synapses")
@@ -222,10 +243,16 @@ def _inputs(graph: Graph, pop: str, shapes) -> List[SynInput]:
             raise SnncError(f"synapse {s!r} has no fixed-point view: compile (quantize) the model first")
         src, delay = _trace_source(graph, s)
         bits = weight_bits(fx.weight)
+        mbits = int(getattr(fx, "num_message_bits", 0) or 0)
+        if mbits > res.v("message_bits"):
+            raise SnncError(f"layer {pop!r} cannot be placed on Loihi 2: its synapse {s!r} reads "
+                            f"{mbits}-bit graded messages, the limit is {res.v('message_bits'):g} bits "
+                            "(Lava's graded ports). Would fit: messages of at most "
+                            f"{res.v('message_bits'):g} bits (netx's SDNN default is 16).")
         # a Loihi synapse already takes one step (Lava's synapses send before they compute), so
         # an IR delay of d needs d - 1 extra steps of synaptic delay on the core
         common = dict(synapse=s, source=src, source_is_input=isinstance(graph.nodes[src], Input),
-                      bits=bits, max_delay=max(int(delay) - 1, 0))
+                      bits=bits, max_delay=max(int(delay) - 1, 0), message_bits=mbits)
         if isinstance(node, Dense):
             out.append(SynInput(kind="dense", in_features=int(node.weight.shape[1]), **common))
         elif isinstance(node, Conv2d):
@@ -244,6 +271,8 @@ def _inputs(graph: Graph, pop: str, shapes) -> List[SynInput]:
 
 
 def _syn_words(inp: SynInput, box, word_bits: int) -> int:
+    if inp.kind == "host":
+        return int(np.prod([b - a for a, b in box]))        # one identity synapse per neuron
     if inp.kind == "dense":
         n = box[0][1] - box[0][0]
         return inp.in_features * math.ceil(n * inp.bits / word_bits)
@@ -257,9 +286,21 @@ def _syn_words(inp: SynInput, box, word_bits: int) -> int:
     return words
 
 
-def _state_per_neuron(res: Loihi2Resources, inputs: List[SynInput]) -> int:
+def _model_state_bytes(res: Loihi2Resources, node) -> int:
+    """Per-neuron state of the neuron model (without the dendritic accumulators)."""
+    if isinstance(node, SigmaDelta):
+        return int(res.v("sdn_state_bytes") + (res.v("sdn_error_bytes") if node.cumulative_error else 0))
+    if isinstance(node, Delta):
+        return int(res.v("delta_state_bytes") + (res.v("sdn_error_bytes") if node.cumulative_error else 0))
+    if isinstance(node, Sigma):
+        return int(res.v("sigma_state_bytes"))
+    return int(res.v("cuba_state_bytes"))
+
+
+def _state_per_neuron(res: Loihi2Resources, inputs: List[SynInput], node=None) -> int:
     d = max([i.max_delay for i in inputs] + [0])
-    return int(res.v("cuba_state_bytes") + res.v("accumulator_bytes") * (d + 1))
+    base = res.v("cuba_state_bytes") if node is None else _model_state_bytes(res, node)
+    return int(base + res.v("accumulator_bytes") * (d + 1))
 
 
 def _candidates(n: int) -> List[int]:
@@ -279,7 +320,7 @@ def _tile_layer(graph: Graph, pop: str, shape, inputs: List[SynInput], res: Loih
     L_a = int(res.v("axons_in_per_core"))
     L_s = int(res.v("state_bytes_per_core"))
     wb = int(res.v("synapse_word_bits"))
-    spn = _state_per_neuron(res, inputs)
+    spn = _state_per_neuron(res, inputs, graph.nodes[pop])
     max_d = max([i.max_delay for i in inputs] + [0])
     if max_d > res.v("max_delay"):
         raise SnncError(f"layer {pop!r}: a delay of {max_d + 1} steps needs a synaptic delay of {max_d} "
@@ -290,6 +331,8 @@ def _tile_layer(graph: Graph, pop: str, shape, inputs: List[SynInput], res: Loih
     if n_by_state < 1:
         raise _fail(pop, "state_bytes", spn, L_s, res, "shorten the synaptic delays into this layer")
     n_cap = min(L_n, n_by_state)
+    if any(i.kind == "host" for i in inputs):     # one host axon and synapse word per neuron
+        n_cap = min(n_cap, L_a, L_w)
     if len(shape) == 1:
         dense = [i for i in inputs if i.kind == "dense"]
         fan_in = sum(i.in_features for i in dense)
@@ -376,10 +419,11 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
         from .quantize import quantize
         graph = quantize(graph)
     shapes = check(graph)
-    pops = [n for n, v in graph.nodes.items() if isinstance(v, CubaLIF)]
+    pops = [n for n, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
     if not pops:
-        raise SnncError("the graph has no neuron population to place on Loihi")
-    inputs = {p: _inputs(graph, p, shapes) for p in pops}
+        raise SnncError("the graph has no neuron population (CubaLIF, Delta, SigmaDelta, Sigma) "
+                        "to place on Loihi")
+    inputs = {p: _inputs(graph, p, shapes, res) for p in pops}
     caps: Dict[str, Optional[int]] = {p: None for p in pops}
     L_out = int(res.v("axons_out_per_core"))
     L_in = int(res.v("axons_in_per_core"))
@@ -394,19 +438,22 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
             for box in _boxes(shape, tshape):
                 tiles.append(Tile(p, len(idx), box))
                 idx.append(len(tiles) - 1)
-            layers[p] = LayerMap(p, shape, int(np.prod(shape)), tshape, idx, inputs[p])
+            layers[p] = LayerMap(p, shape, int(np.prod(shape)), tshape, idx, inputs[p],
+                                 model=type(graph.nodes[p]).__name__)
         # per-tile usage: neurons, synapse words, state, axons in; then links and axons out
         wb = int(res.v("synapse_word_bits"))
         links: Dict[Tuple[int, int], int] = {}          # tile -> tile axon entries
         for p, L in layers.items():
-            spn = _state_per_neuron(res, L.inputs)
+            spn = _state_per_neuron(res, L.inputs, graph.nodes[p])
             for t in L.tiles:
                 tile = tiles[t]
                 tile.usage = {"neurons": tile.neurons, "state_bytes": tile.neurons * spn,
                               "synapse_words": sum(_syn_words(i, tile.box, wb) for i in L.inputs),
                               "axons_in": 0, "axons_out": 0, "groups": 1}
                 for i in L.inputs:
-                    if i.kind == "dense":
+                    if i.kind == "host":
+                        tile.usage["axons_in"] += tile.neurons
+                    elif i.kind == "dense":
                         tile.usage["axons_in"] += i.in_features
                         if not i.source_is_input:
                             for s in layers[i.source].tiles:

@@ -39,6 +39,19 @@ SOURCES: Dict[str, str] = {
                   "IEEE Micro 38(1), 2018, Table 1 and Table 2 (Loihi 1, pre-silicon, 0.75 V)",
     "kapoho": "Intel, Kapoho Point board announcement, 2022 (8 Loihi 2 chips)",
     "hala": "Intel press release 'Hala Point', April 2024 (1,152 Loihi 2 processors)",
+    "lava-sdn": "lava-nc 0.10 lava/proc/sdn/process.py and models.py (PySigmaDeltaModelFixed, "
+                "PyDeltaModelFixed, PySigmaModelFixed: sigma, act, residue, error int32 at precision "
+                "24, bias precision 16, a_in/s_out precision 24; error is used only with cum_error; "
+                "the Delta model never uses its sigma Var)",
+    "netx-sdnn": "lava-dl 0.6 lava/lib/dl/netx/hdf5.py get_neuron_params: an SDNN input layer is a "
+                 "Delta fed straight into its a_in, 'sigma_output' a Sigma, every other layer a "
+                 "SigmaDelta; num_message_bits 16 unless neuron/messageBits; spike_exp 6, state_exp 6",
+    "pilotnet-sdnn-nb": "lava-dl tutorials/lava/lib/dl/netx/pilotnet_sdnn/benchmark.ipynb (commit "
+                        "1878d6d): the closed Loihi 2 compiler's per-core table for the tutorial's "
+                        "PilotNet SDNN (3x66x200 input encoded on the embedded CPU, skip_layers=1, so "
+                        "no Delta layer on the chip): 61 cores; conv cores hold <= 3072 sigma-delta "
+                        "neurons; conv synapse memory 81, 864, 1620, 2592, 2880 = Cin*kh*kw * 3, 4, 5, "
+                        "6, 5 (the same structure as PilotNet LIF's); 11.18 fps, input-bound",
     "pilotnet-power": "lava-dl pilotnet_snn/benchmark.ipynb power/runtime results (PilotNet LIF on "
                       "Loihi 2: 74 cores, 408.9 inferences/s of 16 steps, 0.679 W total, 0.447 W "
                       "dynamic, 1.09 mJ dynamic per inference; another notebook revision shows 342 fps)",
@@ -99,6 +112,19 @@ class Loihi2Resources:
     cuba_state_bytes: Figure = _f(8, "bytes per neuron", "assumption", ["brief", "lava-lif"],
                                   "u and v are 24-bit (6 bytes) plus 2 bytes of per-neuron config; "
                                   "the brief allows 0-4096 bytes per neuron depending on the model")
+    sdn_state_bytes: Figure = _f(11, "bytes per neuron", "assumption", ["lava-sdn", "pilotnet-sdnn-nb"],
+                                 "SigmaDelta: sigma, act and residue are 24-bit (9 bytes) and the bias "
+                                 "16-bit (2 bytes) in Lava's fixed model; that a core stores exactly "
+                                 "these is snnc's assumption. With one accumulator (14 bytes) 3072 "
+                                 "neurons, Intel's fullest SDNN core, fit the state budget")
+    sdn_error_bytes: Figure = _f(3, "bytes per neuron", "lava-source", ["lava-sdn"],
+                                 "the 24-bit error of Delta/SigmaDelta, counted only with "
+                                 "cumulative_error (Lava's models use it only then; netx never sets it)")
+    delta_state_bytes: Figure = _f(6, "bytes per neuron", "assumption", ["lava-sdn"],
+                                   "Delta encoder: act and residue, 24-bit each (Lava's Delta model "
+                                   "does not use its sigma Var)")
+    sigma_state_bytes: Figure = _f(3, "bytes per neuron", "assumption", ["lava-sdn"],
+                                   "Sigma output: sigma, 24-bit")
     accumulator_bytes: Figure = _f(3, "bytes per neuron per delay slot", "assumption",
                                    ["davies2018", "lava-dense"],
                                    "one 24-bit dendritic accumulator per neuron per step of delay "
@@ -110,6 +136,12 @@ class Loihi2Resources:
     decay_bits: Figure = _f(12, "bits (du, dv)", "lava-source", ["lava-lif"])
     threshold_bits: Figure = _f(17, "bits (vth mantissa, << 6)", "lava-source", ["lava-lif"])
     max_delay: Figure = _f(62, "time steps", "lava-source", ["netx-delay"])
+    message_bits: Figure = _f(24, "bits per graded message", "lava-source", ["lava-sdn", "netx-sdnn"],
+                              "Lava's graded ports (sdn a_in/s_out, Dense/Conv num_message_bits) "
+                              "carry 24-bit values; netx's SDNN uses 16. The message width costs "
+                              "no synapse memory (weights are stored, not messages: Intel's SDNN "
+                              "conv rows have the LIF rows' structure) and no extra axons (one "
+                              "axon per source either way); it widens each message's payload")
     # --- per-operation costs (estimates only) -----------------------------------------------
     energy_synop_pj: Figure = _f(23.6, "pJ per synaptic op", "loihi1", ["davies2018"],
                                  "Loihi 2 per-op energies are not published")
@@ -120,6 +152,10 @@ class Loihi2Resources:
                                        ["davies2018"])
     energy_hop_pj: Figure = _f(3.5, "pJ per mesh hop", "loihi1", ["davies2018"],
                                "mean of 3.0 (east-west) and 4.0 (north-south)")
+    graded_cost_factor: Figure = _f(1.0, "x a binary spike's cost", "assumption", [],
+                                    "a graded message, and each synaptic op it causes (a multiply "
+                                    "by the payload instead of an add), is costed as a binary "
+                                    "spike's; Intel has published no per-payload cost")
     energy_chip_hop_pj: Figure = _f(100.0, "pJ per inter-chip spike message", "assumption", [],
                                     "no published figure; a chip-to-chip link is taken as ~30 mesh hops")
     time_synop_ns: Figure = _f(3.5, "ns per synaptic op", "loihi1", ["davies2018"])
