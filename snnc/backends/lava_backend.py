@@ -50,8 +50,9 @@ from .result import RunResult
 __all__ = ["run_lava", "plan_lava", "host_outputs"]
 
 
-def _run_worker(plan: LavaPlan, spikes, timeout: float, bias=None) -> dict:
-    return run_child("snnc.backends.lava_worker", {"plan": plan, "spikes": spikes, "bias": bias or {}},
+def _run_worker(plan: LavaPlan, spikes, timeout: float, bias=None, record_state: bool = False) -> dict:
+    return run_child("snnc.backends.lava_worker", {"plan": plan, "spikes": spikes, "bias": bias or {},
+                                                   "record_state": record_state},
                      timeout, "Lava run")
 
 
@@ -115,10 +116,14 @@ def check_lava_input(plan: LavaPlan, x: np.ndarray, graph=None):
 
 
 def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as: str = "auto",
-             io: str = "channels") -> RunResult:
+             io: str = "channels", record_state: bool = False) -> RunResult:
     """Run ``graph`` on Lava. ``spikes``: binary ``(N, *input_shape, T)`` (a bias-kind input:
     its values, constant over T per sample); see module doc. ``result.outputs`` holds every
-    Output by name, ``result.spikes`` every population's spikes ``(N, *shape, T)``."""
+    Output by name, ``result.spikes`` every population's spikes ``(N, *shape, T)``.
+    ``record_state``: ``result.state`` = every CUBA population's final ``u`` and ``v`` read back
+    from Lava's Vars (fixed point: Loihi integers), after ``result.state_steps[pop]`` of that
+    population's own steps (the run is ``T`` + the largest start offset long; a population that
+    starts ``o`` steps late has run ``T + max_offset - o`` steps, on zero input after ``T``)."""
     start = time.perf_counter()
     x = np.asarray(spikes)
     if any(type(v).__name__ in ("Delta", "SigmaDelta", "Sigma") for v in graph.nodes.values()):
@@ -132,7 +137,7 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
         raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, {', '.join(map(str, ishape))}, T), "
                         f"got {x.shape}")
     xs, bias = check_lava_input(plan, x, graph)
-    res = _run_worker(plan, xs, timeout, bias)
+    res = _run_worker(plan, xs, timeout, bias, record_state)
     pops = res["spikes"]
     outs = host_outputs(plan, x, pops)
     counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items()}
@@ -141,4 +146,7 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
     result.outputs = outs
     result.spikes = pops
     result.timing = res.get("timing", {})
+    if record_state:
+        result.state = result.timing.pop("state")
+        result.state_steps = {k: plan.run_steps - plan.pops[k].offset for k in result.state}
     return result

@@ -131,11 +131,15 @@ def sim_config(plan: LavaPlan):
     return Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models) if models else Loihi2SimCfg(select_tag=tag)
 
 
-def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = None, cfg=None):
+def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = None, cfg=None,
+        record_state: bool = False):
     """Run every sample from a zero state; returns ({population: (N, *shape, T) int8 spikes},
     timing). ``spikes``: (N, *shape, T) for a spike input, None for a bias input, whose
     per-sample biases ``bias`` are ``lava_plan.bias_drive``'s. ``cfg``: the Lava run
-    configuration (default ``sim_config(plan)``; ``loihi_hw`` passes ``Loihi2HwCfg``)."""
+    configuration (default ``sim_config(plan)``; ``loihi_hw`` passes ``Loihi2HwCfg``).
+    ``record_state``: also read every LIF population's ``u`` and ``v`` Vars after each sample's
+    ``run_steps`` steps into ``timing["state"]`` ({population: {"u", "v": (N, *shape)}}, IR axis
+    order; Lava's units: integers in fixed point)."""
     from lava.magma.core.run_conditions import RunSteps
 
     t0 = time.perf_counter()
@@ -169,6 +173,8 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
             cur[name] = value
             timing["bias_sets"] += 1
     out = {name: np.zeros((n,) + plan.pops[name].shape + (T,), dtype=np.int8) for name in sinks}
+    lifs = [name for name, p in plan.pops.items() if p.kind == "lif"] if record_state else []
+    states = {name: {k: np.zeros((n,) + plan.pops[name].shape) for k in ("u", "v")} for name in lifs}
     started = [False]
     timing = {"build": time.perf_counter() - t0, "input": 0.0, "reset": 0.0, "run": 0.0,
               "read": 0.0, "resets_skipped": 0, "resets_done": 0, "bias_sets": 0}
@@ -238,16 +244,23 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
                     data = np.asarray(sink.data.get())
                 raw[name] = data
                 out[name][i] = from_lava(data[..., p.offset:p.offset + T], len(p.shape)) != 0
+            for name in lifs:
+                nd = len(plan.pops[name].shape)
+                for k in ("u", "v"):
+                    val = np.asarray(getattr(procs[name], k).get()).reshape(plan.pops[name].lshape)
+                    states[name][k][i] = from_lava(val, nd)
             tick("read", t)
     finally:
         if started[0]:
             root.stop()
     timing["total"] = time.perf_counter() - t0
+    if record_state:
+        timing["state"] = states
     return out, timing
 
 
 def _work(job: dict) -> dict:
-    spikes, timing = run(job["plan"], job["spikes"], job.get("bias"))
+    spikes, timing = run(job["plan"], job["spikes"], job.get("bias"), record_state=job.get("record_state", False))
     return {"spikes": spikes, "timing": timing}
 
 

@@ -19,7 +19,7 @@ step for step with the model's own time axis.
 from __future__ import annotations
 
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -203,10 +203,14 @@ class _Sim:
         return out
 
 
-def run_reference_spec(graph: Graph, spikes, mode: str = "fixed") -> RunResult:
+def run_reference_spec(graph: Graph, spikes, mode: str = "fixed",
+                       state_steps: Optional[Dict[str, int]] = None) -> RunResult:
     """Run ``graph`` on ``spikes`` ``(N, *input_shape, T)`` (a dict by input name for several inputs).
 
     Returns the (first) output ``(N, *shape, T)`` and per-population spike counts.
+    ``state_steps``: {CUBA population: k}: ``result.state[pop]`` = its ``u`` and ``v`` after its
+    first k steps (1 <= k <= T; fixed point: Loihi integers), to compare with a Lava run's
+    ``record_state``.
     """
     start = time.perf_counter()
     inputs = spikes if isinstance(spikes, dict) else {graph.inputs[0]: spikes}
@@ -231,8 +235,12 @@ def run_reference_spec(graph: Graph, spikes, mode: str = "fixed") -> RunResult:
     pops = [k for k, v in graph.nodes.items() if isinstance(v, CubaLIF)]
     sd_pops = [k for k, v in graph.nodes.items() if isinstance(v, sdn.SIGMA_DELTA) and type(v).__name__ != "Sigma"]
     counts = {p: np.zeros((n,) + tuple(sim.shapes[p]), np.int64) for p in pops + sd_pops}
+    state = {}
     for t in range(steps):
         res = sim.step(t, {k: v[..., t] for k, v in data.items()})
+        for p, k in (state_steps or {}).items():
+            if k == t + 1:
+                state[p] = {key: np.array(sim.state[p][key]) for key in ("u", "v")}
         for o in graph.outputs:
             outs[o][..., t] = res[o]
         for p in pops:
@@ -242,4 +250,9 @@ def run_reference_spec(graph: Graph, spikes, mode: str = "fixed") -> RunResult:
     result = RunResult(output=outs[graph.outputs[0]], counts=counts, engine=f"reference-spec-{mode}",
                        seconds=time.perf_counter() - start)
     result.outputs = outs
+    if state_steps:
+        missing = sorted(set(state_steps) - set(state))
+        if missing:
+            raise SnncError(f"reference: no state recorded for {missing} (steps must be in 1..{steps})")
+        result.state, result.state_steps = state, dict(state_steps)
     return result
