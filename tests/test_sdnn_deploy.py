@@ -262,3 +262,17 @@ def test_export_net_sdnn_refuses_what_netx_cannot_express(tmp_path):
     from snnc.frontends.netx_import import import_netx
     h = import_netx(str(tmp_path / "c.net"))
     assert [type(v).__name__ for v in h.nodes.values()].count("SigmaDelta") == 1
+
+
+def test_sdnn_hardware_path_is_the_lava_fixed_run(pilotnet):
+    """A sigma-delta graph takes the same lava.proc.sdn processes to Loihi 2 as lava-fixed;
+    through the hardware path with only the run configuration swapped for Loihi2SimCfg(fixed_pt)
+    it gives lava-fixed's output."""
+    from snnc import api
+    from snnc.backends import loihi_hw
+    x = _frame(6)
+    hw = loihi_hw.run_hw(pilotnet, x, config="sim-fixed", timeout=600)
+    sim = api.run(pilotnet, x, backend="lava-fixed", timeout=600)
+    assert hw.engine == "loihi2-plan-simulated"
+    np.testing.assert_array_equal(hw.output, sim.output)
+    assert np.any(sim.output != 0)

@@ -187,15 +187,16 @@ def _build(plan: SdnPlan, data: np.ndarray):
 
 def _work(job: dict) -> dict:
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
+    from .loihi_hw import run_config
     plan, x = job["plan"], job["x"]
+    config = job.get("config", "sim-fixed")
     outs, t_run = [], 0.0
     for sample in x:                                   # (*shape, T) integers
         data = to_lava(sample, len(plan.input_shape)).astype(np.int32)
         src, sink = _build(plan, data)
         t0 = time.perf_counter()
         try:
-            src.run(condition=RunSteps(num_steps=data.shape[-1]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            src.run(condition=RunSteps(num_steps=data.shape[-1]), run_cfg=run_config(config))
             outs.append(sink.data.get())
         finally:
             src.stop()
@@ -203,8 +204,11 @@ def _work(job: dict) -> dict:
     return {"out": outs, "seconds": t_run}
 
 
-def run_lava_sdn(graph: Graph, spikes, mode: str = "fixed", timeout: float = 600.0) -> RunResult:
-    """Run a quantized sigma-delta graph on Lava (fixed_pt); output in values, as the reference."""
+def run_lava_sdn(graph: Graph, spikes, mode: str = "fixed", timeout: float = 600.0,
+                 config: str = "sim-fixed") -> RunResult:
+    """Run a quantized sigma-delta graph on Lava (fixed_pt); output in values, as the reference.
+    ``config``: ``loihi_hw.run_config`` name: ``"sim-fixed"`` (Loihi2SimCfg fixed_pt) or
+    ``"loihi2"`` (Loihi2HwCfg: the same processes on Loihi 2, needs Intel's runtime)."""
     start = time.perf_counter()
     plan = plan_sdn(graph, mode)
     x = np.asarray(spikes, dtype=np.float64)
@@ -216,10 +220,12 @@ def run_lava_sdn(graph: Graph, spikes, mode: str = "fixed", timeout: float = 600
     if not np.all(xi == np.round(xi)):
         raise SnncError(f"delta encoder {plan.delta_name!r}: input is not a multiple of 1/{plan.in_scale}")
     xi = xi.astype(np.int64)
-    res = run_child("snnc.backends.lava_sdn", {"plan": plan, "x": xi}, timeout, "Lava run")
+    res = run_child("snnc.backends.lava_sdn", {"plan": plan, "x": xi, "config": config}, timeout,
+                    "Loihi 2 run" if config == "loihi2" else "Lava run")
     nd = len(plan.out_ir_shape)
     out = np.stack([to_lava(y, nd) for y in res["out"]]).astype(np.float64) / plan.out_scale
-    result = RunResult(output=out, counts={}, engine="lava-fixed", seconds=time.perf_counter() - start)
+    result = RunResult(output=out, counts={}, engine="loihi2" if config == "loihi2" else "lava-fixed",
+                       seconds=time.perf_counter() - start)
     result.outputs = {plan.out_name: out}
     result.timing = {"lava_run_s": res["seconds"]}
     return result

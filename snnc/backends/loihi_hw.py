@@ -92,6 +92,14 @@ def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, ti
     from .lava_backend import check_lava_input, host_outputs
     from .result import RunResult
     x, batched = check_input(graph, spikes)
+    if any(type(v).__name__ in ("Delta", "SigmaDelta", "Sigma") for v in graph.nodes.values()):
+        from .lava_sdn import run_lava_sdn      # sigma-delta: the lava.proc.sdn processes of lava-fixed
+        r = run_lava_sdn(graph, x, "fixed", timeout, config=config)
+        if config != "loihi2":
+            r.engine = "loihi2-plan-simulated"
+        if not batched:
+            r.output = r.output[0]
+        return r
     plan = hardware_plan(graph, x.shape[-1])
     xs, bias = check_lava_input(plan, x, graph)
     t0 = time.perf_counter()
