@@ -12,12 +12,19 @@ seeded, so a call always returns the same arrays. Activity layout: float32 (N, C
   (or (N, 2, 10, 10, T) with ``image=True``).
 - ``rows(steps_per_row, max_rate)``: sequential digits, one row per ``steps_per_row`` steps:
   8 input channels (the row's pixels, Bernoulli), T = 8 * steps_per_row, (N, 8, T).
+
+Validation: ``holdout(y_tr)`` -> (fit, val) indices into the training split: a stratified,
+seeded hold-out of ``VAL_SIZE`` = 287 samples (20 % of 1437); ``validation(x_tr, y_tr)`` applies
+it to any generator's training arrays (``x_tr[fit], y_tr[fit], x_tr[val], y_tr[val]``). The
+generators themselves are unchanged: the train/test arrays are the same with or without it, and
+settings chosen on the hold-out never see the test split.
 """
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 TEST_SIZE, SPLIT_SEED = 360, 0
+VAL_SIZE, VAL_SEED = 287, 0
 
 
 def split():
@@ -25,6 +32,20 @@ def split():
     img_tr, img_te, y_tr, y_te = train_test_split(d.images / 16.0, d.target, test_size=TEST_SIZE,
                                                   stratify=d.target, random_state=SPLIT_SEED)
     return img_tr, y_tr.astype(np.int64), img_te, y_te.astype(np.int64)
+
+
+def holdout(y_tr, size=VAL_SIZE, seed=VAL_SEED):
+    """Stratified hold-out of the training split: (fit, val) sorted index arrays, disjoint,
+    together ``range(len(y_tr))``; the same for the same labels, size and seed."""
+    idx = np.arange(len(y_tr))
+    fit, val = train_test_split(idx, test_size=size, stratify=y_tr, random_state=seed)
+    return np.sort(fit), np.sort(val)
+
+
+def validation(x_tr, y_tr, size=VAL_SIZE, seed=VAL_SEED):
+    """(x_fit, y_fit, x_val, y_val): the training arrays of any generator split by ``holdout``."""
+    fit, val = holdout(y_tr, size, seed)
+    return x_tr[fit], y_tr[fit], x_tr[val], y_tr[val]
 
 
 def _bern(p, T, seed):

@@ -25,8 +25,10 @@ torch.set_num_threads(1)      # tiny tensors: one thread is much faster (and the
 
 
 def train(net, x_tr, y_tr, loss_fn, epochs, batch=64, lr=1e-3, quick=False, seed=0, log=print,
-          x_val=None, y_val=None, predict=None):
-    """Adam on mini-batches; ``loss_fn(output_spikes, labels)``. Returns seconds spent."""
+          x_val=None, y_val=None, predict=None, val_label="train-subset accuracy", history=None):
+    """Adam on mini-batches; ``loss_fn(output_spikes, labels)``. Returns seconds spent. After each
+    epoch, the accuracy on ``x_val, y_val`` is logged as ``val_label`` (say what it measures) and,
+    with a list ``history``, appended to it as {epoch, loss, accuracy, seconds}."""
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
@@ -48,12 +50,15 @@ def train(net, x_tr, y_tr, loss_fn, epochs, batch=64, lr=1e-3, quick=False, seed
             if quick and batches >= 3:
                 break
         sched.step()
-        msg = f"epoch {ep + 1}/{epochs}: loss {total / batches:.4f}"
+        msg, acc = f"epoch {ep + 1}/{epochs}: loss {total / batches:.4f}", None
         if x_val is not None and predict is not None:
             net.eval()
             with torch.no_grad():
                 acc = float(np.mean(predict(net(torch.from_numpy(x_val))) == y_val))
-            msg += f", train-subset accuracy {100 * acc:.1f} %"
+            msg += f", {val_label} {100 * acc:.1f} %"
+        if history is not None:
+            history.append(dict(epoch=ep + 1, loss=total / batches, accuracy=acc,
+                                seconds=time.perf_counter() - start))
         log(msg + f" ({time.perf_counter() - start:.0f} s)")
         if quick:
             break
@@ -139,33 +144,62 @@ def load(net, path):
     return ck.get("meta", {})
 
 
+def _fmt(v):
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def main(spec, argv=None):
     """Command line of every method example. ``spec``: dict with ``name``, ``method``,
     ``build(quantize) -> net``, ``data(quick) -> (x_tr, y_tr, x_te, y_te)``, ``loss``,
     ``predict``, ``epochs``, ``lr``, ``batch``, ``published`` (str), ``notes`` (list); optional
     ``trainers``: {name: (description, wrap)}, ``wrap(net)`` -> the module trained in place of
-    ``net`` (same parameters; e.g. a spike-train-level gradient), the first one the default.
-    Output: ``out/<qat|float>`` for the default trainer and seed 0, else
-    ``out/<trainer>-<qat|float>[-seed<k>]``."""
+    ``net`` (same parameters; e.g. a spike-train-level gradient), the first one the default;
+    optional ``options``: {name: default} (int, float or str), each a flag ``--name`` whose
+    value is written back into ``spec["options"]`` before ``build``/``loss`` run (they read it).
+    Output: ``out/<qat|float>`` for the default trainer, options, lr and seed 0, else
+    ``out/<trainer>-<qat|float>[-<option><value>...][-seed<k>]``.
+
+    ``--validate``: train on the training split minus a stratified hold-out
+    (``method_data.holdout``, 287 samples), report the PyTorch accuracy on the hold-out after
+    the last epoch (no export, no Lava, the test split is not touched), write
+    ``out/validate-<tag>/validation.json``. Settings are chosen with this, then trained on the
+    full training split and tested once."""
     import argparse
+    import method_data
     p = argparse.ArgumentParser(description=f"{spec['method']} on digits: train, export, compile, Lava")
     p.add_argument("--out", default=os.path.join(spec["dir"], "out"))
     p.add_argument("--quick", action="store_true", help="a few training batches, 24 test samples (tests)")
     p.add_argument("--float", action="store_true", help="train with real-valued dynamics (no QAT)")
     p.add_argument("--epochs", type=int, default=spec["epochs"])
+    p.add_argument("--lr", type=float, default=spec["lr"], help="Adam learning rate (cosine schedule)")
     p.add_argument("--samples", type=int, default=None, help="test samples (default: all 360)")
     p.add_argument("--retrain", action="store_true", help="train even if the model file exists")
+    p.add_argument("--validate", action="store_true",
+                   help=f"train on the training split minus a {method_data.VAL_SIZE}-sample stratified hold-out, "
+                        "report the hold-out accuracy (validation.json); no test split, no export")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("--engines", default="reference,lava-float,lava-fixed")
     trainers = spec.get("trainers") or {"default": (spec["trainer"], lambda net: net)}
     p.add_argument("--trainer", choices=list(trainers), default=list(trainers)[0],
                    help="; ".join(f"{k}: {v[0]}" for k, v in trainers.items()))
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and mini-batch order")
+    options = spec.get("options") or {}
+    defaults = dict(options)
+    for k, v in defaults.items():
+        p.add_argument("--" + k.replace("_", "-"), dest="opt_" + k, type=type(v), default=v,
+                       help=f"(default {v})")
     a = p.parse_args(argv)
+    for k in defaults:
+        options[k] = getattr(a, "opt_" + k)
     quantize = not a.float
     tag = "qat" if quantize else "float"
     if a.trainer != list(trainers)[0]:
         tag = f"{a.trainer}-{tag}"
+    tag += "".join(f"-{k}{_fmt(options[k])}" for k in defaults if options[k] != defaults[k])
+    if a.lr != spec["lr"]:
+        tag += f"-lr{_fmt(a.lr)}"
+    if a.validate:
+        tag = "validate-" + tag
     if a.seed:
         tag += f"-seed{a.seed}"
     out = os.path.join(a.out, tag) if not a.quick else os.path.join(a.out, "quick-" + tag)
@@ -176,17 +210,42 @@ def main(spec, argv=None):
     torch.manual_seed(a.seed)
     net = spec["build"](quantize)
     weights = os.path.join(out, "model.pt")
+    epochs = 1 if a.quick else a.epochs
+    settings = dict(options, lr=a.lr, batch=spec["batch"], epochs=epochs)
     meta = dict(method=spec["method"], example=spec["name"], dataset=spec["dataset"],
                 training="quantization-aware (Loihi integer dynamics in the forward pass)" if quantize
                 else "float (real-valued dynamics)", trainer=trainers[a.trainer][0], seed=a.seed,
-                architecture=spec["architecture"], published=spec["published"], notes=spec["notes"])
+                architecture=spec["architecture"]() if callable(spec["architecture"]) else spec["architecture"],
+                settings=settings, published=spec["published"],
+                notes=spec["notes"])
+    if a.validate:
+        x_fit, y_fit, x_val, y_val = method_data.validation(x_tr, y_tr)
+        print(f"== validation: training {spec['method']} ({tag}) on {len(x_fit)} samples "
+              f"(training split minus a {len(x_val)}-sample hold-out), T={x_tr.shape[-1]} ==")
+        history = []
+        secs = train(trainers[a.trainer][1](net), x_fit, y_fit, spec["loss"], epochs, spec["batch"], a.lr,
+                     quick=a.quick, seed=a.seed, x_val=x_val, y_val=y_val, predict=spec["predict"],
+                     val_label="hold-out (validation) accuracy", history=history)
+        net.eval()
+        with torch.no_grad():
+            acc = float(np.mean(spec["predict"](net(torch.from_numpy(x_val)).numpy()) == y_val))
+        save(net, weights, meta)
+        rep = dict(meta, validation_accuracy=acc, train_seconds=secs, epochs=epochs,
+                   fit_samples=int(len(x_fit)), validation_samples=int(len(x_val)),
+                   holdout=dict(size=method_data.VAL_SIZE, seed=method_data.VAL_SEED, stratified=True),
+                   history=history, argv=list(sys.argv[1:] if argv is None else argv))
+        with open(os.path.join(out, "validation.json"), "w") as f:
+            json.dump(rep, f, indent=1)
+        print(f"validation accuracy (PyTorch, {len(x_val)} held-out training samples): {100 * acc:.2f} % "
+              f"({secs:.0f} s training); wrote {os.path.join(out, 'validation.json')}")
+        return 0
     if a.retrain or a.quick or not os.path.exists(weights):
         print(f"== training {spec['method']} ({tag}) on {len(x_tr)} samples, T={x_tr.shape[-1]} ==")
         k = np.random.default_rng(0).choice(len(x_tr), 300, replace=False)
-        secs = train(trainers[a.trainer][1](net), x_tr, y_tr, spec["loss"], 1 if a.quick else a.epochs,
-                     spec["batch"], spec["lr"], quick=a.quick, seed=a.seed, x_val=x_tr[k], y_val=y_tr[k],
-                     predict=spec["predict"])
-        meta.update(train_seconds=secs, epochs=1 if a.quick else a.epochs)
+        secs = train(trainers[a.trainer][1](net), x_tr, y_tr, spec["loss"], epochs,
+                     spec["batch"], a.lr, quick=a.quick, seed=a.seed, x_val=x_tr[k], y_val=y_tr[k],
+                     predict=spec["predict"], val_label="accuracy on 300 training samples")
+        meta.update(train_seconds=secs, epochs=epochs)
         save(net, weights, meta)
     else:
         print(f"== using {weights} (--retrain to train again) ==")

@@ -4,12 +4,15 @@ Same neuron as HM2-BP (CUBA, tau_s 8, tau_m 64, refractory 2, one-step delays), 
 recurrent hidden layer (ep <- ... + W s_in[t-1] + W_rec s[t-1]) and an output layer with lateral
 inhibition. Data: each digit is presented one row per 6 steps (8 input channels = the row's
 pixels, Bernoulli), T = 48; the read-out is the output spike count over the whole sequence.
-Reservoir R200 (ST-RSBP uses R200-R400), recurrent weights U(-0.5, 0.5), input weights U(-10, 10)
-(scaled to V_th = 5), count targets 15 / 2 with margin 2.
+Reservoir R200 (ST-RSBP uses R200-R400), input weights U(-4, 4) (V_th = 5), recurrent weights
+U(-0.1, 0.1), output weights U(-3, 3), count targets 15 / 2 with margin 2, lr 1e-2, 30 epochs; each
+a flag (--hidden --w-in --w-rec --w-out --desired --undesired --margin --lr). Input and recurrent
+scales were chosen on a validation hold-out of the training split (--validate, mean over seeds
+0-2; docs/methods.md), never on the test split.
 Trainer: BPTT with a rectangular surrogate (ST-RSBP's own gradient is spike-train level with
 effect ratios; this is a BPTT-surrogate trainer, named as such).
 
-    python examples/st_rsbp/run.py [--quick] [--float] [--epochs N]
+    python examples/st_rsbp/run.py [--quick] [--float] [--epochs N] [--seed K] [--validate] [--hidden H ...]
 """
 import os
 import sys
@@ -23,33 +26,43 @@ from method_run import torch  # noqa: E402
 import snnc.nn as sn  # noqa: E402
 from snnc.nn import readouts  # noqa: E402
 
-STEPS_PER_ROW, TAU_M, TAU_S, HIDDEN = 6, 64.0, 8.0, 200
-DESIRED, UNDESIRED, MARGIN = 15, 2, 2     # output counts over T = 48 (ST-RSBP: 35 / 5, margin 5 at T = 400+)
+STEPS_PER_ROW, TAU_M, TAU_S = 6, 64.0, 8.0
+# Command-line settings (method_run writes the parsed values back here before build/loss run).
+# Weight scales: U(-w, w). Count targets over T = 48 (ST-RSBP: 35 / 5, margin 5 at T = 400+).
+OPT = dict(hidden=200, w_in=4.0, w_rec=0.1, w_out=3.0, desired=15, undesired=2, margin=2)
 
 
 def build(quantize):
-    g = torch.Generator().manual_seed(0)
-    w_rec = (torch.rand(HIDDEN, HIDDEN, generator=g) * 2 - 1) * 0.5
+    h = OPT["hidden"]
+    w_rec = (torch.rand(h, h) * 2 - 1) * OPT["w_rec"]      # global RNG: seeded by --seed
     n1 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent=w_rec)
     n2 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent="lateral", size=10)
     wq = (lambda n: n.weight_quant()) if quantize else (lambda n: None)
-    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(8, HIDDEN, bias=False, weight_quant=wq(n1)), n1,
-                              sn.Delay(1), sn.Linear(HIDDEN, 10, bias=False, weight_quant=wq(n2)), n2)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(8, h, bias=False, weight_quant=wq(n1)), n1,
+                              sn.Delay(1), sn.Linear(h, 10, bias=False, weight_quant=wq(n2)), n2)
     with torch.no_grad():
-        net[1].weight.uniform_(-10, 10)       # 2 V_th: a row's pixel makes a neuron fire within a few steps
-        net[4].weight.uniform_(-3, 3)
+        net[1].weight.uniform_(-OPT["w_in"], OPT["w_in"])
+        net[4].weight.uniform_(-OPT["w_out"], OPT["w_out"])
     return net
 
 
 SPEC = dict(
     name="st_rsbp", method="ST-RSBP", dir=HERE,
+    trainers={
+        "bptt": ("BPTT-surrogate trainer (rectangular surrogate), count loss with margin; not ST-RSBP's "
+                 "spike-train-level gradient", lambda net: net),
+        "strsbp": ("ST-RSBP spike-train-level gradient (snnc.nn.SpikeTrainLevel: S-PSPs with the discrete CUBA "
+                   "kernel, effect ratios, the recurrent layer's count equations solved per sample), count loss "
+                   "with margin", lambda net: sn.SpikeTrainLevel(net, "strsbp", desired=OPT["desired"])),
+    },
     dataset=f"row-by-row sequential digits (8 channels, {STEPS_PER_ROW} steps per row), T={8 * STEPS_PER_ROW}",
-    architecture=f"8-R{HIDDEN}-10, trainable recurrent hidden layer, output lateral inhibition -1, "
-                 "tau_m 64, tau_s 8, refractory 2, V_th 5",
+    architecture=lambda: f"8-R{OPT['hidden']}-10, trainable recurrent hidden layer, output lateral inhibition -1, "
+                         "tau_m 64, tau_s 8, refractory 2, V_th 5",
     trainer="BPTT-surrogate trainer (rectangular surrogate), count loss with margin; not ST-RSBP's spike-train-level gradient",
     data=lambda: method_data.rows(STEPS_PER_ROW),
     build=build,
-    loss=lambda s, y: readouts.count_margin_mse(s, y, DESIRED, UNDESIRED, MARGIN) / 10,
+    options=OPT,
+    loss=lambda s, y: readouts.count_margin_mse(s, y, OPT["desired"], OPT["undesired"], OPT["margin"]) / 10,
     predict=lambda s: readouts.predict(readouts.spike_count(s)),
     epochs=30, lr=1e-2, batch=32,
     published="Fashion-MNIST 90.13 % (400-R400), N-TIDIGITS 93.90 % (400-R400-400, T=700) [log]",
