@@ -5,7 +5,8 @@ import torch
 
 import snnc.nn as sn
 from snnc.nn import readouts
-from snnc.nn.spiketrain import SpikeTrainLevel, psp_kernel, solve_transposed, spike_psp
+from snnc.nn.spiketrain import (SpikeTrainLevel, effect_mean, effect_slope, psp_kernel, solve_transposed,
+                                spike_psp)
 
 torch.set_num_threads(1)
 A, B, C = 7 / 8, 63 / 64, 1 / 8          # hm2(tau_m=64, tau_s=8): keep factors and input scale
@@ -219,3 +220,80 @@ def test_refuses_unsupported():
         SpikeTrainLevel(_net(), "bptt")
     with pytest.raises(ValueError, match="end with a LIF"):
         SpikeTrainLevel(torch.nn.Sequential(sn.Linear(4, 3, bias=False), sn.hm2(), sn.Linear(3, 2, bias=False)))
+
+
+def _one_layer_strsbp(**kw):
+    torch.manual_seed(0)
+    n = sn.hm2(64.0, 8.0, threshold=5.0)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(10, 3, bias=False), n)
+    with torch.no_grad():
+        net[1].weight.uniform_(-2.0, 4.0)
+    x = _x(4, 10, 40, 0.3)
+    x[:, 0] = 0                                   # a silent input
+    y = torch.tensor([0, 2, 1, 0])
+    w = SpikeTrainLevel(net, "strsbp", **kw)
+    w._stats = []
+    out = w(x)
+    readouts.count_margin_mse(out, y, 8, 1, 0).backward()
+    s, W = out.detach(), net[1].weight.detach().double()
+    o = s.sum(-1).double()
+    target = torch.full_like(o, 1.0)
+    target[torch.arange(4), y] = 8.0
+    delta = (o - target) / 4
+    arrival = torch.cat([torch.zeros(4, 10, 1), x[..., :-1]], -1)
+    oj = arrival.sum(-1).double()
+    e = spike_psp(s, arrival, A, B, C, 2, silent_value=0.1)
+    gp = torch.from_numpy(effect_slope(A, B, C, 2, 40))
+    # the reference reads the effect-ratio table at max(o_j, 1) (a silent input counts)
+    D = 1 - (W * oj.clamp(min=1)[:, None, :]).sum(-1) * gp[o.long()] / 5.0
+    return net[1].weight.grad.double(), delta, e, D, w._stats[0]
+
+
+def test_strsbp_gradient_by_hand_reference_denominator():
+    """denominator_floor=None: the reference's dL/dw_ij = (delta_i/nu) e_ij / D_i,
+    D_i = 1 - sum_j w_ij phi(o_j, o_i)/nu (|D| >= 1e-4 only; may be negative)."""
+    grad, delta, e, D, used = _one_layer_strsbp(denominator_floor=None)
+    D = torch.where(D.abs() < 1e-4, torch.copysign(torch.full_like(D, 1e-4), D), D)
+    assert torch.allclose(used, D)
+    expect = torch.einsum("ni,nij->ij", delta / 5.0 / D, e)
+    assert torch.allclose(grad, expect, rtol=1e-5, atol=1e-7)
+
+
+def test_strsbp_denominator_floor():
+    """The default guard: D >= 0.5 (a D near 0 or negative would inflate or flip the gradient)."""
+    grad, delta, e, D, used = _one_layer_strsbp()
+    assert torch.allclose(used, D.clamp(min=0.5)) and used.min() >= 0.5
+    expect = torch.einsum("ni,nij->ij", delta / 5.0 / D.clamp(min=0.5), e)
+    assert torch.allclose(grad, expect, rtol=1e-5, atol=1e-7)
+    grad2, *_ = _one_layer_strsbp(denominator_floor=2.0)
+    assert not torch.allclose(grad, grad2)
+
+
+def test_strsbp_denominator_floor_bounds_the_factor():
+    """On the recurrent example network (trainable reservoir, lateral output), every D of both
+    layers is >= the floor; the reference guard leaves some near 0 or negative."""
+    g = torch.Generator().manual_seed(0)
+    w_rec = (torch.rand(12, 12, generator=g) * 2 - 1) * 0.5
+    net = _net(False, recurrent=w_rec)
+    x, y = _x(), torch.tensor([0, 1, 2, 3, 0, 1])
+    for floor in (None, 0.5):
+        w = SpikeTrainLevel(net, "strsbp", desired=8, denominator_floor=floor)
+        w._stats = []
+        readouts.count_margin_mse(w(x), y, 8, 1, 1).backward()
+        assert len(w._stats) == 2 and all(torch.isfinite(d).all() for d in w._stats)
+        if floor is not None:
+            assert all(d.min() >= floor for d in w._stats)
+
+
+def test_strsbp_psp_effect_ratio_and_options():
+    g = torch.Generator().manual_seed(0)
+    w_rec = (torch.rand(12, 12, generator=g) * 2 - 1) * 0.5
+    net = _net(True, recurrent=w_rec)
+    w = SpikeTrainLevel(net, "strsbp", desired=8, effect_ratio="psp")
+    readouts.count_margin_mse(w(_x()), torch.tensor([0, 1, 2, 3, 0, 1]), 8, 1, 1).backward()
+    assert all(torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in net.parameters())
+    assert np.allclose(effect_mean(A, B, C, 2, 40)[0], 0.0) and effect_mean(A, B, C, 2, 40)[1] > 0
+    with pytest.raises(ValueError, match="effect_ratio"):
+        SpikeTrainLevel(net, "strsbp", effect_ratio="poly")
+    with pytest.raises(ValueError, match="denominator_floor"):
+        SpikeTrainLevel(net, "strsbp", denominator_floor=0.0)

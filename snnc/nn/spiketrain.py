@@ -42,7 +42,8 @@ neurons, else 0: the mutual-inhibition loop (reference: w0^2 with the uniform st
 ST-RSBP (``method="strsbp"``, ``ST-RSBP`` ``layers/Spiking.cu`` and ``layers/Reservoir.cu``):
 the count model ``nu o_i = sum_j w_ij e_ij + sum_k w^rec_ik e_ik`` is differentiated with
 *effect ratios*: de_ij/do_j = e_ij / o_j, and de_ij/do_i = phi(o_j, o_i) (see ``effect_slope``).
-Feed-forward layer: ``D_i = 1 - sum_j w_ij phi_ij / nu`` (phi = 0 for a silent neuron),
+Feed-forward layer: ``D_i = 1 - sum_j w_ij phi_ij / nu`` (phi = 0 for a silent neuron; a
+silent *input* j counts as o_j = 1, as the reference reads its table at ``max(i_cnt, 1)``),
 ``dL/dw_ij = (delta_i/nu) e_ij lat_i / D_i``, ``delta_j = sum_i (delta_i/nu) w_ij e_ij / (o_j D_i)``
 (0 if a count is 0). Recurrent layer (trainable ``W_rec``): the coupled count equations
 ``L do = (e_ij / nu) d w_ij + R do_in / nu`` with
@@ -54,6 +55,18 @@ reference solves ``L X = R`` with cuSOLVER QR, ``Reservoir::linearSolverQR``, wh
 uses ``delta_i / (nu D_i)`` (the diagonal of L only) for the weight gradients:
 ``reservoir_weights="diagonal"`` does that; the default ``"solve"`` uses the full solve, the
 gradient of the count model.
+
+Denominator guard (``denominator_floor``, a deviation from the reference, default 0.5): D is a
+difference of large, noisy terms (``sum_j w_ij o_j`` is the *net* drive, and the per-sample
+S-PSPs scatter around the random-timing mean ``o_j g(o_i)`` the effect ratio assumes). Its
+expectation under the model, ``1 - o g'(o)/g(o)``, lies in [0.6, 3.4] for T = 48 ([0.4, 1.9]
+for T = 400, o <= 50), but per sample D reaches 0 or goes negative (digits, T = 48: ~3 % of the output D
+< 0.1, min -0.95). The reference only keeps ``|D| >= 1e-4``, so a few samples get factors up
+to 1e4 or a flipped sign and dominate the batch gradient (output layer at initialisation:
+cosine with the BPTT-surrogate gradient 0.18 without the silent-input rule above, 0.55 with it,
+0.79 with ``D >= 0.5``, 0.96 for the S-PSP term alone). ``D >= floor`` bounds
+the amplification by 1/floor; ``denominator_floor=None`` is the reference. A negative D is an
+unstable fixed point of the count equation, not a physical response.
 
 Shared details kept from the reference: the output error is the count error (here: whatever
 ``dL/do`` the loss gives: ``count_margin_mse`` gives ``(o - y)`` with the margin, scaled by the
@@ -91,7 +104,7 @@ import torch
 from .layers import Delay, Linear
 from .neurons import LIF
 
-__all__ = ["SpikeTrainLevel", "spike_psp", "psp_kernel", "effect_slope"]
+__all__ = ["SpikeTrainLevel", "spike_psp", "psp_kernel", "effect_slope", "effect_mean"]
 
 
 # ------------------------------------------------------------------------------------ kernel
@@ -162,19 +175,15 @@ def spike_psp(post: torch.Tensor, pre: torch.Tensor, a: float, b: float, c: floa
 
 
 # ------------------------------------------------------------------------------ effect ratio
-_SLOPES = {}
+_FITS = {}
 
 
-def effect_slope(a: float, b: float, c: float, refractory: int, T: int, samples: int = 2000,
-                 degree: int = 4, seed: int = 0) -> np.ndarray:
-    """``gp[o]`` = g'(o), o = 0..Cmax (Cmax = max spike count in T steps with the refractory
-    period): the ST-RSBP effect ratio ``de_ij/do_i = o_j g'(o_i)``. ``g(o) = E[e_ij] / o_j`` for
-    random post trains of o spikes (refractory-spaced, uniform) and uniformly random pre spikes,
-    a Monte-Carlo mean (``samples`` trains per count, fixed seed) fitted with a degree-4
-    polynomial in o (as ``eij_function.m`` does for the reference's table)."""
+def _effect_fit(a, b, c, refractory, T, samples=2000, degree=4, seed=0):
+    """(g, gp): the fitted mean S-PSP per pre spike ``g(o)`` and its slope ``g'(o)``, o = 0..Cmax
+    (index 0: 0); see ``effect_slope``."""
     key = (round(a, 12), round(b, 12), round(c, 12), int(refractory), int(T), samples, degree, seed)
-    if key in _SLOPES:
-        return _SLOPES[key]
+    if key in _FITS:
+        return _FITS[key]
     R = int(refractory)
     cmax = (T + R) // (R + 1)
     rng = np.random.default_rng(seed)
@@ -190,9 +199,28 @@ def effect_slope(a: float, b: float, c: float, refractory: int, T: int, samples:
     x = np.arange(1, cmax + 1, dtype=float)
     p = np.polyfit(x, g, min(degree, cmax - 1)) if cmax > 1 else np.array([g[0]])
     dp = np.polyder(p) if len(p) > 1 else np.array([0.0])
+    gfit = np.concatenate([[0.0], np.polyval(p, x)])
     gp = np.concatenate([[0.0], np.polyval(dp, x)])
-    _SLOPES[key] = gp
-    return gp
+    _FITS[key] = (gfit, gp)
+    return _FITS[key]
+
+
+def effect_slope(a: float, b: float, c: float, refractory: int, T: int, samples: int = 2000,
+                 degree: int = 4, seed: int = 0) -> np.ndarray:
+    """``gp[o]`` = g'(o), o = 0..Cmax (Cmax = max spike count in T steps with the refractory
+    period): the ST-RSBP effect ratio ``de_ij/do_i = o_j g'(o_i)``. ``g(o) = E[e_ij] / o_j`` for
+    random post trains of o spikes (refractory-spaced, uniform) and uniformly random pre spikes,
+    a Monte-Carlo mean (``samples`` trains per count, fixed seed) fitted with a degree-4
+    polynomial in o (as ``eij_function.m`` does for the reference's table)."""
+    return _effect_fit(a, b, c, refractory, T, samples, degree, seed)[1]
+
+
+def effect_mean(a: float, b: float, c: float, refractory: int, T: int, samples: int = 2000,
+                degree: int = 4, seed: int = 0) -> np.ndarray:
+    """``g[o]``, the fitted polynomial itself (mean S-PSP per pre spike of a post train with o
+    spikes), o = 0..Cmax; ``g'/g`` is the effect ratio per unit S-PSP of
+    ``effect_ratio="psp"``."""
+    return _effect_fit(a, b, c, refractory, T, samples, degree, seed)[0]
 
 
 # --------------------------------------------------------------------------------- wrapper
@@ -233,21 +261,35 @@ class SpikeTrainLevel(torch.nn.Module):
     ``silent_effect``: e for a silent post neuron with an active input (0.1).
     ``reservoir_weights``: ``"solve"`` (default: delta~ = L^-T delta) or ``"diagonal"``
     (the reference: delta / D) for the weight gradients of a recurrent layer (ST-RSBP).
+    ``min_denominator``: the reference's guard ``|D| >= 1e-4`` (sign kept).
+    ``denominator_floor``: ST-RSBP's ``D >= floor`` after that (default 0.5; None: the
+    reference, D may be ~0 or negative; see the module doc).
+    ``effect_ratio``: ``"count"`` (the reference: phi_ij = max(o_j, 1) g'(o_i)) or ``"psp"``
+    (phi_ij = e_ij g'(o_i) / g(o_i): the same model with the measured S-PSP in place of its
+    random-timing mean o_j g(o_i); experimental, not better on digits).
     """
 
     def __init__(self, net: torch.nn.Module, method: str = "hm2bp", desired: Optional[int] = None,
                  silent_effect: float = 0.1, reservoir_weights: str = "solve",
-                 min_denominator: float = 1e-4):
+                 min_denominator: float = 1e-4, effect_ratio: str = "count",
+                 denominator_floor: Optional[float] = 0.5):
         super().__init__()
         if method not in ("hm2bp", "strsbp"):
             raise ValueError(f"method must be 'hm2bp' or 'strsbp', got {method!r}")
         if reservoir_weights not in ("solve", "diagonal"):
             raise ValueError(f"reservoir_weights must be 'solve' or 'diagonal', got {reservoir_weights!r}")
+        if effect_ratio not in ("count", "psp"):
+            raise ValueError(f"effect_ratio must be 'count' or 'psp', got {effect_ratio!r}")
+        if denominator_floor is not None and not denominator_floor > 0:
+            raise ValueError(f"denominator_floor must be None or > 0, got {denominator_floor!r}")
+        self.effect_ratio = effect_ratio
+        self.denominator_floor = None if denominator_floor is None else float(denominator_floor)
         self.net, self.method, self.desired = net, method, desired
         self.silent_effect, self.reservoir_weights = float(silent_effect), reservoir_weights
         self.min_denominator = float(min_denominator)
         self.groups = self._parse(net)
         self._record = None
+        self._stats = None          # a list: the denominators D of every backward are appended (diagnostics)
 
     # structure ---------------------------------------------------------------------------
     def _parse(self, net):
@@ -376,15 +418,19 @@ class SpikeTrainLevel(torch.nn.Module):
                 continue
             # ST-RSBP
             T = post.shape[-1]
-            gp = torch.from_numpy(effect_slope(a, b, c, R, T))
+            gfit, gp = (torch.from_numpy(v) for v in _effect_fit(a, b, c, R, T))
             cmax = len(gp) - 1
             recurrent = lif.recurrent_kind == "trainable"
-            o_eff = o.clamp(1, cmax) if recurrent else o.clamp(0, cmax)
-            phi_i = gp[o_eff.long()]                                  # g'(o_i) (0 for silent, feed-forward)
-            sum_in = (W * oj[:, None, :]).sum(-1) * phi_i / nu
+            o_eff = (o.clamp(1, cmax) if recurrent else o.clamp(0, cmax)).long()
+            if self.effect_ratio == "count":
+                phi_i = gp[o_eff]                                     # g'(o_i) (0 for silent, feed-forward)
+                sum_in = (W * oj.clamp(min=1)[:, None, :]).sum(-1) * phi_i / nu
+            else:
+                phi_i = torch.where(o_eff > 0, gp[o_eff] / gfit[o_eff].clamp(min=1e-12), torch.zeros_like(gp[o_eff]))
+                sum_in = (W * e).sum(-1) * phi_i / nu
             R_ = torch.where(pair_on, W * e / oj.clamp(min=1)[:, None, :], torch.zeros_like(e))
             if not recurrent:
-                D = self._clamp(1.0 - sum_in)
+                D = self._denominator(1.0 - sum_in)
                 f = 1.0 / D if lat is None else lat / D
                 grads[widx[li]] = torch.einsum("ni,nij->ij", dn * f, e)
                 if li > 0:
@@ -394,8 +440,11 @@ class SpikeTrainLevel(torch.nn.Module):
             xr = _shift(rec["post"], 1)
             er = spike_psp(rec["post"], xr, a, b, c, R, self.silent_effect)
             orr = xr.sum(-1)
-            sum_rec = (Wr * orr[:, None, :]).sum(-1) * phi_i / nu
-            D = self._clamp(1.0 - sum_in - sum_rec)
+            if self.effect_ratio == "count":
+                sum_rec = (Wr * orr.clamp(min=1)[:, None, :]).sum(-1) * phi_i / nu
+            else:
+                sum_rec = (Wr * er).sum(-1) * phi_i / nu
+            D = self._denominator(1.0 - sum_in - sum_rec)
             rec_on = (o[:, :, None] > 0) & (orr[:, None, :] > 0)
             A = torch.where(rec_on, Wr * er / orr.clamp(min=1)[:, None, :], torch.zeros_like(er)) / nu
             eye = torch.eye(A.shape[-1], dtype=A.dtype)
@@ -408,9 +457,16 @@ class SpikeTrainLevel(torch.nn.Module):
                 delta = torch.einsum("ni,nij->nj", dt, R_)
         return [gr.to(w.dtype) if gr is not None else None for gr, w in zip(grads, weights)]
 
-    def _clamp(self, D):
+    def _denominator(self, D):
+        """The reference's guard (|D| >= min_denominator, sign kept), then, with
+        ``denominator_floor``, D >= floor."""
         m = self.min_denominator
-        return torch.where(D.abs() < m, torch.where(D >= 0, torch.full_like(D, m), torch.full_like(D, -m)), D)
+        D = torch.where(D.abs() < m, torch.where(D >= 0, torch.full_like(D, m), torch.full_like(D, -m)), D)
+        if self.denominator_floor is not None:
+            D = D.clamp(min=self.denominator_floor)
+        if self._stats is not None:
+            self._stats.append(D.detach())
+        return D
 
     def extra_repr(self):
         return f"method={self.method}, desired={self.desired}, reservoir_weights={self.reservoir_weights}"
