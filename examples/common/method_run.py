@@ -152,12 +152,15 @@ def main(spec, argv=None):
     """Command line of every method example. ``spec``: dict with ``name``, ``method``,
     ``build(quantize) -> net``, ``data(quick) -> (x_tr, y_tr, x_te, y_te)``, ``loss``,
     ``predict``, ``epochs``, ``lr``, ``batch``, ``published`` (str), ``notes`` (list); optional
-    ``trainers``: {name: (description, wrap)}, ``wrap(net)`` -> the module trained in place of
-    ``net`` (same parameters; e.g. a spike-train-level gradient), the first one the default;
+    ``trainers``: {name: (description, wrap[, defaults])}, ``wrap(net)`` -> the module trained in
+    place of ``net`` (same parameters; e.g. a spike-train-level gradient), the first one the
+    default; ``defaults``: the trainer's own defaults of ``lr`` and of ``options`` (chosen on the
+    validation hold-out for that trainer);
     optional ``options``: {name: default} (int, float or str), each a flag ``--name`` whose
     value is written back into ``spec["options"]`` before ``build``/``loss`` run (they read it).
-    Output: ``out/<qat|float>`` for the default trainer, options, lr and seed 0, else
-    ``out/<trainer>-<qat|float>[-<option><value>...][-seed<k>]``.
+    Output: ``out/<qat|float>`` for the default trainer with its defaults and seed 0, else
+    ``out/<trainer>-<qat|float>[-<option><value>...][-seed<k>]`` (options and lr named where they
+    differ from the trainer's defaults).
 
     ``--validate``: train on the training split minus a stratified hold-out
     (``method_data.holdout``, 287 samples), report the PyTorch accuracy on the hold-out after
@@ -170,8 +173,14 @@ def main(spec, argv=None):
     p.add_argument("--out", default=os.path.join(spec["dir"], "out"))
     p.add_argument("--quick", action="store_true", help="a few training batches, 24 test samples (tests)")
     p.add_argument("--float", action="store_true", help="train with real-valued dynamics (no QAT)")
+    trainers = spec.get("trainers") or {"default": (spec["trainer"], lambda net: net)}
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--trainer", choices=list(trainers), default=list(trainers)[0])
+    chosen = trainers[pre.parse_known_args(argv)[0].trainer]
+    trainer_defaults = dict(chosen[2]) if len(chosen) > 2 else {}
+    lr_default = trainer_defaults.get("lr", spec["lr"])
     p.add_argument("--epochs", type=int, default=spec["epochs"])
-    p.add_argument("--lr", type=float, default=spec["lr"], help="Adam learning rate (cosine schedule)")
+    p.add_argument("--lr", type=float, default=lr_default, help="Adam learning rate (cosine schedule)")
     p.add_argument("--samples", type=int, default=None, help="test samples (default: all 360)")
     p.add_argument("--retrain", action="store_true", help="train even if the model file exists")
     p.add_argument("--validate", action="store_true",
@@ -179,12 +188,11 @@ def main(spec, argv=None):
                         "report the hold-out accuracy (validation.json); no test split, no export")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("--engines", default="reference,lava-float,lava-fixed")
-    trainers = spec.get("trainers") or {"default": (spec["trainer"], lambda net: net)}
     p.add_argument("--trainer", choices=list(trainers), default=list(trainers)[0],
                    help="; ".join(f"{k}: {v[0]}" for k, v in trainers.items()))
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and mini-batch order")
     options = spec.get("options") or {}
-    defaults = dict(options)
+    defaults = dict(options, **{k: v for k, v in trainer_defaults.items() if k in options})
     for k, v in defaults.items():
         p.add_argument("--" + k.replace("_", "-"), dest="opt_" + k, type=type(v), default=v,
                        help=f"(default {v})")
@@ -196,7 +204,7 @@ def main(spec, argv=None):
     if a.trainer != list(trainers)[0]:
         tag = f"{a.trainer}-{tag}"
     tag += "".join(f"-{k}{_fmt(options[k])}" for k in defaults if options[k] != defaults[k])
-    if a.lr != spec["lr"]:
+    if a.lr != lr_default:
         tag += f"-lr{_fmt(a.lr)}"
     if a.validate:
         tag = "validate-" + tag
