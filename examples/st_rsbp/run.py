@@ -9,8 +9,9 @@ U(-0.1, 0.1), output weights U(-3, 3), count targets 15 / 2 with margin 2, lr 1e
 a flag (--hidden --w-in --w-rec --w-out --desired --undesired --margin --lr). Input and recurrent
 scales were chosen on a validation hold-out of the training split (--validate, mean over seeds
 0-2; docs/methods.md), never on the test split.
-Trainer: BPTT with a rectangular surrogate (ST-RSBP's own gradient is spike-train level with
-effect ratios; this is a BPTT-surrogate trainer, named as such).
+Trainer: BPTT with a rectangular surrogate, width 2.5 (V_th/2) in the hidden layer and 10 on the
+output layer (--out-a; a narrower window lets output neurons die) (ST-RSBP's own gradient is
+spike-train level with effect ratios; this is a BPTT-surrogate trainer, named as such).
 
     python examples/st_rsbp/run.py [--quick] [--float] [--epochs N] [--seed K] [--validate] [--hidden H ...]
 """
@@ -29,14 +30,31 @@ from snnc.nn import readouts  # noqa: E402
 STEPS_PER_ROW, TAU_M, TAU_S = 6, 64.0, 8.0
 # Command-line settings (method_run writes the parsed values back here before build/loss run).
 # Weight scales: U(-w, w). Count targets over T = 48 (ST-RSBP: 35 / 5, margin 5 at T = 400+).
-OPT = dict(hidden=200, w_in=4.0, w_rec=0.1, w_out=3.0, desired=15, undesired=2, margin=2)
+OPT = dict(hidden=200, w_in=4.0, w_rec=0.1, w_out=3.0, desired=15, undesired=2, margin=2,
+           out_surrogate="rectangular", out_a=10.0)
+# out_surrogate / out_a: the output layer's surrogate in the BPTT trainer only (the strsbp trainer
+# uses none): "rectangular" of width a or "sigmoid" ((1/a) sig'(x/a)). The hidden layer keeps the
+# hm2 preset's rectangular window V_th/2 = 2.5. With that window on the output layer, an output
+# neuron whose membrane stays more than 1.25 below V_th on every sample gets exactly no gradient
+# and stays silent (its class 0 %); a = 10 (|v - V_th| < 5, i.e. any v > 0) was chosen on the
+# validation hold-out (mean over seeds 0-2; docs/methods.md).
+
+
+def output_surrogate():
+    kind, a = OPT["out_surrogate"], OPT["out_a"]
+    if kind == "rectangular":
+        return sn.Rectangular(a)
+    if kind == "sigmoid":
+        return sn.SigmoidDerivative(a)
+    raise ValueError(f"--out-surrogate must be rectangular or sigmoid, not {kind!r}")
 
 
 def build(quantize):
     h = OPT["hidden"]
     w_rec = (torch.rand(h, h) * 2 - 1) * OPT["w_rec"]      # global RNG: seeded by --seed
     n1 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent=w_rec)
-    n2 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent="lateral", size=10)
+    n2 = sn.hm2(TAU_M, TAU_S, threshold=5.0, quantize=quantize, recurrent="lateral", size=10,
+                surrogate=output_surrogate())
     wq = (lambda n: n.weight_quant()) if quantize else (lambda n: None)
     net = torch.nn.Sequential(sn.Delay(1), sn.Linear(8, h, bias=False, weight_quant=wq(n1)), n1,
                               sn.Delay(1), sn.Linear(h, 10, bias=False, weight_quant=wq(n2)), n2)
@@ -49,7 +67,8 @@ def build(quantize):
 SPEC = dict(
     name="st_rsbp", method="ST-RSBP", dir=HERE,
     trainers={
-        "bptt": ("BPTT-surrogate trainer (rectangular surrogate), count loss with margin; not ST-RSBP's "
+        "bptt": ("BPTT-surrogate trainer (rectangular surrogate; output layer per --out-surrogate/--out-a), count loss "
+                 "with margin; not ST-RSBP's "
                  "spike-train-level gradient", lambda net: net),
         "strsbp": ("ST-RSBP spike-train-level gradient (snnc.nn.SpikeTrainLevel: S-PSPs with the discrete CUBA "
                    "kernel, effect ratios, the recurrent layer's count equations solved per sample), count loss "
