@@ -12,6 +12,8 @@ def pct(x):
 
 def trainer_name(text):
     """Short name of a report's trainer description."""
+    if text.startswith("BPTT-surrogate"):
+        return "BPTT + surrogate"
     if "spike-train-level" in text:
         return "own gradient (spike-train level)"
     if text.startswith("TSSL-BP's own"):
