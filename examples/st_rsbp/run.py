@@ -44,12 +44,7 @@ OPT = dict(hidden=200, w_in=4.0, w_rec=0.1, w_out=3.0, desired=15, undesired=2, 
 
 
 def output_surrogate():
-    kind, a = OPT["out_surrogate"], OPT["out_a"]
-    if kind == "rectangular":
-        return sn.Rectangular(a)
-    if kind == "sigmoid":
-        return sn.SigmoidDerivative(a)
-    raise ValueError(f"--out-surrogate must be rectangular or sigmoid, not {kind!r}")
+    return sn.surrogates.by_name(OPT["out_surrogate"], OPT["out_a"])
 
 
 def build(quantize):

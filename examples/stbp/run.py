@@ -34,12 +34,7 @@ OPT = dict(out_surrogate="sigmoid", out_a=0.25, out_gain=4.0)
 
 
 def output_surrogate():
-    kind, a = OPT["out_surrogate"], OPT["out_a"]
-    if kind == "rectangular":
-        return sn.Rectangular(a)
-    if kind == "sigmoid":
-        return sn.SigmoidDerivative(a)
-    raise ValueError(f"--out-surrogate must be rectangular or sigmoid, not {kind!r}")
+    return sn.surrogates.by_name(OPT["out_surrogate"], OPT["out_a"])
 
 
 def build(quantize):

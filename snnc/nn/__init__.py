@@ -10,9 +10,9 @@ from .quant import WeightQuant
 from .surrogates import Exponential, Rectangular, SigmoidDerivative, Surrogate, TSSLBP, TSSLGradient
 from .reservoir import reservoir
 from .spiketrain import SpikeTrainLevel, effect_slope, psp_kernel, spike_psp
-from . import encoders, readouts
+from . import encoders, readouts, surrogates
 
 __all__ = ["LIF", "stbp", "tssl", "hm2", "Linear", "Conv2d", "AvgPool2d", "Flatten", "Delay", "GradedInput",
            "WeightQuant", "Rectangular", "SigmoidDerivative", "Exponential", "TSSLGradient", "TSSLBP",
-           "Surrogate", "encoders", "readouts", "reservoir", "SpikeTrainLevel", "spike_psp", "psp_kernel",
+           "Surrogate", "encoders", "readouts", "surrogates", "reservoir", "SpikeTrainLevel", "spike_psp", "psp_kernel",
            "effect_slope"]

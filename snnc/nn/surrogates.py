@@ -59,6 +59,16 @@ class Exponential(Surrogate):
         return self.scale / (2 * self.tau) * torch.exp(-x.abs() / self.tau)
 
 
+def by_name(name: str, a: float) -> Surrogate:
+    """``"rectangular"`` -> ``Rectangular(a)``, ``"sigmoid"`` -> ``SigmoidDerivative(a)`` (for
+    command lines and configs)."""
+    if name == "rectangular":
+        return Rectangular(a)
+    if name == "sigmoid":
+        return SigmoidDerivative(a)
+    raise ValueError(f"surrogate must be 'rectangular' or 'sigmoid', not {name!r}")
+
+
 class _Spike(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, surrogate, ge):
