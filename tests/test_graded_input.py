@@ -185,3 +185,24 @@ def test_graded_deploy_estimate_and_bundle(tmp_path):
     write_bundle(path, str(b))
     p = subprocess.run([sys.executable, str(b / "run.py")], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0 and "MATCH" in p.stdout, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_onnx_graded_input_must_be_the_only_reader(order, tmp_path):
+    """An ONNX graph input read by snnc.GradedInput and by another node is refused (either order)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from snnc.frontends import onnx_ops as ops
+    from snnc.frontends.onnx_import import import_onnx
+    nodes = [helper.make_node("GradedInput", ["input"], ["g"], name="gi", domain="snnc", frac_bits=4),
+             helper.make_node("MatMul", ["W", "input"], ["y"], name="mm")]
+    g = helper.make_graph(nodes[::-1] if order else nodes, "t",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4, "T"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "T"])],
+                          [numpy_helper.from_array(np.ones((3, 4), np.float32), "W")])
+    m = helper.make_model(g, ir_version=10, functions=[ops.graded_input_function()],
+                          opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("snnc", 1)])
+    path = str(tmp_path / "m.onnx")
+    onnx.save(m, path)
+    with pytest.raises(SnncError, match="read only through its GradedInput"):
+        import_onnx(path)

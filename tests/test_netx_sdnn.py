@@ -18,7 +18,6 @@ integers / 2**18); messages and sigma are compared as Lava's integers.
 """
 import os
 
-import h5py
 import numpy as np
 import pytest
 
@@ -201,19 +200,7 @@ def test_semantics_match_lava_sdn_models(cum, act):
 
 
 # ----------------------------------------------------------------------------- errors
-def _write(path, layers):
-    with h5py.File(path, "w") as h:
-        for i, L in enumerate(layers):
-            g = h.create_group(f"layer/{i}")
-            for k, v in L.items():
-                if k == "type":
-                    g.create_dataset("type", (1,), "S10", [v.encode()])
-                elif k == "neuron":
-                    for nk, nv in v.items():
-                        g.create_dataset(f"neuron/{nk}", data=nv)
-                else:
-                    g.create_dataset(k, data=v)
-    return str(path)
+from test_netx_errors import _write  # noqa: E402  (the same minimal .net writer)
 
 
 def _sd(**kw):

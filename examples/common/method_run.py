@@ -169,14 +169,16 @@ def main(spec, argv=None):
     full training split and tested once."""
     import argparse
     import method_data
-    p = argparse.ArgumentParser(description=f"{spec['method']} on digits: train, export, compile, Lava")
+    trainers = spec.get("trainers") or {"default": (spec["trainer"], lambda net: net)}
+    pre = argparse.ArgumentParser(add_help=False)       # the trainer first: it sets defaults below
+    pre.add_argument("--trainer", choices=list(trainers), default=list(trainers)[0],
+                     help="; ".join(f"{k}: {v[0]}" for k, v in trainers.items()))
+    chosen = trainers[pre.parse_known_args(argv)[0].trainer]
+    p = argparse.ArgumentParser(description=f"{spec['method']} on digits: train, export, compile, Lava",
+                                parents=[pre])
     p.add_argument("--out", default=os.path.join(spec["dir"], "out"))
     p.add_argument("--quick", action="store_true", help="a few training batches, 24 test samples (tests)")
     p.add_argument("--float", action="store_true", help="train with real-valued dynamics (no QAT)")
-    trainers = spec.get("trainers") or {"default": (spec["trainer"], lambda net: net)}
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--trainer", choices=list(trainers), default=list(trainers)[0])
-    chosen = trainers[pre.parse_known_args(argv)[0].trainer]
     trainer_defaults = dict(chosen[2]) if len(chosen) > 2 else {}
     lr_default = trainer_defaults.get("lr", spec["lr"])
     p.add_argument("--epochs", type=int, default=spec["epochs"])
@@ -188,8 +190,6 @@ def main(spec, argv=None):
                         "report the hold-out accuracy (validation.json); no test split, no export")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("--engines", default="reference,lava-float,lava-fixed")
-    p.add_argument("--trainer", choices=list(trainers), default=list(trainers)[0],
-                   help="; ".join(f"{k}: {v[0]}" for k, v in trainers.items()))
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and mini-batch order")
     options = spec.get("options") or {}
     defaults = dict(options, **{k: v for k, v in trainer_defaults.items() if k in options})

@@ -126,7 +126,8 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
     starts ``o`` steps late has run ``T + max_offset - o`` steps, on zero input after ``T``)."""
     start = time.perf_counter()
     x = np.asarray(spikes)
-    if any(type(v).__name__ in ("Delta", "SigmaDelta", "Sigma") for v in graph.nodes.values()):
+    from .reference_sdn import has_sigma_delta
+    if has_sigma_delta(graph):
         from .lava_sdn import run_lava_sdn      # sigma-delta (graded) graphs: lava.proc.sdn processes
         return run_lava_sdn(graph, x, mode, timeout)
     if x.ndim < 2:

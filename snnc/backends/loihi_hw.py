@@ -92,7 +92,8 @@ def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, ti
     from .lava_backend import check_lava_input, host_outputs
     from .result import RunResult
     x, batched = check_input(graph, spikes)
-    if any(type(v).__name__ in ("Delta", "SigmaDelta", "Sigma") for v in graph.nodes.values()):
+    from .reference_sdn import has_sigma_delta
+    if has_sigma_delta(graph):
         from .lava_sdn import run_lava_sdn      # sigma-delta: the lava.proc.sdn processes of lava-fixed
         r = run_lava_sdn(graph, x, "fixed", timeout, config=config)
         if config != "loihi2":

@@ -30,9 +30,10 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..compiler.fixed import FixedCubaLIF, FixedSynapse
-from ..compiler.ir import (SIGMA_DELTA, Average, Conv2d, CubaLIF, Delay, Delta, Dense, Flatten, Graph,
-                           Input, Output, Sigma, SigmaDelta, SumPool2d)
+from ..compiler.ir import (Average, Conv2d, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Output,
+                           Sigma, SigmaDelta, SumPool2d)
 from ..errors import SnncError
+from .reference_sdn import has_sigma_delta
 
 
 def _err(name: str, msg: str) -> SnncError:
@@ -121,7 +122,7 @@ def export_netx(graph: Graph, path: str) -> List[str]:
         g = quantize(g)
     if len(g.inputs) != 1 or len(g.outputs) < 1:
         raise SnncError("export-net: netx files have exactly one input")
-    if any(isinstance(v, SIGMA_DELTA) for v in g.nodes.values()):
+    if has_sigma_delta(g):
         return _export_sdnn(g, path)
     w = _Writer(g)
     shapes = w.shapes

@@ -724,11 +724,6 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
     """
     start = time.perf_counter()
     inputs = spikes if isinstance(spikes, dict) else {graph.inputs[0]: spikes}
-    if any(graph.nodes[k].kind == "graded" for k in inputs if k in graph.nodes):
-        from ..compiler.quantize import graded_values       # the host rounds graded inputs
-        inputs = {k: (graded_values(graph, k, v) if k in graph.nodes and graph.nodes[k].kind == "graded"
-                      else v) for k, v in inputs.items()}
-        spikes = inputs
     first = np.asarray(next(iter(inputs.values())))
     n, steps = first.shape[0], first.shape[-1]
     if not supported(graph):
@@ -736,6 +731,10 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
         res = run_reference_spec(graph, spikes, mode)
         res.engine = f"reference-{mode}"
         return res
+    if any(graph.nodes[k].kind == "graded" for k in inputs if k in graph.nodes):
+        from ..compiler.quantize import graded_values       # the host rounds graded inputs
+        inputs = {k: (graded_values(graph, k, v) if k in graph.nodes and graph.nodes[k].kind == "graded"
+                      else v) for k, v in inputs.items()}
     shapes = check(graph)
     for name, arr in inputs.items():
         want = (n,) + tuple(shapes[name]) + (steps,)

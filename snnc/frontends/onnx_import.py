@@ -296,8 +296,8 @@ class _Importer:
     def op_snnc_GradedInput(self, node):
         srcs = self.source(node, node.input[0])
         k = int(self.attrs(node).get("frac_bits", -1))
-        if len(srcs) != 1 or not isinstance(self.g.nodes[srcs[0]], Input) or len(self.readers[node.input[0]]) > 1:
-            raise self.err(node, "GradedInput must read a graph input directly, and be its only reader")
+        if len(srcs) != 1 or not isinstance(self.g.nodes[srcs[0]], Input):
+            raise self.err(node, "GradedInput must read a graph input directly")   # (only reader: run())
         if not 0 <= k <= 16:
             raise self.err(node, f"frac_bits must be an int attribute in 0..16, got {k}")
         self.g.nodes[srcs[0]] = dataclasses.replace(self.g.nodes[srcs[0]], kind="graded", frac_bits=k)
