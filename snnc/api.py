@@ -19,22 +19,29 @@ ENGINES = ("lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "
 
 def import_model(path: str, **netx_options) -> Graph:
     """Read a model file into the IR by its extension (.onnx; .net = lava-dl netx HDF5, with
-    ``netx_options`` for ``import_netx``; .snnc is already compiled)."""
+    ``netx_options`` for ``import_netx``; .nir = a NIR graph, the options of ``import_nir``: dt,
+    convention, integrator, reset, reset_delay, ...; .snnc is already compiled)."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".snnc":
         return artifact.load(path)
     if ext == ".net":
         from .frontends.netx_import import import_netx
         return import_netx(path, **netx_options)
+    if ext == ".nir":
+        from .frontends.nir_import import import_nir
+        return import_nir(path, **netx_options)
     if ext == ".onnx" or ext == "":
         from .frontends.onnx_import import import_onnx
         return import_onnx(path)
-    raise SnncError(f"{path}: unknown model type {ext!r}; snnc reads .onnx and netx .net files (and compiled .snnc)")
+    raise SnncError(f"{path}: unknown model type {ext!r}; snnc reads .onnx, netx .net and NIR .nir files "
+                   "(and compiled .snnc)")
 
 
 def compile(model: Union[str, Graph], output: Optional[str] = None, **netx_options) -> Graph:
-    """Model (``.onnx``/``.net`` path or IR graph) -> checked, quantized graph; saved to ``output``
-    if given. ``netx_options`` (``.net`` only): ``reset_interval``, ``reset_offset``, ``input_shape``."""
+    """Model (``.onnx``/``.net``/``.nir`` path or IR graph) -> checked, quantized graph; saved to
+    ``output`` if given. ``netx_options``: for ``.net``, ``reset_interval``, ``reset_offset``,
+    ``input_shape``; for ``.nir``, ``dt``, ``convention``, ``integrator``, ``reset``,
+    ``reset_delay``, ``recurrent_delay``, ``rounding`` (see ``snnc.frontends.nir_import``)."""
     graph = import_model(model, **netx_options) if isinstance(model, str) else model
     if isinstance(model, str):
         graph.metadata.setdefault("source", os.path.basename(model))

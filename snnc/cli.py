@@ -49,6 +49,10 @@ def cmd_compile(a) -> int:
                               ("reset_offset", getattr(a, "reset_offset", None))) if v is not None}
     if opts and not a.model.lower().endswith(".net"):
         raise SnncError("--reset-interval/--reset-offset apply to netx .net models only")
+    nir_opts = _nir_options(a)
+    if nir_opts and not a.model.lower().endswith(".nir"):
+        raise SnncError(f"{', '.join('--' + k.replace('_', '-') for k in nir_opts)} apply to NIR .nir graphs only")
+    opts.update(nir_opts)
     graph = api.compile(a.model, out, **opts)
     report = graph.metadata.get("quantization", [])
     lossy = [r for r in report if r["rounded"] or r["clipped"]]
@@ -59,6 +63,26 @@ def cmd_compile(a) -> int:
         print(quantization_table(type(graph)(metadata={"quantization": lossy})))
     else:
         print("quantization exact: every parameter is representable in Loihi 2 fixed point")
+    return 0
+
+
+def _nir_options(a) -> dict:
+    keys = ("dt", "convention", "integrator", "reset", "reset_delay", "recurrent_delay", "rounding")
+    out = {k: getattr(a, k, None) for k in keys}
+    if getattr(a, "reset_timing", None):
+        out["reset_delay"] = a.reset_timing == "delayed"
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def cmd_export_nir(a) -> int:
+    from . import api
+    from .backends.nir_export import export_nir
+    out = _out_path(a.output, [a.model])
+    graph = api._as_graph(a.model)
+    notes = export_nir(graph, out, dt=a.dt, compat=a.nir_compat)
+    print(f"exported {a.model} -> {out} (NIR {a.nir_compat or 'current'})")
+    for n in notes:
+        print(f"note: {n}")
     return 0
 
 
@@ -157,12 +181,32 @@ def cmd_deploy(a) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snnc", description="Compile spiking neural networks to Loihi via Lava.")
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compile", help="ONNX model -> compiled .snnc artifact (checked and quantized)")
+    c = sub.add_parser("compile", help="ONNX, netx .net or NIR .nir model -> compiled .snnc artifact (checked and quantized)")
     c.add_argument("model")
     c.add_argument("-o", "--output", help="output .snnc path (default: next to the model)")
     c.add_argument("--reset-interval", type=int, help=".net only: netx's periodic state reset (steps)")
     c.add_argument("--reset-offset", type=int, help=".net only: netx's reset phase (default 0)")
+    c.add_argument("--dt", type=float, help=".nir only: the time step in the graph's time unit (NIR stores none)")
+    c.add_argument("--convention", choices=["snntorch", "norse", "sinabs", "rockpool", "spyx", "spikingjelly",
+                                             "lava"],
+                   help=".nir only: read the graph as this library writes/runs it (presets dt, integrator, "
+                        "reset; refuses graphs that contradict it; docs/nir.md)")
+    c.add_argument("--integrator", choices=["euler", "exact"], help=".nir only: forward Euler or exact decay")
+    c.add_argument("--reset", choices=["zero", "subtract", "none"],
+                   help=".nir only: reset mode (default: the graph's v_reset, which must be 0)")
+    c.add_argument("--reset-timing", choices=["immediate", "delayed"],
+                   help=".nir only: subtract at the spike step, or one step late (snnTorch's reset_delay)")
+    c.add_argument("--recurrent-delay", type=int, help=".nir only: steps on a cycle's back edge (default 1)")
+    c.add_argument("--rounding", choices=["nir_to_lava"],
+                   help=".nir only: the integer grid of the NIR paper's Lava script (reproduces its traces)")
     c.set_defaults(fn=cmd_compile)
+    x = sub.add_parser("export-nir", help="compiled model -> NIR graph (.nir, discrete convention)")
+    x.add_argument("model", help=".snnc (or .onnx/.net/.nir)")
+    x.add_argument("-o", "--output", required=True, help="output .nir path")
+    x.add_argument("--dt", type=float, help="time step to write (default: the model's, else 1e-4)")
+    x.add_argument("--nir-compat", choices=["1.0.4"],
+                   help="write what readers pinned to nir <= 1.0.4 load (Sinabs, Rockpool): no v_reset, no gzip")
+    x.set_defaults(fn=cmd_export_nir)
     e = sub.add_parser("export-net", help="compiled model -> lava-dl netx .net (HDF5) file")
     e.add_argument("model", help=".snnc (or .onnx/.net)")
     e.add_argument("-o", "--output", required=True, help="output .net path")
