@@ -65,18 +65,24 @@ class Convention:
     reset_delay: bool = False
     spike_compare: str = ">"
     output_delay: int = 0           # steps between a crossing and the emitted spike (Spyx: 1)
+    back_edge_bias_late: bool = False   # a back edge's synapse output (its bias too) starts 1 step late
+    rsynaptic_late_reset: bool = False  # a self-recurrent CubaLIF resets one step late (snnTorch RSynaptic)
     summary: str = ""
 
 
 CONVENTIONS: Dict[str, Convention] = {c.name: c for c in (
-    Convention("snntorch", 1e-4, "euler", None,
+    Convention("snntorch", 1e-4, "euler", None, rsynaptic_late_reset=True,
                summary="snnTorch 1.0 export: dt = 1e-4, beta = 1 - dt/tau, r = tau/dt, w_in = tau_syn/dt, "
                        "v_leak = 0; v_reset = 0 whatever reset_mechanism was (give --reset subtract "
-                       "[--reset-delay] for a model trained with snnTorch's default)"),
-    Convention("norse", 1e-3, "euler", None,
+                       "[--reset-timing delayed] for a model trained with snnTorch's default); a CubaLIF "
+                       "with a recurrent self-connection is an RSynaptic, whose immediate reset is a no-op "
+                       "in snnTorch 1.0.0 (rsynaptic.py writes a local variable): it resets one step late "
+                       "(zero: v = 0 at the next step, i.e. refractory 1; subtract: reset_delay)"),
+    Convention("norse", 1e-3, "euler", None, back_edge_bias_late=True,
                summary="Norse 1.1 from_nir: dt = 1e-3 (its default), forward Euler; LIF/LI ignore r "
                        "(must be 1); IF is v += I (no dt, no r); CubaLIF's synapse also leaks to v_leak; "
-                       "reset to v_reset"),
+                       "reset to v_reset; a recurrent edge carries the synapse's output of the previous "
+                       "step (nirtorch's GraphExecutor), so its bias starts at step 1"),
     Convention("sinabs", 1.0, "exact", "subtract", spike_compare=">=",
                summary="Sinabs 3.1: tau in time steps (dt = 1), exact decay alpha = exp(-1/tau) with "
                        "input (1 - alpha) I (norm_input), r = 1, reset by subtraction, spike at v >= "
@@ -266,6 +272,7 @@ class _Neuron:
     reset: str = "zero"
     reset_delay: bool = False
     output_delay: int = 0
+    refractory: int = 0
 
 
 def _decay(dt, tau, integ, path, name, what):
@@ -505,6 +512,8 @@ class _Importer:
         targets = [k for k in self.nodes if self.typ(k) in NEURON_TYPES or self.typ(k) == "Output"]
         paths = [p for t in targets for p in self.paths_into(t)]
         back = self.back_edges([p for p in paths if self.typ(p.dst) != "Output"])
+        if o.convention and CONVENTIONS[o.convention].rsynaptic_late_reset:
+            self._rsynaptic(paths, back)
         for n in self.neurons.values():
             self._add_population(n)
         for p in paths:
@@ -517,19 +526,30 @@ class _Importer:
                 self._output(name, [p for p in paths if p.dst == name])
         return self.g
 
+    def _rsynaptic(self, paths, back):
+        """snnTorch's RSynaptic (a CubaLIF with a back edge to itself) resets one step late."""
+        for p in paths:
+            n = self.neurons.get(p.dst)
+            if id(p) in back and p.src == p.dst and n is not None and n.typ == "CubaLIF" and n.spiking:
+                if n.reset == "zero" and not n.reset_delay:
+                    n.refractory = 1
+                elif n.reset == "subtract":
+                    n.reset_delay = True
+                self.notes.append(f"{n.name}: an snnTorch RSynaptic resets one step late (snnTorch 1.0.0)")
+
     def _add_population(self, n: _Neuron):
         sc = {"state_scale": 0}
         if n.spiking:
             node = CubaLIF(n.shape, current_decay=_scalar(n.current_decay), voltage_decay=_scalar(n.voltage_decay),
                            threshold=_scalar(n.threshold), bias=_scalar(n.v_bias), reset=n.reset,
-                           reset_delay=n.reset_delay, spike_compare=self.o.spike_compare if n.typ != "Threshold"
+                           reset_delay=n.reset_delay, refractory=n.refractory, spike_compare=self.o.spike_compare if n.typ != "Threshold"
                            else ">", **sc)
         else:
             node = CubaLI(n.shape, current_decay=_scalar(n.current_decay), voltage_decay=_scalar(n.voltage_decay),
                           bias=_scalar(n.v_bias), **sc)
         self.g.add(n.name, node)
         if np.any(n.u_bias):
-            self.u_bias[n.name] = n.u_bias.copy()
+            self.u_bias[(n.name, 0)] = n.u_bias.copy()
 
     def _syn_name(self, base: str, p: _Path) -> str:
         name = base
@@ -604,7 +624,9 @@ class _Importer:
         self.g.edges.append((name, p.dst))
         if bias is not None and np.any(bias):
             b = np.broadcast_to(bias, n.shape) * gain
-            self._constant_input(n, b)
+            conv = CONVENTIONS.get(self.o.convention)
+            late = recurrent and conv is not None and conv.back_edge_bias_late
+            self._constant_input(n, b, int(np.max(steps)) if late else 0)
 
     def _delay_steps(self, op):
         d = np.asarray(self.nodes[op].delay, np.float64) / self.o.dt
@@ -709,26 +731,33 @@ class _Importer:
         g = self._channel_gain(f"{p.src}->{p.dst}", gain, out_shape)
         return Conv2d(g.reshape(-1, 1, 1, 1), (1, 1), (0, 0), (1, 1), out_shape[0])
 
-    def _constant_input(self, n: _Neuron, b: np.ndarray):
-        """A constant input b per step: v's bias without current state, else through the bias unit."""
-        if np.all(n.current_decay == 1):
+    def _constant_input(self, n: _Neuron, b: np.ndarray, start: int = 0):
+        """A constant input b per step from step ``start`` on: v's bias without current state (from
+        step 0), else through the bias unit (and a Delay of ``start`` steps)."""
+        if np.all(n.current_decay == 1) and start == 0:
             pop = self.g.nodes[n.name]
             self.g.nodes[n.name] = replace(pop, bias=_scalar(np.broadcast_to(pop.bias, n.shape) + b))
         else:
-            self.u_bias[n.name] = self.u_bias.get(n.name, np.zeros(n.shape)) + b
+            key = (n.name, start)
+            self.u_bias[key] = self.u_bias.get(key, np.zeros(n.shape)) + b
 
     def _bias_unit(self):
         if not self.u_bias:
             return
         self.g.add(BIAS_UNIT, CubaLIF((1,), current_decay=1.0, voltage_decay=1.0, threshold=0.5, bias=1.0,
                                       state_scale=4096))
-        for pop, b in self.u_bias.items():
+        for (pop, start), b in self.u_bias.items():
             if len(self.shapes[pop]) != 1:
                 raise self.err(f"population {pop!r} of shape {self.shapes[pop]}: a constant input into its "
                                "current (bias) needs 1-D neurons")
-            self.g.add(f"{BIAS_UNIT}>{pop}", Dense(b.reshape(-1, 1)), BIAS_UNIT)
-            self.g.edges.append((f"{BIAS_UNIT}>{pop}", pop))
-        self.notes.append(f"constant inputs into a synaptic current ({', '.join(self.u_bias)}) come from "
+            name, src = f"{BIAS_UNIT}>{pop}", BIAS_UNIT
+            if start:
+                name = f"{name}@{start}"
+                src = self.g.add(f"{name}.delay", Delay(np.asarray(start, np.int64)), src)
+            self.g.add(name, Dense(b.reshape(-1, 1)), src)
+            self.g.edges.append((name, pop))
+        pops = sorted({p for p, _ in self.u_bias})
+        self.notes.append(f"constant inputs into a synaptic current ({', '.join(pops)}) come from "
                           f"{BIAS_UNIT!r}, one neuron that spikes every step")
 
     def _output(self, name, paths):
