@@ -67,6 +67,7 @@ class Convention:
     output_delay: int = 0           # steps between a crossing and the emitted spike (Spyx: 1)
     back_edge_bias_late: bool = False   # a back edge's synapse output (its bias too) starts 1 step late
     rsynaptic_late_reset: bool = False  # a self-recurrent CubaLIF resets one step late (snnTorch RSynaptic)
+    v_starts_at_leak: bool = False      # the membrane starts at v_leak, not 0 (Norse's initial state)
     summary: str = ""
 
 
@@ -78,11 +79,12 @@ CONVENTIONS: Dict[str, Convention] = {c.name: c for c in (
                        "with a recurrent self-connection is an RSynaptic, whose immediate reset is a no-op "
                        "in snnTorch 1.0.0 (rsynaptic.py writes a local variable): it resets one step late "
                        "(zero: v = 0 at the next step, i.e. refractory 1; subtract: reset_delay)"),
-    Convention("norse", 1e-3, "euler", None, back_edge_bias_late=True,
+    Convention("norse", 1e-3, "euler", None, back_edge_bias_late=True, v_starts_at_leak=True,
                summary="Norse 1.1 from_nir: dt = 1e-3 (its default), forward Euler; LIF/LI ignore r "
                        "(must be 1); IF is v += I (no dt, no r); CubaLIF's synapse also leaks to v_leak; "
                        "reset to v_reset; a recurrent edge carries the synapse's output of the previous "
-                       "step (nirtorch's GraphExecutor), so its bias starts at step 1"),
+                       "step (nirtorch's GraphExecutor), so its bias starts at step 1; the membrane "
+                       "starts at v_leak (Norse's initial state)"),
     Convention("sinabs", 1.0, "exact", "subtract", spike_compare=">=",
                summary="Sinabs 3.1: tau in time steps (dt = 1), exact decay alpha = exp(-1/tau) with "
                        "input (1 - alpha) I (norm_input), r = 1, reset by subtraction, spike at v >= "
@@ -273,6 +275,7 @@ class _Neuron:
     reset_delay: bool = False
     output_delay: int = 0
     refractory: int = 0
+    u_first: Optional[np.ndarray] = None   # added to u at step 0 only (an initial membrane)
 
 
 def _decay(dt, tau, integ, path, name, what):
@@ -378,11 +381,18 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
     if spiking and v_th is None:
         refuse("no v_threshold")
     gain = np.where(np.abs(gain - 1) < GAIN_SNAP, 1.0, gain)
+    u_first = None
+    if conv and CONVENTIONS[conv].v_starts_at_leak and not _close(v_leak, 0):
+        if typ not in ("LIF", "LI"):
+            refuse("Norse starts the membrane (and the synaptic current) at v_leak != 0; snnc holds that "
+                   "for LIF/LI only")
+        u_first = (1 - vd) * v_leak        # v[0] = v_leak + a I, as from v[-1] = v_leak
     n = _Neuron(name, typ, tuple(shape), spiking, _bc(cd, shape, refuse), _bc(vd, shape, refuse),
                 _bc(gain, shape, refuse), _bc(v_bias, shape, refuse), _bc(u_bias, shape, refuse),
                 _bc(v_th, shape, refuse) if spiking else None, reset or "zero",
                 bool(o.reset_delay) if spiking and typ != "Threshold" else False,
                 CONVENTIONS[conv].output_delay if conv and spiking else 0)
+    n.u_first = None if u_first is None else _bc(u_first, shape, refuse)
     return n
 
 
@@ -550,6 +560,10 @@ class _Importer:
         self.g.add(n.name, node)
         if np.any(n.u_bias):
             self.u_bias[(n.name, 0)] = n.u_bias.copy()
+        if n.u_first is not None:       # an impulse at step 0: +c from step 0, -c from step 1
+            self.u_bias[(n.name, 0)] = self.u_bias.get((n.name, 0), np.zeros(n.shape)) + n.u_first
+            self.u_bias[(n.name, 1)] = self.u_bias.get((n.name, 1), np.zeros(n.shape)) - n.u_first
+            self.notes.append(f"{n.name}: the membrane starts at v_leak (an input impulse at step 0)")
 
     def _syn_name(self, base: str, p: _Path) -> str:
         name = base
