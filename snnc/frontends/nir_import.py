@@ -276,12 +276,14 @@ class _Neuron:
     output_delay: int = 0
     refractory: int = 0
     u_first: Optional[np.ndarray] = None   # added to u at step 0 only (an initial membrane)
+    spike_compare: Optional[str] = None
+    state_scale: int = 0
 
 
 def _decay(dt, tau, integ, path, name, what):
-    if np.any(~np.isfinite(tau)) or np.any(tau <= 0):
-        raise _err(path, f"node {name!r}: {what} must be positive, got {np.unique(tau)[:4].tolist()}")
-    a = dt / tau if integ == "euler" else -np.expm1(-dt / tau)
+    if np.any(np.isnan(tau)) or np.any(tau <= 0):
+        raise _err(path, f"node {name!r}: {what} must be positive (inf: no leak), got {np.unique(tau)[:4].tolist()}")
+    a = dt / tau if integ == "euler" else -np.expm1(-dt / tau)     # tau = inf: a = 0
     if np.any(a > 1):
         raise _err(path, f"node {name!r}: dt = {dt} exceeds {what} (min {float(np.min(tau)):g}): forward Euler "
                          "is unstable there (decay dt/tau > 1); use a smaller dt or --integrator exact")
@@ -332,7 +334,10 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
         b = _decay(dt, tau_syn, integ, path, name, "tau_syn")
         a = _decay(dt, tau_mem, integ, path, name, "tau_mem")
         cd, vd = b, a
-        gain, v_bias = a * r * b * w_in, a * v_leak
+        with np.errstate(invalid="ignore"):
+            # tau_syn = w_in = inf: the discrete convention's limit (a current that never leaks, unit gain)
+            bw = np.where(np.isinf(tau_syn) & np.isinf(w_in), 1.0, b * w_in)
+        gain, v_bias = a * r * bw, a * v_leak
         if conv == "norse":        # Norse's synapse is an LIBox with the neuron's v_leak
             u_bias = a * r * b * v_leak
         if conv == "lava":
@@ -443,7 +448,7 @@ class _Importer:
         self.preds = {k: [s for s, d in edges if d == k] for k in nodes}
         self.succs = {k: [d for s, d in edges if s == k] for k in nodes}
         self.u_bias: Dict[str, np.ndarray] = {}
-        self.syn_names: Dict[str, int] = {}
+        self.snnc_meta = False           # the file is snnc's, written at this dt: its metadata is exact
 
     def err(self, msg):
         return _err(self.path, msg)
@@ -512,11 +517,16 @@ class _Importer:
                 shape = _io_shape(node, "input_type")
                 if not shape:
                     raise self.err(f"input {name!r} has no shape")
-                self.g.add(name, Input(shape))
+                kind = "spikes"
+                if self.snnc_meta and _s((getattr(node, "metadata", None) or {}).get("snnc.kind", b"spikes")) == "bias":
+                    kind = "bias"               # snnc's own file: a per-step drive of v (netx input layers)
+                self.g.add(name, Input(shape, kind=kind))
                 self.shapes[name] = shape
             elif t in NEURON_TYPES:
                 self.neurons[name] = discretize(self.path, name, node, o)
                 self.shapes[name] = self.neurons[name].shape
+                if self.snnc_meta:
+                    self._exact_from_metadata(name, node, self.neurons[name])
         if not self.g.inputs:
             raise self.err("the graph has no Input node")
         targets = [k for k in self.nodes if self.typ(k) in NEURON_TYPES or self.typ(k) == "Output"]
@@ -547,13 +557,37 @@ class _Importer:
                     n.reset_delay = True
                 self.notes.append(f"{n.name}: an snnTorch RSynaptic resets one step late (snnTorch 1.0.0)")
 
+    def _exact_from_metadata(self, name, node, n: _Neuron):
+        """snnc's own file: the exact IR values from the node's metadata, once checked to agree
+        with its NIR parameters (at the same dt); reset mode too unless an option sets one."""
+        m = {k: (_s(v) if isinstance(v, bytes) else v) for k, v in (getattr(node, "metadata", None) or {}).items()}
+        if "snnc.voltage_decay" not in m:
+            return
+        vals = {k: np.broadcast_to(np.asarray(m[f"snnc.{k}"], np.float64), n.shape)
+                for k in ("current_decay", "voltage_decay", "bias")}
+        ok = (np.allclose(vals["current_decay"], n.current_decay, rtol=1e-9, atol=1e-15)
+              and np.allclose(vals["voltage_decay"], n.voltage_decay, rtol=1e-9, atol=1e-15)
+              and np.allclose(vals["bias"], n.v_bias, rtol=1e-9, atol=1e-12) and np.all(n.gain == 1))
+        if not ok:
+            self.notes.append(f"{name}: its snnc metadata disagrees with its parameters; the parameters are used")
+            return
+        n.current_decay, n.voltage_decay, n.v_bias = (vals[k].copy() for k in ("current_decay", "voltage_decay",
+                                                                               "bias"))
+        n.state_scale = int(np.asarray(m.get("snnc.state_scale", 0)))
+        if n.spiking and self.o.reset is None and "snnc.reset" in m:
+            n.reset = str(m["snnc.reset"])
+            n.reset_delay = bool(int(np.asarray(m.get("snnc.reset_delay", 0))))
+            n.refractory = int(np.asarray(m.get("snnc.refractory", 0)))
+            n.spike_compare = str(m.get("snnc.spike_compare", ">"))
+
     def _add_population(self, n: _Neuron):
-        sc = {"state_scale": 0}
+        sc = {"state_scale": int(n.state_scale)}
         if n.spiking:
             node = CubaLIF(n.shape, current_decay=_scalar(n.current_decay), voltage_decay=_scalar(n.voltage_decay),
                            threshold=_scalar(n.threshold), bias=_scalar(n.v_bias), reset=n.reset,
-                           reset_delay=n.reset_delay, refractory=n.refractory, spike_compare=self.o.spike_compare if n.typ != "Threshold"
-                           else ">", **sc)
+                           reset_delay=n.reset_delay, refractory=n.refractory,
+                           spike_compare=n.spike_compare or (self.o.spike_compare if n.typ != "Threshold" else ">"),
+                           **sc)
         else:
             node = CubaLI(n.shape, current_decay=_scalar(n.current_decay), voltage_decay=_scalar(n.voltage_decay),
                           bias=_scalar(n.v_bias), **sc)
@@ -606,6 +640,11 @@ class _Importer:
                     weight_op, bias = self._compose(weight_op, bias, (op, t), p)
             else:
                 weight_op, bias = self._compose(weight_op, bias, (op, t), p)
+        if (not p.ops and self.typ(p.src) == "Input" and self.g.nodes[p.src].kind == "bias"):
+            if not (np.all(n.gain == 1) and np.all(n.current_decay == 1)):
+                raise self.err(f"bias input {p.src!r} feeds {p.dst!r}, which has an input gain or a current")
+            self.g.edges.append((p.src, p.dst))
+            return
         if weight_op is None and pre and pre[-1][0] == "pool":       # pooling straight into neurons
             weight_op = (pre[-1][1], "pool", self.nodes[pre[-1][1]])
             pre = pre[:-1]
@@ -848,11 +887,16 @@ def import_nir(path: str, dt: Optional[float] = None, convention: Optional[str] 
                reset_delay: Optional[bool] = None, recurrent_delay: int = 1,
                rounding: Optional[str] = None, spike_compare: Optional[str] = None) -> Graph:
     """Read a NIR graph file into an (unquantized) IR graph; options as :class:`NirOptions`."""
+    graph, version = read_nir(path)
+    meta = {k: (_s(v) if isinstance(v, bytes) else v) for k, v in (getattr(graph, "metadata", None) or {}).items()}
+    own = meta.get("writer") == "snnc" and "dt" in meta
+    if own and dt is None and convention is None:
+        dt = float(np.asarray(meta["dt"]))          # snnc writes its dt (NIR has no field for it)
     o = NirOptions(dt=dt, integrator=integrator, reset=reset, reset_delay=reset_delay, convention=convention,
                    recurrent_delay=recurrent_delay, rounding=rounding, spike_compare=spike_compare).resolved()
-    graph, version = read_nir(path)
     nodes, edges = flatten_graph(path, graph)
     imp = _Importer(path, nodes, edges, o)
+    imp.snnc_meta = own and o.dt == float(np.asarray(meta["dt"])) and o.integrator == "euler" and convention is None
     g = imp.run()
     if o.rounding == "nir_to_lava":
         g = round_nir_to_lava(g)
