@@ -327,9 +327,12 @@ def test_roundtrip_onnx_nir(name, tmp_path):
 
 
 def _netx_root():
-    netx = pytest.importorskip("lava.lib.dl.netx")
-    root = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava", "lib",
-                                         "dl", "netx"))
+    # lava-dl's wheel ships its tests next to the package (site-packages/tests/lava/lib/dl/netx);
+    # found without importing lava.lib.dl.netx (it sets multiprocessing's start method)
+    import importlib.util
+    spec = importlib.util.find_spec("lava")
+    site = os.path.dirname(list(spec.submodule_search_locations)[0]) if spec else ""
+    root = os.path.join(site, "tests", "lava", "lib", "dl", "netx")
     if not os.path.isdir(root):
         pytest.skip(f"lava-dl's netx test networks not found at {root}")
     return root
