@@ -363,3 +363,138 @@ def test_roundtrip_netx_nir_netx(name, opts, tmp_path):
     a = _same_run(g1, g2, x, "reference")
     _same_run(g1, g3, x, "reference")
     assert sum(int(v.sum()) for v in a.counts.values()) > 0
+
+
+NIR_104 = os.path.join(DATA, "nir_1_0_4")       # nir 1.0.4's own source (tag v1.0.4), see README
+
+
+def read_with_nir_104(path):
+    """Read ``path`` with nir 1.0.4's reader (its source from the v1.0.4 tag, in a child process:
+    1.0.4 cannot be installed beside 1.0.8): (returncode, node types, last error line)."""
+    code = ("import sys, nir; assert nir.__file__.startswith(sys.argv[2]), nir.__file__; "
+            "g = nir.read(sys.argv[1]); print(','.join(sorted({type(n).__name__ for n in g.nodes.values()})))")
+    r = subprocess.run([sys.executable, "-c", code, path, NIR_104], capture_output=True, text=True,
+                       env={"PYTHONPATH": NIR_104, "PATH": os.environ.get("PATH", "")}, timeout=120)
+    return r.returncode, r.stdout.strip(), (r.stderr.strip().splitlines() or [""])[-1]
+
+
+@pytest.mark.parametrize("name,opts", [("braille_noDelay_bias_zero.nir", {"convention": "snntorch"}),
+                                       ("cnn_sinabs.nir", {"convention": "norse", "dt": 1e-4})])
+def test_export_nir_104_loads_in_nir_104(name, opts, tmp_path):
+    """--nir-compat 1.0.4 files load in nir 1.0.4's reader (what Sinabs and Rockpool pin); the
+    default (1.0.8) file does not (v_reset); both read back into snnc with identical spikes."""
+    from snnc.backends.nir_export import export_nir
+    g = snnc.compile(import_nir(nir_file(name), **opts))
+    x = _spikes(np.random.default_rng(0), g.shapes()[g.inputs[0]], 30, 0.2, 1)
+    for compat in (None, "1.0.4"):
+        out = str(tmp_path / f"{compat}.nir")
+        export_nir(g, out, compat=compat)
+        rc, types, err = read_with_nir_104(out)
+        if compat is None:
+            assert rc != 0 and "unexpected keyword argument 'v_reset'" in err
+        else:
+            assert rc == 0, err
+            assert "Input" in types and "Output" in types and ("CubaLIF" in types or "IF" in types)
+        _same_run(g, snnc.compile(out), x, "reference")
+
+
+def test_export_nir_read_by_norse(tmp_path):
+    """An exported file (discrete convention, dt = 1e-4) is what Norse runs: snnc's own float run
+    == Norse's from_nir forward of snnc's file (the CNN: conv, sum pooling, IF)."""
+    import nir  # lazy: heavy
+    from snnc.backends.nir_export import export_nir
+    g = snnc.compile(import_nir(nir_file("cnn_sinabs.nir"), convention="norse", dt=1e-4))
+    export_nir(g, str(tmp_path / "out.nir"))
+    x = _spikes(np.random.default_rng(3), (2, 34, 34), 30, 0.3, 1)
+    want = norse_forward(nir.read(str(tmp_path / "out.nir")), x, 1e-4)
+    got = snnc.run(g, x, backend="reference-float").output
+    assert np.array_equal(got.reshape(want.shape), want) and want.sum() > 0
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run([sys.executable, "-m", "snnc.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_cli_compile_and_export_nir(tmp_path):
+    """snnc compile m.nir --convention ... -o m.snnc; snnc export-nir m.snnc -o out.nir [--nir-compat];
+    bad options exit 2 with one line."""
+    src = nir_file("braille_noDelay_bias_zero.nir")
+    r = _cli("compile", src, "--convention", "snntorch", "-o", str(tmp_path / "m.snnc"))
+    assert r.returncode == 0, r.stderr
+    r = _cli("export-nir", str(tmp_path / "m.snnc"), "-o", str(tmp_path / "out.nir"))
+    assert r.returncode == 0 and "exported" in r.stdout, r.stderr
+    r = _cli("export-nir", str(tmp_path / "m.snnc"), "-o", str(tmp_path / "old.nir"), "--nir-compat", "1.0.4")
+    assert r.returncode == 0 and read_with_nir_104(str(tmp_path / "old.nir"))[0] == 0
+    r = _cli("compile", str(tmp_path / "out.nir"), "-o", str(tmp_path / "again.snnc"))
+    assert r.returncode == 0, r.stderr
+    g1, g2 = snnc.compile(str(tmp_path / "m.snnc")), snnc.compile(str(tmp_path / "again.snnc"))
+    _same_run(g1, g2, _spikes(np.random.default_rng(0), (12,), 100, 0.1, 2), "reference")
+    for args, msg in [((src, "-o", str(tmp_path / "x.snnc")), "give dt"),
+                      ((nir_file("lif_norse.nir"), "--convention", "snntorch", "-o", str(tmp_path / "x.snnc")),
+                       "r = tau/dt"),
+                      ((nir_file("cnn_sinabs.nir"), "--convention", "snntorch", "-o", str(tmp_path / "x.snnc")),
+                       "Leaky(beta=0.9)"),
+                      ((nir_file("lif_norse.nir"), "--dt", "1e-3", "--reset-interval", "5", "-o",
+                        str(tmp_path / "x.snnc")), ".net models only")]:
+        r = _cli("compile", *args)
+        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+# ----------------------------------------------------------------------------- conventions, refusals
+def test_conventions_discretise_as_documented():
+    """The formulas of docs/nir.md, on lif_norse.nir (tau = 2.5e-3, r = 1, v_th = 0.1)."""
+    tau = float(np.float32(0.0025))
+    g = import_nir(nir_file("lif_norse.nir"), dt=1e-4)                      # Euler: a = dt/tau
+    assert g.nodes["1"].voltage_decay == pytest.approx(1e-4 / tau, rel=1e-12)
+    assert g.nodes["0"].weight[0, 0] == pytest.approx(1e-4 / tau, rel=1e-12)     # gain a r folded in
+    g = import_nir(nir_file("lif_norse.nir"), dt=1e-4, integrator="exact")   # a = 1 - exp(-dt/tau)
+    assert g.nodes["1"].voltage_decay == pytest.approx(-np.expm1(-1e-4 / tau), rel=1e-12)
+    g = import_nir(nir_file("lif_norse.nir"), convention="sinabs")           # dt = 1 step, exact, subtract, >=
+    n = g.nodes["1"]
+    assert n.reset == "subtract" and n.spike_compare == ">=" and n.voltage_decay == pytest.approx(-np.expm1(-1 / tau))
+    g = import_nir(nir_file("braille_noDelay_bias_zero.nir"), convention="snntorch")
+    h = g.nodes["lif1.lif"]
+    assert h.current_decay == pytest.approx(0.45, abs=1e-6) and h.voltage_decay == pytest.approx(0.1, abs=1e-6)
+    assert h.refractory == 1                   # RSynaptic's late zero reset (snnTorch 1.0.0)
+    assert g.nodes["lif2"].refractory == 0 and g.nodes["lif2"].voltage_decay == pytest.approx(0.45, abs=1e-6)
+    assert np.array_equal(g.nodes["fc1"].weight, np.asarray(import_nir_weight("braille_noDelay_bias_zero.nir", "fc1")))
+    assert [d for s, d in g.edges if s == "lif1.lif"] == ["lif1.w_rec.delay", "fc2"]   # 1-step back edge
+    g = import_nir(nir_file("spyx_braille_noDelay_bias_zero_subgraph.nir"), convention="snntorch")
+    assert "lif1.lif1" in g.nodes and g.nodes["lif1.lif1"].refractory == 1            # nested, inlined
+
+
+def import_nir_weight(name, node):
+    import nir  # lazy: heavy
+    return nir.read(nir_file(name)).nodes[node].weight
+
+
+@pytest.mark.parametrize("name,opts,msg", [
+    ("lif_norse.nir", {"convention": "snntorch"}, "not written by snntorch"),
+    ("two_lif_neurons.nir", {"convention": "lava"}, "v_leak"),
+    ("braille_noDelay_bias_zero.nir", {"convention": "norse"}, "unstable"),     # Norse's dt = 1e-3
+    ("lif_norse.nir", {"dt": 1e-4, "reset": "bogus"}, "unknown reset"),
+    ("lif_norse.nir", {"convention": "spyx", "integrator": "exact"}, "Spyx writes r = beta"),
+    ("lif_norse.nir", {}, "give dt"),
+])
+def test_refusals_name_node_and_reason(name, opts, msg):
+    with pytest.raises(SnncError, match=msg):
+        import_nir(nir_file(name), **opts)
+
+
+def test_refuses_what_the_ir_cannot_run(tmp_path):
+    """v_reset != 0, Conv1d: refused naming the node."""
+    import nir  # lazy: heavy
+    g = nir.read(nir_file("lif_norse.nir"))
+    g.nodes["1"].v_reset = np.full(1, 0.05, np.float32)
+    nir.write(str(tmp_path / "vr.nir"), g)
+    with pytest.raises(SnncError, match=r"node '1' \(LIF\): v_reset"):
+        import_nir(str(tmp_path / "vr.nir"), dt=1e-4)
+    c = nir.NIRGraph(nodes={"input": nir.Input(np.array([2, 10])),
+                            "c": nir.Conv1d(10, np.ones((3, 2, 3)), 1, 1, 1, 1, np.zeros(3)),
+                            "output": nir.Output(np.array([3, 10]))},
+                     edges=[("input", "c"), ("c", "output")])
+    nir.write(str(tmp_path / "c1.nir"), c)
+    with pytest.raises(SnncError, match=r"node 'c' \(Conv1d\)"):
+        import_nir(str(tmp_path / "c1.nir"), dt=1e-4)
