@@ -116,8 +116,8 @@ def _spikes(rng, shape, steps, p, n):
 def norse_forward(graph, x, dt):
     """The graph as Norse 1.1 loads it (``norse.torch.from_nir``, nirtorch's executor), one sample
     at a time (the CNN's Flatten(start_dim=0) folds the batch), step by step."""
-    import torch  # lazy: heavy
     import norse.torch as nt  # lazy: heavy
+    import torch  # lazy: heavy
     _quiet()
     outs = []
     for n in range(x.shape[0]):
@@ -182,6 +182,7 @@ def snntorch_modules(path, reset=None):
     neurons' reset as snnTorch would with that ``reset_mechanism``."""
     import contextlib
     import io
+
     import nir  # lazy: heavy
     import snntorch as snn  # lazy: heavy
     from snntorch import import_nir as sin  # lazy: heavy
@@ -203,8 +204,8 @@ def snntorch_modules(path, reset=None):
 
 
 def snntorch_forward(order, mods, x):
-    import torch  # lazy: heavy
     import snntorch as snn  # lazy: heavy
+    import torch  # lazy: heavy
     state, out = {}, []
     with torch.no_grad():
         for t in range(x.shape[-1]):
@@ -312,6 +313,7 @@ def test_roundtrip_onnx_nir(name, tmp_path):
     point and float (the NIR file in the discrete convention, exact values in its metadata)."""
     sys.path.insert(0, os.path.dirname(__file__))
     from slayer_nets import ALL
+
     from snnc.backends.nir_export import export_nir
     net, x = ALL[name]()
     snnc.export(net, x, str(tmp_path / "m.onnx"))
@@ -331,7 +333,7 @@ def _netx_root():
     # found without importing lava.lib.dl.netx (it sets multiprocessing's start method)
     import importlib.util
     spec = importlib.util.find_spec("lava")
-    site = os.path.dirname(list(spec.submodule_search_locations)[0]) if spec else ""
+    site = os.path.dirname(next(iter(spec.submodule_search_locations))) if spec else ""
     root = os.path.join(site, "tests", "lava", "lib", "dl", "netx")
     if not os.path.isdir(root):
         pytest.skip(f"lava-dl's netx test networks not found at {root}")
@@ -373,7 +375,7 @@ def read_with_nir_104(path):
     1.0.4 cannot be installed beside 1.0.8): (returncode, node types, last error line)."""
     code = ("import sys, nir; assert nir.__file__.startswith(sys.argv[2]), nir.__file__; "
             "g = nir.read(sys.argv[1]); print(','.join(sorted({type(n).__name__ for n in g.nodes.values()})))")
-    r = subprocess.run([sys.executable, "-c", code, path, NIR_104], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", code, path, NIR_104], capture_output=True, text=True, check=False,
                        env={"PYTHONPATH": NIR_104, "PATH": os.environ.get("PATH", "")}, timeout=120)
     return r.returncode, r.stdout.strip(), (r.stderr.strip().splitlines() or [""])[-1]
 
@@ -402,6 +404,7 @@ def test_export_nir_read_by_norse(tmp_path):
     """An exported file (discrete convention, dt = 1e-4) is what Norse runs: snnc's own float run
     == Norse's from_nir forward of snnc's file (the CNN: conv, sum pooling, IF)."""
     import nir  # lazy: heavy
+
     from snnc.backends.nir_export import export_nir
     g = snnc.compile(import_nir(nir_file("cnn_sinabs.nir"), convention="norse", dt=1e-4))
     export_nir(g, str(tmp_path / "out.nir"))
@@ -413,7 +416,7 @@ def test_export_nir_read_by_norse(tmp_path):
 
 def _cli(*args):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return subprocess.run([sys.executable, "-m", "snnc.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "snnc.cli", *args], capture_output=True, text=True, env=env, check=False,
                           timeout=300)
 
 

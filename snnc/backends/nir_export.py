@@ -27,11 +27,21 @@ Output), without compression, version "1.0.4"; ``CubaLI`` (new in 1.0.5) is refu
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from ..compiler.ir import (
+    Conv2d,
+    CubaLI,
+    CubaLIF,
+    Delay,
+    Dense,
+    Flatten,
+    Graph,
+    Input,
+    Output,
+    SumPool2d,
+)
 from ..compiler.passes import check
 from ..errors import SnncError
 
@@ -39,7 +49,7 @@ DEFAULT_DT = 1e-4
 DISCRETE = "discrete: tau = dt/(1-beta), r = tau/dt, w_in = tau_syn/dt (forward Euler, unit input gain)"
 
 # nir 1.0.4's fields per node type (nir/ir/*.py at tag v1.0.4): what its reader accepts
-FIELDS_104: Dict[str, Tuple[str, ...]] = {
+FIELDS_104: dict[str, tuple[str, ...]] = {
     "Input": ("shape",), "Output": ("shape",),
     "Affine": ("weight", "bias", "metadata"), "Linear": ("weight",), "Scale": ("scale",),
     "Conv2d": ("input_shape", "weight", "stride", "padding", "dilation", "groups", "bias"),
@@ -57,7 +67,7 @@ def _full(x, shape) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(x, np.float64), shape))
 
 
-def _recurrent_delays(graph: Graph) -> Dict[str, str]:
+def _recurrent_delays(graph: Graph) -> dict[str, str]:
     """Delay(1) nodes of the pattern pop -> Delay(1) -> Dense -> pop: {delay: pop}."""
     out = {}
     for name, node in graph.nodes.items():
@@ -115,11 +125,11 @@ def _population(name: str, node, shape, dt: float):
     return getattr(nir, kind)(**fields, metadata=meta), kind
 
 
-def to_nir(graph: Graph, dt: Optional[float] = None):
+def to_nir(graph: Graph, dt: float | None = None):
     """IR graph -> (``nir.NIRGraph``, notes)."""
     import nir  # lazy: heavy (h5py)
     shapes = check(graph)
-    notes: List[str] = []
+    notes: list[str] = []
     if dt is None:
         dt = graph.metadata.get("dt") if graph.metadata.get("format") == "nir" else None
     if dt is None:
@@ -193,7 +203,7 @@ def to_nir(graph: Graph, dt: Optional[float] = None):
     return g, notes
 
 
-def export_nir(graph: Graph, path: str, dt: Optional[float] = None, compat: Optional[str] = None) -> List[str]:
+def export_nir(graph: Graph, path: str, dt: float | None = None, compat: str | None = None) -> list[str]:
     """Write ``graph`` as a NIR file; returns notes (what NIR could not say)."""
     import nir  # lazy: heavy (h5py)
     g, notes = to_nir(graph, dt)

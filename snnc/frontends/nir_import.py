@@ -39,11 +39,21 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from ..compiler.ir import (
+    Conv2d,
+    CubaLI,
+    CubaLIF,
+    Delay,
+    Dense,
+    Flatten,
+    Graph,
+    Input,
+    Output,
+    SumPool2d,
+)
 from ..errors import SnncError
 
 INTEGRATORS = ("euler", "exact")
@@ -59,9 +69,9 @@ BIAS_UNIT = "nir.bias_unit"
 class Convention:
     """One library's reading of NIR (presets and the checks that the graph is what it writes)."""
     name: str
-    dt: Optional[float]             # None: the user must give dt
+    dt: float | None             # None: the user must give dt
     integrator: str
-    reset: Optional[str]            # None: from the graph (v_reset = 0 -> "zero")
+    reset: str | None            # None: from the graph (v_reset = 0 -> "zero")
     reset_delay: bool = False
     spike_compare: str = ">"
     output_delay: int = 0           # steps between a crossing and the emitted spike (Spyx: 1)
@@ -71,7 +81,7 @@ class Convention:
     summary: str = ""
 
 
-CONVENTIONS: Dict[str, Convention] = {c.name: c for c in (
+CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
     Convention("snntorch", 1e-4, "euler", None, rsynaptic_late_reset=True,
                summary="snnTorch 1.0 export: dt = 1e-4, beta = 1 - dt/tau, r = tau/dt, w_in = tau_syn/dt, "
                        "v_leak = 0; v_reset = 0 whatever reset_mechanism was (give --reset subtract "
@@ -116,17 +126,17 @@ class NirOptions:
     NIR paper's Lava script (12-bit decays int(d*4095), threshold int(v_th*131071) >> 9,
     weights int(w*256), state scale 4096), to reproduce its recorded fixed-point traces.
     """
-    dt: Optional[float] = None
-    integrator: Optional[str] = None
-    reset: Optional[str] = None
-    reset_delay: Optional[bool] = None
-    convention: Optional[str] = None
+    dt: float | None = None
+    integrator: str | None = None
+    reset: str | None = None
+    reset_delay: bool | None = None
+    convention: str | None = None
     recurrent_delay: int = 1
-    rounding: Optional[str] = None
-    spike_compare: Optional[str] = None
-    notes: Tuple[str, ...] = field(default=())
+    rounding: str | None = None
+    spike_compare: str | None = None
+    notes: tuple[str, ...] = field(default=())
 
-    def resolved(self) -> "NirOptions":
+    def resolved(self) -> NirOptions:
         """The options with the convention's presets filled in, checked."""
         c = None
         if self.convention is not None:
@@ -270,20 +280,20 @@ class _Neuron:
     """A NIR neuron node's discrete form (the IR population and its input gain)."""
     name: str
     typ: str
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     spiking: bool
     current_decay: np.ndarray
     voltage_decay: np.ndarray
     gain: np.ndarray                 # multiplies every input of the population, per neuron
     v_bias: np.ndarray               # constant added to v per step
     u_bias: np.ndarray               # constant added to u per step (through the bias unit)
-    threshold: Optional[np.ndarray] = None
+    threshold: np.ndarray | None = None
     reset: str = "zero"
     reset_delay: bool = False
     output_delay: int = 0
     refractory: int = 0
-    u_first: Optional[np.ndarray] = None   # added to u at step 0 only (an initial membrane)
-    spike_compare: Optional[str] = None
+    u_first: np.ndarray | None = None   # added to u at step 0 only (an initial membrane)
+    spike_compare: str | None = None
     state_scale: int = 0
 
 
@@ -297,7 +307,7 @@ def _decay(dt, tau, integ, path, name, what):
     return a
 
 
-def _neuron_shape(node, params) -> Tuple[int, ...]:
+def _neuron_shape(node, params) -> tuple[int, ...]:
     for key in ("output_type", "input_type"):
         t = getattr(node, key, None) or {}
         for v in t.values():
@@ -441,7 +451,7 @@ def _scalar(x: np.ndarray):
 class _Path:
     """A connection source -> linear ops -> population (or Output), as one IR synapse."""
     src: str
-    ops: List[str]
+    ops: list[str]
     dst: str
 
 
@@ -449,12 +459,12 @@ class _Importer:
     def __init__(self, path: str, nodes, edges, o: NirOptions):
         self.path, self.nodes, self.edges, self.o = path, nodes, edges, o
         self.g = Graph()
-        self.notes: List[str] = []
-        self.neurons: Dict[str, _Neuron] = {}
-        self.shapes: Dict[str, Tuple[int, ...]] = {}
+        self.notes: list[str] = []
+        self.neurons: dict[str, _Neuron] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
         self.preds = {k: [s for s, d in edges if d == k] for k in nodes}
         self.succs = {k: [d for s, d in edges if s == k] for k in nodes}
-        self.u_bias: Dict[str, np.ndarray] = {}
+        self.u_bias: dict[str, np.ndarray] = {}
         self.snnc_meta = False           # the file is snnc's, written at this dt: its metadata is exact
 
     def err(self, msg):
@@ -473,9 +483,9 @@ class _Importer:
             if t not in NEURON_TYPES + LINEAR_TYPES + ("Input", "Output"):
                 raise self.err(f"node {name!r}: NIR type {t} is not supported")
 
-    def paths_into(self, dst) -> List[_Path]:
+    def paths_into(self, dst) -> list[_Path]:
         """Every path source -> linear ops -> ``dst`` (sources: Inputs and neurons)."""
-        out: List[_Path] = []
+        out: list[_Path] = []
 
         def walk(node, ops, seen):
             for p in self.preds[node]:
@@ -493,9 +503,9 @@ class _Importer:
             raise self.err(f"output {dst!r} has no input")
         return out
 
-    def back_edges(self, paths: List[_Path]):
+    def back_edges(self, paths: list[_Path]):
         """Paths that close a cycle (depth-first from the inputs, in file order)."""
-        succ: Dict[str, List[_Path]] = {}
+        succ: dict[str, list[_Path]] = {}
         for p in paths:
             succ.setdefault(p.src, []).append(p)
         state, back = {}, set()
@@ -838,7 +848,7 @@ class _Importer:
         self.g.add(name, Output(tuple(self.shapes[p.src])), src)
 
 
-def _pair(v) -> Tuple[int, int]:
+def _pair(v) -> tuple[int, int]:
     a = np.asarray(v).reshape(-1)
     if a.size == 1:
         return (int(a[0]), int(a[0]))
@@ -856,7 +866,7 @@ def _padding(err, op, pad, kernel, stride, dil):
     return _pair(pad)
 
 
-def _io_shape(node, key) -> Tuple[int, ...]:
+def _io_shape(node, key) -> tuple[int, ...]:
     t = getattr(node, key, None) or {}
     for v in t.values():
         return tuple(int(x) for x in np.asarray(v).reshape(-1))
@@ -889,10 +899,10 @@ def round_nir_to_lava(graph: Graph) -> Graph:
 
 
 # ----------------------------------------------------------------------------- entry point
-def import_nir(path: str, dt: Optional[float] = None, convention: Optional[str] = None,
-               integrator: Optional[str] = None, reset: Optional[str] = None,
-               reset_delay: Optional[bool] = None, recurrent_delay: int = 1,
-               rounding: Optional[str] = None, spike_compare: Optional[str] = None) -> Graph:
+def import_nir(path: str, dt: float | None = None, convention: str | None = None,
+               integrator: str | None = None, reset: str | None = None,
+               reset_delay: bool | None = None, recurrent_delay: int = 1,
+               rounding: str | None = None, spike_compare: str | None = None) -> Graph:
     """Read a NIR graph file into an (unquantized) IR graph; options as :class:`NirOptions`."""
     graph, version = read_nir(path)
     meta = {k: (_s(v) if isinstance(v, bytes) else v) for k, v in (getattr(graph, "metadata", None) or {}).items()}
