@@ -389,3 +389,57 @@ def test_lava_fused_runs_every_rule():
     x = _zoo_input()
     for mode, g in (("fixed", quantize(_zoo())), ("float", _zoo())):
         _assert_same(run_reference(g, x, mode), run_lava_fused(g, x, mode, timeout=240))
+
+
+# ------------------------------------------------------------------ info, deploy, netx export
+def test_deployment_notes_name_custom_neuron_programs():
+    from snnc.compiler.notes import custom_neuron_programs, deployment_notes
+    g = quantize(_zoo())
+    custom = custom_neuron_programs(g)
+    assert sorted(custom) == ["li", "p_bias", "p_late", "p_none", "p_sub"]
+    assert custom["p_late"] == "reset by subtraction, one step late (reset_delay)"
+    notes = "\n".join(deployment_notes(g))
+    for p in custom:
+        assert f"population {p!r}: {custom[p]}" in notes
+    assert "population 'p_bias': no input; driven by its bias alone" in notes
+    assert "'p_zero'" not in notes
+
+
+def test_deploy_dry_run_reports_custom_neuron_programs():
+    from snnc import deploy
+    m, _, report = deploy.dry_run(quantize(_zoo()))
+    layers = {L["name"]: L for L in report["map"]["layers"]}
+    assert layers["li"]["model"] == "CubaLI"
+    assert layers["p_sub"]["custom_neuron_program"] == "reset by subtraction"
+    assert layers["p_zero"]["custom_neuron_program"] is None
+    table = m.table()
+    assert "needs a custom (microcoded) neuron program on Loihi 2" in table
+    assert "  p_none: no reset" in table and "p_zero:" not in table
+
+
+def test_cli_info_and_deploy_say_so(tmp_path, capsys):
+    from snnc.cli import main
+    attrs = ops.cuba_attributes(1.0, 0.5, 1.0, 4096, reset="subtract", reset_delay=True)
+    path = _onnx_model(tmp_path / "m.onnx", 1, [[0.75]], ops.CUBA_LIF, attrs)
+    assert main(["info", path]) == 0
+    out = capsys.readouterr().out
+    assert "reset subtract delayed" in out
+    assert ("population 'pop': reset by subtraction, one step late (reset_delay). Lava CPU: snnc's "
+            "LIFResetRule") in out and "custom (microcoded) neuron program" in out
+    assert main(["deploy", path, "--dry-run", "--map", str(tmp_path / "m.map.json")]) == 0
+    assert "  pop: reset by subtraction, one step late (reset_delay)" in capsys.readouterr().out
+
+
+def test_netx_export_refuses_by_name(tmp_path):
+    from snnc.backends.netx_export import export_netx
+    from snnc.compiler.ir import Delay
+    g = Graph()
+    g.add("x", Input((2,)))
+    g.add("syn", Dense(np.eye(2) * 0.5), "x")
+    g.add("pop", CubaLIF((2,), 1.0, 0.5, 1.0, reset="subtract"), "syn")
+    g.add("d", Delay(np.array(1)), "pop")
+    g.add("out", Output((2,)), "d")
+    with pytest.raises(SnncError, match="node 'pop': reset 'subtract' cannot be written"):
+        export_netx(g, str(tmp_path / "a.net"))
+    with pytest.raises(SnncError, match="node 'li': a non-spiking leaky-integrator read-out"):
+        export_netx(_li_graph(), str(tmp_path / "b.net"))
