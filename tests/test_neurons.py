@@ -443,3 +443,15 @@ def test_netx_export_refuses_by_name(tmp_path):
         export_netx(g, str(tmp_path / "a.net"))
     with pytest.raises(SnncError, match="node 'li': a non-spiking leaky-integrator read-out"):
         export_netx(_li_graph(), str(tmp_path / "b.net"))
+
+
+@pytest.mark.timeout(300)
+def test_hardware_path_simulated_and_refused_on_loihi2():
+    """The hardware plan under Loihi2SimCfg (snnc's fixed_pt models) == reference fixed; a real
+    Loihi 2 run is refused by name (no custom neuron programs shipped)."""
+    from snnc.backends import loihi_hw  # lazy: heavy
+    g = quantize(_zoo())
+    x = _zoo_input()
+    with pytest.raises(SnncError, match="custom neuron program.*'p_late': reset by subtraction, one step late"):
+        loihi_hw.run_hw(g, x, config="loihi2", check_runtime=False)
+    _assert_same(run_reference(g, x, "fixed"), loihi_hw.run_hw(g, x, config="sim-fixed", check_runtime=False))
