@@ -455,3 +455,30 @@ def test_hardware_path_simulated_and_refused_on_loihi2():
     with pytest.raises(SnncError, match="custom neuron program.*'p_late': reset by subtraction, one step late"):
         loihi_hw.run_hw(g, x, config="loihi2", check_runtime=False)
     _assert_same(run_reference(g, x, "fixed"), loihi_hw.run_hw(g, x, config="sim-fixed", check_runtime=False))
+
+
+@pytest.mark.parametrize("q", [True, False])
+def test_snnc_nn_subtract_reset_exports(tmp_path, q):
+    """snnc.nn LIF(reset="subtract") exports with the general body: its PyTorch forward ==
+    onnxruntime == reference fixed (quantize=True, 8-bit weight hooks) / reference float."""
+    import torch  # lazy: heavy
+    import snnc
+    import snnc.nn as sn
+    torch.manual_seed(0)
+    n1, n2 = sn.stbp(quantize=q, reset="subtract"), sn.stbp(quantize=q, reset="subtract")
+    wq = (lambda n: n.weight_quant()) if q else (lambda n: None)
+    net = torch.nn.Sequential(sn.Linear(30, 20, bias=False, weight_quant=wq(n1)), n1,
+                              sn.Linear(20, 10, bias=False, weight_quant=wq(n2)), n2)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, sn.Linear):
+                m.weight.mul_(3.0)
+        x = (torch.rand(4, 30, 30, generator=torch.Generator().manual_seed(2)) < 0.4).float()
+        y = net(x).numpy()
+    path = str(tmp_path / "m.onnx")
+    snnc.export(net, x, path)
+    assert y.sum() > 100
+    assert np.array_equal(run_onnxruntime(path, x.numpy()).output, y)
+    g = snnc.compile(path)
+    assert [n.reset for n in g.nodes.values() if isinstance(n, CubaLIF)] == ["subtract", "subtract"]
+    assert np.array_equal(run_reference(g, x.numpy(), "fixed" if q else "float").output, y)
