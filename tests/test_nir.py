@@ -105,8 +105,10 @@ def test_lif_norse_on_lava_fixed():
 # ----------------------------------------------------------------------------- oracles
 def _quiet():
     import logging
+    import torch  # lazy: heavy
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
+    torch.set_num_threads(1)            # tiny per-step tensors: threads only cost here
 
 
 def _spikes(rng, shape, steps, p, n):
