@@ -456,9 +456,13 @@ def test_conventions_discretise_as_documented():
     assert g.nodes["0"].weight[0, 0] == pytest.approx(1e-4 / tau, rel=1e-12)     # gain a r folded in
     g = import_nir(nir_file("lif_norse.nir"), dt=1e-4, integrator="exact")   # a = 1 - exp(-dt/tau)
     assert g.nodes["1"].voltage_decay == pytest.approx(-np.expm1(-1e-4 / tau), rel=1e-12)
-    g = import_nir(nir_file("lif_norse.nir"), convention="sinabs")           # dt = 1 step, exact, subtract, >=
+    g = import_nir(nir_file("lif_norse.nir"), convention="sinabs")           # dt = 1 step, exact, subtract
     n = g.nodes["1"]
-    assert n.reset == "subtract" and n.spike_compare == ">=" and n.voltage_decay == pytest.approx(-np.expm1(-1 / tau))
+    assert n.reset == "subtract" and n.spike_compare == ">" and n.voltage_decay == pytest.approx(-np.expm1(-1 / tau))
+    assert g.nodes["0"].weight[0, 0] == pytest.approx(-np.expm1(-1 / tau))     # (1 - alpha) I
+    g = import_nir(nir_file("lif_norse.nir"), convention="spyx", dt=1e-4)    # unit gain, late spike, delayed sub
+    assert g.nodes["1"].delayed_subtract and g.nodes["0"].weight[0, 0] == 1.0
+    assert g.nodes["output.delay"].steps == 1
     g = import_nir(nir_file("braille_noDelay_bias_zero.nir"), convention="snntorch")
     h = g.nodes["lif1.lif"]
     assert h.current_decay == pytest.approx(0.45, abs=1e-6) and h.voltage_decay == pytest.approx(0.1, abs=1e-6)
@@ -480,7 +484,7 @@ def import_nir_weight(name, node):
     ("two_lif_neurons.nir", {"convention": "lava"}, "v_leak"),
     ("braille_noDelay_bias_zero.nir", {"convention": "norse"}, "unstable"),     # Norse's dt = 1e-3
     ("lif_norse.nir", {"dt": 1e-4, "reset": "bogus"}, "unknown reset"),
-    ("lif_norse.nir", {"convention": "spyx", "integrator": "exact"}, "Spyx writes r = beta"),
+    ("lif_norse.nir", {"convention": "rockpool", "dt": 1e-4}, "Rockpool writes r"),
     ("lif_norse.nir", {}, "give dt"),
 ])
 def test_refusals_name_node_and_reason(name, opts, msg):
