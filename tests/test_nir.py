@@ -14,6 +14,7 @@ import pytest
 
 import snnc
 from snnc.backends.reference import _Sim
+from snnc.compiler.ir import CubaLIF, Output
 from snnc.compiler.quantize import quantize
 from snnc.errors import SnncError
 from snnc.frontends.nir_import import import_nir
@@ -115,22 +116,28 @@ def _spikes(rng, shape, steps, p, n):
     return (rng.random((n,) + tuple(shape) + (steps,)) < p).astype(np.float32)
 
 
-def norse_forward(graph, x, dt):
+def norse_forward(graph, x, dt, hidden=()):
     """The graph as Norse 1.1 loads it (``norse.torch.from_nir``, nirtorch's executor), one sample
-    at a time (the CNN's Flatten(start_dim=0) folds the batch), step by step."""
+    at a time (the CNN's Flatten(start_dim=0) folds the batch), step by step. ``hidden``: node
+    names whose outputs (nirtorch's per-step cache) are returned too, as {name: (N, *shape, T)}."""
     import norse.torch as nt  # lazy: heavy
     import torch  # lazy: heavy
     _quiet()
-    outs = []
+    outs, rec = [], {k: [] for k in hidden}
     for n in range(x.shape[0]):
         m = nt.from_nir(graph, dt=dt)
-        state, ys = None, []
+        state, ys, hs = None, [], {k: [] for k in hidden}
         with torch.no_grad():
             for t in range(x.shape[-1]):
                 y, state = m(torch.from_numpy(x[n:n + 1, ..., t]), state)
                 ys.append(y.numpy().reshape(-1))
+                for k in hidden:
+                    hs[k].append(state.cache[k.replace(".", "_")].numpy().reshape(-1))   # nirtorch: "." -> "_"
         outs.append(np.stack(ys, -1))
-    return np.stack(outs)
+        for k in hidden:
+            rec[k].append(np.stack(hs[k], -1))
+    out = np.stack(outs)
+    return (out, {k: np.stack(v) for k, v in rec.items()}) if hidden else out
 
 
 def lif1_only_graph(tmp_path):
@@ -167,10 +174,18 @@ def test_norse_oracle_identical(name, steps, p, n, tmp_path):
     inp = next(k for k, v in g.nodes.items() if isinstance(v, nir.Input))
     shape = [int(s) for s in next(iter(g.nodes[inp].input_type.values()))]
     x = _spikes(np.random.default_rng(0), shape, steps, p, n)
-    want = norse_forward(g, x, 1e-4)
-    got = snnc.run(snnc.compile(import_nir(path, convention="norse", dt=1e-4)), x, backend="reference-float")
-    got = got.output.reshape(want.shape)
+    ir = import_nir(path, convention="norse", dt=1e-4)
+    pops = [k for k, v in ir.nodes.items() if isinstance(v, CubaLIF) and k in g.nodes]
+    for k in pops:                                   # every population, not only the output
+        ir.add(f"{k}.out", Output(ir.nodes[k].shape), k)
+    want, hidden = norse_forward(g, x, 1e-4, pops)
+    res = snnc.run(snnc.compile(ir), x, backend="reference-float")
+    got = res.output.reshape(want.shape)
     assert np.array_equal(got, want), f"agreement {np.mean(got == want):.5f}"
+    for k in pops:
+        h = res.outputs[f"{k}.out"].reshape(hidden[k].shape)
+        assert np.array_equal(h, hidden[k]), f"{k}: agreement {np.mean(h == hidden[k]):.5f}"
+        assert k in ("1", "lif1") or hidden[k].sum() > 0 or p == 0, k
     if name.endswith(":lif1"):
         assert want.sum() >= 4                    # spikes from v_leak alone (no input at all)
     elif p > 0:
