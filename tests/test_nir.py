@@ -101,6 +101,16 @@ def test_lif_norse_on_lava_fixed():
     assert np.nonzero(lava.output.reshape(-1))[0].tolist() == [460, 510, 710, 760]
     _, rs = recorded("lif_lava_cpu_fixed.csv")
     assert np.array_equal(lava.output.reshape(-1)[:-1], rs[1:])
+    assert np.array_equal(lava.state["1"]["v"], ref_state_v(g, x))   # final v, read back from Lava
+    gf = quantize(import_nir(nir_file("lif_norse.nir"), convention="lava"))
+    lava_float = run_lava(gf, x, "float", timeout=240)
+    _, rf = recorded("lif_lava_cpu_float.csv")
+    assert np.array_equal(lava_float.output.reshape(-1)[:-1], rf[1:])
+
+
+def ref_state_v(graph, x):
+    from snnc.backends.reference_spec import run_reference_spec
+    return run_reference_spec(graph, x, "fixed", state_steps={"1": x.shape[-1]}).state["1"]["v"]
 
 
 # ----------------------------------------------------------------------------- oracles
@@ -447,6 +457,11 @@ def test_cli_compile_and_export_nir(tmp_path):
     assert r.returncode == 0 and "exported" in r.stdout, r.stderr
     r = _cli("export-nir", str(tmp_path / "m.snnc"), "-o", str(tmp_path / "old.nir"), "--nir-compat", "1.0.4")
     assert r.returncode == 0 and read_with_nir_104(str(tmp_path / "old.nir"))[0] == 0
+    r = _cli("compile", nir_file("braille_noDelay_noBias_subtract.nir"), "--convention", "snntorch", "--reset",
+             "subtract", "--reset-timing", "delayed", "-o", str(tmp_path / "sub.snnc"))
+    assert r.returncode == 0, r.stderr
+    sub = snnc.compile(str(tmp_path / "sub.snnc"))
+    assert sub.nodes["lif2"].delayed_subtract and sub.metadata["reset"] == "subtract"
     r = _cli("compile", str(tmp_path / "out.nir"), "-o", str(tmp_path / "again.snnc"))
     assert r.returncode == 0, r.stderr
     g1, g2 = snnc.compile(str(tmp_path / "m.snnc")), snnc.compile(str(tmp_path / "again.snnc"))
