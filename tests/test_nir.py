@@ -601,3 +601,50 @@ def test_snntorch_export_to_nir_to_snnc(reset, delay, tmp_path):
         assert np.mean(got == want) > 0.85
     else:
         assert np.array_equal(got, want)
+
+
+def test_primitives_against_nir_equations(tmp_path):
+    """Linear, Scale, Delay, LIF (v_leak), Affine, LI read-out, Threshold and a flat recurrent IF,
+    in one graph, against NIR's equations stepped by hand (forward Euler, dt = 1e-3): identical
+    spikes, read-out v to 1e-12."""
+    import nir  # lazy: heavy
+    rng = np.random.default_rng(4)
+    dt = 1e-3
+    w1, s1, w2, b2, w3 = rng.normal(0, 2, (4, 3)), rng.uniform(0.5, 2, 4), rng.normal(0, 1, (2, 4)), \
+        rng.normal(0, 0.2, 2), rng.normal(0, 1, (2, 4))
+    wr = rng.normal(0, 0.5, (4, 4))
+    tau, r, vl, th = np.full(4, 0.01), np.full(4, 3.0), np.full(4, 0.3), np.full(4, 1.0)
+    nodes = {"input": nir.Input(np.array([3])), "lin": nir.Linear(w1), "scale": nir.Scale(s1),
+             "delay": nir.Delay(np.full(4, 2 * dt)),
+             "lif": nir.LIF(tau=tau, r=r, v_leak=vl, v_threshold=th, v_reset=np.zeros(4)),
+             "aff": nir.Affine(w2, b2), "li": nir.LI(tau=np.full(2, 0.02), r=np.full(2, 2.0), v_leak=np.zeros(2)),
+             "out": nir.Output(np.array([2])), "lin3": nir.Linear(w3), "thr": nir.Threshold(np.full(2, 0.5)),
+             "out2": nir.Output(np.array([2])), "rec": nir.Linear(wr),
+             "if": nir.IF(r=np.full(4, 1 / dt), v_threshold=np.full(4, 1.5), v_reset=np.zeros(4)),
+             "out3": nir.Output(np.array([4]))}
+    edges = [("input", "lin"), ("lin", "scale"), ("scale", "delay"), ("delay", "lif"), ("lif", "aff"),
+             ("aff", "li"), ("li", "out"), ("lif", "lin3"), ("lin3", "thr"), ("thr", "out2"),
+             ("lif", "if"), ("if", "rec"), ("rec", "if"), ("if", "out3")]
+    nir.write(str(tmp_path / "p.nir"), nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    x = _spikes(rng, (3,), 200, 0.4, 1)
+    g = snnc.compile(import_nir(str(tmp_path / "p.nir"), dt=dt))
+    res = snnc.run(g, x, backend="reference-float")
+    # NIR's equations, stepped by hand
+    T = x.shape[-1]
+    v, vli, vif, s_if = np.zeros(4), np.zeros(2), np.zeros(4), np.zeros(4)
+    want_li, want_thr, want_if = np.zeros((2, T)), np.zeros((2, T)), np.zeros((4, T))
+    for t in range(T):
+        a = s1 * (w1 @ x[0, :, t - 2]) if t >= 2 else np.zeros(4)
+        v = v + dt / tau * (vl - v + r * a)
+        s = (v > th).astype(float)
+        v[s > 0] = 0
+        vli = vli + dt / 0.02 * (-vli + 2.0 * (w2 @ s + b2))
+        want_li[:, t] = vli
+        want_thr[:, t] = (w3 @ s) > 0.5
+        vif = vif + dt / dt * (s + wr @ s_if)           # IF: dv/dt = r I, r = 1/dt; back edge: s_if[t-1]
+        s_if = (vif > 1.5).astype(float)
+        vif[s_if > 0] = 0
+        want_if[:, t] = s_if
+    assert np.max(np.abs(res.outputs["out"][0] - want_li)) < 1e-12
+    assert np.array_equal(res.outputs["out2"][0], want_thr) and want_thr.sum() > 0
+    assert np.array_equal(res.outputs["out3"][0], want_if) and want_if.sum() > 0
