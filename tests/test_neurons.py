@@ -445,15 +445,20 @@ def test_netx_export_refuses_by_name(tmp_path):
         export_netx(_li_graph(), str(tmp_path / "b.net"))
 
 
+def test_loihi2_run_refuses_custom_neurons_by_name():
+    """A real Loihi 2 run is refused by name (snnc ships no custom neuron programs)."""
+    from snnc.backends import loihi_hw
+    with pytest.raises(SnncError, match="custom neuron program.*'p_late': reset by subtraction, one step late"):
+        loihi_hw.run_hw(quantize(_zoo()), _zoo_input(), config="loihi2", check_runtime=False)
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_hardware_path_simulated_and_refused_on_loihi2():
-    """The hardware plan under Loihi2SimCfg (snnc's fixed_pt models) == reference fixed; a real
-    Loihi 2 run is refused by name (no custom neuron programs shipped)."""
+def test_hardware_path_simulated():
+    """The hardware plan under Loihi2SimCfg (snnc's fixed_pt models) == reference fixed."""
     from snnc.backends import loihi_hw  # lazy: heavy
     g = quantize(_zoo())
     x = _zoo_input()
-    with pytest.raises(SnncError, match="custom neuron program.*'p_late': reset by subtraction, one step late"):
-        loihi_hw.run_hw(g, x, config="loihi2", check_runtime=False)
     _assert_same(run_reference(g, x, "fixed"), loihi_hw.run_hw(g, x, config="sim-fixed", check_runtime=False))
 
 
