@@ -563,3 +563,33 @@ def test_lava_fixed_conv_recurrent_and_conv_readout():
     ref = run_reference(g, x, "fixed")
     assert ref.counts["h"].sum() > 100 and ref.counts["sat_n"].sum() > 10
     _assert_same(ref, run_lava(g, x, "fixed", timeout=240))
+
+
+def test_onnx_recurrent_general_body_with_delayed_subtract(tmp_path):
+    """snnc.RecurrentCubaLIF (general body, the form of snnTorch's RLeaky/RSynaptic) with reset
+    subtract + reset_delay and real dynamics: onnxruntime == reference-float of the import."""
+    import onnx  # lazy: only here
+    rng = np.random.default_rng(4)
+    w = np.round(rng.normal(0.3, 0.5, (8, 5)) * 64) / 64
+    w_rec = np.round(rng.normal(0.0, 0.4, (8, 8)) * 64) / 64
+    fn = ops.GENERAL_FUNCTIONS[ops.RECURRENT_CUBA_LIF]()
+    attrs = ops.cuba_attributes(0.5, 0.25, 1.0, 0, reset="subtract", reset_delay=True)
+    nodes = [helper.make_node("MatMul", ["W", "input"], ["a"], name="syn"),
+             helper.make_node(ops.RECURRENT_CUBA_LIF, ["a", "Wr", "b"], ["s"], name="rpop", domain=ops.DOMAIN,
+                              **attrs),
+             helper.make_node("Identity", ["s"], ["output"], name="output")]
+    inits = [numpy_helper.from_array(w.astype(np.float32), "W"),
+             numpy_helper.from_array(w_rec.astype(np.float32), "Wr"),
+             numpy_helper.from_array(np.zeros((), np.float32), "b")]
+    graph = helper.make_graph(nodes, "rec", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 5, "T"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 8, "T"])], inits)
+    model = helper.make_model(graph, ir_version=ops.IR_VERSION, opset_imports=ops.model_opsets([fn]), functions=[fn])
+    onnx.checker.check_model(model, full_check=True)
+    path = str(tmp_path / "rec.onnx")
+    onnx.save(model, path)
+    x = (rng.random((2, 5, 50)) < 0.4).astype(np.float32)
+    ort = run_onnxruntime(path, x)
+    g = import_onnx(path)
+    assert g.nodes["rpop"].delayed_subtract
+    assert ort.output.sum() > 100
+    assert np.array_equal(run_reference(g, x, "float").output, ort.output)
