@@ -48,6 +48,7 @@ class _Recording:
 
     def track(self, t: torch.Tensor, node: torch.fx.Node):
         self.vals[id(t)] = (node, t)            # keeps t alive, so ids are not reused
+        node.meta["shape"] = tuple(t.shape)
 
     def args(self, obj):
         """``obj`` with recorded tensors replaced by their nodes."""
@@ -68,8 +69,8 @@ class _Recording:
             self.track(out, node)
         elif isinstance(out, (tuple, list)):
             for i, o in enumerate(out):
-                if isinstance(o, torch.Tensor):
-                    self.track(o, self.graph.call_function(operator.getitem, (node, i)))
+                if isinstance(o, (torch.Tensor, tuple, list)):
+                    self.outputs(o, self.graph.call_function(operator.getitem, (node, i)))
 
 
 class _Mode(TorchFunctionMode):
@@ -128,7 +129,16 @@ def record(module: torch.nn.Module, example_input: torch.Tensor,
         if m is not module and is_leaf(m):
             handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
             handles.append(m.register_forward_hook(post, with_kwargs=True))
+    orig_getitem = torch.Tensor.__getitem__
+
+    def getitem(self, idx):   # indexing does not reach TorchFunctionMode (torch 2.3): record it here
+        out = orig_getitem(self, idx)
+        if not rec.depth and rec.node_of(self) is not None and isinstance(out, torch.Tensor):
+            rec.outputs(out, rec.graph.call_method("__getitem__", (rec.node_of(self), rec.args(idx))))
+        return out
+
     try:
+        torch.Tensor.__getitem__ = getitem
         with torch.no_grad(), _Mode(rec):
             out = module(x)
     except SnncError:
@@ -137,6 +147,7 @@ def record(module: torch.nn.Module, example_input: torch.Tensor,
         raise SnncError(f"running {type(module).__name__}.forward on example_input "
                         f"{tuple(example_input.shape)} failed ({type(e).__name__}: {str(e)[:200]})") from e
     finally:
+        torch.Tensor.__getitem__ = orig_getitem
         for h in handles:
             h.remove()
     rec.graph.output(rec.args(out))
@@ -169,6 +180,9 @@ def spike_path(gm: torch.fx.GraphModule, exportable: Callable[[torch.fx.Node], b
         elif isinstance(o, torch.fx.Node):
             notes.append(f"forward() output {i} ({_describe(o)}) is not a spike path snnc exports; "
                          "dropped")
+        elif o is None:
+            notes.append(f"forward() output {i} is not torch.stack(per-step list, dim=0) of a value "
+                         "computed every step; dropped")
         else:
             notes.append(f"forward() output {i} ({type(o).__name__}, not computed from the input "
                          "tensor) dropped")
@@ -202,5 +216,7 @@ def spike_path(gm: torch.fx.GraphModule, exportable: Callable[[torch.fx.Node], b
 def _describe(n: torch.fx.Node) -> str:
     if n.op == "call_module":
         return f"module '{n.target}'"
+    if n.op == "call_function" and n.target is operator.getitem:
+        return f"item {n.args[1]} of {_describe(n.args[0])}'s output"
     t = n.target
     return t if isinstance(t, str) else getattr(t, "__name__", str(t))

@@ -230,14 +230,19 @@ def _value_info(name: str, shape: tuple) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:-1], "T"])
 
 
-def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[str] = None
-           ) -> onnx.ModelProto:
+def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[str] = None,
+           time_axis: Optional[int] = None) -> onnx.ModelProto:
     """Write ``module`` (slayer cuba blocks) as an snnc-dialect ONNX file at ``path``.
 
     ``example_input``: float32 ``(N, C[, H, W], T)``, time last. Returns the ModelProto
     (also when ``path`` is None, in which case nothing is written). Raises ``SnncError``
-    naming the block for anything snnc cannot express.
+    naming the block for anything snnc cannot express. snnTorch and Norse modules go to
+    ``step_export`` (their input is time first, ``time_axis`` 0 by default).
     """
+    from . import step_export
+    lib = step_export.library(module)
+    if lib is not None:
+        return step_export.export(module, example_input, path, time_axis or 0, lib)
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
         raise SnncError("example_input must be a torch tensor (N, C[, H, W], T), time last")
     notes: List[str] = []
