@@ -11,8 +11,9 @@ All fields are Loihi integers, exactly as Lava's bit-accurate models take them:
 
   with ``rtz(y) = sign(y) * (|y| >> 12)``. Reset "subtract" (``CubaLIF.reset``) is
   ``v[s] -= vth << 6`` instead of ``v[s] = 0``; delayed (``reset_delay``) it is
-  ``v -= (vth << 6) * s_prev`` after the decay, before the saturation, and no reset at the spike. Lava's LIF parameter ``du`` is ``decay_u - 1``
-  (its bit-accurate model adds 1), ``dv`` is ``decay_v``.
+  ``v -= (vth << 6) * s_prev`` after the decay, before the saturation, and no reset at the
+  spike. Lava's LIF parameter ``du`` is ``decay_u - 1`` (its bit-accurate model adds 1), ``dv``
+  is ``decay_v``.
 """
 from __future__ import annotations
 
