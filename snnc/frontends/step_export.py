@@ -123,6 +123,9 @@ def _through(n, gm):
 def _prepare(gm, lib) -> _Context:
     ctx = _Context()
     for n in gm.graph.nodes:
+        if n.op == "call_module" and isinstance(gm.get_submodule(n.target), torch.nn.MaxPool2d):
+            _check_spikes(n, gm, lib)
+    for n in gm.graph.nodes:
         if n.op != "call_module" or not lib.is_neuron(gm.get_submodule(n.target)):
             continue
         m = gm.get_submodule(n.target)
@@ -236,8 +239,6 @@ def _emit_pool(b, ctx, n, m, x, in_shape) -> str:
     w = np.full((c, 1, k[0], k[1], 1), 1.0 / (k[0] * k[1]) if avg else 1.0, np.float64)
     if avg:
         w = _rows(w, ctx.scale.get(n.name, 1.0))
-    else:
-        _check_spikes(n, ctx)
     y = b.node("Conv", [x, b.init(f"{name}.weight", w.astype(np.float32))], f"{name}.pool",
                strides=[s[0], s[1], 1], pads=[0] * 6, dilations=[1, 1, 1], group=int(c),
                kernel_shape=[k[0], k[1], 1])
@@ -249,11 +250,12 @@ def _emit_pool(b, ctx, n, m, x, in_shape) -> str:
                   domain=ops.DOMAIN, **attrs)
 
 
-def _check_spikes(n, ctx):
-    src = n.args[0]
+def _check_spikes(n, gm, lib):
+    """A MaxPool2d must read spikes: the input, or a neuron's spikes (through Dropout/Identity)."""
+    src = _through(n.args[0], gm)
     while src.op == "call_function" and src.target is operator.getitem:
         src = src.args[0]
-    if src.op == "placeholder" or src.name in ctx.spec or src.meta.get("snnc_spikes"):
+    if src.op == "placeholder" or (src.op == "call_module" and lib.is_neuron(gm.get_submodule(src.target))):
         return
     raise SnncError(f"layer '{n.target}' (MaxPool2d) reads '{getattr(src, 'target', src.name)}', not "
                     "spikes: the max of synaptic currents is not a synapse Loihi has; snnc maps the max "
@@ -274,15 +276,8 @@ def _general(b):
 
 
 def _neuron_attrs(name, spec) -> dict:
-    attrs = ops.cuba_attributes(spec.current_decay, spec.voltage_decay, spec.threshold, 0)
-    attrs.update(reset=spec.reset, refractory=int(spec.refractory))
-    if "reset_delay" in ops.CUBA_ATTRIBUTES:
-        attrs["reset_delay"] = int(spec.reset_delay)
-    elif spec.reset != "zero" or spec.reset_delay:
-        raise SnncError(f"neuron '{name}' ({spec.library} {spec.kind}): reset {spec.reset!r}"
-                        f"{' one step late (reset_delay)' if spec.reset_delay else ''} is not in this "
-                        "version of snnc's ONNX dialect yet; use reset_mechanism='zero'")
-    return attrs
+    return ops.cuba_attributes(spec.current_decay, spec.voltage_decay, spec.threshold, 0, reset=spec.reset,
+                               reset_delay=spec.reset_delay, refractory=int(spec.refractory))
 
 
 def _emit_neuron(b, ctx, n, x, shape) -> str:
@@ -301,14 +296,9 @@ def _emit_neuron(b, ctx, n, x, shape) -> str:
     if bias.ndim:
         bias = bias.reshape(bias.shape + (1,) * (len(shape) - bias.ndim))
     if spec.readout:
-        if not hasattr(ops, "CUBA_LI"):
-            raise SnncError(f"neuron '{name}' ({spec.library} {spec.kind}) is a non-spiking read-out; "
-                            "this version of snnc's ONNX dialect has no CubaLI op yet")
-        attrs = dict(current_decay=float(spec.current_decay), voltage_decay=float(spec.voltage_decay),
-                     state_scale=0)
-        b.functions.setdefault(ops.CUBA_LI, ops.FUNCTIONS[ops.CUBA_LI]())
-        return b.node(ops.CUBA_LI, [x, b.init(f"{name}.bias", bias)], f"{name}.neuron",
-                      domain=ops.DOMAIN, **attrs)
+        b.functions[ops.CUBA_LI] = ops.FUNCTIONS[ops.CUBA_LI]()
+        return b.node(ops.CUBA_LI, [x, b.init(f"{name}.bias", bias)], f"{name}.neuron", domain=ops.DOMAIN,
+                      **ops.li_attributes(spec.current_decay, spec.voltage_decay, 0))
     attrs = _neuron_attrs(name, spec)
     _general(b)
     if spec.w_rec is not None:
@@ -372,8 +362,7 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path=None, time
     graph = helper.make_graph(b.nodes, type(module).__name__, [inp], info, b.inits)
     model = helper.make_model(
         graph, ir_version=ops.IR_VERSION, producer_name="snnc",
-        opset_imports=[helper.make_opsetid("", ops.OPSET), helper.make_opsetid(ops.DOMAIN, ops.DOMAIN_VERSION)],
-        functions=list(b.functions.values()))
+        opset_imports=ops.model_opsets(b.functions.values()), functions=list(b.functions.values()))
     layout = (f"static input repeated over T={r.steps} steps (snnc.frontends.step_export.time_last(x, steps))"
               if r.static else f"time axis {time_axis} of the example input moved last")
     props = {"snnc.dialect_version": ops.DIALECT_VERSION,
