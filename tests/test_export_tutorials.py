@@ -89,9 +89,10 @@ def test_xor_counts_forward_input_and_affine_blocks(tmp_path):
     assert any("not torch.fx-traceable" in n and ".item()" in n for n in notes)
     assert any("output 1" in n and "dropped" in n for n in notes)
     assert any("mean x4" in n for n in notes)
-    got = run_onnx(path, x)
     assert (y != 0).sum() > 10                         # the Affine read-out (real-valued)
-    assert np.array_equal(got, y.numpy())
+    results, _, _ = run_parity(str(path), x.numpy(), engines=["reference"], torch_output=y.numpy())
+    for engine in ("onnxruntime", "reference"):        # Affine(dynamics=False): snnc.CubaLI, decays 1
+        assert np.array_equal(results[engine].output, y.numpy()), engine
     # another batch size and length, same file
     x2 = spikes((3, 2, 37), 0.5, 4)
     with torch.no_grad():
@@ -172,3 +173,20 @@ def test_data_dependent_branch_is_still_refused(tmp_path):
 
     with pytest.raises(SnncError, match="data-dependent control flow"):
         snnc.export(Branchy().eval(), spikes((1, 8, 10), 0.3, 7), str(tmp_path / "x.onnx"))
+
+
+def test_affine_with_dynamics_is_a_cuba_li_readout(tmp_path):
+    """Affine(dynamics=True): slayer's CUBA voltage without spikes, read out every step."""
+    torch.manual_seed(8)
+    p = dict(threshold=0.5, current_decay=0.3, voltage_decay=0.1)
+    net = torch.nn.Sequential(slayer.block.cuba.Dense(dict(p), 10, 12, weight_scale=3),
+                              slayer.block.cuba.Affine(dict(p), 12, 3)).eval()
+    x = spikes((2, 10, 40), 0.3, 8)
+    with torch.no_grad():
+        y = net(x).numpy()
+    path = tmp_path / "aff.onnx"
+    snnc.export(net, x, str(path))
+    results, _, _ = run_parity(str(path), x.numpy(), engines=["reference"], torch_output=y)
+    assert np.abs(y).max() > 0.5
+    for engine in ("onnxruntime", "reference"):
+        assert np.array_equal(results[engine].output, y), engine

@@ -20,8 +20,7 @@ from ..errors import SnncError
 from . import onnx_ops as ops
 
 _cuba = slayer.block.cuba
-SUPPORTED = ("slayer.block.cuba Input, Dense, Conv, Pool, Flatten, Recurrent and Affine "
-             "(dynamics=False)")
+SUPPORTED = "slayer.block.cuba Input, Dense, Conv, Pool, Flatten, Recurrent and Affine"
 
 
 def _what(m) -> str:
@@ -50,10 +49,7 @@ def block_kind(m: torch.nn.Module, name: str) -> str:
         raise SnncError(f"block '{name}' ({type(m).__name__}, a subclass of "
                         f"{base.__module__}.{base.__name__}) overrides forward(); snnc exports "
                         "slayer's own block forward only: compute the extra step outside the block")
-    if kind == "affine" and m.dynamics:
-        raise SnncError(f"block '{name}' is a slayer.block.cuba.Affine with dynamics=True (a "
-                        "non-spiking CUBA read-out of the voltage), which snnc does not export yet; "
-                        "use dynamics=False (the synaptic current)")
+
     if getattr(m, "count_log", False):
         raise SnncError(f"block '{name}' ({type(m).__name__}) has count_log=True; "
                         "build it with count_log=False for export")
@@ -196,6 +192,25 @@ def neuron_params(m, name: str, shape: Tuple[int, ...]) -> SimpleNamespace:
         bias = bias.reshape(bias.shape + (1,) * (len(shape) - 1))
     attrs = ops.cuba_attributes(int(du) / 4096.0, int(dv) / 4096.0, n.threshold, n.s_scale)
     return SimpleNamespace(attributes=attrs, bias=bias, shape=tuple(shape))
+
+
+def affine_readout(m, name: str) -> dict:
+    """``snnc.CubaLI`` attributes of an Affine block's read-out: with ``dynamics=True`` slayer's
+    CUBA voltage without spikes or reset (integer dynamics, its decays and scale); with
+    ``dynamics=False`` the synaptic current itself (decays 1: v = u = x every step; Loihi's
+    12-bit voltage decay stops at 4095/4096, so fixed point keeps |v|/4096 of the last step)."""
+    n = m.neuron
+    if type(n) is not slayer.neuron.cuba.Neuron:
+        raise SnncError(f"block '{name}' has neuron {_what(n)}; snnc exports CUBA neurons only")
+    if n.norm is not None:
+        raise SnncError(f"block '{name}' (Affine) has a neuron norm; snnc exports Affine without norm")
+    if not m.dynamics:
+        return ops.li_attributes(1.0, 1.0, n.s_scale)
+    du, dv = n.cx_current_decay, n.cx_voltage_decay
+    if np.ndim(du) or np.ndim(dv):
+        raise SnncError(f"block '{name}' has per-channel decays (shared_param=False); "
+                        "snnc exports shared decays only")
+    return ops.li_attributes(int(du) / 4096.0, int(dv) / 4096.0, n.s_scale)
 
 
 def delay_steps(m, name: str, shape: Tuple[int, ...]) -> Optional[np.ndarray]:

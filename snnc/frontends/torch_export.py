@@ -165,8 +165,10 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
             z = b.node("MatMul", [w, x], f"{name}.synapse")
         else:
             z = b.node("Conv", [x, w], f"{name}.synapse", **syn.attrs)
-        if kind == "affine":        # dynamics=False: the synaptic current is the output
-            return z
+        if kind == "affine":        # a non-spiking read-out: CUBA voltage, or the current itself
+            b.functions.setdefault(ops.CUBA_LI, ops.FUNCTIONS[ops.CUBA_LI]())
+            return b.node(ops.CUBA_LI, [z, b.init(f"{name}.bias", np.zeros((), np.float32))],
+                          f"{name}.readout", domain=ops.DOMAIN, **sb.affine_readout(m, name))
         nrn = sb.neuron_params(m, name, syn.out_shape)
         s = b.node(ops.CUBA_LIF, [z, b.init(f"{name}.bias", nrn.bias)], f"{name}.neuron",
                    domain=ops.DOMAIN, **nrn.attributes)
