@@ -234,7 +234,7 @@ def test_unsupported_raise_clear_errors():
     g = Graph()
     g.add("in", Input((4,)))
     g.add("fc", Dense(np.ones((3, 4))), "in")
-    g.add("lif", CubaLIF((3,), 0.1, 0.1, 1.0, reset="subtract"), "fc")
+    g.add("lif", CubaLIF((3,), 0.1, 0.1, 1.0, graded=True), "fc")    # (reset "subtract" runs: lava_neurons)
     g.add("out", Output((3,)), "lif")
     with pytest.raises(SnncError, match="'lif'"):
         plan_lava(g, 10, "float")

@@ -313,3 +313,133 @@ def test_onnx_leaky_integrator_hand_computed(tmp_path):
         assert np.array_equal(out[0], np.array([LI_V0, [-0.5 * v for v in LI_V0]], np.float32)), S
         g = import_onnx(path)
         assert isinstance(g.nodes["pop"], CubaLI) and g.nodes["pop"].state_scale == S
+
+
+# ------------------------------------------------------------------ Lava (layered and fused)
+def _zoo(seed=0, n_in=6, n=5) -> Graph:
+    """One graph with every rule: four populations (subtract, subtract delayed, none, zero) on
+    random dyadic weights, a CubaLI read-out of the delayed one (through Delay(1)) with a bias, and
+    a bias-driven population without input (IF, subtract; bias 0.25 and 0.3125)."""
+    from snnc.compiler.ir import Delay  # (only here)
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add("x", Input((n_in,)))
+    for k, kw in {"sub": dict(reset="subtract"), "late": dict(reset="subtract", reset_delay=True),
+                  "none": dict(reset="none"), "zero": dict(reset="zero")}.items():
+        g.add(f"w_{k}", Dense(np.round(rng.normal(0.35, 0.4, (n, n_in)) * 32) / 32), "x")
+        g.add(f"p_{k}", CubaLIF((n,), 0.25, 0.125, 1.0, **kw), f"w_{k}")
+        g.add(f"o_{k}", Output((n,)), f"p_{k}")
+    g.add("d", Delay(np.array(1)), "p_late")
+    g.add("w_li", Dense(np.round(rng.normal(0, 0.5, (3, n)) * 32) / 32), "d")
+    g.add("li", CubaLI((3,), 0.5, 0.0625, bias=0.125), "w_li")
+    g.add("o_li", Output((3,)), "li")
+    g.add("p_bias", CubaLIF((2,), 1.0, 0.0, 1.0, bias=np.array([0.25, 0.3125]), reset="subtract"))
+    g.add("o_bias", Output((2,)), "p_bias")
+    return g
+
+
+def _zoo_input():
+    return (np.random.default_rng(5).random((2, 6, 30)) < 0.4).astype(np.float64)
+
+
+def _assert_same(ref, other):
+    for o, a in ref.outputs.items():
+        assert np.array_equal(a, other.outputs[o]), (o, np.abs(a - other.outputs[o]).max())
+    assert sorted(other.counts) == sorted(ref.counts)
+    for p, c in ref.counts.items():
+        assert np.array_equal(c, other.counts[p]), p
+
+
+def _check_zoo_reference(ref):
+    """The hand-computable parts: the bias-driven neuron 0 (v = .25 per step, subtract) spikes
+    at t = 4, 8, ..., 28; every population is active."""
+    assert np.flatnonzero(ref.outputs["o_bias"][0, 0]).tolist() == list(range(4, 30, 4))
+    assert all(c.sum() > 30 for c in ref.counts.values())
+
+
+@pytest.mark.timeout(300)
+def test_lava_fixed_equals_reference_fixed_bit_for_bit():
+    """Lava fixed_pt (snnc's LIFResetRule / LeakyIntegrator models, Lava's LIF for zero reset)
+    == reference fixed: every output (spikes and the read-out's values) and every count."""
+    from snnc.backends.lava_backend import run_lava  # lazy: heavy
+    g = quantize(_zoo())
+    x = _zoo_input()
+    ref = run_reference(g, x, "fixed")
+    _check_zoo_reference(ref)
+    lava = run_lava(g, x, "fixed", timeout=240)
+    _assert_same(ref, lava)
+    assert np.any(ref.outputs["o_li"] != 0) and lava.outputs["o_li"].dtype == np.float64
+
+
+@pytest.mark.timeout(300)
+def test_lava_float_equals_reference_float():
+    """Lava floating_pt vs reference float: identical (dyadic weights, same operation order)."""
+    from snnc.backends.lava_backend import run_lava  # lazy: heavy
+    g = _zoo()
+    x = _zoo_input()
+    ref = run_reference(g, x, "float")
+    _check_zoo_reference(ref)
+    _assert_same(ref, run_lava(g, x, "float", timeout=240))
+
+
+@pytest.mark.timeout(300)
+def test_lava_fused_runs_every_rule():
+    """The fused Lava engine (reference step plan in one Lava process) gives the same outputs."""
+    from snnc.backends.lava_fused import run_lava_fused  # lazy: heavy
+    x = _zoo_input()
+    for mode, g in (("fixed", quantize(_zoo())), ("float", _zoo())):
+        _assert_same(run_reference(g, x, mode), run_lava_fused(g, x, mode, timeout=240))
+
+
+# ------------------------------------------------------------------ info, deploy, netx export
+def test_deployment_notes_name_custom_neuron_programs():
+    from snnc.compiler.notes import custom_neuron_programs, deployment_notes
+    g = quantize(_zoo())
+    custom = custom_neuron_programs(g)
+    assert sorted(custom) == ["li", "p_bias", "p_late", "p_none", "p_sub"]
+    assert custom["p_late"] == "reset by subtraction, one step late (reset_delay)"
+    notes = "\n".join(deployment_notes(g))
+    for p in custom:
+        assert f"population {p!r}: {custom[p]}" in notes
+    assert "population 'p_bias': no input; driven by its bias alone" in notes
+    assert "'p_zero'" not in notes
+
+
+def test_deploy_dry_run_reports_custom_neuron_programs():
+    from snnc import deploy
+    m, _, report = deploy.dry_run(quantize(_zoo()))
+    layers = {L["name"]: L for L in report["map"]["layers"]}
+    assert layers["li"]["model"] == "CubaLI"
+    assert layers["p_sub"]["custom_neuron_program"] == "reset by subtraction"
+    assert layers["p_zero"]["custom_neuron_program"] is None
+    table = m.table()
+    assert "needs a custom (microcoded) neuron program on Loihi 2" in table
+    assert "  p_none: no reset" in table and "p_zero:" not in table
+
+
+def test_cli_info_and_deploy_say_so(tmp_path, capsys):
+    from snnc.cli import main
+    attrs = ops.cuba_attributes(1.0, 0.5, 1.0, 4096, reset="subtract", reset_delay=True)
+    path = _onnx_model(tmp_path / "m.onnx", 1, [[0.75]], ops.CUBA_LIF, attrs)
+    assert main(["info", path]) == 0
+    out = capsys.readouterr().out
+    assert "reset subtract delayed" in out
+    assert ("population 'pop': reset by subtraction, one step late (reset_delay). Lava CPU: snnc's "
+            "LIFResetRule") in out and "custom (microcoded) neuron program" in out
+    assert main(["deploy", path, "--dry-run", "--map", str(tmp_path / "m.map.json")]) == 0
+    assert "  pop: reset by subtraction, one step late (reset_delay)" in capsys.readouterr().out
+
+
+def test_netx_export_refuses_by_name(tmp_path):
+    from snnc.backends.netx_export import export_netx
+    from snnc.compiler.ir import Delay
+    g = Graph()
+    g.add("x", Input((2,)))
+    g.add("syn", Dense(np.eye(2) * 0.5), "x")
+    g.add("pop", CubaLIF((2,), 1.0, 0.5, 1.0, reset="subtract"), "syn")
+    g.add("d", Delay(np.array(1)), "pop")
+    g.add("out", Output((2,)), "d")
+    with pytest.raises(SnncError, match="node 'pop': reset 'subtract' cannot be written"):
+        export_netx(g, str(tmp_path / "a.net"))
+    with pytest.raises(SnncError, match="node 'li': a non-spiking leaky-integrator read-out"):
+        export_netx(_li_graph(), str(tmp_path / "b.net"))

@@ -30,7 +30,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..compiler.fixed import FixedCubaLIF, FixedSynapse
-from ..compiler.ir import (Average, Conv2d, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Output,
+from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Output,
                            Sigma, SigmaDelta, SumPool2d)
 from ..errors import SnncError
 from .reference_sdn import has_sigma_delta
@@ -70,6 +70,9 @@ class _Writer:
             raise _err(name, "refractory periods cannot be written: netx ignores neuron/refDelay")
         if node.graded:
             raise _err(name, "graded CUBA spikes cannot be written")
+        if node.reset != "zero":
+            raise _err(name, f"reset {node.reset!r} cannot be written: netx's CUBA neuron resets v to 0 "
+                             "(run it with snnc's Lava models, or on hardware as a custom neuron program)")
         bias = np.asarray(fx.bias_mant, dtype=np.int64) << int(fx.bias_exp)
         if np.any(bias % 64):
             raise _err(name, "bias is not a multiple of 64 state units: netx applies bias << 6 "
@@ -114,6 +117,17 @@ def _delay_field(steps: np.ndarray, shape) -> Optional[np.ndarray]:
     return steps.reshape(-1).astype(np.float32)
 
 
+def _refuse_neurons(g: Graph) -> None:
+    """Populations a .net file cannot hold: CubaLI read-outs, populations without input."""
+    for name, node in g.nodes.items():
+        if isinstance(node, CubaLI):
+            raise _err(name, "a non-spiking leaky-integrator read-out (CubaLI) cannot be written: netx "
+                             "has no such layer")
+        if isinstance(node, CubaLIF) and not g.predecessors(name):
+            raise _err(name, "a bias-driven population without input cannot be written: a netx file is "
+                             "a chain of layers from its input")
+
+
 def export_netx(graph: Graph, path: str) -> List[str]:
     """Write ``graph`` (quantized) to ``path`` as a netx ``.net`` file; returns warnings."""
     g = graph
@@ -124,6 +138,7 @@ def export_netx(graph: Graph, path: str) -> List[str]:
         raise SnncError("export-net: netx files have exactly one input")
     if has_sigma_delta(g):
         return _export_sdnn(g, path)
+    _refuse_neurons(g)
     w = _Writer(g)
     shapes = w.shapes
     inp = g.inputs[0]

@@ -547,7 +547,10 @@ class _Sim:
             bias = per_neuron([np.asarray(f.bias_mant, dtype=np.int64) << int(f.bias_exp) for f in fxs])
             grp.vth = compact(per_neuron([np.asarray(getattr(f, "vth", 0), dtype=np.int64) << 6 for f in fxs]))
             refr = per_neuron([int(getattr(f, "refractory", 0)) for f in fxs])
-            grp.out_scale = compact(per_neuron([1.0 / g.metadata["state_scale"][p] for p in names]))
+            grp.out_scale = 1.0
+            if grp.kind == "li":            # read-out: v_int / S
+                scales = g.metadata.get("state_scale", {})
+                grp.out_scale = compact(per_neuron([1.0 / scales.get(p, g.nodes[p].state_scale) for p in names]))
         else:
             grp.cu = compact(per_neuron([1 - np.asarray(nd.current_decay, dtype=np.float64) for nd in nodes]))
             grp.cv = compact(per_neuron([1 - np.asarray(nd.voltage_decay, dtype=np.float64) for nd in nodes]))

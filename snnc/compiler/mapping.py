@@ -47,12 +47,13 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import SnncError
-from .ir import Conv2d, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Sigma, SigmaDelta, SumPool2d
+from .ir import Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Sigma, SigmaDelta, SumPool2d
+from .notes import custom_neuron_programs
 from .passes import check
 from .resources import CORE_LIMITS, DEFAULT_SYSTEM, LIMIT_WORDS, LOIHI2, SYSTEMS, Loihi2Resources
 
 # the node types the mapper places on neuro-cores
-POPULATIONS = (CubaLIF, Delta, SigmaDelta, Sigma)
+POPULATIONS = (CubaLIF, CubaLI, Delta, SigmaDelta, Sigma)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,7 +112,8 @@ class LayerMap:
     inputs: List[SynInput]
     binding: str = "none"
     binding_use: float = 0.0
-    model: str = "CubaLIF"      # neuron model: CubaLIF | Delta | SigmaDelta | Sigma
+    model: str = "CubaLIF"      # neuron model: CubaLIF | CubaLI | Delta | SigmaDelta | Sigma
+    custom: str = ""            # why it needs a custom neuron program on Loihi 2 ("": standard)
 
 
 @dataclass
@@ -151,6 +153,7 @@ class Mapping:
                 "max_per_tile": {k: max(self.tiles[t].usage[k] for t in L.tiles) for k in CORE_LIMITS
                                  if k != "groups"},
                 "binding_limit": L.binding, "binding_use": round(L.binding_use, 4),
+                "custom_neuron_program": L.custom or None,
             } for L in self.layers.values()],
             "cores_detail": [{
                 "core": c.id, "chip": c.chip,
@@ -181,6 +184,10 @@ class Mapping:
         total = (f"total: {len(self.cores)} cores on {self.chips} chip(s) of {self.system} "
                  f"({self.system_chips} chips, {self.system_chips * int(self.resources.v('cores_per_chip'))} "
                  f"cores); {len(self.links)} core-to-core links, {self.inter_chip_links} between chips")
+        custom = [f"  {L.pop}: {L.custom}" for L in self.layers.values() if L.custom]
+        if custom:
+            total += ("\nneeds a custom (microcoded) neuron program on Loihi 2 (the standard CUBA neuron "
+                      "cannot run it):\n" + "\n".join(custom))
         return table(rows, head) + "\n" + total
 
 
@@ -424,6 +431,7 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
         raise SnncError("the graph has no neuron population (CubaLIF, Delta, SigmaDelta, Sigma) "
                         "to place on Loihi")
     inputs = {p: _inputs(graph, p, shapes, res) for p in pops}
+    custom = custom_neuron_programs(graph)
     caps: Dict[str, Optional[int]] = {p: None for p in pops}
     L_out = int(res.v("axons_out_per_core"))
     L_in = int(res.v("axons_in_per_core"))
@@ -439,7 +447,7 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
                 tiles.append(Tile(p, len(idx), box))
                 idx.append(len(tiles) - 1)
             layers[p] = LayerMap(p, shape, int(np.prod(shape)), tshape, idx, inputs[p],
-                                 model=type(graph.nodes[p]).__name__)
+                                 model=type(graph.nodes[p]).__name__, custom=custom.get(p, ""))
         # per-tile usage: neurons, synapse words, state, axons in; then links and axons out
         wb = int(res.v("synapse_word_bits"))
         links: Dict[Tuple[int, int], int] = {}          # tile -> tile axon entries

@@ -5,8 +5,8 @@ from typing import List
 
 import numpy as np
 
-from .fixed import FixedCubaLIF, FixedSigmaDelta, FixedSynapse
-from .ir import Average, Conv2d, CubaLIF, Delay, Delta, Dense, Graph, Input, Sigma, SigmaDelta, SumPool2d
+from .fixed import FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
+from .ir import Average, Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Graph, Input, Sigma, SigmaDelta, SumPool2d
 
 
 def _fmt(v) -> str:
@@ -33,8 +33,12 @@ def describe(node) -> str:
         if node.reset_interval:
             extra += f" reset every {node.reset_interval} at {node.reset_offset}"
         return (f"du {_fmt(node.current_decay)} dv {_fmt(node.voltage_decay)} vth {_fmt(node.threshold)}"
-                f" bias {_fmt(node.bias)} reset {node.reset} {node.spike_compare}"
+                f" bias {_fmt(node.bias)} reset {node.reset}{' delayed' if node.reset_delay else ''}"
+                f" {node.spike_compare}"
                 f" S {node.state_scale}{extra}")
+    if isinstance(node, CubaLI):
+        return (f"du {_fmt(node.current_decay)} dv {_fmt(node.voltage_decay)} bias {_fmt(node.bias)}"
+                f" S {node.state_scale} read-out v")
     if isinstance(node, SigmaDelta):
         return (f"vth {_fmt(node.threshold)} bias {_fmt(node.bias)} {node.activation}"
                 + (" cum_error" if node.cumulative_error else "")
@@ -61,6 +65,8 @@ def describe_fixed(fx) -> str:
     if isinstance(fx, FixedSigmaDelta):
         return (f"vth {_fmt(fx.vth)} bias {_fmt(fx.bias)} <<{fx.spike_exp + fx.state_exp} {fx.act_mode}"
                 + (" cum_error" if fx.cum_error else "") + f" msg >>{fx.state_exp}")
+    if isinstance(fx, FixedCubaLI):
+        return f"du {fx.decay_u} dv {fx.decay_v} bias {_fmt(fx.bias_mant)}<<{fx.bias_exp}"
     if isinstance(fx, FixedCubaLIF):
         return (f"du {fx.decay_u} dv {fx.decay_v} vth {_fmt(fx.vth)} bias {_fmt(fx.bias_mant)}<<{fx.bias_exp}"
                 + (f" ref {fx.refractory}" if fx.refractory else ""))
