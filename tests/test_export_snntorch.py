@@ -251,9 +251,12 @@ def test_time_axis_option(tmp_path):
     assert y.sum() > 5 and np.array_equal(got, y.permute(1, 2, 0).numpy())
 
 
-def test_fixed_engines_bit_identical_reference_and_lava(tmp_path):
+@pytest.mark.parametrize("kind,reset", [("Leaky", "zero"), ("Synaptic", "subtract")])
+def test_fixed_engines_bit_identical_reference_and_lava(kind, reset, tmp_path):
+    """snnTorch's default (subtract, reset_delay=True) and the zero reset, in Loihi fixed point."""
     torch.manual_seed(0)
-    net = Looped(snn.Leaky, beta=0.9, threshold=0.7, reset_mechanism="zero")
+    kw = dict(alpha=0.8) if kind == "Synaptic" else {}
+    net = Looped(getattr(snn, kind), beta=0.9, threshold=0.7, reset_mechanism=reset, **kw)
     x = spikes((T, 2, 20), 0.3, 9)
     with torch.no_grad():
         spk, _ = net(x)

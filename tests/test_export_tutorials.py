@@ -90,8 +90,9 @@ def test_xor_counts_forward_input_and_affine_blocks(tmp_path):
     assert any("output 1" in n and "dropped" in n for n in notes)
     assert any("mean x4" in n for n in notes)
     assert (y != 0).sum() > 10                         # the Affine read-out (real-valued)
-    results, _, _ = run_parity(str(path), x.numpy(), engines=["reference"], torch_output=y.numpy())
-    for engine in ("onnxruntime", "reference"):        # Affine(dynamics=False): snnc.CubaLI, decays 1
+    results, _, _ = run_parity(str(path), x.numpy(), engines=["reference", "lava-fixed"],
+                               torch_output=y.numpy(), timeout=300)
+    for engine in ("onnxruntime", "reference", "lava-fixed"):   # Affine(dynamics=False): CubaLI, decays 1
         assert np.array_equal(results[engine].output, y.numpy()), engine
     # another batch size and length, same file
     x2 = spikes((3, 2, 37), 0.5, 4)
