@@ -172,7 +172,7 @@ def spike_path(gm: torch.fx.GraphModule, exportable: Callable[[torch.fx.Node], b
             ins = [a for a in _flat([n.args, n.kwargs]) if isinstance(a, torch.fx.Node)]
             ok[n] = exportable(n) and all(ok.get(a, False) for a in ins)
     res = out_node.args[0]
-    items = _flat(res) if isinstance(res, (tuple, list)) else [res]
+    items = list(res) if isinstance(res, (tuple, list)) else [res]
     kept, notes = [], []
     for i, o in enumerate(items):
         if isinstance(o, torch.fx.Node) and ok.get(o) and o.op != "placeholder":
@@ -180,6 +180,9 @@ def spike_path(gm: torch.fx.GraphModule, exportable: Callable[[torch.fx.Node], b
         elif isinstance(o, torch.fx.Node):
             notes.append(f"forward() output {i} ({_describe(o)}) is not a spike path snnc exports; "
                          "dropped")
+        elif isinstance(o, (tuple, list, dict)):
+            notes.append(f"forward() output {i} (a sequence of {len(o)} values, e.g. neuron states) "
+                         "is not a spike tensor; dropped")
         elif o is None:
             notes.append(f"forward() output {i} is not torch.stack(per-step list, dim=0) of a value "
                          "computed every step; dropped")
@@ -215,8 +218,8 @@ def spike_path(gm: torch.fx.GraphModule, exportable: Callable[[torch.fx.Node], b
 
 def _describe(n: torch.fx.Node) -> str:
     if n.op == "call_module":
-        return f"module '{n.target}'"
+        return f"the output of '{n.target}'"
     if n.op == "call_function" and n.target is operator.getitem:
-        return f"item {n.args[1]} of {_describe(n.args[0])}'s output"
+        return f"item {n.args[1]} of {_describe(n.args[0])}"
     t = n.target
     return t if isinstance(t, str) else getattr(t, "__name__", str(t))

@@ -111,6 +111,7 @@ class _Context:
         self.bias: Dict[str, np.ndarray] = {}             # neuron node -> bias (neuron units)
         self.bias_used: set = set()                       # synapse nodes whose bias moved
         self.direct: set = set()                          # neuron nodes without a synapse before
+        self.notes: List[str] = []
 
 
 def _through(n, gm):
@@ -123,8 +124,11 @@ def _through(n, gm):
 def _prepare(gm, lib) -> _Context:
     ctx = _Context()
     for n in gm.graph.nodes:
-        if n.op == "call_module" and isinstance(gm.get_submodule(n.target), torch.nn.MaxPool2d):
-            _check_spikes(n, gm, lib)
+        if n.op == "call_module" and isinstance(gm.get_submodule(n.target), torch.nn.MaxPool2d) \
+                and _check_spikes(n, gm, lib) == "input":
+            ctx.notes.append(f"MaxPool2d '{n.target}' reads the network input: exported as the max of "
+                             "0/1 spikes (a sum pool into a threshold population); exact only for "
+                             "binary inputs")
     for n in gm.graph.nodes:
         if n.op != "call_module" or not lib.is_neuron(gm.get_submodule(n.target)):
             continue
@@ -255,8 +259,10 @@ def _check_spikes(n, gm, lib):
     src = _through(n.args[0], gm)
     while src.op == "call_function" and src.target is operator.getitem:
         src = src.args[0]
-    if src.op == "placeholder" or (src.op == "call_module" and lib.is_neuron(gm.get_submodule(src.target))):
-        return
+    if src.op == "placeholder":
+        return "input"
+    if src.op == "call_module" and lib.is_neuron(gm.get_submodule(src.target)):
+        return "spikes"
     raise SnncError(f"layer '{n.target}' (MaxPool2d) reads '{getattr(src, 'target', src.name)}', not "
                     "spikes: the max of synaptic currents is not a synapse Loihi has; snnc maps the max "
                     "of 0/1 spikes exactly, so put MaxPool2d after the neuron (conv -> neuron -> pool)")
@@ -346,6 +352,7 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path=None, time
     gm = r.gm
     notes = list(r.notes) + record_trace.spike_path(gm, _spiking(gm, lib))
     ctx = _prepare(gm, lib)
+    notes += ctx.notes
     b = _Builder()
     vals = _emit(b, gm, lib, ctx)
     out = next(n for n in gm.graph.nodes if n.op == "output").args[0]
