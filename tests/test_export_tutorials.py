@@ -191,3 +191,45 @@ def test_affine_with_dynamics_is_a_cuba_li_readout(tmp_path):
     assert np.abs(y).max() > 0.5
     for engine in ("onnxruntime", "reference"):
         assert np.array_equal(results[engine].output, y), engine
+
+
+def _per_channel_net():
+    torch.manual_seed(0)
+    p = dict(threshold=0.5, current_decay=(0.1, 0.6), voltage_decay=(0.05, 0.3), shared_param=False)
+    q = dict(threshold=0.5, current_decay=0.3, voltage_decay=0.1)
+    net = torch.nn.Sequential(slayer.block.cuba.Dense(dict(p), 20, 10, weight_scale=3, delay=True),
+                              slayer.block.cuba.Dense(dict(p), 10, 12, weight_scale=3),
+                              slayer.block.cuba.Dense(dict(q), 12, 6, weight_scale=3))
+    x = spikes((2, 20, 40), 0.3, 9)
+    with torch.no_grad():
+        net(x)                                        # slayer draws the decays and delays here
+        net[0].delay.delay.data = torch.rand(10) * 4
+    net.eval()
+    assert len(set(net[0].neuron.cx_current_decay.tolist())) == 10
+    return net, x, p
+
+
+@pytest.mark.parametrize("lava", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["reference", "lava"])
+def test_per_channel_decays_one_population_per_decay(lava, tmp_path):
+    """shared_param=False (lava-dl draws a decay per channel): each channel becomes its own
+    population (Loihi and Lava hold one decay per population), concatenated in order."""
+    net, x, p = _per_channel_net()
+    with torch.no_grad():
+        y = net(x).numpy()
+    path = tmp_path / "pc.onnx"
+    snnc.export(net, x, str(path))
+    engines = ["reference", "lava-fixed"] if lava else ["reference"]
+    results, _, _ = run_parity(str(path), x.numpy(), engines=engines, torch_output=y, timeout=300)
+    print(f"per-channel decays (10 + 12 populations): {int(y.sum())} output spikes")
+    assert y.sum() > 50
+    for engine in ["onnxruntime"] + engines:
+        assert np.array_equal(results[engine].output, y), engine
+
+
+def test_per_channel_decays_as_output_are_refused(tmp_path):
+    _, x, p = _per_channel_net()
+    out = torch.nn.Sequential(slayer.block.cuba.Dense(dict(p), 20, 4)).eval()
+    with torch.no_grad():
+        out(x)
+    with pytest.raises(SnncError, match=r"block '0' has per-channel decays .* is a network output"):
+        snnc.export(out, x, str(tmp_path / "bad.onnx"))

@@ -174,9 +174,12 @@ def neuron_params(m, name: str, shape: Tuple[int, ...]) -> SimpleNamespace:
     if n.graded_spike:
         raise SnncError(f"block '{name}' uses graded spikes, which snnc does not export yet")
     du, dv = n.cx_current_decay, n.cx_voltage_decay
-    if np.ndim(du) or np.ndim(dv):
-        raise SnncError(f"block '{name}' has per-channel decays (shared_param=False); "
-                        "snnc exports shared decays only")
+    decays = None
+    if np.ndim(du) or np.ndim(dv):            # shared_param=False: one decay per channel
+        col = (-1,) + (1,) * (len(shape) - 1)
+        decays = tuple((np.broadcast_to(np.asarray(d, np.int64), (shape[0],)) / 4096.0)
+                       .astype(np.float32).reshape(col) for d in (du, dv))
+        du = dv = 0
     if n.drop is not None and getattr(n.drop, "training", False):
         raise SnncError(f"block '{name}' has dropout in training mode; call module.eval()")
     bias = np.zeros((), np.float32)
@@ -191,7 +194,9 @@ def neuron_params(m, name: str, shape: Tuple[int, ...]) -> SimpleNamespace:
         bias = b.cpu().numpy().astype(np.float32)
         bias = bias.reshape(bias.shape + (1,) * (len(shape) - 1))
     attrs = ops.cuba_attributes(int(du) / 4096.0, int(dv) / 4096.0, n.threshold, n.s_scale)
-    return SimpleNamespace(attributes=attrs, bias=bias, shape=tuple(shape))
+    if decays is not None:
+        attrs = {k: v for k, v in attrs.items() if k not in ("current_decay", "voltage_decay")}
+    return SimpleNamespace(attributes=attrs, bias=bias, shape=tuple(shape), decays=decays)
 
 
 def affine_readout(m, name: str) -> dict:

@@ -118,6 +118,7 @@ class _Builder:
         self.inits: List[onnx.TensorProto] = []
         self.functions: Dict[str, onnx.FunctionProto] = {}
         self._names: set = set()
+        self.per_channel: Dict[str, str] = {}     # Concat value -> block with per-channel decays
 
     def fresh(self, base: str) -> str:
         base = base.replace(".", "_") or "v"
@@ -152,6 +153,9 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
         w_in, w_rec = sb.recurrent_weights(m, name)
         z = b.node("MatMul", [b.init(f"{name}.weight", w_in), x], f"{name}.synapse")
         nrn = sb.neuron_params(m, name, (w_in.shape[0],))
+        if nrn.decays is not None:
+            raise SnncError(f"block '{name}' (Recurrent) has per-channel decays (shared_param=False); "
+                            "snnc exports them for feed-forward blocks only")
         s = b.node(ops.RECURRENT_CUBA_LIF,
                    [z, b.init(f"{name}.weight_rec", w_rec), b.init(f"{name}.bias", nrn.bias)],
                    f"{name}.neuron", domain=ops.DOMAIN, **nrn.attributes)
@@ -160,6 +164,9 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
         if tuple(syn.out_shape) != tuple(out_shape[1:-1]):
             raise SnncError(f"block '{name}': snnc computes output {syn.out_shape} but slayer "
                             f"gives {tuple(out_shape[1:-1])}")
+        nrn = sb.neuron_params(m, name, syn.out_shape) if kind != "affine" else None
+        if nrn is not None and nrn.decays is not None:   # shared_param=False: a population per run
+            return _emit_per_channel(b, name, m, syn, x, nrn)
         w = b.init(f"{name}.weight", syn.weight)
         if syn.op == "MatMul":
             z = b.node("MatMul", [w, x], f"{name}.synapse")
@@ -169,7 +176,6 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
             b.functions.setdefault(ops.CUBA_LI, ops.FUNCTIONS[ops.CUBA_LI]())
             return b.node(ops.CUBA_LI, [z, b.init(f"{name}.bias", np.zeros((), np.float32))],
                           f"{name}.readout", domain=ops.DOMAIN, **sb.affine_readout(m, name))
-        nrn = sb.neuron_params(m, name, syn.out_shape)
         s = b.node(ops.CUBA_LIF, [z, b.init(f"{name}.bias", nrn.bias)], f"{name}.neuron",
                    domain=ops.DOMAIN, **nrn.attributes)
     steps = sb.delay_steps(m, name, nrn.shape)
@@ -177,6 +183,39 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
         return s
     return b.node(ops.DELAY, [s, b.init(f"{name}.delay", steps)], f"{name}.delay",
                   domain=ops.DOMAIN)
+
+
+def _emit_per_channel(b: _Builder, name: str, m, syn, x: str, nrn) -> str:
+    """A block with per-channel decays: each run of consecutive channels with equal decays gets
+    its own synapse rows, CubaLIF (scalar decays, as Loihi and Lava hold them) and delay; the runs
+    are concatenated along channels, in order."""
+    if syn.op == "Conv" and syn.attrs["group"] != 1:
+        raise SnncError(f"block '{name}' has per-channel decays (shared_param=False) and a grouped "
+                        "synapse; snnc exports per-channel decays for Dense and Conv (groups=1)")
+    du, dv = (np.ravel(d) for d in nrn.decays)
+    shape = nrn.shape
+    steps = sb.delay_steps(m, name, shape)
+    bias = np.broadcast_to(nrn.bias, (shape[0],) + (1,) * (len(shape) - 1)) if np.ndim(nrn.bias) else None
+    starts = [0] + [c for c in range(1, shape[0]) if (du[c], dv[c]) != (du[c - 1], dv[c - 1])] + [shape[0]]
+    parts = []
+    for a, e in zip(starts[:-1], starts[1:]):
+        tag = f"{name}.ch{a}" if e - a == 1 else f"{name}.ch{a}_{e - 1}"
+        w = b.init(f"{tag}.weight", np.ascontiguousarray(syn.weight[a:e]))
+        z = (b.node("MatMul", [w, x], f"{tag}.synapse") if syn.op == "MatMul"
+             else b.node("Conv", [x, w], f"{tag}.synapse", **syn.attrs))
+        attrs = dict(nrn.attributes, current_decay=float(du[a]), voltage_decay=float(dv[a]))
+        bb = np.zeros((), np.float32) if bias is None else np.ascontiguousarray(bias[a:e], np.float32)
+        s = b.node(ops.CUBA_LIF, [z, b.init(f"{tag}.bias", bb)], f"{tag}.neuron", domain=ops.DOMAIN, **attrs)
+        if steps is not None:
+            st = steps if np.ndim(steps) == 0 else np.ascontiguousarray(steps[a:e])
+            s = b.node(ops.DELAY, [s, b.init(f"{tag}.delay", np.asarray(st, np.int64))], f"{tag}.delay",
+                       domain=ops.DOMAIN)
+        parts.append(s)
+    if len(parts) == 1:
+        return parts[0]
+    out = b.node("Concat", parts, f"{name}.channels", axis=1)
+    b.per_channel[out] = name
+    return out
 
 
 def _reshape(b: _Builder, n: torch.fx.Node, x: str, in_shape: tuple, out_shape: tuple) -> str:
@@ -295,6 +334,11 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[
     for name, o in zip(names, outputs):
         if not isinstance(o, torch.fx.Node) or o.name not in vals:
             raise SnncError(f"forward() returns {o!r}; snnc expects spike tensors")
+        if vals[o.name] in b.per_channel:
+            raise SnncError(f"block '{b.per_channel[vals[o.name]]}' has per-channel decays "
+                            "(shared_param=False) and is a network output; snnc exports such blocks "
+                            "inside the network (a population per decay) but not as the output: give "
+                            "the output block shared decays")
         b.nodes.append(helper.make_node("Identity", [vals[o.name]], [name], name=name))
         outs.append(_value_info(name, shapes[o.name]))
     graph = helper.make_graph(b.nodes, type(module).__name__,
