@@ -105,7 +105,10 @@ def cmd_run(a) -> int:
     arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
     np.savez(out, **arrays)
     totals = ", ".join(f"{k} {v}" for k, v in result.layer_totals().items())
-    print(f"{result.engine}: {int(result.output.sum())} output spikes in {result.seconds:.2f} s "
+    binary = bool(np.all((result.output == 0) | (result.output == 1)))
+    what = f"{int(result.output.sum())} output spikes" if binary else \
+        f"output values in [{float(result.output.min()):.6g}, {float(result.output.max()):.6g}] (read-out)"
+    print(f"{result.engine}: {what} in {result.seconds:.2f} s "
           f"-> {out}\nspikes per population: {totals}")
     return 0
 

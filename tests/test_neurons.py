@@ -443,3 +443,153 @@ def test_netx_export_refuses_by_name(tmp_path):
         export_netx(g, str(tmp_path / "a.net"))
     with pytest.raises(SnncError, match="node 'li': a non-spiking leaky-integrator read-out"):
         export_netx(_li_graph(), str(tmp_path / "b.net"))
+
+
+def test_loihi2_run_refuses_custom_neurons_by_name():
+    """A real Loihi 2 run is refused by name (snnc ships no custom neuron programs)."""
+    from snnc.backends import loihi_hw
+    with pytest.raises(SnncError, match="custom neuron program.*'p_late': reset by subtraction, one step late"):
+        loihi_hw.run_hw(quantize(_zoo()), _zoo_input(), config="loihi2", check_runtime=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_hardware_path_simulated():
+    """The hardware plan under Loihi2SimCfg (snnc's fixed_pt models) == reference fixed."""
+    from snnc.backends import loihi_hw  # lazy: heavy
+    g = quantize(_zoo())
+    x = _zoo_input()
+    _assert_same(run_reference(g, x, "fixed"), loihi_hw.run_hw(g, x, config="sim-fixed", check_runtime=False))
+
+
+@pytest.mark.parametrize("q", [True, False])
+def test_snnc_nn_subtract_reset_exports(tmp_path, q):
+    """snnc.nn LIF(reset="subtract") exports with the general body: its PyTorch forward ==
+    onnxruntime == reference fixed (quantize=True, 8-bit weight hooks) / reference float."""
+    import torch  # lazy: heavy
+    import snnc
+    import snnc.nn as sn
+    torch.manual_seed(0)
+    n1, n2 = sn.stbp(quantize=q, reset="subtract"), sn.stbp(quantize=q, reset="subtract")
+    wq = (lambda n: n.weight_quant()) if q else (lambda n: None)
+    net = torch.nn.Sequential(sn.Linear(30, 20, bias=False, weight_quant=wq(n1)), n1,
+                              sn.Linear(20, 10, bias=False, weight_quant=wq(n2)), n2)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, sn.Linear):
+                m.weight.mul_(3.0)
+        x = (torch.rand(4, 30, 30, generator=torch.Generator().manual_seed(2)) < 0.4).float()
+        y = net(x).numpy()
+    path = str(tmp_path / "m.onnx")
+    snnc.export(net, x, path)
+    assert y.sum() > 100
+    assert np.array_equal(run_onnxruntime(path, x.numpy()).output, y)
+    g = snnc.compile(path)
+    assert [n.reset for n in g.nodes.values() if isinstance(n, CubaLIF)] == ["subtract", "subtract"]
+    assert np.array_equal(run_reference(g, x.numpy(), "fixed" if q else "float").output, y)
+
+
+# ------------------------------------------------------------------ fast plan == executable spec
+def _mixed_graph(seed: int) -> Graph:
+    """Conv -> CubaLIF (rule A) -> Flatten -> Dense -> CubaLIF (rule B, recurrent through
+    Delay(1)) -> Dense -> CubaLI, plus a Conv -> CubaLI read-out and strong-input populations
+    (v saturates) with subtract and none; random rules, decays and per-neuron thresholds."""
+    from snnc.compiler.ir import Conv2d, Delay, Flatten  # (only here)
+    rng = np.random.default_rng(seed)
+    rules = [dict(reset="zero"), dict(reset="subtract"), dict(reset="subtract", reset_delay=True),
+             dict(reset="none"), dict(reset="zero", reset_delay=True)]
+    a, b = (rules[i] for i in rng.choice(len(rules), 2))
+    g = Graph()
+    g.add("x", Input((2, 6, 6)))
+    g.add("conv", Conv2d(rng.normal(0.3, 0.5, (3, 2, 3, 3))), "x")
+    g.add("c", CubaLIF((3, 4, 4), 0.25, 0.125, rng.uniform(0.8, 1.5, (3, 4, 4)), **a), "conv")
+    g.add("flat", Flatten(), "c")
+    g.add("fc", Dense(rng.normal(0.1, 0.4, (10, 48))), "flat")
+    g.add("h", CubaLIF((10,), 0.5, 0.0625, 1.0, bias=0.05, **b), "fc")
+    g.add("hd", Delay(np.array(1)), "h")
+    g.add("rec", Dense(rng.normal(0, 0.3, (10, 10))), "hd")
+    g.edges.append(("rec", "h"))
+    g.add("ro", Dense(rng.normal(0, 0.5, (4, 10))), "hd")
+    g.add("li", CubaLI((4,), 0.5, 0.03, bias=-0.02), "ro")
+    g.add("o_li", Output((4,)), "li")
+    g.add("conv2", Conv2d(rng.normal(0, 0.5, (2, 2, 3, 3))), "x")
+    g.add("cli", CubaLI((2, 4, 4), 1.0, 0.1), "conv2")
+    g.add("o_cli", Output((2, 4, 4)), "cli")
+    g.add("o_h", Output((10,)), "h")
+    for k, kw in (("s", dict(reset="subtract")), ("n", dict(reset="none"))):
+        g.add(f"big_{k}", Dense(np.full((3, 72), 3.5)), "x_flat")
+        g.add(f"sat_{k}", CubaLIF((3,), 1.0, 0.0, 2000.0, **kw), f"big_{k}")
+        g.add(f"o_{k}", Output((3,)), f"sat_{k}")
+    g.add("x_flat", Flatten(), "x")
+    return g
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_fast_reference_equals_spec_with_every_rule(seed):
+    """The compiled step plan == the executable spec: outputs, counts and per-step u/v of every
+    population (read-outs included), fixed and float; v saturates in the strong-input ones."""
+    from snnc.backends.reference import _Sim as Fast
+    from snnc.backends.reference_spec import _Sim as Spec
+    g = _mixed_graph(seed)
+    x = (np.random.default_rng(10 + seed).random((3, 2, 6, 6, 40)) < 0.3).astype(np.float64)
+    for mode, gg in (("fixed", quantize(g)), ("float", g)):
+        a, b = run_reference(gg, x, mode), run_reference_spec(gg, x, mode)
+        _assert_same(b, a)
+        fast, spec = Fast(gg, mode, 3), Spec(gg, mode, 3)
+        pops = [k for k, v in gg.nodes.items() if isinstance(v, (CubaLIF, CubaLI))]
+        for t in range(x.shape[-1]):
+            xt = {"x": x[..., t]}
+            fast.step(t, xt)
+            spec.step(t, {"x": xt["x"].astype(np.int64)} if mode == "fixed" else xt)
+            for p in pops:
+                for q in ("u", "v"):
+                    assert np.array_equal(fast.state[p][q], spec.state[p][q]), (mode, p, q, t)
+        if mode == "fixed":
+            assert np.max(fast.state["sat_n"]["v"]) == 2 ** 23 - 1     # saturated, never reset
+
+
+@pytest.mark.timeout(300)
+def test_lava_fixed_conv_recurrent_and_conv_readout():
+    """Lava fixed_pt on the mixed graph (seed 1: delayed subtraction in a Conv population and in a
+    recurrent one, a (C, H, W) CubaLI read-out of a Conv, saturating subtract/none populations)
+    == reference fixed, bit for bit (one threshold per population: Lava's LIF has one vth)."""
+    import dataclasses
+    from snnc.backends.lava_backend import run_lava  # lazy: heavy
+    g = _mixed_graph(1)
+    g.nodes["c"] = dataclasses.replace(g.nodes["c"], threshold=1.25)
+    assert (g.nodes["c"].reset, g.nodes["c"].reset_delay, g.nodes["h"].reset_delay) == ("subtract", True, True)
+    g = quantize(g)
+    x = (np.random.default_rng(11).random((2, 2, 6, 6, 30)) < 0.3).astype(np.float64)
+    ref = run_reference(g, x, "fixed")
+    assert ref.counts["h"].sum() > 100 and ref.counts["sat_n"].sum() > 10
+    _assert_same(ref, run_lava(g, x, "fixed", timeout=240))
+
+
+def test_onnx_recurrent_general_body_with_delayed_subtract(tmp_path):
+    """snnc.RecurrentCubaLIF (general body, the form of snnTorch's RLeaky/RSynaptic) with reset
+    subtract + reset_delay and real dynamics: onnxruntime == reference-float of the import."""
+    import onnx  # lazy: only here
+    rng = np.random.default_rng(4)
+    w = np.round(rng.normal(0.3, 0.5, (8, 5)) * 64) / 64
+    w_rec = np.round(rng.normal(0.0, 0.4, (8, 8)) * 64) / 64
+    fn = ops.GENERAL_FUNCTIONS[ops.RECURRENT_CUBA_LIF]()
+    attrs = ops.cuba_attributes(0.5, 0.25, 1.0, 0, reset="subtract", reset_delay=True)
+    nodes = [helper.make_node("MatMul", ["W", "input"], ["a"], name="syn"),
+             helper.make_node(ops.RECURRENT_CUBA_LIF, ["a", "Wr", "b"], ["s"], name="rpop", domain=ops.DOMAIN,
+                              **attrs),
+             helper.make_node("Identity", ["s"], ["output"], name="output")]
+    inits = [numpy_helper.from_array(w.astype(np.float32), "W"),
+             numpy_helper.from_array(w_rec.astype(np.float32), "Wr"),
+             numpy_helper.from_array(np.zeros((), np.float32), "b")]
+    graph = helper.make_graph(nodes, "rec", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 5, "T"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 8, "T"])], inits)
+    model = helper.make_model(graph, ir_version=ops.IR_VERSION, opset_imports=ops.model_opsets([fn]), functions=[fn])
+    onnx.checker.check_model(model, full_check=True)
+    path = str(tmp_path / "rec.onnx")
+    onnx.save(model, path)
+    x = (rng.random((2, 5, 50)) < 0.4).astype(np.float32)
+    ort = run_onnxruntime(path, x)
+    g = import_onnx(path)
+    assert g.nodes["rpop"].delayed_subtract
+    assert ort.output.sum() > 100
+    assert np.array_equal(run_reference(g, x, "float").output, ort.output)

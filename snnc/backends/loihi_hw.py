@@ -49,27 +49,49 @@ def require_runtime() -> None:
         raise SnncError(why)
 
 
+def refuse_custom_neurons(graph) -> None:
+    """Loihi 2 runs only its standard CUBA neuron here: refuse, by name, populations that need a
+    custom (microcoded) neuron program, which snnc does not ship (``snnc info`` lists them)."""
+    from ..compiler.notes import custom_neuron_programs
+    custom = custom_neuron_programs(graph)
+    if custom:
+        who = "; ".join(f"{p!r}: {why}" for p, why in custom.items())
+        raise SnncError(f"Loihi 2: populations need a custom neuron program that snnc does not ship ({who}); "
+                        "run them on Lava CPU (lava-fixed is bit-exact) or change them to the standard CUBA "
+                        "neuron (reset zero, spiking)")
+
+
 def hardware_plan(graph, steps: int):
     """The fixed-point Lava plan sent to hardware: the same one the bit-accurate simulation runs."""
     from .lava_plan import plan_lava
     return plan_lava(graph, int(steps), "fixed")
 
 
-def run_config(name: str):
+def run_config(name: str, plan=None):
     """``"loihi2"``: Loihi2HwCfg (needs Intel's runtime); ``"sim-fixed"``: the same plan under
-    Loihi2SimCfg(select_tag="fixed_pt") (to check the hardware path without hardware)."""
+    Loihi2SimCfg(select_tag="fixed_pt") (to check the hardware path without hardware), with snnc's
+    own fixed_pt models for the populations Lava's LIF cannot run (refractory, reset rules,
+    read-outs)."""
     if name == "loihi2":
         from lava.magma.core.run_configs import Loihi2HwCfg
         return Loihi2HwCfg()
     if name == "sim-fixed":
         from lava.magma.core.run_configs import Loihi2SimCfg
+        models = {}
+        if plan is not None:
+            from .lava_neurons import model_map as neuron_models
+            from .lava_refractory import model_map as refractory_models
+            models = {**refractory_models(plan), **neuron_models(plan)}
+        if models:
+            return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         return Loihi2SimCfg(select_tag="fixed_pt")
     raise ValueError(f"unknown run configuration {name!r}")
 
 
 def _work(job: dict) -> dict:
     from . import lava_worker
-    spikes, timing = lava_worker.run(job["plan"], job["spikes"], job["bias"], cfg=run_config(job["config"]))
+    spikes, timing = lava_worker.run(job["plan"], job["spikes"], job["bias"],
+                                     cfg=run_config(job["config"], job["plan"]))
     return {"spikes": spikes, "timing": timing}
 
 
@@ -85,6 +107,8 @@ def run_plan(plan, spikes, config: str = "loihi2", bias=None, timeout: float = 3
 
 def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, timeout: float = 3600.0):
     """Run ``graph`` on Loihi 2 (or the hardware path under ``config``); a RunResult like ``snnc.run``."""
+    if config == "loihi2":
+        refuse_custom_neurons(graph)
     if check_runtime and config == "loihi2":
         require_runtime()
     import time
@@ -107,7 +131,7 @@ def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, ti
     pops, timing = run_plan(plan, xs, config, bias, timeout)
     # host side of the outputs, exactly as the Lava backend computes them
     outs = host_outputs(plan, x, pops)
-    counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items()}
+    counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items() if plan.pops[k].kind != "li"}
     r = RunResult(outs[plan.output.name], counts,
                   engine="loihi2" if config == "loihi2" else "loihi2-plan-simulated",
                   seconds=time.perf_counter() - t0)

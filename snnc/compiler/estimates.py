@@ -76,7 +76,7 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
     per_tile_syn = np.zeros(len(m.tiles))
     per_tile_gsyn = np.zeros(len(m.tiles))          # of which graded (message_bits > 0)
     per_tile_spk = np.zeros(len(m.tiles))
-    graded_pop = {L.pop for L in m.layers.values() if L.model != "CubaLIF"}
+    graded_pop = {L.pop for L in m.layers.values() if L.model not in ("CubaLIF", "CubaLI")}
     for L in m.layers.values():
         c = allc.get(L.pop)
         for t in L.tiles:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SnncError
-from .ir import Conv2d, CubaLIF, Dense, Flatten, Graph, SumPool2d, _pair
+from .ir import Conv2d, CubaLI, CubaLIF, Dense, Flatten, Graph, SumPool2d, _pair
 
 MATRIX_CHECK_MAX = 4 * 1024 * 1024
 
@@ -78,7 +78,7 @@ def _fold_conv(name, pool: SumPool2d, conv: Conv2d, in_shape, mid_shape, out_sha
 def fold_pooling(graph: Graph) -> Graph:
     """Return a copy of ``graph`` where no SumPool2d feeds a synapse (see module doc)."""
     targets = [n for n, node in graph.nodes.items() if isinstance(node, SumPool2d)
-               and any(not isinstance(graph.nodes[d], CubaLIF) for d in graph.successors(n))]
+               and any(not isinstance(graph.nodes[d], (CubaLIF, CubaLI)) for d in graph.successors(n))]
     if not targets:
         return graph
     g = graph.copy()
@@ -90,7 +90,7 @@ def fold_pooling(graph: Graph) -> Graph:
         in_shape, mid_shape = shapes[srcs[0]], shapes[p]
         for d in list(g.successors(p)):
             node = g.nodes[d]
-            if isinstance(node, CubaLIF):
+            if isinstance(node, (CubaLIF, CubaLI)):
                 continue
             if isinstance(node, Conv2d):
                 if len(g.predecessors(d)) != 1:

@@ -182,8 +182,6 @@ def emit(b, ctx: Context, n: torch.fx.Node, m, x: str, in_shape: tuple, out_shap
         return b.node(ops.DELAY, [x, b.init(f"{name}.delay", np.array(m.steps, np.int64))],
                       f"{name}.delay", domain=ops.DOMAIN)
     # LIF
-    if m.reset != "zero":
-        raise SnncError(f"neuron '{name}': reset {m.reset!r} is not exportable (Loihi's CUBA resets v to 0)")
     if m.spike_compare != ">":
         raise SnncError(f"neuron '{name}': spike_compare {m.spike_compare!r} is not exportable "
                         "(Loihi compares v > threshold); use '>'")
