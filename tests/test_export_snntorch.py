@@ -94,9 +94,7 @@ def test_immediate_subtract_with_strong_input_is_snntorchs_own(tmp_path):
     assert mismatches(res, y, "reference-float") == 0
 
 
-def test_sequential_init_hidden_cnn_maxpool_avgpool_dropout(tmp_path):
-    """The tutorials' nn.Sequential with init_hidden=True (MaxPool after the neuron: the max of
-    spikes), Conv2d, AvgPool2d, Flatten, Dropout, Linear, output=True last layer."""
+def _cnn():
     torch.manual_seed(0)
     net = nn.Sequential(
         nn.Conv2d(1, 6, 3, padding=1), snn.Leaky(beta=0.9, init_hidden=True), nn.MaxPool2d(2),
@@ -107,7 +105,22 @@ def test_sequential_init_hidden_cnn_maxpool_avgpool_dropout(tmp_path):
         for m in net:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 m.weight.mul_(4.0)
-    x = spikes((T, N, 1, 12, 12), 0.3, 2)
+    return net, spikes((T, N, 1, 12, 12), 0.3, 2)
+
+
+@pytest.mark.slow
+def test_cnn_fixed_point_reference_equals_lava(tmp_path):
+    net, x = _cnn()
+    y, res, _ = export_and_run(net, x, run_steps(net, x, utils.reset), tmp_path / "cnnf.onnx",
+                               engines=("reference", "lava-fixed"))
+    assert res["reference"].output.sum() > 20
+    assert np.array_equal(res["reference"].output, res["lava-fixed"].output)
+
+
+def test_sequential_init_hidden_cnn_maxpool_avgpool_dropout(tmp_path):
+    """The tutorials' nn.Sequential with init_hidden=True (MaxPool after the neuron: the max of
+    spikes), Conv2d, AvgPool2d, Flatten, Dropout, Linear, output=True last layer."""
+    net, x = _cnn()
     y, res, _ = export_and_run(net, x, run_steps(net, x, utils.reset), tmp_path / "cnn.onnx")
     print(f"CNN: {int(y.sum())} output spikes")
     assert y.sum() > 20
@@ -204,6 +217,26 @@ def test_learnable_and_per_neuron_threshold_learnable_beta(tmp_path):
         assert mismatches(res, y, engine) == 0, engine
 
 
+@pytest.mark.parametrize("lava", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["float", "lava"])
+def test_per_neuron_beta_one_population_per_decay(lava, tmp_path):
+    """beta per neuron (learnable): a population per distinct beta (Loihi holds one decay per
+    population), its Linear rows in front, concatenated in order."""
+    torch.manual_seed(2)
+    net = Looped(snn.Leaky, beta=0.9, threshold=0.7)
+    net.lif1 = snn.Leaky(beta=torch.linspace(0.5, 0.95, 30), threshold=0.7, learn_beta=True)
+    x = spikes((T, N, 20), 0.3, 7)
+    with torch.no_grad():
+        spk, _ = net(x)
+    engines = ("reference", "lava-fixed") if lava else ("reference-float",)
+    y, res, _ = export_and_run(net, x, spk, tmp_path / "b.onnx", engines=engines)
+    assert y.sum() > 10
+    if lava:
+        assert np.array_equal(res["reference"].output, res["lava-fixed"].output)
+    else:
+        for engine in ("onnxruntime", "reference-float"):
+            assert mismatches(res, y, engine) == 0, engine
+
+
 def test_static_input_tutorial_style(tmp_path):
     """snnTorch tutorial 5: the same x (N, 784-like) every step, num_steps fixed in forward."""
     class Net(nn.Module):
@@ -272,8 +305,8 @@ def test_fixed_engines_bit_identical_reference_and_lava(kind, reset, tmp_path):
     (lambda: snn.Lapicque(beta=0.9), r"snntorch\.Lapicque, which snnc cannot export"),
     (lambda: snn.Leaky(beta=0.9, inhibition=True), "inhibition=True"),
     (lambda: snn.Leaky(beta=0.9, graded_spikes_factor=2.0), "graded spikes"),
-    (lambda: snn.Leaky(beta=torch.linspace(0.5, 0.9, 8)), "per-neuron voltage_decay"),
-], ids=["Alpha", "Lapicque", "inhibition", "graded", "per-neuron-beta"])
+    (lambda: snn.Leaky(beta=torch.linspace(0.5, 0.9, 8)), "per-neuron decays and is a network output"),
+], ids=["Alpha", "Lapicque", "inhibition", "graded", "per-neuron-beta-output"])
 def test_unsupported_is_refused_by_name(make, match, tmp_path):
     class Net(nn.Module):
         def __init__(self):

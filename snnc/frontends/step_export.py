@@ -112,6 +112,8 @@ class _Context:
         self.bias_used: set = set()                       # synapse nodes whose bias moved
         self.direct: set = set()                          # neuron nodes without a synapse before
         self.notes: List[str] = []
+        self.split: Dict[str, tuple] = {}                 # neuron node -> (its Linear node, module)
+        self.deferred: set = set()                        # Linear nodes emitted by their neuron
 
 
 def _through(n, gm):
@@ -166,17 +168,26 @@ def _prepare(gm, lib) -> _Context:
             ctx.direct.add(n.name)
             ctx.scale[n.name] = row
         ctx.bias[n.name] = np.asarray(spec.bias, np.float64)
-        _uniform_decays(n.target, spec)
+        _decays(ctx, n, spec, src, sm)
     return ctx
 
 
-def _uniform_decays(name, spec):
-    for f in ("current_decay", "voltage_decay"):
-        v = np.asarray(getattr(spec, f), np.float64)
-        if v.size > 1 and np.any(v != v.flat[0]):
-            raise SnncError(f"neuron '{name}' ({spec.library} {spec.kind}) has per-neuron {f} "
-                            f"(beta/alpha/tau per neuron); snnc's ONNX dialect holds one {f} per layer")
-        setattr(spec, f, float(v.flat[0]))
+def _decays(ctx, n, spec, src, sm):
+    """Scalar decays, or per-neuron ones (snnTorch beta/alpha per neuron): then the neuron is split
+    into one population per run of equal decays (Loihi holds one decay per population), which
+    needs a Linear in front of a 1-D, non-recurrent layer."""
+    ds = [np.asarray(getattr(spec, f), np.float64) for f in ("current_decay", "voltage_decay")]
+    if all(d.size == 1 or np.all(d == d.flat[0]) for d in ds):
+        spec.current_decay, spec.voltage_decay = (float(d.flat[0]) for d in ds)
+        return
+    if len(spec.shape) != 1 or spec.w_rec is not None or not isinstance(sm, torch.nn.Linear) \
+            or n.name in ctx.direct:
+        raise SnncError(f"neuron '{n.target}' ({spec.library} {spec.kind}) has per-neuron decays "
+                        "(beta/alpha per neuron): snnc exports them on a 1-D, non-recurrent layer fed by "
+                        "an nn.Linear (a population per decay)")
+    spec.current_decay, spec.voltage_decay = (np.broadcast_to(d, spec.shape).copy() for d in ds)
+    ctx.split[n.name] = (src.name, sm)
+    ctx.deferred.add(src.name)
 
 
 # --------------------------------------------------------------------------- emission
@@ -200,6 +211,8 @@ def _emit_layer(b, ctx, n, m, x, in_shape, out_shape) -> str:
     if getattr(m, "bias", None) is not None and torch.any(m.bias != 0) and n.name not in ctx.bias_used:
         raise SnncError(f"layer '{name}' ({type(m).__name__}) has a bias but does not feed a neuron "
                         "directly (its only reader): snnc folds a bias into the neuron it feeds")
+    if n.name in ctx.deferred:                    # per-neuron decays: the neuron emits its rows
+        return x
     if isinstance(m, torch.nn.Linear):
         if len(in_shape) != 2:
             raise SnncError(f"layer '{name}' (Linear) reads per-step shape {tuple(in_shape)}; snnc "
@@ -286,8 +299,35 @@ def _neuron_attrs(name, spec) -> dict:
                                reset_delay=spec.reset_delay, refractory=int(spec.refractory))
 
 
+def _emit_split(b, ctx, n, x) -> str:
+    """A neuron with per-neuron decays: a MatMul of its rows and a CubaLIF per run of equal
+    decays, concatenated along the neurons (in order)."""
+    name, spec = n.target, ctx.spec[n.name]
+    src, lin = ctx.split[n.name]
+    w = _rows(lin.weight.detach().double().numpy(), ctx.scale[src])
+    cd, vd = spec.current_decay, spec.voltage_decay
+    bias = np.broadcast_to(ctx.bias[n.name], spec.shape)
+    _general(b)
+    starts = [0] + [i for i in range(1, len(cd)) if (cd[i], vd[i]) != (cd[i - 1], vd[i - 1])] + [len(cd)]
+    parts = []
+    for a, e in zip(starts[:-1], starts[1:]):
+        tag = f"{name}.n{a}" if e - a == 1 else f"{name}.n{a}_{e - 1}"
+        z = b.node("MatMul", [b.init(f"{tag}.weight", w[a:e].astype(np.float32)), x], f"{tag}.synapse")
+        attrs = ops.cuba_attributes(cd[a], vd[a], spec.threshold, 0, reset=spec.reset,
+                                    reset_delay=spec.reset_delay, refractory=int(spec.refractory))
+        parts.append(b.node(ops.CUBA_LIF, [z, b.init(f"{tag}.bias", bias[a:e].astype(np.float32))],
+                            f"{tag}.neuron", domain=ops.DOMAIN, **attrs))
+    if len(parts) == 1:
+        return parts[0]
+    out = b.node("Concat", parts, f"{name}.neurons", axis=1)
+    b.per_channel[out] = name
+    return out
+
+
 def _emit_neuron(b, ctx, n, x, shape) -> str:
     name, spec = n.target, ctx.spec[n.name]
+    if n.name in ctx.split:
+        return _emit_split(b, ctx, n, x)
     if n.name in ctx.direct:                      # no synapse in front: an identity synapse
         row = np.asarray(ctx.scale[n.name], np.float64)
         if len(shape) == 1:
@@ -362,6 +402,10 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path=None, time
     for nm, o in zip(names, outs):
         if not isinstance(o, torch.fx.Node) or o.name not in vals:
             raise SnncError(f"forward() returns {o!r}; snnc expects spikes of the library's neurons")
+        if vals[o.name] in b.per_channel:
+            raise SnncError(f"neuron '{b.per_channel[vals[o.name]]}' has per-neuron decays and is a "
+                            "network output; snnc splits such layers into populations inside the "
+                            "network only: give the output layer one beta/alpha")
         b.nodes.append(helper.make_node("Identity", [vals[o.name]], [nm], name=nm))
         info.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT, ["N", *o.meta["shape"][1:], "T"]))
     ph = next(n for n in gm.graph.nodes if n.op == "placeholder")
