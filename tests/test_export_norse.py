@@ -95,3 +95,19 @@ def test_norse_sequence_module_is_refused(tmp_path):
     net = norse.SequentialState(nn.Linear(4, 3, bias=False), norse.LIF())
     with pytest.raises(SnncError, match=r"norse LIF, which snnc cannot export"):
         snnc.export(net, spikes((5, 2, 4), 0.3, 5), str(tmp_path / "x.onnx"))
+
+
+def test_per_neuron_time_constants(tmp_path):
+    """tau_mem_inv per neuron: a population per membrane decay, gains folded into the rows."""
+    torch.manual_seed(3)
+    p = norse.LIFBoxParameters(tau_mem_inv=torch.linspace(50.0, 200.0, 20))
+    net = norse.SequentialState(nn.Linear(16, 20, bias=False), norse.LIFBoxCell(p),
+                                nn.Linear(20, 6, bias=False), norse.LIFBoxCell())
+    with torch.no_grad():
+        net[0].weight.mul_(25.0)
+        net[2].weight.mul_(25.0)
+    x = spikes((T, N, 16), 0.3, 6)
+    y, res, _ = export_and_run(net, x, run_steps(net, x), tmp_path / "pt.onnx")
+    assert y.sum() > 10
+    for engine in ("onnxruntime", "reference-float"):
+        assert mismatches(res, y, engine) == 0, engine

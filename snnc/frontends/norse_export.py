@@ -81,10 +81,15 @@ def neuron_spec(m, name: str, shape) -> SimpleNamespace:
         cd = dt * _param(p, "tau_syn_inv", name, shape) if kind in ("LIFCell", "LICell") else 1.0
     readout = kind == "LICell"
     thr = 0.0 if readout else _param(p, "v_th", name, shape)
-    if np.ndim(a) and np.any(a != a.flat[0]):
-        raise SnncError(f"layer '{name}' (norse {kind}): per-neuron tau_mem_inv; snnc exports one "
-                        "membrane time constant per layer")
+    gain = np.asarray(a, np.float64)
+    if gain.size > 1 and np.any(gain != gain.flat[0]):       # per-neuron tau: a gain per row
+        if len(shape) != 1:
+            raise SnncError(f"layer '{name}' (norse {kind}): per-neuron tau_mem_inv on shape "
+                            f"{tuple(shape)}; snnc exports per-neuron time constants on 1-D layers")
+        gain = np.broadcast_to(gain, shape).copy()
+    else:
+        gain = float(gain.flat[0])
     return SimpleNamespace(library="norse", kind=kind, shape=tuple(shape), current_decay=cd,
                            voltage_decay=vd, threshold=thr, bias=np.float64(0.0),
-                           gain=float(np.asarray(a).flat[0]), reset="zero", reset_delay=False,
+                           gain=gain, reset="zero", reset_delay=False,
                            refractory=0, w_rec=None, readout=readout)
