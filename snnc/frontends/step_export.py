@@ -160,9 +160,8 @@ def _prepare(gm, lib) -> _Context:
                                     f"({spec.kind}), which has a synaptic current: the bias would "
                                     "accumulate in the current, while a Loihi bias enters v; use "
                                     "bias=False")
-                b = b.reshape(b.shape + (1,) * (len(shape) - 1)) * np.reshape(row, (-1,) + (1,) * (len(shape) - 1)) \
-                    if np.ndim(row) else b.reshape(b.shape + (1,) * (len(shape) - 1)) * row
-                spec.bias = spec.bias + b
+                col = (-1,) + (1,) * (len(shape) - 1)      # per output channel, broadcast over H, W
+                spec.bias = spec.bias + b.reshape(col) * (np.reshape(row, col) if np.ndim(row) else row)
                 ctx.bias_used.add(src.name)
         else:
             ctx.direct.add(n.name)

@@ -280,7 +280,7 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[
     naming the block for anything snnc cannot express. snnTorch and Norse modules go to
     ``step_export`` (their input is time first, ``time_axis`` 0 by default).
     """
-    from . import step_export
+    from . import step_export  # lazy: loads snnTorch/Norse adapters only when used
     lib = step_export.library(module)
     if lib is not None:
         return step_export.export(module, example_input, path, time_axis or 0, lib)
