@@ -91,9 +91,9 @@ def test_norse_reset_and_leak_must_be_zero(tmp_path):
         snnc.export(net, spikes((5, 2, 4), 0.3, 4), str(tmp_path / "x.onnx"))
 
 
-def test_norse_sequence_module_is_refused(tmp_path):
-    net = norse.SequentialState(nn.Linear(4, 3, bias=False), norse.LIF())
-    with pytest.raises(SnncError, match=r"norse LIF, which snnc cannot export"):
+def test_norse_recurrent_module_is_refused(tmp_path):
+    net = norse.SequentialState(nn.Linear(4, 3, bias=False), norse.LIFRecurrentCell(3, 3))
+    with pytest.raises(SnncError, match=r"norse LIFRecurrentCell, which snnc cannot export"):
         snnc.export(net, spikes((5, 2, 4), 0.3, 5), str(tmp_path / "x.onnx"))
 
 
@@ -111,3 +111,23 @@ def test_per_neuron_time_constants(tmp_path):
     assert y.sum() > 10
     for engine in ("onnxruntime", "reference-float"):
         assert mismatches(res, y, engine) == 0, engine
+
+
+def test_time_sequence_layers(tmp_path):
+    """Norse's LIF / LI / IAF layers (the cell looped over time inside the layer) take the whole
+    (T, N, C) input in one call."""
+    torch.manual_seed(4)
+    net = norse.SequentialState(nn.Linear(16, 20, bias=False), norse.LIF(), nn.Linear(20, 12, bias=False),
+                                norse.IAF(), nn.Linear(12, 4, bias=False), norse.LI())
+    with torch.no_grad():
+        net[0].weight.mul_(8.0)
+        net[2].weight.mul_(3.0)
+    x = spikes((T, N, 16), 0.3, 7)
+    with torch.no_grad():
+        v, _ = net(x)
+    y, res, _ = export_and_run(net, x, v, tmp_path / "seq.onnx")
+    errs = {e: float(np.max(np.abs(res[e].output - y))) for e in ("onnxruntime", "reference-float")}
+    print(f"LIF -> IAF -> LI sequence layers: |v| up to {np.abs(y).max():.3f}; max abs difference {errs}")
+    assert np.abs(y).max() > 0.1
+    for e, err in errs.items():
+        assert err < 1e-6 * max(1.0, float(np.abs(y).max())), e

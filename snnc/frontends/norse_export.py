@@ -9,6 +9,8 @@ Read from Norse's source (``norse/torch/functional/lif.py``, ``lif_box.py``, ``i
   -> current_decay dt * tau_syn_inv, voltage_decay a, gain a.
 - ``IAFCell``: v' = v + x; z = v' > v_th -> current_decay 1, voltage_decay 0, gain 1.
 - ``LICell``: LIFCell without threshold; its output is v' -> ``CubaLI`` read-out.
+- ``LIF``, ``LI``, ``IAF`` (time-sequence layers: the cell looped over the outer time dim): as
+  their cells, with ``nn.Linear`` (and Dropout) between them, in ``SequentialState``.
 
 v_reset must be 0 (Loihi resets to zero) and v_leak 0 (Norse also starts v at v_leak).
 """
@@ -38,6 +40,16 @@ def is_leaf(m) -> bool:
     return is_neuron(m)
 
 
+def is_sequence_module(module) -> bool:
+    """True for Norse's time-sequence layers (``LIF``, ``LI``, ``IAF``: a cell looped over the
+    outer dim) in ``SequentialState`` (or alone): the whole (T, N, C) input goes through once."""
+    from norse.torch.module.snn import SNN  # lazy: heavy
+    return any(isinstance(m, SNN) for m in module.modules())
+
+
+_SEQUENCE = {"LIF": "LIFCell", "LI": "LICell", "IAF": "IAFCell"}
+
+
 def is_step_module(module) -> bool:
     from norse.torch.module.sequential import SequentialState  # lazy: heavy
     return isinstance(module, SequentialState) or is_neuron(module)
@@ -58,6 +70,8 @@ def _param(p, field, name, shape) -> np.ndarray:
 
 def neuron_spec(m, name: str, shape) -> SimpleNamespace:
     kind = type(m).__name__
+    if is_norse(m) and kind in _SEQUENCE and not getattr(m, "record_states", False):
+        kind = _SEQUENCE[kind]                  # the same step, looped over time by Norse
     if kind not in _CELLS or not is_norse(m):
         raise SnncError(f"layer '{name}' is norse {kind}, which snnc cannot export; supported: "
                         + ", ".join(f"norse.torch.{k}" for k in _CELLS)

@@ -77,7 +77,9 @@ def step_graph(module, x: torch.Tensor, lib, time_axis: int = 0) -> SimpleNamesp
     reset = getattr(lib, "reset_all", lambda m: None)
     reset(module)
     try:
-        if lib.is_step_module(module):
+        if getattr(lib, "is_sequence_module", lambda m: False)(module):
+            r = _sequence_graph(module, x.movedim(time_axis, 0), lib)
+        elif lib.is_step_module(module):
             xt = x.movedim(time_axis, 0)
             r = SimpleNamespace(gm=step_trace.step_module_graph(module, xt[0], leaf), steps=xt.shape[0],
                                 static=False, notes=[])
@@ -88,6 +90,24 @@ def step_graph(module, x: torch.Tensor, lib, time_axis: int = 0) -> SimpleNamesp
     finally:
         reset(module)
     return r
+
+
+def _sequence_graph(module, x, lib) -> SimpleNamespace:
+    """Layers that take the whole (T, N, ...) sequence (Norse ``LIF`` etc. with ``nn.Linear``):
+    one recorded call; the per-step shapes drop the leading T."""
+    gm = record_trace.record(module, x, _is_leaf(lib))
+    for n in gm.graph.nodes:
+        if n.op == "call_module":
+            m = gm.get_submodule(n.target)
+            if not (lib.is_neuron(m) or type(m) in (torch.nn.Linear, torch.nn.Dropout, torch.nn.Identity)):
+                raise SnncError(f"layer '{n.target}' ({type(m).__name__}) between Norse time-sequence "
+                                "layers: snnc exports nn.Linear (and Dropout) there; for convolutions "
+                                "use the Cell neurons (LIFCell, ...) in SequentialState")
+        elif n.op in ("call_function", "call_method") and n.target is not operator.getitem:
+            raise SnncError(f"'{n.name}' between Norse time-sequence layers: snnc exports nn layers only")
+        if "shape" in n.meta:
+            n.meta["shape"] = tuple(n.meta["shape"][1:])
+    return SimpleNamespace(gm=gm, steps=x.shape[0], static=False, notes=[])
 
 
 def _spiking(gm, lib):
