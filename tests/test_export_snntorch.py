@@ -332,3 +332,22 @@ def test_linear_bias_into_synaptic_is_refused(tmp_path):
     net.fc1 = nn.Linear(20, 30)
     with pytest.raises(SnncError, match=r"layer 'fc1' has a bias and feeds neuron 'lif1' \(Synaptic\)"):
         snnc.export(net, spikes((5, 2, 20), 0.3, 11), str(tmp_path / "x.onnx"))
+
+
+def test_forward_that_does_not_carry_the_state_is_refused(tmp_path):
+    """A loop that re-initialises the membrane every step is not the library's recurrence:
+    refused, not exported as something else."""
+    class Forgetful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(6, 8), snn.Leaky(beta=0.9)
+
+        def forward(self, x):
+            out = []
+            for t in range(x.shape[0]):
+                spk, _ = self.lif(self.fc(x[t]), self.lif.init_leaky() + 0.5)
+                out.append(spk)
+            return torch.stack(out)
+
+    with pytest.raises(SnncError, match=r"neuron 'lif' at step 1 gets a state that is not its own"):
+        snnc.export(Forgetful(), spikes((5, 2, 6), 0.3, 12), str(tmp_path / "x.onnx"))
