@@ -150,14 +150,14 @@ def test_conv_reshape_weightnorm_bias(tmp_path):
 
 
 @pytest.mark.parametrize("block", [
-    lambda: cuba.Affine(neuron(), 10, 5),
+    lambda: cuba.KWTA(neuron(), 10, 5, num_winners=2),
     lambda: slayer.block.alif.Dense(neuron(threshold_step=0.5, refractory_decay=0.5,
                                          threshold_decay=0.5), 10, 5),
     lambda: slayer.block.sigma_delta.Dense(dict(threshold=0.1, activation=torch.relu), 10, 5),
 ])
 def test_unsupported_block_is_named(block, tmp_path):
     net = Chain(cuba.Dense(neuron(), 8, 10), block()).eval()
-    with pytest.raises(SnncError, match=r"block 'blocks\.1'.*(Affine|alif|sigma_delta)"):
+    with pytest.raises(SnncError, match=r"block 'blocks\.1'.*(KWTA|alif|sigma_delta)"):
         snnc.export(net, spikes((1, 8, 10)), str(tmp_path / "x.onnx"))
 
 

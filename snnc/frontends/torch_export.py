@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -29,18 +30,22 @@ from ..errors import SnncError
 from . import slayer_blocks as sb
 from . import nn_export
 from . import onnx_ops as ops
+from . import record_trace
 
 _SLAYER = "lava.lib.dl.slayer"
 _LEAF = (_SLAYER, "snnc.nn")      # snnc.nn modules: see nn_export
+
+
+def is_leaf(m: torch.nn.Module) -> bool:
+    """slayer and snnc.nn modules, and user subclasses of them, are exported whole."""
+    return any(c.__module__.startswith(_LEAF) for c in type(m).__mro__[:-2])
 
 
 class _Tracer(torch.fx.Tracer):
     """fx tracer that keeps every lava-dl slayer module (block, neuron, synapse) a leaf."""
 
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-        if type(m).__module__.startswith(_LEAF):
-            return True
-        return super().is_leaf_module(m, qualname)
+        return is_leaf(m) or super().is_leaf_module(m, qualname)
 
 
 class _Single(torch.nn.Module):
@@ -54,18 +59,30 @@ class _Single(torch.nn.Module):
         return self.block(x)
 
 
-def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
-    if type(module).__module__.startswith(_LEAF):
+def _trace(module: torch.nn.Module, example_input: torch.Tensor, notes: List[str]
+           ) -> torch.fx.GraphModule:
+    """torch.fx symbolic trace; where fx cannot follow forward() (``.item()``, ``len`` of a
+    proxy, ``torch.FloatTensor(list)``), the graph recorded by running it once (record_trace)."""
+    if is_leaf(module):
         module = _Single(module)
     try:
         graph = _Tracer().trace(module)
     except Exception as e:  # fx raises many kinds of errors
+        fx_error = f"{type(e).__name__}: {str(e)[:160]}"
+    else:
+        return torch.fx.GraphModule(module, graph)
+    try:
+        gm = record_trace.record(module, example_input, is_leaf)
+    except SnncError as e:
         raise SnncError(
-            f"cannot trace {type(module).__name__}.forward with torch.fx ({type(e).__name__}: {e}). "
-            "snnc needs a forward() without data-dependent Python control flow: a composition of "
-            "slayer blocks, '+', torch.cat(dim=1) and reshapes. Rewrite that part of forward() "
-            "(e.g. move conditionals to __init__).") from e
-    return torch.fx.GraphModule(module, graph)
+            f"cannot trace {type(module).__name__}.forward with torch.fx ({fx_error}), nor by "
+            f"running it: {e}. snnc needs a forward() without data-dependent Python control "
+            "flow: a composition of slayer blocks, '+', torch.cat(dim=1) and reshapes.") from e
+    notes.append(f"{type(module).__name__}.forward is not torch.fx-traceable ({fx_error}); "
+                 "exported the graph of one call on example_input (Python loops unrolled"
+                 + (", values read with " + "/".join(f".{n}()" for n in gm.meta["snnc_left_torch"])
+                    + " treated as side outputs" if gm.meta["snnc_left_torch"] else "") + ")")
+    return gm
 
 
 def _shapes(gm: torch.fx.GraphModule, example_input: torch.Tensor) -> Dict[str, tuple]:
@@ -101,6 +118,7 @@ class _Builder:
         self.inits: List[onnx.TensorProto] = []
         self.functions: Dict[str, onnx.FunctionProto] = {}
         self._names: set = set()
+        self.per_channel: Dict[str, str] = {}     # Concat value -> block with per-channel decays
 
     def fresh(self, base: str) -> str:
         base = base.replace(".", "_") or "v"
@@ -135,6 +153,9 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
         w_in, w_rec = sb.recurrent_weights(m, name)
         z = b.node("MatMul", [b.init(f"{name}.weight", w_in), x], f"{name}.synapse")
         nrn = sb.neuron_params(m, name, (w_in.shape[0],))
+        if nrn.decays is not None:
+            raise SnncError(f"block '{name}' (Recurrent) has per-channel decays (shared_param=False); "
+                            "snnc exports them for feed-forward blocks only")
         s = b.node(ops.RECURRENT_CUBA_LIF,
                    [z, b.init(f"{name}.weight_rec", w_rec), b.init(f"{name}.bias", nrn.bias)],
                    f"{name}.neuron", domain=ops.DOMAIN, **nrn.attributes)
@@ -143,12 +164,18 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
         if tuple(syn.out_shape) != tuple(out_shape[1:-1]):
             raise SnncError(f"block '{name}': snnc computes output {syn.out_shape} but slayer "
                             f"gives {tuple(out_shape[1:-1])}")
+        nrn = sb.neuron_params(m, name, syn.out_shape) if kind != "affine" else None
+        if nrn is not None and nrn.decays is not None:   # shared_param=False: a population per run
+            return _emit_per_channel(b, name, m, syn, x, nrn)
         w = b.init(f"{name}.weight", syn.weight)
         if syn.op == "MatMul":
             z = b.node("MatMul", [w, x], f"{name}.synapse")
         else:
             z = b.node("Conv", [x, w], f"{name}.synapse", **syn.attrs)
-        nrn = sb.neuron_params(m, name, syn.out_shape)
+        if kind == "affine":        # a non-spiking read-out: CUBA voltage, or the current itself
+            b.functions.setdefault(ops.CUBA_LI, ops.FUNCTIONS[ops.CUBA_LI]())
+            return b.node(ops.CUBA_LI, [z, b.init(f"{name}.bias", np.zeros((), np.float32))],
+                          f"{name}.readout", domain=ops.DOMAIN, **sb.affine_readout(m, name))
         s = b.node(ops.CUBA_LIF, [z, b.init(f"{name}.bias", nrn.bias)], f"{name}.neuron",
                    domain=ops.DOMAIN, **nrn.attributes)
     steps = sb.delay_steps(m, name, nrn.shape)
@@ -156,6 +183,39 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
         return s
     return b.node(ops.DELAY, [s, b.init(f"{name}.delay", steps)], f"{name}.delay",
                   domain=ops.DOMAIN)
+
+
+def _emit_per_channel(b: _Builder, name: str, m, syn, x: str, nrn) -> str:
+    """A block with per-channel decays: each run of consecutive channels with equal decays gets
+    its own synapse rows, CubaLIF (scalar decays, as Loihi and Lava hold them) and delay; the runs
+    are concatenated along channels, in order."""
+    if syn.op == "Conv" and syn.attrs["group"] != 1:
+        raise SnncError(f"block '{name}' has per-channel decays (shared_param=False) and a grouped "
+                        "synapse; snnc exports per-channel decays for Dense and Conv (groups=1)")
+    du, dv = (np.ravel(d) for d in nrn.decays)
+    shape = nrn.shape
+    steps = sb.delay_steps(m, name, shape)
+    bias = np.broadcast_to(nrn.bias, (shape[0],) + (1,) * (len(shape) - 1)) if np.ndim(nrn.bias) else None
+    starts = [0] + [c for c in range(1, shape[0]) if (du[c], dv[c]) != (du[c - 1], dv[c - 1])] + [shape[0]]
+    parts = []
+    for a, e in zip(starts[:-1], starts[1:]):
+        tag = f"{name}.ch{a}" if e - a == 1 else f"{name}.ch{a}_{e - 1}"
+        w = b.init(f"{tag}.weight", np.ascontiguousarray(syn.weight[a:e]))
+        z = (b.node("MatMul", [w, x], f"{tag}.synapse") if syn.op == "MatMul"
+             else b.node("Conv", [x, w], f"{tag}.synapse", **syn.attrs))
+        attrs = dict(nrn.attributes, current_decay=float(du[a]), voltage_decay=float(dv[a]))
+        bb = np.zeros((), np.float32) if bias is None else np.ascontiguousarray(bias[a:e], np.float32)
+        s = b.node(ops.CUBA_LIF, [z, b.init(f"{tag}.bias", bb)], f"{tag}.neuron", domain=ops.DOMAIN, **attrs)
+        if steps is not None:
+            st = steps if np.ndim(steps) == 0 else np.ascontiguousarray(steps[a:e])
+            s = b.node(ops.DELAY, [s, b.init(f"{tag}.delay", np.asarray(st, np.int64))], f"{tag}.delay",
+                       domain=ops.DOMAIN)
+        parts.append(s)
+    if len(parts) == 1:
+        return parts[0]
+    out = b.node("Concat", parts, f"{name}.channels", axis=1)
+    b.per_channel[out] = name
+    return out
 
 
 def _reshape(b: _Builder, n: torch.fx.Node, x: str, in_shape: tuple, out_shape: tuple) -> str:
@@ -170,6 +230,17 @@ def _reshape(b: _Builder, n: torch.fx.Node, x: str, in_shape: tuple, out_shape: 
 _ADD = {operator.add, torch.add, "add", "__add__"}
 _CAT = {torch.cat, torch.concat, "cat"}
 _RESHAPE = {torch.reshape, torch.flatten, "reshape", "view", "flatten"}
+
+
+def _exportable(shapes):
+    """Whether an fx node is part of what snnc exports (blocks, '+', cat, reshapes, and
+    non-tensor shape bookkeeping)."""
+    def ok(n: torch.fx.Node) -> bool:
+        if n.op == "call_module" or n.name not in shapes:
+            return True
+        t = n.target
+        return n.op in ("call_function", "call_method") and (t in _ADD or t in _CAT or t in _RESHAPE)
+    return ok
 
 
 def _emit_glue(b, n, vals, shapes) -> Optional[str]:
@@ -200,18 +271,27 @@ def _value_info(name: str, shape: tuple) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:-1], "T"])
 
 
-def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[str] = None
-           ) -> onnx.ModelProto:
+def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[str] = None,
+           time_axis: Optional[int] = None) -> onnx.ModelProto:
     """Write ``module`` (slayer cuba blocks) as an snnc-dialect ONNX file at ``path``.
 
     ``example_input``: float32 ``(N, C[, H, W], T)``, time last. Returns the ModelProto
     (also when ``path`` is None, in which case nothing is written). Raises ``SnncError``
-    naming the block for anything snnc cannot express.
+    naming the block for anything snnc cannot express. snnTorch and Norse modules go to
+    ``step_export`` (their input is time first, ``time_axis`` 0 by default).
     """
+    from . import step_export  # lazy: loads snnTorch/Norse adapters only when used
+    lib = step_export.library(module)
+    if lib is not None:
+        return step_export.export(module, example_input, path, time_axis or 0, lib)
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
         raise SnncError("example_input must be a torch tensor (N, C[, H, W], T), time last")
-    gm = _trace(module)
+    notes: List[str] = []
+    gm = _trace(module, example_input.float(), notes)
     shapes = _shapes(gm, example_input.float())
+    notes += record_trace.spike_path(gm, _exportable(shapes))
+    for note in notes:
+        warnings.warn(f"snnc.export: {note}", stacklevel=2)
     b = _Builder()
     nn_ctx = nn_export.prepare(gm)
     vals: Dict[str, str] = {}
@@ -254,6 +334,11 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[
     for name, o in zip(names, outputs):
         if not isinstance(o, torch.fx.Node) or o.name not in vals:
             raise SnncError(f"forward() returns {o!r}; snnc expects spike tensors")
+        if vals[o.name] in b.per_channel:
+            raise SnncError(f"block '{b.per_channel[vals[o.name]]}' has per-channel decays "
+                            "(shared_param=False) and is a network output; snnc exports such blocks "
+                            "inside the network (a population per decay) but not as the output: give "
+                            "the output block shared decays")
         b.nodes.append(helper.make_node("Identity", [vals[o.name]], [name], name=name))
         outs.append(_value_info(name, shapes[o.name]))
     graph = helper.make_graph(b.nodes, type(module).__name__,
@@ -265,7 +350,8 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[
     onnx.helper.set_model_props(model, {
         "snnc.dialect_version": ops.DIALECT_VERSION,
         "snnc.source": f"snnc.export of torch module {type(module).__module__}."
-                       f"{type(module).__name__} (lava-dl slayer)"})
+                       f"{type(module).__name__} (lava-dl slayer)",
+        **({"snnc.notes": "\n".join(notes)} if notes else {})})
     onnx.checker.check_model(model, full_check=True)
     if path is not None:
         onnx.save(model, str(path))
