@@ -32,13 +32,19 @@ def import_model(path: str, **netx_options) -> Graph:
     raise SnncError(f"{path}: unknown model type {ext!r}; snnc reads .onnx and netx .net files (and compiled .snnc)")
 
 
-def compile(model: Union[str, Graph], output: Optional[str] = None, **netx_options) -> Graph:
+def compile(model: Union[str, Graph], output: Optional[str] = None, calibrate=None, **netx_options) -> Graph:
     """Model (``.onnx``/``.net`` path or IR graph) -> checked, quantized graph; saved to ``output``
-    if given. ``netx_options`` (``.net`` only): ``reset_interval``, ``reset_offset``, ``input_shape``."""
+    if given. ``netx_options`` (``.net`` only): ``reset_interval``, ``reset_offset``, ``input_shape``.
+    ``calibrate``: calibration spikes ``(N, *shape, T)`` or a ``.npy`` path: per-population scales
+    chosen on them (``snnc.calibrate``; report in ``graph.metadata["calibration"]``)."""
     graph = import_model(model, **netx_options) if isinstance(model, str) else model
     if isinstance(model, str):
         graph.metadata.setdefault("source", os.path.basename(model))
-    graph = quantize(fold_pooling(graph))        # average pooling folded into the next synapse
+    if calibrate is not None:
+        from .calibrate import calibrate as _calibrate, load_data
+        graph = _calibrate(graph, load_data(calibrate) if isinstance(calibrate, str) else calibrate)
+    else:
+        graph = quantize(fold_pooling(graph))    # average pooling folded into the next synapse
     if output:
         if isinstance(model, str) and os.path.abspath(output) == os.path.abspath(model):
             raise SnncError(f"{output}: the output would overwrite the input model; choose another -o")

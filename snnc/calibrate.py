@@ -13,6 +13,7 @@ around the chosen one. The result is a quantized graph with the choices pinned i
 from __future__ import annotations
 
 import copy
+import os
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -184,3 +185,19 @@ def _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, n
                            spikes=int(cal_spk[p].sum())))
     return dict(samples=int(x.shape[0]), steps=int(x.shape[-1]), layers=layers,
                 output_agreement_naive=_agree(naive_out, float_out), output_agreement=_agree(cal_out, float_out))
+
+
+def load_data(path: str) -> np.ndarray:
+    """Calibration spikes from a ``.npy`` file (or the ``input`` array of an ``.npz``)."""
+    if not os.path.exists(path):
+        raise SnncError(f"{path}: no such calibration file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise SnncError(f"{path}: not a NumPy .npy/.npz file ({type(e).__name__})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        keys = list(data.keys())
+        if "input" not in keys and len(keys) != 1:
+            raise SnncError(f"{path}: .npz holds {keys}; name the calibration array 'input'")
+        return data["input" if "input" in keys else keys[0]]
+    return data
