@@ -49,7 +49,11 @@ def cmd_compile(a) -> int:
                               ("reset_offset", getattr(a, "reset_offset", None))) if v is not None}
     if opts and not a.model.lower().endswith(".net"):
         raise SnncError("--reset-interval/--reset-offset apply to netx .net models only")
-    graph = api.compile(a.model, out, **opts)
+    calib = None
+    if getattr(a, "calibrate", None):
+        from .calibrate import load_data
+        calib = load_data(a.calibrate)
+    graph = api.compile(a.model, out, calibrate=calib, **opts)
     report = graph.metadata.get("quantization", [])
     lossy = [r for r in report if r["rounded"] or r["clipped"]]
     print(f"compiled {a.model} -> {out}: {len(graph.nodes)} nodes, "
@@ -59,6 +63,10 @@ def cmd_compile(a) -> int:
         print(quantization_table(type(graph)(metadata={"quantization": lossy})))
     else:
         print("quantization exact: every parameter is representable in Loihi 2 fixed point")
+    if "calibration" in graph.metadata:
+        from .compiler.calibrate import calibration_table
+        print("calibration (scales chosen on the calibration data):")
+        print(calibration_table(graph))
     return 0
 
 
@@ -87,6 +95,11 @@ def cmd_info(a) -> int:
     print()
     print("quantization report")
     print(quantization_table(graph))
+    if "calibration" in graph.metadata:
+        from .compiler.calibrate import calibration_table
+        print()
+        print("calibration report")
+        print(calibration_table(graph))
     from .compiler.notes import deployment_notes
     notes = deployment_notes(graph)
     if notes:
@@ -162,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="output .snnc path (default: next to the model)")
     c.add_argument("--reset-interval", type=int, help=".net only: netx's periodic state reset (steps)")
     c.add_argument("--reset-offset", type=int, help=".net only: netx's reset phase (default 0)")
+    c.add_argument("--calibrate", metavar="CALIB.npy",
+                   help="calibration spikes N,C[,H,W],T: choose each population's scales on them "
+                        "(float-trained models)")
     c.set_defaults(fn=cmd_compile)
     e = sub.add_parser("export-net", help="compiled model -> lava-dl netx .net (HDF5) file")
     e.add_argument("model", help=".snnc (or .onnx/.net)")
