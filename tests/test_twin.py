@@ -1,0 +1,138 @@
+"""snnc.twin: a torch module computing a compiled graph's Loihi integer dynamics.
+
+The twin's forward is its own torch code (float64 integers, one step at a time, node by node);
+the other side of each comparison is the numpy reference engine (snnc/backends/reference.py)
+or Lava's own fixed_pt process models. Spikes of every population and the output must be
+identical, before and after fine-tuning; the fine-tuned twin's graph must compile to the same
+spikes.
+"""
+import numpy as np
+import pytest
+import torch
+
+import snnc
+import snnc.nn as sn
+from snnc.backends.reference import run_reference
+from snnc.calibrate import trace
+from snnc.errors import SnncError
+
+from slayer_nets import ALL as SLAYER_NETS
+from test_methods_nn import NETS as NN_NETS
+
+
+def _onnx(tmp_path, net, x, name="m"):
+    path = str(tmp_path / f"{name}.onnx")
+    snnc.export(net, x, path)
+    return path
+
+
+def _same_as_reference(graph, x):
+    """Twin output and every population's spikes == the reference engine's (fixed point)."""
+    twin = snnc.twin(graph)
+    with torch.no_grad():
+        y = twin(x).numpy()
+    ref = run_reference(graph, x)
+    assert np.array_equal(y, ref.output)
+    spikes, _, _ = trace(graph, "fixed", np.asarray(x, np.float64))
+    for p, s in spikes.items():
+        assert np.array_equal(twin.spikes[p].numpy().astype(bool), s), p
+    return twin, y
+
+
+@pytest.mark.parametrize("name", list(SLAYER_NETS))
+def test_twin_equals_reference_slayer(name, tmp_path):
+    """SLAYER nets: dense, axonal delays (per neuron), conv + pool + flatten, recurrent."""
+    net, x = SLAYER_NETS[name]()
+    g = snnc.compile(_onnx(tmp_path, net, x))
+    _, y = _same_as_reference(g, x.numpy())
+    assert y.sum() > 100
+
+
+@pytest.mark.parametrize("method", ["stbp", "hm2", "st_rsbp"])
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_twin_equals_reference_float_models(method, calibrated, tmp_path):
+    """Float-trained snnc.nn nets (folded average pooling into conv, one-step delays, refractory
+    neurons, lateral and trainable recurrence), compiled plain and with calibration (non-power-
+    of-two state scales, weight exponents, clipped weights)."""
+    torch.manual_seed(0)
+    net, x = NN_NETS[method](False)
+    path = _onnx(tmp_path, net, x)
+    g = snnc.compile(path, calibrate=x.numpy() if calibrated else None)
+    _, y = _same_as_reference(g, x.numpy())
+    assert y.sum() > 20
+
+
+def test_twin_equals_lava_fixed(tmp_path):
+    """Lava's own bit-accurate models (LIF, Dense, Conv in fixed_pt) on a calibrated conv net."""
+    torch.manual_seed(0)
+    net, x = NN_NETS["stbp"](False)
+    g = snnc.compile(_onnx(tmp_path, net, x), calibrate=x.numpy())
+    with torch.no_grad():
+        y = snnc.twin(g)(x).numpy()
+    lava = snnc.run(g, x.numpy(), backend="lava-fixed", timeout=300)
+    assert np.array_equal(y, lava.output) and y.sum() > 20
+
+
+def _fine_tune(twin, x, target, steps=3, lr=0.02):
+    opt = torch.optim.Adam(twin.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        y = twin(x)
+        loss = torch.nn.functional.cross_entropy(y.sum(-1), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
+@pytest.mark.parametrize("method", ["tssl", "stbp"])
+def test_fine_tune_then_compile(method, tmp_path):
+    """A few steps of the user's own loss change the weight mantissas; ``to_graph()`` compiles
+    (also through a saved .snnc) to exactly the twin's spikes on the reference and on Lava."""
+    torch.manual_seed(0)
+    net, x = NN_NETS[method](False)
+    g = snnc.compile(_onnx(tmp_path, net, x), calibrate=x.numpy())
+    twin = snnc.twin(g, surrogate=sn.SigmoidDerivative(0.25))
+    before = {k: twin.mantissas(k).detach().numpy().copy() for k in twin._key}
+    target = torch.arange(x.shape[0]) % 10
+    losses = _fine_tune(twin, x, target)
+    changed = sum(int(np.sum(twin.mantissas(k).detach().numpy() != before[k])) for k in before)
+    assert changed > 0 and all(np.isfinite(losses))
+    with torch.no_grad():
+        y = twin(x).numpy()
+    tuned = twin.to_graph()
+    assert sum(int(np.sum(tuned.fixed[k].weight != g.fixed[k].weight)) for k in before) == changed
+    assert np.array_equal(run_reference(tuned, x.numpy()).output, y)
+    path = str(tmp_path / "tuned.snnc")
+    snnc.compile(tuned, path)
+    assert np.array_equal(run_reference(snnc.compile(path), x.numpy()).output, y)
+    _same_as_reference(snnc.compile(path), x.numpy())
+    if method == "tssl":
+        lava = snnc.run(tuned, x.numpy(), backend="lava-fixed", timeout=300)
+        assert np.array_equal(lava.output, y)
+
+
+def test_gradients_reach_every_weight(tmp_path):
+    net, x = SLAYER_NETS["conv"](T=8)
+    twin = snnc.twin(snnc.compile(_onnx(tmp_path, net, x)))
+    twin(x).sum().backward()
+    for name, p in twin.named_parameters():
+        assert p.grad is not None and torch.all(torch.isfinite(p.grad)) and p.grad.abs().sum() > 0, name
+
+
+def test_twin_refuses_clearly(tmp_path):
+    net, x = SLAYER_NETS["dense"]()
+    g = snnc.compile(_onnx(tmp_path, net, x))
+    twin = snnc.twin(g)
+    with pytest.raises(SnncError, match="input shape"):
+        twin(x[:, :3])
+    with pytest.raises(SnncError, match="binary spikes"):
+        twin(x * 0.5)
+    syn = next(k for k in twin._key)
+    bad = g.copy()
+    bad.fixed = dict(g.fixed)
+    fx = g.fixed[syn]
+    bad.fixed[syn] = type(fx)(weight=np.asarray(fx.weight) + 2, weight_exp=fx.weight_exp)
+    with pytest.raises(SnncError, match="not the quantization of its float weights"):
+        snnc.twin(bad)
