@@ -21,7 +21,7 @@ import numpy as np
 from .backends.reference import _Sim
 from .compiler import calibrate as sel
 from .compiler.fold import fold_pooling
-from .compiler.ir import Conv2d, CubaLIF, Dense, Graph, Input, SumPool2d
+from .compiler.ir import Conv2d, CubaLIF, Dense, Graph, SumPool2d
 from .compiler.passes import check, topo_order
 from .compiler.quantize import quantize
 from .errors import SnncError

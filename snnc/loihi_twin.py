@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from typing import Dict, Optional, Union
+from typing import Dict, Union
 
 import numpy as np
 
