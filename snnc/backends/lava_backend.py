@@ -73,8 +73,9 @@ def _shift(x: np.ndarray, d: np.ndarray) -> np.ndarray:
 def host_outputs(plan: LavaPlan, x: np.ndarray, pops) -> dict:
     """Every graph Output from the recorded population spikes ``pops`` ({name: (N, *shape, T)})
     and the input ``x`` (N, *shape, T), as the reference simulator computes them (float64,
-    returned as float32 (N, *shape, T) by output name)."""
+    returned as float32 (N, *shape, T) by output name; float64 when the plan has CubaLI read-outs)."""
     n, T = x.shape[0], x.shape[-1]
+    odt = np.float64 if any(p.kind == "li" for p in plan.pops.values()) else np.float32
     outs = {}
     for op in plan.outputs:
         val = {}
@@ -92,7 +93,7 @@ def host_outputs(plan: LavaPlan, x: np.ndarray, pops) -> dict:
             elif kind == "average":
                 v = v.reshape((n, arg, -1, T)).mean(axis=2)
             val[name] = v
-        outs[op.name] = val[op.name].reshape((n,) + tuple(op.shape) + (T,)).astype(np.float32)
+        outs[op.name] = val[op.name].reshape((n,) + tuple(op.shape) + (T,)).astype(odt)
     return outs
 
 
@@ -141,7 +142,7 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
     res = _run_worker(plan, xs, timeout, bias, record_state)
     pops = res["spikes"]
     outs = host_outputs(plan, x, pops)
-    counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items()}
+    counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items() if plan.pops[k].kind != "li"}
     result = RunResult(output=outs[plan.output.name], counts=counts, engine=f"lava-{mode}",
                        seconds=time.perf_counter() - start)
     result.outputs = outs

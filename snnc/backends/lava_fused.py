@@ -34,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..compiler.ir import CubaLIF, Graph
+from ..compiler.ir import CubaLI, CubaLIF, Graph
 from ..compiler.passes import check
 from ..errors import SnncError
 from .child import run_child
@@ -59,7 +59,8 @@ def layout(graph: Graph, batch: int):
 
 def run_job(graph: Graph, spikes: np.ndarray, mode: str, chunk: Optional[int] = None):
     """In this process: run the batch ``spikes`` (N, *shape, T) through Lava; returns
-    ({output: (N, *shape, T) float32}, {population: (N, *shape, T) int8}, timing)."""
+    ({output: (N, *shape, T) float32 (float64 with CubaLI read-outs)}, {population: (N, *shape, T) int8},
+    timing)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
@@ -107,9 +108,10 @@ def run_job(graph: Graph, spikes: np.ndarray, mode: str, chunk: Optional[int] = 
     finally:
         net.stop()
     out_arrays, pop_arrays, k = {}, {}, 0
+    odt = np.float64 if any(isinstance(v, CubaLI) for v in graph.nodes.values()) else np.float32
     for name, size in outs:
         block = raw[:, k:k + n * size].reshape((T, n) + tuple(shapes[name]))
-        out_arrays[name] = np.ascontiguousarray(np.moveaxis(block, 0, -1), dtype=np.float32)
+        out_arrays[name] = np.ascontiguousarray(np.moveaxis(block, 0, -1), dtype=odt)
         k += n * size
     for name, size in pops:
         block = raw[:, k:k + n * size].reshape((T, n) + tuple(shapes[name]))

@@ -4,7 +4,11 @@ The plan is computed in the calling process (so that unsupported IR raises ``Snn
 once) and handed to the worker (``lava_worker``), which only instantiates Lava processes.
 
 Mapping (see docs in ``lava_backend``):
-- populations: every ``Input`` (a RingBuffer source) and every ``CubaLIF`` (a Lava ``LIF``);
+- populations: every ``Input`` (a RingBuffer source) and every ``CubaLIF`` (a Lava ``LIF``;
+  reset "subtract"/"none": snnc's ``lava_neurons.LIFResetRule``) and ``CubaLI`` (snnc's
+  ``lava_neurons.LeakyIntegrator``, which sends v: the host records it as the read-out);
+  a population with no input (bias-driven) gets a zero-weight Dense from the input, so that
+  Lava compiles it and its step 0 is aligned (offset 1, bias gated before);
   a (C, H, W) population lives in Lava's (x, y, f) = (W, H, C) layout, a 1-D one as is;
 - connections: one Lava synapse (Dense / DelayDense / Conv) per path
   ``population -> [Delay | Flatten]* -> synapse -> [Delay]* -> CubaLIF``;
@@ -57,8 +61,8 @@ import math
 
 import numpy as np
 
-from ..compiler.fixed import FixedCubaLIF, FixedSynapse
-from ..compiler.ir import (Average, Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
+from ..compiler.fixed import FixedCubaLI, FixedCubaLIF, FixedSynapse
+from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
                            SumPool2d, _pair)
 from ..errors import SnncError
 
@@ -102,7 +106,7 @@ def flat_perm(shape) -> np.ndarray:
 @dataclass
 class PopPlan:
     name: str
-    kind: str                       # "input" | "lif"
+    kind: str                       # "input" | "lif" | "li" (CubaLI read-out: records v)
     shape: Tuple[int, ...]          # IR shape
     offset: int = 0
     # LIF parameters (Lava's own, already in Lava layout where per neuron)
@@ -117,6 +121,9 @@ class PopPlan:
     bias_input: str = ""            # name of the bias-kind Input added to this bias per sample
     bias_scale: int = 0             # fixed mode: state units per threshold unit of that input
     refractory: int = 0             # > 0: v held at 0 for this many steps after a spike
+    reset: str = "zero"             # CubaLIF.reset ("subtract"/"none": lava_neurons.LIFResetRule)
+    reset_delay: bool = False       # CubaLIF.reset_delay
+    out_scale: float = 1.0          # "li": recorded v times this is the read-out (fixed: 1/S)
 
     @property
     def lshape(self):
@@ -243,7 +250,7 @@ def _trace_forward(graph: Graph, syn: str):
 
     def walk(name: str, chain: List[str]):
         node = graph.nodes[name]
-        if isinstance(node, CubaLIF):
+        if isinstance(node, (CubaLIF, CubaLI)):
             out.append((name, chain))
             return
         if isinstance(node, (Delay, Flatten)):
@@ -262,7 +269,7 @@ def _node_shapes(graph: Graph) -> Dict[str, tuple]:
     """Output shape of every node (minimal, self-contained: populations carry their shapes)."""
     shapes: Dict[str, tuple] = {}
     for k, v in graph.nodes.items():
-        if isinstance(v, (Input, Output, CubaLIF)):
+        if isinstance(v, (Input, Output, CubaLIF, CubaLI)):
             shapes[k] = tuple(v.shape)
     pending = [k for k in graph.nodes if k not in shapes]
     while pending:
@@ -308,6 +315,8 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
                 raise _err(name, node, f"input kind {node.kind!r} is not supported by the Lava backend")
         elif isinstance(node, CubaLIF):
             plan.pops[name] = _lif_plan(graph, name, node, mode)
+        elif isinstance(node, CubaLI):
+            plan.pops[name] = _li_plan(graph, name, node, mode)
         elif not isinstance(node, (Output, Dense, Conv2d, SumPool2d, Flatten, Delay, Average)):
             raise _err(name, node, "node type not supported by the Lava backend")
     inode = graph.nodes[plan.input_name]
@@ -355,6 +364,7 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
                     post = post + _delay_over(nd.steps, shapes[name])
             for src, pre, flat in ins:
                 raw.append((src, name, dst, pre, post, flat))
+    raw += _bias_only_connections(graph, plan, shapes)
 
     # offsets: o(dst) >= o(src) + 1 - min(d) for every connection (Bellman-Ford longest path)
     off = {p: 0 for p in plan.pops}
@@ -374,7 +384,7 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
     for p, o in off.items():
         plan.pops[p].offset = o
         pp = plan.pops[p]
-        pp.gate_bias = pp.kind == "lif" and o > 0 and (bool(pp.bias_input) or
+        pp.gate_bias = pp.kind in ("lif", "li") and o > 0 and (bool(pp.bias_input) or
                                                        bool(np.any(np.asarray(pp.bias_mant) != 0)))
         if pp.reset_interval:
             pp.reset_offset = (pp.reset_offset + o + 1) % pp.reset_interval
@@ -382,6 +392,9 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
     # Lava synapses
     for i, (src, syn, dst, pre, post, flat) in enumerate(raw):
         extra = off[dst] - off[src] - 1            # e = that + d
+        if syn is None:                            # a bias-driven population's zero link
+            plan.conns.append(_zero_link(plan, src, dst, mode))
+            continue
         plan.conns.append(_conn_plan(graph, f"{syn}#{i}", syn, src, dst, pre, post, extra,
                                      shapes, mode, conv_as))
 
@@ -469,13 +482,58 @@ def _output_plan(graph: Graph, oname: str, shapes, plan: LavaPlan) -> OutputPlan
     return OutputPlan(oname, tuple(graph.nodes[oname].shape), program)
 
 
+def _bias_only_connections(graph: Graph, plan: LavaPlan, shapes):
+    """(src, None, dst, pre, post, False) for every population with no incoming edge: a zero link
+    from the spike input (Lava compiles only what is connected to the process it runs)."""
+    orphans = [k for k, v in graph.nodes.items() if isinstance(v, (CubaLIF, CubaLI)) and not graph.predecessors(k)]
+    if not orphans:
+        return []
+    if plan.input_kind not in ("spikes", "graded") and graph.nodes[plan.input_name].kind == "bias":
+        raise SnncError(f"Lava backend: populations {orphans} have no input and the graph's input is a bias "
+                        "input; connect them to a spike input")
+    src = plan.input_name
+    zero = np.zeros(shapes[src], dtype=np.int64)
+    return [(src, None, d, zero, np.zeros(shapes[d], dtype=np.int64), False) for d in orphans]
+
+
+def _zero_link(plan: LavaPlan, src: str, dst: str, mode: str) -> ConnPlan:
+    """A Lava Dense of zero weights from ``src`` into ``dst`` (it never adds anything)."""
+    n_in = int(np.prod(plan.pops[src].shape))
+    n_out = int(np.prod(plan.pops[dst].shape))
+    w = np.zeros((n_out, n_in), dtype=np.int64 if mode == "fixed" else np.float64)
+    return ConnPlan(f"{dst}#bias_only_link", "dense", src, dst, w,
+                    src_flatten=len(plan.pops[src].shape) > 1, dst_reshape=len(plan.pops[dst].shape) > 1)
+
+
+def _li_plan(graph: Graph, name: str, node: CubaLI, mode: str) -> PopPlan:
+    """A CubaLI read-out: Lava LIF parameters (no threshold) and the scale of its recorded v."""
+    shape = tuple(node.shape)
+    pp = PopPlan(name, "li", shape)
+    if mode == "fixed":
+        fx = graph.fixed.get(name)
+        if not isinstance(fx, FixedCubaLI):
+            raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
+                            f"(no fixed view for node {name!r})")
+        pp.du, pp.dv = int(fx.decay_u) - 1, int(fx.decay_v)
+        bias = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), shape)
+        pp.bias_exp = int(fx.bias_exp)
+        pp.out_scale = 1.0 / float(graph.metadata["state_scale"][name])
+    else:
+        pp.du = float(_uniform(name, node, "current_decay", node.current_decay))
+        pp.dv = float(_uniform(name, node, "voltage_decay", node.voltage_decay))
+        bias = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), shape)
+    pp.bias_mant = to_lava(np.array(bias), len(shape))
+    return pp
+
+
 def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
     if node.graded:
         raise _err(name, node, "graded spikes are not supported by the Lava backend")
-    if node.reset != "zero":
-        raise _err(name, node, f"reset {node.reset!r} is not supported (Lava's LIF resets to zero)")
     shape = tuple(node.shape)
     pp = PopPlan(name, "lif", shape)
+    pp.reset, pp.reset_delay = node.reset, bool(node.reset_delay) and node.reset == "subtract"
+    if node.reset != "zero" and node.reset_interval:
+        raise _err(name, node, f"reset {node.reset!r} together with reset_interval is not supported")
     if node.refractory:            # Lava LIFRefractory (+ snnc's fixed_pt model: lava_refractory)
         if node.reset_interval:
             raise _err(name, node, "refractory > 0 together with reset_interval is not supported")

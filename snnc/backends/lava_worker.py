@@ -48,7 +48,15 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
         exp, mant = (bias[name][0], bias[name][1][0]) if bias and name in bias else (p.bias_exp, p.bias_mant)
         mant = np.zeros_like(mant) if p.gate_bias else mant
         kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=name)
-        if getattr(p, "refractory", 0):
+        custom = None
+        if p.kind == "li" or getattr(p, "reset", "zero") != "zero":
+            from .lava_neurons import make_population      # snnc's models: reset rules, read-outs
+            custom = make_population(p, **kw)
+        if custom is not None:
+            lif = custom
+            if hasattr(lif, "s_prev"):
+                state.append((lif.s_prev, None))
+        elif getattr(p, "refractory", 0):
             from .lava_refractory import make_lif
             lif = make_lif(p.refractory, **kw)
             state.append((lif.refractory_period_end, None))
@@ -121,7 +129,9 @@ def sim_config(plan: LavaPlan):
     from .lava_refractory import model_map
     from .lava_fast_models import fast_model_map
     tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
+    from .lava_neurons import model_map as neuron_model_map
     models = model_map(plan)        # snnc's fixed_pt LIFRefractory model, when needed
+    models.update(neuron_model_map(plan))   # snnc's reset-rule LIF and leaky-integrator models
     models.update(fast_model_map(plan))     # bit-identical faster DelayDense (lava_fast_models)
     if plan.io == "channels":
         # the io Injector/Extractor models carry no tag: name them for the tagged selection
@@ -162,7 +172,7 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
     # the bias each population's Var holds now (as built), and what sample i needs
     cur = {name: (np.zeros_like(bias[name][1][0] if name in bias else p.bias_mant) if p.gate_bias
                   else (bias[name][1][0] if name in bias else p.bias_mant))
-           for name, p in plan.pops.items() if p.kind == "lif" and (p.gate_bias or name in bias)}
+           for name, p in plan.pops.items() if p.kind in ("lif", "li") and (p.gate_bias or name in bias)}
 
     def want(name, i):
         return bias[name][1][i] if name in bias else plan.pops[name].bias_mant
@@ -172,7 +182,8 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
             procs[name].bias_mant.set(np.asarray(value, dtype=float))
             cur[name] = value
             timing["bias_sets"] += 1
-    out = {name: np.zeros((n,) + plan.pops[name].shape + (T,), dtype=np.int8) for name in sinks}
+    out = {name: np.zeros((n,) + plan.pops[name].shape + (T,),
+                          dtype=np.float64 if plan.pops[name].kind == "li" else np.int8) for name in sinks}
     lifs = [name for name, p in plan.pops.items() if p.kind == "lif"] if record_state else []
     states = {name: {k: np.zeros((n,) + plan.pops[name].shape) for k in ("u", "v")} for name in lifs}
     started = [False]
@@ -243,7 +254,8 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
                 else:
                     data = np.asarray(sink.data.get())
                 raw[name] = data
-                out[name][i] = from_lava(data[..., p.offset:p.offset + T], len(p.shape)) != 0
+                rec = from_lava(data[..., p.offset:p.offset + T], len(p.shape))
+                out[name][i] = rec * p.out_scale if p.kind == "li" else rec != 0
             for name in lifs:
                 nd = len(plan.pops[name].shape)
                 for k in ("u", "v"):

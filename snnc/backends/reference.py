@@ -41,13 +41,15 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from ..compiler.fixed import U_WRAP, V_MAX
-from ..compiler.ir import _pair, Average, Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from ..compiler.ir import (_pair, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
+                           SumPool2d)
 from ..compiler.passes import check, topo_order
 from ..errors import SnncError
 from .reference_spec import _rtz_decay, conv2d  # noqa: F401  (re-exported: public helpers)
 from .result import RunResult
 
-FAST_NODES = (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average)
+FAST_NODES = (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, CubaLI, Average)
+POPULATIONS = (CubaLIF, CubaLI)
 SYNAPSE_TYPES = (Dense, Conv2d, SumPool2d)
 _HALF = float(U_WRAP >> 1)
 _VMAX = float(V_MAX)
@@ -120,6 +122,16 @@ def conv_matrix_sparse(w: np.ndarray, in_shape, out_shape, stride, padding, dila
                          copy=False)
 
 
+def _reset_kind(node) -> str:
+    """The update rule of a population: "li" (read-out), "zero", "sub" (immediate subtraction),
+    "late" (subtraction one step late) or "none" (CubaLIF docstring)."""
+    if isinstance(node, CubaLI):
+        return "li"
+    if node.reset == "subtract":
+        return "late" if node.reset_delay else "sub"
+    return node.reset
+
+
 class _Group:
     """CubaLIF populations updated together: concatenated state (N, total) and per-neuron params."""
 
@@ -142,7 +154,7 @@ class _Sim:
         self.fixed = mode == "fixed"
         if self.fixed:
             missing = [k for k, v in graph.nodes.items()
-                       if isinstance(v, (CubaLIF, Dense, Conv2d, SumPool2d)) and k not in graph.fixed]
+                       if isinstance(v, POPULATIONS + (Dense, Conv2d, SumPool2d)) and k not in graph.fixed]
             if missing:
                 raise SnncError(f"fixed-point run needs the quantization pass first (no fixed view for {missing})")
         self.t = 0
@@ -201,21 +213,22 @@ class _Sim:
             node = g.nodes[name]
             ds = [out_depth[p] for p in self.preds[name] if p in out_depth]
             d = max(ds) if ds else 0
-            if isinstance(node, CubaLIF):
+            if isinstance(node, POPULATIONS):
                 depth[name] = out_depth[name] = d + 1
             else:
                 depth[name] = d
                 out_depth[name] = 0 if self._timed(name) else d
         # a population in a cycle has predecessors after it: they are all behind timed delays
-        pops = [k for k in order if isinstance(g.nodes[k], CubaLIF)]
+        pops = [k for k in order if isinstance(g.nodes[k], POPULATIONS)]
         groups: Dict[tuple, List[str]] = {}
         for p in pops:
             node = g.nodes[p]
-            key = (depth[p], node.spike_compare if not self.fixed else ">")
+            compare = getattr(node, "spike_compare", ">") if not self.fixed else ">"
+            key = (depth[p], compare, _reset_kind(node))
             groups.setdefault(key, []).append(p)
         self._groups = [self._make_group(names) for _, names in sorted(groups.items())]
         by_depth: Dict[int, List[_Group]] = {}
-        for (d, _), grp in zip(sorted(groups), self._groups):
+        for (d, _, _), grp in zip(sorted(groups), self._groups):
             by_depth.setdefault(d, []).append(grp)
 
         # synapses that write straight into their population's input (see _group_ops)
@@ -232,7 +245,7 @@ class _Sim:
         for d in range(maxd + 1):
             for name in order:
                 node = g.nodes[name]
-                if isinstance(node, CubaLIF) or depth[name] != d:
+                if isinstance(node, POPULATIONS) or depth[name] != d:
                     continue
                 self._make_node(name, node)
             for grp in by_depth.get(d + 1, []):
@@ -526,23 +539,26 @@ class _Sim:
             return float(arr[0]) if arr.size and np.all(arr == arr[0]) else arr
 
         nodes = [g.nodes[p] for p in names]
+        grp.kind = _reset_kind(nodes[0])
         if fixed:
             fxs = [g.fixed[p] for p in names]
             grp.cu = compact(per_neuron([(4096 - int(f.decay_u)) / 4096.0 for f in fxs]))
             grp.cv = compact(per_neuron([(4096 - int(f.decay_v)) / 4096.0 for f in fxs]))
             bias = per_neuron([np.asarray(f.bias_mant, dtype=np.int64) << int(f.bias_exp) for f in fxs])
-            grp.vth = compact(per_neuron([np.asarray(f.vth, dtype=np.int64) << 6 for f in fxs]))
-            refr = per_neuron([int(f.refractory) for f in fxs])
+            grp.vth = compact(per_neuron([np.asarray(getattr(f, "vth", 0), dtype=np.int64) << 6 for f in fxs]))
+            refr = per_neuron([int(getattr(f, "refractory", 0)) for f in fxs])
+            grp.out_scale = compact(per_neuron([1.0 / g.metadata["state_scale"][p] for p in names]))
         else:
             grp.cu = compact(per_neuron([1 - np.asarray(nd.current_decay, dtype=np.float64) for nd in nodes]))
             grp.cv = compact(per_neuron([1 - np.asarray(nd.voltage_decay, dtype=np.float64) for nd in nodes]))
             bias = per_neuron([nd.bias for nd in nodes])
-            grp.vth = compact(per_neuron([nd.threshold for nd in nodes]))
-            refr = per_neuron([int(nd.refractory) for nd in nodes])
+            grp.vth = compact(per_neuron([getattr(nd, "threshold", 0.0) for nd in nodes]))
+            refr = per_neuron([int(getattr(nd, "refractory", 0)) for nd in nodes])
+            grp.out_scale = 1.0
         grp.bias = compact(bias) if np.any(bias != 0) else None
         grp.refr = refr if np.any(refr) else None
         grp.ref = np.zeros((n, tot)) if grp.refr is not None else None
-        grp.ge = (not fixed) and nodes[0].spike_compare != ">"
+        grp.ge = (not fixed) and getattr(nodes[0], "spike_compare", ">") != ">"
         grp.resets = []
         grp.a_bound = np.zeros(tot) if fixed else None
         grp.drive = None
@@ -556,7 +572,7 @@ class _Sim:
             if grp.ref is not None:
                 self.state[p]["ref"] = _view(grp.ref[:, sl], shape)
             self.values[p] = _view(grp.s[:, sl], shape)
-            if nd.reset_interval:
+            if getattr(nd, "reset_interval", 0):
                 grp.resets.append((int(nd.reset_interval), int(nd.reset_offset) % int(nd.reset_interval),
                                    grp.u[:, sl], grp.v[:, sl]))
         return grp
@@ -613,6 +629,8 @@ class _Sim:
         the step tests the values (and then applies the spec's wrap/clip)."""
         if grp.a_bound is None or grp.drive is not None:
             return True, True, True
+        if grp.kind != "zero":                  # v is not bounded by the threshold after a step
+            return True, True, True
         one = np.ones_like(grp.a_bound)
         cu, cv = np.asarray(grp.cu) * one, np.asarray(grp.cv) * one
         if np.any(cu >= 1) or np.any(cv >= 1):
@@ -633,6 +651,8 @@ class _Sim:
         compare = np.greater_equal if grp.ge else np.greater
         drive_checks = grp.drive_ops
         check_u, check_vmax, check_vmin = self._range_checks(grp)
+        kind, out_scale = grp.kind, grp.out_scale
+        late = np.zeros_like(v) if kind == "late" else None
 
         def update(t):
             for interval, offset, uu, vv in resets:
@@ -657,6 +677,9 @@ class _Sim:
                             raise SnncError(f"population {p!r}: bias input is not a multiple of "
                                             f"1/{int(sc)} (the population's state unit)")
                     np.add(v, drive, out=v)
+                if late is not None:            # delayed subtraction: after the decay, before the clip
+                    np.multiply(s, vth, out=late)
+                    np.subtract(v, late, out=v)
                 if (check_vmax and v.max() > _VMAX) or (check_vmin and v.min() < -_VMAX):
                     np.clip(v, -_VMAX, _VMAX, out=v)
             else:
@@ -668,12 +691,21 @@ class _Sim:
                     np.add(v, bias, out=v)
                 if drive is not None:
                     np.add(v, drive, out=v)
+                if late is not None:
+                    np.multiply(s, vth, out=late)
+                    np.subtract(v, late, out=v)
+            if kind == "li":                    # read-out: the output is v (fixed: in values)
+                np.multiply(v, out_scale, out=s)
+                return
             if refr is not None:
                 held = ref > 0
                 v[held] = 0.0
                 np.maximum(ref - 1, 0, out=ref)
             compare(v, vth, out=sb)
-            np.copyto(v, 0.0, where=sb)
+            if kind == "zero":
+                np.copyto(v, 0.0, where=sb)
+            elif kind == "sub":
+                np.subtract(v, vth, out=v, where=sb)
             np.copyto(s, sb)
             np.add(cnt, sb, out=cnt)
             if refr is not None:
@@ -710,6 +742,8 @@ class _Sim:
         """Spikes per neuron so far, per population (N, *shape) int64."""
         out = {}
         for grp in self._groups:
+            if grp.kind == "li":
+                continue
             for p in grp.names:
                 out[p] = grp.count[:, grp.slices[p]].reshape(self._shape(p)).copy()
         return out
@@ -742,7 +776,8 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
             raise SnncError(f"input {name!r}: expected shape (N, {', '.join(map(str, shapes[name]))}, T) "
                             f"= {want}, got {tuple(np.shape(arr))}")
     chunk = n if not batch_size else max(1, int(batch_size))
-    outs = {o: np.zeros((n,) + tuple(shapes[o]) + (steps,), np.float32) for o in graph.outputs}
+    odt = np.float64 if any(isinstance(v, CubaLI) for v in graph.nodes.values()) else np.float32
+    outs = {o: np.zeros((n,) + tuple(shapes[o]) + (steps,), odt) for o in graph.outputs}
     pops = [k for k, v in graph.nodes.items() if isinstance(v, CubaLIF)]
     counts = {p: np.zeros((n,) + tuple(shapes[p]), np.int64) for p in pops}
     bar = None
@@ -758,7 +793,7 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
             arr = np.asarray(v)[lo:hi]
             data[k] = np.ascontiguousarray(np.moveaxis(arr, -1, 0), dtype=np.float64)
             sim.check_input(k, data[k])
-        rec = {o: np.zeros((steps, hi - lo) + tuple(shapes[o]), np.float32) for o in graph.outputs}
+        rec = {o: np.zeros((steps, hi - lo) + tuple(shapes[o]), odt) for o in graph.outputs}
         bufs = sim.input_buffers
         feeds = [(bufs[k], data[k]) for k in bufs]
         ovals = [(rec[o], sim.values[o]) for o in graph.outputs]

@@ -24,7 +24,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..compiler.fixed import U_WRAP, V_MAX
-from ..compiler.ir import Average, Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from ..compiler.ir import Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
 from ..compiler.passes import check, topo_order
 from ..errors import SnncError
 from . import reference_sdn as sdn
@@ -51,6 +51,15 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int)
     return out
 
 
+def _reset(node: CubaLIF, v: np.ndarray, s: np.ndarray, vth) -> np.ndarray:
+    """v after the spike test: zero reset, immediate subtraction, or unchanged (none, delayed)."""
+    if node.reset == "zero":
+        return np.where(s, 0, v)
+    if node.reset == "subtract" and not node.reset_delay:
+        return np.where(s, v - vth, v)
+    return v
+
+
 def _rtz_decay(x: np.ndarray, decay: int) -> np.ndarray:
     """``sign(x * (4096 - decay)) * (|x * (4096 - decay)| >> 12)`` in int64."""
     y = x * (4096 - decay)
@@ -67,7 +76,7 @@ class _Sim:
         self.dtype = np.int64 if mode == "fixed" else np.float64
         if mode == "fixed":
             missing = [k for k, v in graph.nodes.items()
-                       if (isinstance(v, (CubaLIF, Dense, Conv2d, SumPool2d))
+                       if (isinstance(v, (CubaLIF, CubaLI, Dense, Conv2d, SumPool2d))
                            or type(v).__name__ in ("Delta", "SigmaDelta")) and k not in graph.fixed]
             if missing:
                 raise SnncError(f"fixed-point run needs the quantization pass first (no fixed view for {missing})")
@@ -76,7 +85,9 @@ class _Sim:
             shape = (batch,) + tuple(self.shapes[name])
             if isinstance(node, CubaLIF):
                 self.state[name] = dict(u=np.zeros(shape, self.dtype), v=np.zeros(shape, self.dtype),
-                                        ref=np.zeros(shape, np.int64))
+                                        ref=np.zeros(shape, np.int64), s=np.zeros(shape, bool))
+            elif isinstance(node, CubaLI):
+                self.state[name] = dict(u=np.zeros(shape, self.dtype), v=np.zeros(shape, self.dtype))
             elif isinstance(node, sdn.SIGMA_DELTA):
                 self.state[name] = sdn.init_state(shape, self.dtype)
             elif isinstance(node, Delay):
@@ -85,6 +96,8 @@ class _Sim:
                                         steps=steps)
         self.timed = [k for k, v in graph.nodes.items() if isinstance(v, Delay) and v.min_steps >= 1]
         self.out_scale = sdn.output_scales(graph, mode)    # graded outputs: integers -> values
+        self.li_scale = {k: graph.metadata.get("state_scale", {}).get(k, 0) for k, v in graph.nodes.items()
+                         if isinstance(v, CubaLI)}        # fixed: v integers -> values
 
     def _delay_out(self, name: str, t: int) -> np.ndarray:
         st = self.state[name]
@@ -142,8 +155,11 @@ class _Sim:
                     raise SnncError(f"population {name!r}: bias input is not a multiple of 1/{scale} "
                                     "(the population's state unit)")
                 bias = bias + d.astype(np.int64)
-            v = np.clip(_rtz_decay(st["v"], fx.decay_v) + u + bias, -V_MAX, V_MAX)
             vth = np.asarray(fx.vth, dtype=np.int64) << 6
+            v = _rtz_decay(st["v"], fx.decay_v) + u + bias
+            if node.delayed_subtract:
+                v = v - vth * st["s"]                      # one step late, after the decay
+            v = np.clip(v, -V_MAX, V_MAX)
             refractory = fx.refractory
         else:
             u = st["u"] * (1 - node.current_decay) + a
@@ -151,17 +167,47 @@ class _Sim:
             if drive is not None:
                 v = v + drive
             vth = node.threshold
+            if node.delayed_subtract:
+                v = v - vth * st["s"]
             refractory = node.refractory
         if refractory:
             held = st["ref"] > 0
             v = np.where(held, 0, v)
             st["ref"] = np.maximum(st["ref"] - 1, 0)
         s = v > vth if node.spike_compare == ">" or self.mode == "fixed" else v >= vth
-        v = np.where(s, 0, v)
+        v = _reset(node, v, s, vth)
         if refractory:
             st["ref"] = np.where(s, refractory, st["ref"])
-        st["u"], st["v"] = u, v
+        st["u"], st["v"], st["s"] = u, v, s
         return s.astype(self.dtype)
+
+    def _leaky_integrator(self, name: str, node: CubaLI, a) -> np.ndarray:
+        """CubaLI: as a CUBA neuron without threshold; returns v (fixed: Loihi integers)."""
+        st = self.state[name]
+        if self.mode == "fixed":
+            fx = self.g.fixed[name]
+            u = _rtz_decay(st["u"], fx.decay_u) + (a << 6)
+            u = np.where(u > (U_WRAP >> 1), u - U_WRAP, u)
+            u = np.where(u <= -(U_WRAP >> 1), u + U_WRAP, u)
+            bias = np.asarray(fx.bias_mant, dtype=np.int64) << fx.bias_exp
+            v = np.clip(_rtz_decay(st["v"], fx.decay_v) + u + bias, -V_MAX, V_MAX)
+        else:
+            u = st["u"] * (1 - node.current_decay) + a
+            v = st["v"] * (1 - node.voltage_decay) + u + node.bias
+        st["u"], st["v"] = u, v
+        return v
+
+    def _output(self, name: str, inp):
+        """An Output's value: graded messages and fixed-point read-out v converted to values."""
+        if name in self.out_scale:
+            return inp / self.out_scale[name]
+        li = [p for p in self.g.predecessors(name) if p in self.li_scale]
+        if li and self.mode == "fixed":
+            scales = {self.li_scale[p] for p in li}
+            if len(scales) != 1 or len(li) != len(self.g.predecessors(name)):
+                raise SnncError(f"output {name!r} sums read-outs of different state scales or other sources")
+            return inp / float(scales.pop())
+        return inp
 
     def step(self, t: int, x: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         self.t = t
@@ -185,6 +231,8 @@ class _Sim:
                 out[name] = sum(self._synapse(name, node, out[s]) for s in self.g.predecessors(name))
             elif isinstance(node, Flatten):
                 out[name] = inp.reshape(self.n, -1)
+            elif isinstance(node, CubaLI):
+                out[name] = self._leaky_integrator(name, node, inp)
             elif isinstance(node, CubaLIF):
                 preds = self.g.predecessors(name)
                 bias_in = [p for p in preds if isinstance(self.g.nodes[p], Input) and self.g.nodes[p].kind == "bias"]
@@ -199,7 +247,7 @@ class _Sim:
             elif isinstance(node, sdn.SIGMA_DELTA):
                 out[name] = sdn.step(self.g, self.mode, name, node, self.state[name], inp)
             elif isinstance(node, Output):
-                out[name] = inp / self.out_scale[name] if name in self.out_scale else inp
+                out[name] = self._output(name, inp)
         return out
 
 
@@ -230,7 +278,8 @@ def run_reference_spec(graph: Graph, spikes, mode: str = "fixed",
     else:
         data = {k: (graded_values(graph, k, v) if graph.nodes[k].kind == "graded" else v)
                 for k, v in data.items()}
-    odt = np.float64 if sdn.has_sigma_delta(graph) else np.float32     # graded values: float64
+    li = any(isinstance(v, CubaLI) for v in graph.nodes.values())
+    odt = np.float64 if sdn.has_sigma_delta(graph) or li else np.float32     # graded values: float64
     outs = {o: np.zeros((n,) + tuple(sim.shapes[o]) + (steps,), odt) for o in graph.outputs}
     pops = [k for k, v in graph.nodes.items() if isinstance(v, CubaLIF)]
     sd_pops = [k for k, v in graph.nodes.items() if isinstance(v, sdn.SIGMA_DELTA) and type(v).__name__ != "Sigma"]

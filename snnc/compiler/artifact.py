@@ -16,11 +16,11 @@ from dataclasses import fields
 import numpy as np
 
 from ..errors import SnncError
-from .fixed import FixedCubaLIF, FixedSigmaDelta, FixedSynapse
+from .fixed import FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
 from .ir import NODE_TYPES, Graph
 
 FORMAT_VERSION = 1
-FIXED_TYPES = {c.__name__: c for c in (FixedSynapse, FixedCubaLIF, FixedSigmaDelta)}
+FIXED_TYPES = {c.__name__: c for c in (FixedSynapse, FixedCubaLIF, FixedCubaLI, FixedSigmaDelta)}
 
 
 def _encode(obj, arrays, key):

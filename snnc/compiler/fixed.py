@@ -9,8 +9,11 @@ All fields are Loihi integers, exactly as Lava's bit-accurate models take them:
       v = rtz(v * (4096 - decay_v)) + u + (bias_mant << bias_exp)   v saturates at ±(2**23 - 1)
       s = v > (vth << 6);  v[s] = 0
 
-  with ``rtz(y) = sign(y) * (|y| >> 12)``. Lava's LIF parameter ``du`` is ``decay_u - 1``
-  (its bit-accurate model adds 1), ``dv`` is ``decay_v``.
+  with ``rtz(y) = sign(y) * (|y| >> 12)``. Reset "subtract" (``CubaLIF.reset``) is
+  ``v[s] -= vth << 6`` instead of ``v[s] = 0``; delayed (``reset_delay``) it is
+  ``v -= (vth << 6) * s_prev`` after the decay, before the saturation, and no reset at the
+  spike. Lava's LIF parameter ``du`` is ``decay_u - 1`` (its bit-accurate model adds 1), ``dv``
+  is ``decay_v``.
 """
 from __future__ import annotations
 
@@ -43,6 +46,20 @@ class FixedCubaLIF:
     bias_mant: Union[int, np.ndarray] = 0
     bias_exp: int = 0
     refractory: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class FixedCubaLI:
+    """Integer parameters of a ``CubaLI`` read-out (as ``FixedCubaLIF``, no threshold)::
+
+        u = rtz(u * (4096 - decay_u)) + (a_in << 6)                    u wraps at 24 bits
+        v = rtz(v * (4096 - decay_v)) + u + (bias_mant << bias_exp)   v saturates at ±(2**23 - 1)
+        y = v / S        (S = graph.metadata["state_scale"][population]; no spike, no reset)
+    """
+    decay_u: int
+    decay_v: int
+    bias_mant: Union[int, np.ndarray] = 0
+    bias_exp: int = 0
 
 
 U_BITS = 24          # u and v are 24-bit signed on Loihi 2

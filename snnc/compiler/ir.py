@@ -145,26 +145,59 @@ class Delay:
         return int(np.max(self.steps))
 
 
+RESETS = ("zero", "subtract", "none")
+
+
 @dataclass(frozen=True, eq=False)
 class CubaLIF(_Population):
-    """A population of current-based leaky integrate-and-fire neurons (Loihi's CUBA).
+    """A population of current-based leaky integrate-and-fire neurons (Loihi's CUBA and the
+    LIF/IF/CubaLIF neurons of snnTorch, Norse, Sinabs and NIR).
 
-    Per step (float form; ``x`` = summed synaptic input, in threshold units)::
+    Per step (float form; ``x`` = summed synaptic input, in threshold units; ``thr`` = threshold)::
 
         u[t] = (1 - current_decay) * u[t-1] + x[t]
-        v[t] = (1 - voltage_decay) * v[t-1] + u[t] + bias
-        s[t] = v[t] > threshold       (or >= if spike_compare == ">=")
-        v[t] = 0 where s (reset "zero") or v[t] - threshold (reset "subtract")
+        v[t] = (1 - voltage_decay) * v[t-1] + u[t] + bias - r[t]
+        s[t] = v[t] > thr             (or >= if spike_compare == ">=")
+
+    and the reset (``reset``, ``reset_delay``)::
+
+        "zero",     immediate: r[t] = 0;            v[t] = 0 where s[t]      (Loihi's CUBA)
+        "subtract", immediate: r[t] = 0;            v[t] = v[t] - thr where s[t]
+                    (the subtracted threshold is decayed with v from the next step on)
+        "subtract", delayed:   r[t] = thr * s[t-1]; v[t] not changed where s[t]
+                    (snnTorch's default ``reset_delay=True``: the threshold is subtracted one
+                    step late, after the decay, undecayed: v[t] = (1-vd) v[t-1] + u[t] + bias
+                    - thr * s[t-1], with v[t-1] the value that crossed)
+        "zero",     delayed:   v[t] = (1-vd) (1 - s[t-1]) v[t-1] + u[t] + bias (snnTorch
+                    ``Leaky``): the same spikes as the immediate zero reset (only the stored v
+                    at a spike step differs), so every engine runs it as the immediate one
+        "none":     no reset (v keeps integrating; snnTorch ``reset_mechanism="none"``);
+                    ``reset_delay`` has no effect
+
+    snnTorch: ``Leaky(beta)`` is current_decay 1, voltage_decay 1 - beta; ``Synaptic(alpha,
+    beta)`` is current_decay 1 - alpha; ``reset_delay`` is snnTorch's flag (its "subtract" and
+    "zero" read as above). snnTorch's ``Synaptic`` with "zero" and ``reset_delay=True`` zeroes
+    the whole membrane of the step after a spike (input included): that is "zero", immediate,
+    with ``refractory=1``.
+    IF (integrate-and-fire, no leak): voltage_decay 0 and current_decay 1 (no current state:
+    u[t] = x[t]); every engine runs it (fixed point: decay_v 0, decay_u 4096).
+    Bias-driven spiking: a population may have no input at all (no incoming edge); it then
+    integrates its ``bias`` alone.
 
     ``state_scale`` > 0 means the model's own dynamics are integer ones, as in SLAYER's
     CUBA neuron and Loihi: u and v are integers in units of 1/state_scale, decays are
     12-bit (round(4096*decay)) and a decay multiplies with round-toward-zero. 0 means
-    real-valued dynamics. ``refractory``: steps v is held at 0 after a spike (0 = none).
+    real-valued dynamics. ``refractory``: steps v is held at 0 after a spike (0 = none; only
+    with reset "zero", immediate).
     ``graded``: output the value v/state_scale instead of 1 on a spike (not yet supported).
     Decays are fractions in [0, 1]; threshold and bias are floats (scalars or per neuron).
     ``reset_interval`` > 0: u and v are set to 0 at the start of every step t (before the
     update) with ``t % reset_interval == reset_offset`` (Lava's ``LIFReset``, netx's
     ``reset_interval``); 0 means never.
+    Fixed point (``FixedCubaLIF``): the reset subtracts ``vth << 6`` (the integer threshold),
+    immediately or at the next step after the decay; v saturates at +-(2**23 - 1) after that.
+    Loihi 2's standard CUBA neuron has only the immediate zero reset: "subtract" and "none"
+    need a custom neuron program on hardware (``snnc info`` says so).
     """
     shape: Shape
     current_decay: Union[float, np.ndarray]
@@ -178,6 +211,43 @@ class CubaLIF(_Population):
     graded: bool = False
     reset_interval: int = 0
     reset_offset: int = 0
+    reset_delay: bool = False
+
+    @property
+    def delayed_subtract(self) -> bool:
+        """True when the threshold is subtracted one step after the spike (see above)."""
+        return self.reset == "subtract" and bool(self.reset_delay)
+
+    @property
+    def is_standard(self) -> bool:
+        """True when Loihi 2's standard CUBA neuron runs it (zero reset, no refractory period)."""
+        return self.reset == "zero" and not self.refractory
+
+
+@dataclass(frozen=True, eq=False)
+class CubaLI(_Population):
+    """A non-spiking leaky-integrator read-out population (NIR's ``LI``/``CubaLI``, Norse's
+    ``LICell``, snnTorch's output ``Leaky`` read as its membrane): current and voltage as
+    ``CubaLIF``, no threshold, no reset; the membrane v is the output (real-valued).
+
+    Per step (float form; ``x`` = summed synaptic input)::
+
+        u[t] = (1 - current_decay) * u[t-1] + x[t]
+        v[t] = (1 - voltage_decay) * v[t-1] + u[t] + bias
+        y[t] = v[t]
+
+    LI (no current state): current_decay 1. It may feed only an Output (the host reads v), like
+    ``Average``. ``state_scale`` as ``CubaLIF`` (> 0: integer dynamics in units of 1/S; 0:
+    real-valued, the quantization pass picks S from the weights). Fixed point
+    (``FixedCubaLI``): u and v are the Loihi CUBA integers (u wraps at 24 bits, v saturates at
+    +-(2**23 - 1)) and the output is ``v_int / S``. On Loihi 2 hardware the host must read v (a
+    custom neuron program that sends v as a graded spike, or a state probe).
+    """
+    shape: Shape
+    current_decay: Union[float, np.ndarray]
+    voltage_decay: Union[float, np.ndarray]
+    bias: Union[float, np.ndarray] = 0.0
+    state_scale: int = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,14 +328,16 @@ class Sigma(_Population):
     state_scale: int = 1 << 18
 
 
-Node = Union[Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average,
+Node = Union[Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, CubaLI, Average,
              Delta, SigmaDelta, Sigma]
-NODE_TYPES = {c.__name__: c for c in (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, Average)}
+NODE_TYPES = {c.__name__: c for c in (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, CubaLI,
+                                      Average)}
 # sigma-delta nodes (graded spikes): Delta input encoder, SigmaDelta neurons, Sigma output
 SIGMA_DELTA = (Delta, SigmaDelta, Sigma)
 NODE_TYPES.update({c.__name__: c for c in SIGMA_DELTA})
 SYNAPSES = (Dense, Conv2d, SumPool2d)
 NEURONS = (CubaLIF,)
+LEAKY_INTEGRATORS = (CubaLI,)     # non-spiking: v is the output (may feed only Outputs)
 
 
 class ShapeError(ValueError):

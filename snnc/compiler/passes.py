@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ..errors import SnncError
-from .ir import SIGMA_DELTA, CubaLIF, Delay, Graph, Input, Output, Shape, ShapeError
+from .ir import RESETS, SIGMA_DELTA, CubaLI, CubaLIF, Delay, Graph, Input, Output, Shape, ShapeError
 
 
 def topo_order(graph: Graph) -> List[str]:
@@ -55,12 +55,14 @@ def infer_shapes(graph: Graph) -> Dict[str, Shape]:
                 if srcs:
                     raise SnncError(f"node {name!r}: an Input cannot have incoming edges")
                 shapes[name] = tuple(node.shape)
+            elif not srcs and isinstance(node, (CubaLIF, CubaLI)):
+                shapes[name] = tuple(node.shape)        # bias-driven: no input at all
             else:
                 if not srcs:
                     raise SnncError(f"node {name!r} ({type(node).__name__}) has no input")
                 known = [shapes[s] for s in srcs if s in shapes]
                 # a population in a cycle: its shape is its own; other nodes wait for all inputs
-                if len(known) < len(srcs) and not (isinstance(node, (CubaLIF,) + SIGMA_DELTA) and known):
+                if len(known) < len(srcs) and not (isinstance(node, (CubaLIF, CubaLI) + SIGMA_DELTA) and known):
                     continue
                 if any(tuple(k) != tuple(known[0]) for k in known):
                     raise SnncError(f"node {name!r} ({type(node).__name__}) sums inputs of different shapes "
@@ -76,7 +78,7 @@ def infer_shapes(graph: Graph) -> Dict[str, Shape]:
     # back-edges into populations are only known now
     for s, d in graph.edges:
         node = graph.nodes[d]
-        if isinstance(node, (CubaLIF, Output) + SIGMA_DELTA) and tuple(shapes[s]) != tuple(node.shape):
+        if isinstance(node, (CubaLIF, CubaLI, Output) + SIGMA_DELTA) and tuple(shapes[s]) != tuple(node.shape):
             raise SnncError(f"edge {s!r} -> {d!r}: shape {shapes[s]} does not match {d!r} "
                             f"of shape {tuple(node.shape)}")
     return shapes
@@ -95,4 +97,21 @@ def check(graph: Graph) -> Dict[str, Shape]:
     for name in graph.outputs:
         if graph.successors(name):
             raise SnncError(f"output node {name!r} cannot feed other nodes")
+    check_neurons(graph)
     return infer_shapes(graph)
+
+
+def check_neurons(graph: Graph) -> None:
+    """Reset modes of CubaLIF populations; CubaLI read-outs feed only Outputs."""
+    for name, node in graph.nodes.items():
+        if isinstance(node, CubaLIF):
+            if node.reset not in RESETS:
+                raise SnncError(f"population {name!r}: unknown reset {node.reset!r} (one of {', '.join(RESETS)})")
+            if node.refractory and (node.reset != "zero" or node.reset_delay):
+                raise SnncError(f"population {name!r}: a refractory period needs reset 'zero' without "
+                                f"reset_delay (got reset {node.reset!r}, reset_delay {node.reset_delay})")
+        if isinstance(node, CubaLI):
+            bad = [d for d in graph.successors(name) if not isinstance(graph.nodes[d], Output)]
+            if bad:
+                raise SnncError(f"leaky integrator {name!r} is a non-spiking read-out (the host reads v) "
+                                f"and may feed only an Output, feeds {bad}")

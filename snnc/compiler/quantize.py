@@ -28,8 +28,8 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import SnncError
-from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
-from .ir import (SIGMA_DELTA, Average, Conv2d, CubaLIF, Delay, Dense, Delta, Flatten, Graph, Input, Output,
+from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
+from .ir import (SIGMA_DELTA, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Delta, Flatten, Graph, Input, Output,
                  Sigma, SigmaDelta, SumPool2d)
 from .passes import check
 
@@ -40,7 +40,7 @@ def _synapse_weight(node) -> np.ndarray:
 
 def _target_population(graph: Graph, name: str) -> str:
     targets = graph.successors(name)
-    if len(targets) != 1 or not isinstance(graph.nodes[targets[0]], (CubaLIF, SigmaDelta, Sigma)):
+    if len(targets) != 1 or not isinstance(graph.nodes[targets[0]], (CubaLIF, CubaLI, SigmaDelta, Sigma)):
         kinds = [type(graph.nodes[t]).__name__ for t in targets]
         raise SnncError(f"synapse {name!r} must feed exactly one neuron population, feeds {targets} {kinds}: "
                         "Loihi adds synaptic input only into neurons")
@@ -92,9 +92,10 @@ def _synapse_weights(graph: Graph, name: str, syn, w: np.ndarray):
     return q, exp, clipped
 
 
-def _population_scale(graph: Graph, name: str, node: CubaLIF, inputs: List[str]) -> int:
+def _population_scale(graph: Graph, name: str, node, inputs: List[str]) -> int:
     """S for a population: its own for integer dynamics, a pinned one (calibration), else the
-    largest power of two that fits."""
+    largest power of two that fits (weights in 8-bit mantissas without exponent, threshold in
+    17 bits; a CubaLI has no threshold)."""
     pinned = _pinned(graph, "state_scale")
     if name in pinned:
         S = int(pinned[name])
@@ -107,11 +108,98 @@ def _population_scale(graph: Graph, name: str, node: CubaLIF, inputs: List[str])
             raise SnncError(f"population {name!r}: state_scale {node.state_scale} is not a multiple of 64")
         return int(node.state_scale)
     wmax = max([np.max(np.abs(_synapse_weight(graph.nodes[s]))) for s in inputs] + [1e-12])
-    th = float(np.max(node.threshold))
+    th = float(np.max(getattr(node, "threshold", 0.0)))
     w_scale = 1
     while w_scale * 2 * wmax <= 254 and w_scale * 2 * th <= VTH_MAX and w_scale < (1 << 16):
         w_scale *= 2
     return 64 * w_scale
+
+
+def _population_inputs(graph: Graph, name: str) -> List[str]:
+    """The synapses into population ``name`` (bias inputs aside); refuses any other source."""
+    inputs = [s for s in graph.predecessors(name) if isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d))]
+    lif = isinstance(graph.nodes[name], CubaLIF)
+    for s in graph.predecessors(name):
+        if lif and isinstance(graph.nodes[s], Input) and graph.nodes[s].kind == "bias":
+            continue                    # a per-step bias drive (netx input layers)
+        if not isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d)):
+            raise SnncError(f"population {name!r} receives input from {s!r} "
+                            f"({type(graph.nodes[s]).__name__}), not from a synapse: Loihi neurons "
+                            "take input only through synapses (add a Dense/Conv)")
+    for syn in inputs:
+        graded = [src for src in _synapse_sources(graph, syn) if _message_scale(graph, src)]
+        if graded:
+            raise SnncError(f"population {name!r}: synapse {syn!r} carries graded spikes from {graded}; "
+                            f"{type(graph.nodes[name]).__name__} populations take binary spikes only")
+    return inputs
+
+
+def _quantize_synapses(graph: Graph, g: Graph, inputs: List[str], w_scale: int, report: List[Dict]) -> None:
+    for s in inputs:
+        syn = graph.nodes[s]
+        w = _synapse_weight(syn) * w_scale
+        q, exp, clipped = _synapse_weights(graph, s, syn, w)
+        k = _graded_frac_bits(graph, s)
+        if k is None:
+            g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp)
+        else:       # graded input: a = (W_int @ x_int) >> k with x_int = x * 2**k
+            g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp - k, num_message_bits=GRADED_MESSAGE_BITS)
+        _record(report, s, "weight", w / w_scale, q * (2.0 ** exp) / w_scale, clipped)
+
+
+def _quantize_decays(name: str, node, report: List[Dict]):
+    """12-bit decays (decay_u in 0..4096, decay_v in 0..4095); one value per population."""
+    du = np.clip(np.round(4096 * np.asarray(node.current_decay, dtype=np.float64)), 0, 4096)
+    dv = np.clip(np.round(4096 * np.asarray(node.voltage_decay, dtype=np.float64)), 0, 4095)
+    _record(report, name, "current_decay", node.current_decay, du / 4096)
+    _record(report, name, "voltage_decay", node.voltage_decay, dv / 4096)
+    if np.ndim(du) or np.ndim(dv):
+        if np.unique(du).size > 1 or np.unique(dv).size > 1:
+            raise SnncError(f"population {name!r}: per-neuron decays are not supported by Lava's LIF")
+        du, dv = np.ravel(du)[0], np.ravel(dv)[0]
+    return int(du), int(dv)
+
+
+def _quantize_bias(name: str, node, S: int, report: List[Dict]):
+    bias = np.asarray(node.bias, dtype=np.float64) * S
+    mant, bexp = _bias(np.trunc(bias))
+    _record(report, name, "bias", bias / S, mant * (1 << bexp) / S)
+    return (int(mant) if np.ndim(mant) == 0 else mant), int(bexp)
+
+
+def _quantize_population(graph: Graph, g: Graph, name: str, node, report: List[Dict]) -> None:
+    """Fixed view of a CubaLIF or CubaLI population and of the synapses into it."""
+    inputs = _population_inputs(graph, name)
+    S = _population_scale(graph, name, node, inputs)
+    w_scale = S // 64
+    if getattr(node, "graded", False):
+        raise SnncError(f"population {name!r}: graded spikes are not supported yet")
+    _quantize_synapses(graph, g, inputs, w_scale, report)
+    du, dv = _quantize_decays(name, node, report)
+    mant, bexp = _quantize_bias(name, node, S, report)
+    g.metadata.setdefault("state_scale", {})[name] = S
+    if isinstance(node, CubaLI):
+        g.fixed[name] = FixedCubaLI(decay_u=du, decay_v=dv, bias_mant=mant, bias_exp=bexp)
+        return
+    th = np.asarray(node.threshold, dtype=np.float64) * w_scale
+    vth = np.round(th)
+    if name in _pinned(graph, "vth"):
+        vth = np.broadcast_to(np.asarray(_pinned(graph, "vth")[name], dtype=np.float64), th.shape).copy()
+    vclip = int(np.sum(vth > VTH_MAX))
+    vth = np.clip(vth, 1, VTH_MAX).astype(np.int64)
+    _record(report, name, "threshold", th / w_scale, vth / w_scale, vclip)
+    if node.spike_compare != ">":
+        if node.reset != "zero":
+            raise SnncError(f"population {name!r}: spike_compare '>=' with reset {node.reset!r} has no exact "
+                            "fixed-point form (the subtracted threshold would be off by one unit); use '>'")
+        # v >= th  <=>  v > th - 1 for integer v: exact in fixed point
+        vth_cmp = th * 64 - 1
+        if np.any(vth_cmp % 64):
+            raise SnncError(f"population {name!r}: spike_compare '>=' maps onto Loihi's '>' only when "
+                            "threshold*S - 1 is a multiple of 64; use '>'")
+        vth = (vth_cmp // 64).astype(np.int64)
+    g.fixed[name] = FixedCubaLIF(decay_u=du, decay_v=dv, vth=int(vth) if vth.ndim == 0 else vth,
+                                 bias_mant=mant, bias_exp=bexp, refractory=int(node.refractory))
 
 
 def _bias(bias_int: np.ndarray):
@@ -142,68 +230,8 @@ def quantize(graph: Graph) -> Graph:
     g = graph.copy()
     report: List[Dict] = []
     for name, node in graph.nodes.items():
-        if not isinstance(node, CubaLIF):
-            continue
-        inputs = [s for s in graph.predecessors(name) if isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d))]
-        for s in graph.predecessors(name):
-            if isinstance(graph.nodes[s], Input) and graph.nodes[s].kind == "bias":
-                continue                    # a per-step bias drive (netx input layers)
-            if not isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d)):
-                raise SnncError(f"population {name!r} receives input from {s!r} "
-                                f"({type(graph.nodes[s]).__name__}), not from a synapse: Loihi neurons "
-                                "take input only through synapses (add a Dense/Conv)")
-        for syn in inputs:
-            graded = [src for src in _synapse_sources(graph, syn) if _message_scale(graph, src)]
-            if graded:
-                raise SnncError(f"population {name!r}: synapse {syn!r} carries graded spikes from {graded}; "
-                                "CubaLIF populations take binary spikes only")
-        S = _population_scale(graph, name, node, inputs)
-        w_scale = S // 64
-        if node.graded:
-            raise SnncError(f"population {name!r}: graded spikes are not supported yet")
-        if node.reset != "zero":
-            raise SnncError(f"population {name!r}: reset {node.reset!r} is not supported on Loihi's CUBA "
-                            "neuron (it resets v to 0)")
-        for s in inputs:
-            syn = graph.nodes[s]
-            w = _synapse_weight(syn) * w_scale
-            q, exp, clipped = _synapse_weights(graph, s, syn, w)
-            k = _graded_frac_bits(graph, s)
-            if k is None:
-                g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp)
-            else:       # graded input: a = (W_int @ x_int) >> k with x_int = x * 2**k
-                g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp - k, num_message_bits=GRADED_MESSAGE_BITS)
-            _record(report, s, "weight", w / w_scale, q * (2.0 ** exp) / w_scale, clipped)
-        du = np.clip(np.round(4096 * np.asarray(node.current_decay, dtype=np.float64)), 0, 4096)
-        dv = np.clip(np.round(4096 * np.asarray(node.voltage_decay, dtype=np.float64)), 0, 4095)
-        _record(report, name, "current_decay", node.current_decay, du / 4096)
-        _record(report, name, "voltage_decay", node.voltage_decay, dv / 4096)
-        if np.ndim(du) or np.ndim(dv):
-            if np.unique(du).size > 1 or np.unique(dv).size > 1:
-                raise SnncError(f"population {name!r}: per-neuron decays are not supported by Lava's LIF")
-            du, dv = np.ravel(du)[0], np.ravel(dv)[0]
-        th = np.asarray(node.threshold, dtype=np.float64) * w_scale
-        vth = np.round(th)
-        if name in _pinned(graph, "vth"):
-            vth = np.broadcast_to(np.asarray(_pinned(graph, "vth")[name], dtype=np.float64), th.shape).copy()
-        vclip = int(np.sum(vth > VTH_MAX))
-        vth = np.clip(vth, 1, VTH_MAX).astype(np.int64)
-        _record(report, name, "threshold", th / w_scale, vth / w_scale, vclip)
-        bias = np.asarray(node.bias, dtype=np.float64) * S
-        mant, bexp = _bias(np.trunc(bias))
-        _record(report, name, "bias", bias / S, mant * (1 << bexp) / S)
-        if node.spike_compare != ">":
-            # v >= th  <=>  v > th - 1 for integer v: exact in fixed point
-            vth_cmp = th * 64 - 1
-            if np.any(vth_cmp % 64):
-                raise SnncError(f"population {name!r}: spike_compare '>=' maps onto Loihi's '>' only when "
-                                "threshold*S - 1 is a multiple of 64; use '>'")
-            vth = (vth_cmp // 64).astype(np.int64)
-        g.fixed[name] = FixedCubaLIF(decay_u=int(du), decay_v=int(dv),
-                                     vth=int(vth) if vth.ndim == 0 else vth,
-                                     bias_mant=int(mant) if np.ndim(mant) == 0 else mant,
-                                     bias_exp=int(bexp), refractory=int(node.refractory))
-        g.metadata.setdefault("state_scale", {})[name] = S
+        if isinstance(node, (CubaLIF, CubaLI)):
+            _quantize_population(graph, g, name, node, report)
     for name, node in graph.nodes.items():
         if isinstance(node, SIGMA_DELTA):
             _quantize_sigma_delta(graph, g, name, node, report)
@@ -223,6 +251,10 @@ def quantize(graph: Graph) -> Graph:
         if isinstance(node, Average) and any(not isinstance(graph.nodes[d], Output)
                                              for d in graph.successors(name)):
             raise SnncError(f"average {name!r} is a host-side readout and may feed only an Output")
+        if isinstance(node, Input) and any(isinstance(graph.nodes[d], CubaLI) for d in graph.successors(name)):
+            raise SnncError(f"input {name!r} feeds the leaky integrator(s) "
+                            f"{[d for d in graph.successors(name) if isinstance(graph.nodes[d], CubaLI)]} "
+                            "directly: Loihi neurons take input only through synapses (add a Dense/Conv)")
         if isinstance(node, Flatten) and any(not isinstance(graph.nodes[d], Dense) for d in graph.successors(name)):
             raise SnncError(f"flatten {name!r} must feed a Dense synapse")
     g.metadata["quantization"] = report

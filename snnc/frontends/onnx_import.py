@@ -13,14 +13,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from ..compiler.ir import RESETS, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
 from ..compiler.passes import check
 from ..errors import SnncError
 
 DOMAIN = "snnc"
 SUPPORTED = ("MatMul", "Conv", "Reshape", "Add", "Concat", "Identity",
              "snnc.CubaLIF", "snnc.Delay", "snnc.RecurrentCubaLIF", "snnc.GradedInput",
-             "snnc.GradedDense")
+             "snnc.GradedDense", "snnc.CubaLI")
 
 
 def load_onnx(path: str) -> onnx.ModelProto:
@@ -241,31 +241,47 @@ class _Importer:
             return
         self.values[node.output[0]] = [self.add(node, Flatten(), srcs, node.name or "flatten")]
 
-    def _neuron(self, node, shape) -> CubaLIF:
-        a = self.attrs(node)
-        need = ("current_decay", "voltage_decay", "threshold")
-        missing = [k for k in need if k not in a]
-        if missing:
-            raise self.err(node, f"missing attribute(s) {missing}")
+    def _bias(self, node, shape, k: int):
+        """The bias input ``k`` of a neuron op (0.0 when absent or all zero)."""
         bias = 0.0
-        k = 1 if node.op_type == "CubaLIF" else 2
         if len(node.input) > k and node.input[k]:
             bias = self.constant(node, node.input[k]).astype(np.float64)
             try:
                 bias = np.broadcast_to(bias, shape).copy() if np.any(bias) else 0.0
             except ValueError:
                 raise self.err(node, f"bias of shape {bias.shape} does not fit neurons {shape}") from None
+        return bias
+
+    def _need(self, node, a, need):
+        missing = [k for k in need if k not in a]
+        if missing:
+            raise self.err(node, f"missing attribute(s) {missing}")
+
+    def _neuron(self, node, shape) -> CubaLIF:
+        a = self.attrs(node)
+        self._need(node, a, ("current_decay", "voltage_decay", "threshold"))
+        bias = self._bias(node, shape, 1 if node.op_type == "CubaLIF" else 2)
+
         def s(v):
             return v.decode() if isinstance(v, bytes) else v
         lif = CubaLIF(shape=shape, current_decay=float(a["current_decay"]),
                       voltage_decay=float(a["voltage_decay"]), threshold=float(a["threshold"]),
                       bias=bias, reset=s(a.get("reset", "zero")), refractory=int(a.get("refractory", 0)),
                       spike_compare=s(a.get("spike_compare", ">")), state_scale=int(a.get("state_scale", 0)),
-                      graded=bool(a.get("graded", 0)))
-        if lif.reset not in ("zero", "subtract") or lif.spike_compare not in (">", ">="):
-            raise self.err(node, f"reset must be zero|subtract and spike_compare >|>=, got "
+                      graded=bool(a.get("graded", 0)), reset_delay=bool(a.get("reset_delay", 0)))
+        if lif.reset not in RESETS or lif.spike_compare not in (">", ">="):
+            raise self.err(node, f"reset must be {'|'.join(RESETS)} and spike_compare >|>=, got "
                                  f"{lif.reset!r}, {lif.spike_compare!r}")
         return lif
+
+    def op_snnc_CubaLI(self, node):
+        srcs = self.source(node, node.input[0])
+        shape = self._same_shape(node, srcs)
+        a = self.attrs(node)
+        self._need(node, a, ("current_decay", "voltage_decay"))
+        li = CubaLI(shape=shape, current_decay=float(a["current_decay"]), voltage_decay=float(a["voltage_decay"]),
+                    bias=self._bias(node, shape, 1), state_scale=int(a.get("state_scale", 0)))
+        self.values[node.output[0]] = [self.add(node, li, srcs, node.name or "li")]
 
     def op_snnc_CubaLIF(self, node):
         srcs = self.source(node, node.input[0])

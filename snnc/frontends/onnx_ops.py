@@ -6,6 +6,8 @@ Every activity tensor is ``float32`` ``(N, *shape, T)``: batch first, time last.
   (state in units of 1/state_scale, 12-bit decays), a ``Scan`` over the time axis.
 - ``snnc.RecurrentCubaLIF(x, W_rec, bias) -> s``: the same neurons whose input at step t
   also gets ``W_rec @ s[t-1]`` (a recurrent dense synapse through a one-step delay).
+- ``snnc.CubaLI(x, bias) -> v``: a non-spiking leaky-integrator read-out (CUBA u and v, no
+  threshold, no reset); the output is the membrane ``v`` (in units of the input), real-valued.
 - ``snnc.Delay(x, steps) -> y``: ``y[..., t] = x[..., t - steps]`` (0 before the start).
 - ``snnc.GradedInput(x) -> y`` (attribute ``frac_bits``): ``y = round(x * 2**k) / 2**k``, half
   to even: declares a graph input as graded (analog) values on the grid ``2**-k``.
@@ -31,9 +33,13 @@ RECURRENT_CUBA_LIF = "RecurrentCubaLIF"
 DELAY = "Delay"
 GRADED_INPUT = "GradedInput"
 GRADED_DENSE = "GradedDense"
+CUBA_LI = "CubaLI"
+ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3      # LabelEncoder: the general body reads ``reset`` (a string)
 
 CUBA_ATTRIBUTES = ("current_decay", "voltage_decay", "threshold", "state_scale",
-                   "reset", "refractory", "spike_compare", "graded")
+                   "reset", "refractory", "spike_compare", "graded", "reset_delay")
+LI_ATTRIBUTES = ("current_decay", "voltage_decay", "state_scale")
+RESET_CODES = {"zero": 0, "subtract": 1, "none": 2}
 
 _D = TensorProto.DOUBLE
 _F = TensorProto.FLOAT
@@ -242,11 +248,29 @@ def graded_dense_function() -> FunctionProto:
 
 
 def cuba_attributes(current_decay: float, voltage_decay: float, threshold: float,
-                    state_scale: int) -> dict:
-    """Node attributes of ``snnc.CubaLIF`` / ``snnc.RecurrentCubaLIF`` as written by snnc."""
+                    state_scale: int, reset: str = "zero", reset_delay: bool = False,
+                    refractory: int = 0) -> dict:
+    """Node attributes of ``snnc.CubaLIF`` / ``snnc.RecurrentCubaLIF`` as written by snnc (reset
+    other than "zero" and refractory > 0 need the general bodies, ``GENERAL_FUNCTIONS``)."""
     return dict(current_decay=float(current_decay), voltage_decay=float(voltage_decay),
-                threshold=float(threshold), state_scale=int(state_scale), reset="zero",
-                refractory=0, spike_compare=">", graded=0)
+                threshold=float(threshold), state_scale=int(state_scale), reset=str(reset),
+                refractory=int(refractory), spike_compare=">", graded=0, reset_delay=int(bool(reset_delay)))
+
+
+def li_attributes(current_decay: float, voltage_decay: float, state_scale: int) -> dict:
+    """Node attributes of ``snnc.CubaLI``."""
+    return dict(current_decay=float(current_decay), voltage_decay=float(voltage_decay),
+                state_scale=int(state_scale))
+
+
+def model_opsets(functions) -> list:
+    """The model's opset imports: the default domain, ``snnc``, and any other domain the shipped
+    function bodies use (``ai.onnx.ml`` for the general CubaLIF bodies)."""
+    out = {"": OPSET, DOMAIN: DOMAIN_VERSION}
+    for f in functions:
+        for op in f.opset_import:
+            out.setdefault(op.domain, op.version)
+    return [helper.make_opsetid(d, v) for d, v in out.items()]
 
 
 FUNCTIONS = {CUBA_LIF: cuba_lif_function, RECURRENT_CUBA_LIF: recurrent_cuba_lif_function,
@@ -258,8 +282,15 @@ FUNCTIONS = {CUBA_LIF: cuba_lif_function, RECURRENT_CUBA_LIF: recurrent_cuba_lif
 # Shipped (under the same op names) by models exported from ``snnc.nn``: a superset of the
 # bodies above that also implements real-valued dynamics (state_scale 0) and a refractory
 # period. For state_scale > 0, refractory 0 it computes exactly what the bodies above compute.
-# reset and spike_compare: the body implements reset "zero" and '>' (the values the exporter
-# accepts; Loihi's CUBA has no other).
+# reset: "zero", "subtract" or "none" with ``reset_delay`` 0/1 (ir.CubaLIF's rules; the string
+# is mapped through ai.onnx.ml.LabelEncoder); spike_compare: '>' only.
+
+def _general_attributes() -> dict:
+    """``make_function`` arguments of the general bodies: ``reset_delay`` defaults to 0, so files
+    written before it existed (no such node attribute) keep their meaning."""
+    return dict(attributes=[a for a in CUBA_ATTRIBUTES if a != "reset_delay"],
+                attribute_protos=[helper.make_attribute("reset_delay", 0)])
+
 
 def _general_prologue():
     """Scalars: ``INT`` (bool, state_scale > 0), ``SX`` (S or 1), ``AU``/``AV`` (decay factors:
@@ -288,16 +319,40 @@ def _general_prologue():
           helper.make_node("Cast", ["bias"], ["bias_d"], to=_D),
           helper.make_node("Mul", ["SX", "bias_d"], ["Sb"])]
     _trunc(n, "Sb", "Sb_t")
-    n += [helper.make_node("Where", ["INT", "Sb_t", "Sb"], ["B"]),
-          helper.make_node("Shape", ["x"], ["lead_shape"], start=0, end=-1),
+    n += [helper.make_node("Where", ["INT", "Sb_t", "Sb"], ["B"])]
+    n += _reset_prologue()
+    n += [helper.make_node("Shape", ["x"], ["lead_shape"], start=0, end=-1),
           helper.make_node("ConstantOfShape", ["lead_shape"], ["zeros_d"],
                            value=helper.make_tensor("z", _D, [1], [0.0]))]
     return n
 
 
+def _reset_prologue():
+    """Bool scalars of the reset rule: ``RZERO`` (reset "zero"), ``RNOW`` ("subtract",
+    immediate), ``RLATE`` ("subtract", ``reset_delay``: one step late); "none": all false.
+    ``reset`` (a string) is mapped to an integer by ``ai.onnx.ml.LabelEncoder``."""
+    rs = helper.make_node("Constant", [], ["reset_s"])
+    a = AttributeProto()
+    a.name, a.ref_attr_name, a.type = "value_string", "reset", AttributeProto.STRING
+    rs.attribute.append(a)
+    return [rs,
+            helper.make_node("LabelEncoder", ["reset_s"], ["reset_i"], domain=ML_DOMAIN,
+                             keys_strings=list(RESET_CODES), values_int64s=list(RESET_CODES.values()),
+                             default_int64=-1),
+            _ref_constant("RD_i", "int", "reset_delay"),
+            helper.make_node("Constant", [], ["c0_i"], value=helper.make_tensor("c0", TensorProto.INT64, [], [0])),
+            helper.make_node("Constant", [], ["c1_i"], value=helper.make_tensor("c1", TensorProto.INT64, [], [1])),
+            helper.make_node("Equal", ["reset_i", "c0_i"], ["RZERO"]),
+            helper.make_node("Equal", ["reset_i", "c1_i"], ["RSUB"]),
+            helper.make_node("Greater", ["RD_i", "c0_i"], ["RDEL"]),
+            helper.make_node("Not", ["RDEL"], ["RNDEL"]),
+            helper.make_node("And", ["RSUB", "RDEL"], ["RLATE"]),
+            helper.make_node("And", ["RSUB", "RNDEL"], ["RNOW"])]
+
+
 def _general_step(nodes, x_in: str):
-    """One step: states ``u_prev``, ``v_prev``, ``r_prev`` (refractory counter) ->
-    ``u_next``, ``v_next``, ``r_next`` and the bool ``spk``."""
+    """One step: states ``u_prev``, ``v_prev``, ``r_prev`` (refractory counter), ``s_prev``
+    (last step's spikes, float64) -> ``u_next``, ``v_next``, ``r_next`` and the bool ``spk``."""
     nodes.append(helper.make_node("Mul", [x_in, "SX"], ["sx"]))
     _trunc(nodes, "sx", "sx_t")
     nodes.append(helper.make_node("Where", ["INT", "sx_t", "sx"], ["z"]))
@@ -309,14 +364,20 @@ def _general_step(nodes, x_in: str):
     _trunc(nodes, "vd", "vd_t")
     nodes += [helper.make_node("Where", ["INT", "vd_t", "vd"], ["vr"]),
               helper.make_node("Add", ["vr", "u_next"], ["vu"]),
-              helper.make_node("Add", ["vu", "B"], ["v_free"]),
+              helper.make_node("Add", ["vu", "B"], ["v_free0"]),
+              helper.make_node("Mul", ["s_prev", "TH"], ["late_th"]),          # reset_delay: v -= TH s[t-1]
+              helper.make_node("Sub", ["v_free0", "late_th"], ["v_late"]),
+              helper.make_node("Where", ["RLATE", "v_late", "v_free0"], ["v_free"]),
               _const("zero_d", 0.0), _const("one_s", 1.0),
               helper.make_node("Greater", ["r_prev", "zero_d"], ["held"]),
               helper.make_node("Where", ["held", "zero_d", "v_free"], ["v_pre"]),
               helper.make_node("Sub", ["r_prev", "one_s"], ["r_dec0"]),
               helper.make_node("Max", ["r_dec0", "zero_d"], ["r_dec"]),
               helper.make_node("Greater", ["v_pre", "TH"], ["spk"]),
-              helper.make_node("Where", ["spk", "zero_d", "v_pre"], ["v_next"]),
+              helper.make_node("Sub", ["v_pre", "TH"], ["v_sub"]),
+              helper.make_node("Where", ["RNOW", "v_sub", "v_pre"], ["v_rs"]),
+              helper.make_node("Where", ["RZERO", "zero_d", "v_rs"], ["v_reset"]),
+              helper.make_node("Where", ["spk", "v_reset", "v_pre"], ["v_next"]),
               helper.make_node("Where", ["spk", "R", "r_dec"], ["r_next"])]
 
 
@@ -324,17 +385,19 @@ def cuba_lif_general_function() -> FunctionProto:
     """``snnc.CubaLIF`` body for snnc.nn exports: integer or real dynamics, refractory."""
     body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D)]
     _general_step(body, "xd")
-    body.append(helper.make_node("Cast", ["spk"], ["s_t"], to=_F))
-    step = helper.make_graph(body, "cuba_lif_general_step",
-                             [_vi("u_prev", _D), _vi("v_prev", _D), _vi("r_prev", _D), _vi("x_t", _F)],
-                             [_vi("u_next", _D), _vi("v_next", _D), _vi("r_next", _D), _vi("s_t", _F)])
+    body += [helper.make_node("Cast", ["spk"], ["s_next"], to=_D),
+             helper.make_node("Cast", ["spk"], ["s_t"], to=_F)]
+    step = helper.make_graph(
+        body, "cuba_lif_general_step",
+        [_vi("u_prev", _D), _vi("v_prev", _D), _vi("r_prev", _D), _vi("s_prev", _D), _vi("x_t", _F)],
+        [_vi("u_next", _D), _vi("v_next", _D), _vi("r_next", _D), _vi("s_next", _D), _vi("s_t", _F)])
     nodes = _general_prologue()
-    nodes.append(helper.make_node("Scan", ["zeros_d", "zeros_d", "zeros_d", "x"],
-                                  ["u_end", "v_end", "r_end", "s"], body=step, num_scan_inputs=1,
+    nodes.append(helper.make_node("Scan", ["zeros_d", "zeros_d", "zeros_d", "zeros_d", "x"],
+                                  ["u_end", "v_end", "r_end", "s_end", "s"], body=step, num_scan_inputs=1,
                                   scan_input_axes=[-1], scan_output_axes=[-1]))
     return helper.make_function(DOMAIN, CUBA_LIF, ["x", "bias"], ["s"], nodes,
-                                [helper.make_opsetid("", OPSET)],
-                                attributes=list(CUBA_ATTRIBUTES),
+                                [helper.make_opsetid("", OPSET), helper.make_opsetid(ML_DOMAIN, ML_OPSET)],
+                                **_general_attributes(),
                                 doc_string="CUBA LIF neurons, integer (state_scale > 0) or real "
                                            "(state_scale 0) dynamics, refractory steps; time last.")
 
@@ -359,10 +422,66 @@ def recurrent_cuba_lif_general_function() -> FunctionProto:
                                body=step, num_scan_inputs=1,
                                scan_input_axes=[-1], scan_output_axes=[-1])]
     return helper.make_function(DOMAIN, RECURRENT_CUBA_LIF, ["x", "W_rec", "bias"], ["s"], nodes,
-                                [helper.make_opsetid("", OPSET)],
-                                attributes=list(CUBA_ATTRIBUTES),
+                                [helper.make_opsetid("", OPSET), helper.make_opsetid(ML_DOMAIN, ML_OPSET)],
+                                **_general_attributes(),
                                 doc_string="Recurrent CUBA LIF (general body): x[t] + W_rec @ s[t-1].")
 
 
 GENERAL_FUNCTIONS = {CUBA_LIF: cuba_lif_general_function,
                      RECURRENT_CUBA_LIF: recurrent_cuba_lif_general_function}
+
+
+# ----------------------------------------------------------------------------- leaky integrator
+def cuba_li_function() -> FunctionProto:
+    """``snnc.CubaLI(x, bias) -> v``: u and v as the general CubaLIF body (integer dynamics for
+    state_scale S > 0, real-valued for 0), no threshold, no reset; ``v`` (divided by S for integer
+    dynamics: in units of the input) is the output, float32."""
+    n = [_ref_constant("cd_f", "float", "current_decay"),
+         _ref_constant("vd_f", "float", "voltage_decay"),
+         _ref_constant("S_i", "int", "state_scale"),
+         _const("P", 4096.0), _const("one_d", 1.0), _const("zero_d0", 0.0),
+         helper.make_node("Cast", ["S_i"], ["S"], to=_D),
+         helper.make_node("Greater", ["S", "zero_d0"], ["INT"]),
+         helper.make_node("Where", ["INT", "S", "one_d"], ["SX"])]
+    for src, dst in (("cd_f", "AU"), ("vd_f", "AV")):
+        n += [helper.make_node("Cast", [src], [dst + "_d"], to=_D),
+              helper.make_node("Mul", [dst + "_d", "P"], [dst + "_s"]),
+              helper.make_node("Round", [dst + "_s"], [dst + "_r"]),
+              helper.make_node("Sub", ["P", dst + "_r"], [dst + "_k"]),
+              helper.make_node("Div", [dst + "_k", "P"], [dst + "_i"]),
+              helper.make_node("Sub", ["one_d", dst + "_d"], [dst + "_f"]),
+              helper.make_node("Where", ["INT", dst + "_i", dst + "_f"], [dst])]
+    n += [helper.make_node("Cast", ["bias"], ["bias_d"], to=_D),
+          helper.make_node("Mul", ["SX", "bias_d"], ["Sb"])]
+    _trunc(n, "Sb", "Sb_t")
+    n += [helper.make_node("Where", ["INT", "Sb_t", "Sb"], ["B"]),
+          helper.make_node("Shape", ["x"], ["lead_shape"], start=0, end=-1),
+          helper.make_node("ConstantOfShape", ["lead_shape"], ["zeros_d"],
+                           value=helper.make_tensor("z", _D, [1], [0.0]))]
+    body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D),
+            helper.make_node("Mul", ["xd", "SX"], ["sx"])]
+    _trunc(body, "sx", "sx_t")
+    body += [helper.make_node("Where", ["INT", "sx_t", "sx"], ["z"]),
+             helper.make_node("Mul", ["u_prev", "AU"], ["ud"])]
+    _trunc(body, "ud", "ud_t")
+    body += [helper.make_node("Where", ["INT", "ud_t", "ud"], ["ur"]),
+             helper.make_node("Add", ["ur", "z"], ["u_next"]),
+             helper.make_node("Mul", ["v_prev", "AV"], ["vd"])]
+    _trunc(body, "vd", "vd_t")
+    body += [helper.make_node("Where", ["INT", "vd_t", "vd"], ["vr"]),
+             helper.make_node("Add", ["vr", "u_next"], ["vu"]),
+             helper.make_node("Add", ["vu", "B"], ["v_next"]),
+             helper.make_node("Div", ["v_next", "SX"], ["v_val"]),
+             helper.make_node("Cast", ["v_val"], ["v_t"], to=_F)]
+    step = helper.make_graph(body, "cuba_li_step",
+                             [_vi("u_prev", _D), _vi("v_prev", _D), _vi("x_t", _F)],
+                             [_vi("u_next", _D), _vi("v_next", _D), _vi("v_t", _F)])
+    n.append(helper.make_node("Scan", ["zeros_d", "zeros_d", "x"], ["u_end", "v_end", "v"], body=step,
+                              num_scan_inputs=1, scan_input_axes=[-1], scan_output_axes=[-1]))
+    return helper.make_function(DOMAIN, CUBA_LI, ["x", "bias"], ["v"], n,
+                                [helper.make_opsetid("", OPSET)], attributes=list(LI_ATTRIBUTES),
+                                doc_string="Leaky-integrator read-out: CUBA u, v; output v; time last.")
+
+
+FUNCTIONS[CUBA_LI] = cuba_li_function
+GENERAL_FUNCTIONS[CUBA_LI] = cuba_li_function

@@ -260,8 +260,7 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[
                               [_value_info("input", tuple(example_input.shape))], outs, b.inits)
     model = helper.make_model(
         graph, ir_version=ops.IR_VERSION, producer_name="snnc",
-        opset_imports=[helper.make_opsetid("", ops.OPSET),
-                       helper.make_opsetid(ops.DOMAIN, ops.DOMAIN_VERSION)],
+        opset_imports=ops.model_opsets(b.functions.values()),
         functions=list(b.functions.values()))
     onnx.helper.set_model_props(model, {
         "snnc.dialect_version": ops.DIALECT_VERSION,

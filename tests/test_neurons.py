@@ -1,0 +1,315 @@
+"""Neurons Loihi's CUBA lacks (issue 12, part 5): reset by subtraction (immediate and one step
+late), no reset, IF, bias-driven spiking, and the non-spiking CubaLI read-out, in the reference
+engines (float, fixed, fast and spec), the quantization pass, the ONNX dialect (onnxruntime) and
+Lava (fixed_pt bit-exact with the reference; floating_pt against reference float).
+
+The expected arrays are computed by hand in the comments (values are dyadic, so float and
+fixed point agree exactly)."""
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from snnc.compiler import artifact
+from snnc.compiler.fixed import FixedCubaLI
+from snnc.compiler.ir import CubaLI, CubaLIF, Dense, Graph, Input, Output
+from snnc.compiler.quantize import quantize
+from snnc.backends.reference import run_reference
+from snnc.backends.reference_spec import run_reference_spec
+from snnc.errors import SnncError
+from snnc.frontends import onnx_ops as ops
+from snnc.frontends.onnx_import import import_onnx
+from snnc.frontends.onnx_runtime import run_onnxruntime
+
+T = 8
+
+
+def _lif_graph(weight, **neuron) -> Graph:
+    """Input (n,) -> Dense(diag(weight)) -> CubaLIF -> Output."""
+    w = np.diag(np.asarray(weight, dtype=np.float64))
+    g = Graph()
+    g.add("x", Input((len(w),)))
+    g.add("syn", Dense(w), "x")
+    kw = dict(current_decay=1.0, voltage_decay=0.0, threshold=1.0)
+    kw.update(neuron)
+    g.add("pop", CubaLIF((len(w),), **kw), "syn")
+    g.add("out", Output((len(w),)), "pop")
+    return g
+
+
+def _ones(n=1, steps=T):
+    return np.ones((1, n, steps))
+
+
+def _all_engines(g: Graph, x):
+    """Spikes (or read-out values) of every reference engine: float/fixed x fast/spec."""
+    q = quantize(g)
+    return {"float": run_reference(g, x, "float").output, "float-spec": run_reference_spec(g, x, "float").output,
+            "fixed": run_reference(q, x, "fixed").output, "fixed-spec": run_reference_spec(q, x, "fixed").output}
+
+
+def _assert_all(g: Graph, x, expected):
+    for engine, out in _all_engines(g, x).items():
+        assert np.array_equal(out[0], np.asarray(expected, dtype=np.float64)), (engine, out[0].tolist())
+
+
+# ------------------------------------------------------------------ reset modes, hand-computed
+# One neuron, LIF with beta = 0.5 (voltage_decay 0.5, no current state), threshold 1, input 0.75
+# on every step.
+#   zero:      v = .75, 1.125 (spike -> 0), .75, 1.125 ... -> 0 1 0 1 0 1 0 1
+#   subtract:  v = .75, 1.125 (s, -> .125), .8125, 1.15625 (s, -> .15625), .828125,
+#              1.1640625 (s), .83203125, 1.166015625 (s)                       -> 0 1 0 1 0 1 0 1
+#   subtract, reset_delay (v[t] = .5 v[t-1] + .75 - s[t-1]):
+#              .75, 1.125 (s), .3125, .90625, 1.203125 (s), .3515625, .92578125,
+#              1.212890625 (s)                                                  -> 0 1 0 0 1 0 0 1
+#   none:      .75, 1.125, 1.3125, 1.40625, ... (all above 1 from t=1)          -> 0 1 1 1 1 1 1 1
+LIF_CASES = {
+    "zero": (dict(reset="zero"), [0, 1, 0, 1, 0, 1, 0, 1]),
+    "zero-delay": (dict(reset="zero", reset_delay=True), [0, 1, 0, 1, 0, 1, 0, 1]),
+    "subtract": (dict(reset="subtract"), [0, 1, 0, 1, 0, 1, 0, 1]),
+    "subtract-delay": (dict(reset="subtract", reset_delay=True), [0, 1, 0, 0, 1, 0, 0, 1]),
+    "none": (dict(reset="none"), [0, 1, 1, 1, 1, 1, 1, 1]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LIF_CASES))
+def test_reset_modes_hand_computed(case):
+    kw, expected = LIF_CASES[case]
+    _assert_all(_lif_graph([0.75], voltage_decay=0.5, **kw), _ones(), [expected])
+
+
+def test_subtract_keeps_the_excess_zero_drops_it():
+    """IF (no leak), input 0.625 per step, threshold 1.
+    subtract: v = .625, 1.25 (s, .25), .875, 1.5 (s, .5), 1.125 (s, .125), .75, 1.375 (s, .375),
+    1.0 (not > 1)  -> 0 1 0 1 1 0 1 0.  zero: .625, 1.25 (s, 0), .625, 1.25 (s) -> 0 1 0 1 0 1 0 1.
+    With no leak the delayed subtraction gives the same spikes as the immediate one."""
+    _assert_all(_lif_graph([0.625, 0.625], reset="subtract"), _ones(2), [[0, 1, 0, 1, 1, 0, 1, 0]] * 2)
+    _assert_all(_lif_graph([0.625], reset="subtract", reset_delay=True), _ones(), [[0, 1, 0, 1, 1, 0, 1, 0]])
+    _assert_all(_lif_graph([0.625], reset="zero"), _ones(), [[0, 1, 0, 1, 0, 1, 0, 1]])
+
+
+def test_integrate_and_fire_with_current():
+    """IF neuron with a synaptic current: current_decay 0.5, voltage_decay 0 (no leak), weight
+    0.5, one input spike at t=0 only, threshold 0.875, reset subtract.
+    u = .5, .25, .125, .0625 ...; v = .5, .75, .875 (not > .875), .9375 (s, -> .0625), .09375 ..."""
+    g = _lif_graph([0.5], current_decay=0.5, voltage_decay=0.0, threshold=0.875, reset="subtract")
+    x = np.zeros((1, 1, 6))
+    x[0, 0, 0] = 1
+    _assert_all(g, x, [[0, 0, 0, 1, 0, 0]])
+
+
+def test_bias_driven_population_spikes_without_input():
+    """No incoming edge, bias 0.25 per step, IF, threshold 1.
+    zero: v = .25 .5 .75 1.0 1.25 (s, 0) .25 .5 .75 1.0 1.25 (s)  -> spikes at t = 4, 9.
+    subtract: 1.25 (s, .25) .5 .75 1.0 1.25 (s) -> spikes at t = 4, 8."""
+    for reset, spikes in (("zero", (4, 9)), ("subtract", (4, 8))):
+        g = Graph()
+        g.add("x", Input((1,)))                                   # the graph's (unused) input
+        g.add("pop", CubaLIF((2,), 1.0, 0.0, 1.0, bias=0.25, reset=reset))
+        g.add("out", Output((2,)), "pop")
+        expected = np.zeros((2, 12))
+        expected[:, list(spikes)] = 1
+        _assert_all(g, np.zeros((1, 1, 12)), expected)
+
+
+# ------------------------------------------------------------------ CubaLI read-out
+def _li_graph(**li) -> Graph:
+    """Input (1,) -> Dense([[1], [-0.5]]) -> CubaLI (2,) -> Output."""
+    g = Graph()
+    g.add("x", Input((1,)))
+    g.add("syn", Dense(np.array([[1.0], [-0.5]])), "x")
+    kw = dict(current_decay=0.5, voltage_decay=0.25)
+    kw.update(li)
+    g.add("li", CubaLI((2,), **kw), "syn")
+    g.add("out", Output((2,)), "li")
+    return g
+
+
+# Input spikes at t = 0 and t = 2; u = .5 u + x; v = .75 v + u (neuron 0, weight 1):
+#   t0: u 1, v 1; t1: u .5, v 1.25; t2: u 1.25, v 2.1875; t3: u .625, v 2.265625;
+#   t4: u .3125, v 2.01171875.  Neuron 1 (weight -0.5) is -0.5 times neuron 0.
+LI_V0 = [1.0, 1.25, 2.1875, 2.265625, 2.01171875]
+LI_X = np.array([[[1, 0, 1, 0, 0]]], dtype=np.float64)
+
+
+def test_leaky_integrator_hand_computed():
+    expected = [LI_V0, [-0.5 * v for v in LI_V0]]
+    _assert_all(_li_graph(), LI_X, expected)
+
+
+def test_leaky_integrator_bias_and_fixed_view():
+    """LI (current_decay 1) with bias 0.25: v = .75 v + x + .25 -> 1.25, 1.1875, 2.140625."""
+    g = _li_graph(current_decay=1.0, bias=0.25)
+    x = np.array([[[1, 0, 1]]], dtype=np.float64)
+    v0 = [1.25, 1.1875, 2.140625]
+    v1 = [-0.25, 0.0625, -0.203125]       # .75 v - .5 x + .25
+    _assert_all(g, x, [v0, v1])
+    q = quantize(g)
+    fx = q.fixed["li"]
+    assert isinstance(fx, FixedCubaLI)
+    assert (fx.decay_u, fx.decay_v, int(fx.bias_mant) << fx.bias_exp) == (4096, 1024, 1024)
+    assert q.metadata["state_scale"]["li"] == 4096
+
+
+def test_leaky_integrator_real_valued_scale_and_saturation():
+    """state_scale 0: the pass picks S from the weights (w_scale * 2 * max|W| <= 254: 128 for
+    max|W| = 1, S = 64 * 128); v saturates at (2**23 - 1) / S in fixed point."""
+    g = _li_graph(current_decay=1.0, voltage_decay=0.0, state_scale=0)
+    q = quantize(g)
+    S = q.metadata["state_scale"]["li"]
+    assert S == 64 * 128
+    x = np.ones((1, 1, 1200))                                    # v = t + 1 (neuron 0)
+    out = run_reference(q, x, "fixed").output[0, 0]
+    assert out[1000] == 1001.0
+    assert out[-1] == pytest.approx((2 ** 23 - 1) / S)         # saturated (1024 - 1/8192)
+    assert np.array_equal(out, run_reference_spec(q, x, "fixed").output[0, 0])
+
+
+def test_leaky_integrator_feeds_only_outputs():
+    g = _li_graph()
+    g.add("syn2", Dense(np.eye(2)), "li")
+    g.add("pop2", CubaLIF((2,), 1.0, 0.0, 1.0), "syn2")
+    g.add("out2", Output((2,)), "pop2")
+    with pytest.raises(SnncError, match="leaky integrator 'li'.*may feed only an Output"):
+        run_reference(g, LI_X, "float")
+
+
+def test_refractory_needs_zero_reset():
+    g = _lif_graph([0.5], reset="subtract", refractory=2)
+    with pytest.raises(SnncError, match="population 'pop': a refractory period needs reset 'zero'"):
+        quantize(g)
+
+
+def test_artifact_round_trip(tmp_path):
+    g = quantize(_li_graph())
+    g.nodes["pop"] = CubaLIF((2,), 1.0, 0.5, 1.0, reset="subtract", reset_delay=True)
+    path = str(tmp_path / "m.snnc")
+    artifact.save(g, path)
+    h = artifact.load(path)
+    assert isinstance(h.nodes["li"], CubaLI) and isinstance(h.fixed["li"], FixedCubaLI)
+    assert h.nodes["pop"].reset_delay is True and h.nodes["pop"].reset == "subtract"
+
+
+# ------------------------------------------------------------------ snnTorch as the oracle
+@pytest.mark.parametrize("mechanism,delay", [("subtract", True), ("subtract", False), ("zero", True),
+                                             ("zero", False), ("none", True)])
+def test_snntorch_leaky_matches_reference_float(mechanism, delay):
+    """snnTorch 1.0's own ``Leaky`` forward (float64) vs reference-float on the IR reading of
+    ir.CubaLIF's docstring: identical spikes on 64 neurons x 60 steps of random input."""
+    import torch  # lazy: heavy
+    import snntorch as snn  # lazy: heavy
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-0.2, 0.7, size=(1, 64, 60))
+    lif = snn.Leaky(beta=0.8, threshold=1.0, reset_mechanism=mechanism, reset_delay=delay)
+    mem, spikes = torch.zeros(1, 64, dtype=torch.float64), []
+    with torch.no_grad():
+        for t in range(x.shape[-1]):
+            spk, mem = lif(torch.tensor(x[..., t]), mem)
+            spikes.append(spk.numpy())
+    want = np.stack(spikes, axis=-1)
+    g = Graph()
+    g.add("x", Input((64,)))
+    g.add("syn", Dense(np.eye(64)), "x")
+    g.add("pop", CubaLIF((64,), 1.0, 1 - 0.8, 1.0, reset=mechanism, reset_delay=delay, state_scale=0), "syn")
+    g.add("out", Output((64,)), "pop")
+    got = run_reference(g, x, "float").output
+    assert want.sum() > 100
+    assert np.array_equal(got, want)
+
+
+def test_snntorch_synaptic_zero_delay_is_refractory_one():
+    """snnTorch ``Synaptic(reset_mechanism="zero")`` (default reset_delay) zeroes the membrane of
+    the step after a spike: ir.CubaLIF(reset "zero", refractory 1); subtract-delayed as in Leaky."""
+    import torch  # lazy: heavy
+    import snntorch as snn  # lazy: heavy
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-0.2, 0.6, size=(1, 32, 60))
+    for mechanism, ir_kw in (("zero", dict(reset="zero", refractory=1)),
+                             ("subtract", dict(reset="subtract", reset_delay=True))):
+        syn = snn.Synaptic(alpha=0.5, beta=0.75, threshold=1.0, reset_mechanism=mechanism)
+        cur, mem = torch.zeros(1, 32, dtype=torch.float64), torch.zeros(1, 32, dtype=torch.float64)
+        spikes = []
+        with torch.no_grad():
+            for t in range(x.shape[-1]):
+                spk, cur, mem = syn(torch.tensor(x[..., t]), cur, mem)
+                spikes.append(spk.numpy())
+        g = Graph()
+        g.add("x", Input((32,)))
+        g.add("syn", Dense(np.eye(32)), "x")
+        g.add("pop", CubaLIF((32,), 0.5, 0.25, 1.0, state_scale=0, **ir_kw), "syn")
+        g.add("out", Output((32,)), "pop")
+        want = np.stack(spikes, axis=-1)
+        assert want.sum() > 50
+        assert np.array_equal(run_reference(g, x, "float").output, want), mechanism
+
+
+# ------------------------------------------------------------------ ONNX dialect (onnxruntime)
+def _onnx_model(path, n_in, weight, neuron_op, attrs, li=None):
+    """input (N, n_in, T) -> MatMul(W) -> snnc.<neuron_op> [-> MatMul(W2) -> snnc.CubaLI] -> output."""
+    fns = {neuron_op: ops.GENERAL_FUNCTIONS[neuron_op]()}
+    nodes = [helper.make_node("MatMul", ["W", "input"], ["a"], name="syn"),
+             helper.make_node(neuron_op, ["a", "b"], ["s"], name="pop", domain=ops.DOMAIN, **attrs)]
+    inits = [numpy_helper.from_array(np.asarray(weight, np.float32), "W"),
+             numpy_helper.from_array(np.zeros((), np.float32), "b")]
+    out, n_out = "s", len(weight)
+    if li is not None:
+        w2, li_attrs = li
+        fns[ops.CUBA_LI] = ops.GENERAL_FUNCTIONS[ops.CUBA_LI]()
+        nodes += [helper.make_node("MatMul", ["W2", "s"], ["a2"], name="syn2"),
+                  helper.make_node(ops.CUBA_LI, ["a2", "b"], ["v"], name="readout", domain=ops.DOMAIN, **li_attrs)]
+        inits.append(numpy_helper.from_array(np.asarray(w2, np.float32), "W2"))
+        out, n_out = "v", len(w2)
+    nodes.append(helper.make_node("Identity", [out], ["output"], name="output"))
+    graph = helper.make_graph(nodes, "neurons", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                               ["N", n_in, "T"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", n_out, "T"])], inits)
+    model = helper.make_model(graph, ir_version=ops.IR_VERSION, opset_imports=ops.model_opsets(fns.values()),
+                              functions=list(fns.values()))
+    import onnx  # lazy: only here
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("case", sorted(LIF_CASES))
+def test_onnx_reset_modes_hand_computed(tmp_path, case):
+    """The dialect's general CubaLIF body in onnxruntime gives the hand-computed spikes, for real
+    (state_scale 0) and integer (S = 4096) dynamics, and equals reference-float on the import."""
+    kw, expected = LIF_CASES[case]
+    for S in (0, 4096):
+        attrs = ops.cuba_attributes(1.0, 0.5, 1.0, S, reset=kw["reset"], reset_delay=kw.get("reset_delay", False))
+        path = _onnx_model(tmp_path / f"m{S}.onnx", 1, [[0.75]], ops.CUBA_LIF, attrs)
+        ort_out = run_onnxruntime(path, _ones()).output
+        assert np.array_equal(ort_out[0, 0], expected), (S, ort_out[0, 0].tolist())
+        g = import_onnx(path)
+        assert [(n.reset, n.reset_delay) for n in g.nodes.values() if isinstance(n, CubaLIF)] == \
+               [(kw["reset"], kw.get("reset_delay", False))]
+        assert np.array_equal(run_reference(g, _ones(), "float").output, ort_out)
+
+
+def test_onnx_random_network_equals_reference_float(tmp_path):
+    """A 12 -> 16 LIF (subtract, reset_delay) -> 4 LI network, real-valued dynamics, weights on
+    the 2**-6 grid (float32 MatMul sums are exact): onnxruntime == reference-float (spikes of the
+    read-out's input and the read-out values, to float32)."""
+    rng = np.random.default_rng(3)
+    w1 = np.round(rng.normal(0.3, 0.5, (16, 12)) * 64) / 64
+    w2 = np.round(rng.normal(0.0, 0.5, (4, 16)) * 64) / 64
+    x = (rng.random((3, 12, 40)) < 0.3).astype(np.float32)
+    attrs = ops.cuba_attributes(0.25, 0.125, 1.25, 0, reset="subtract", reset_delay=True)
+    li = (w2, ops.li_attributes(0.5, 0.0625, 0))
+    path = _onnx_model(tmp_path / "net.onnx", 12, w1, ops.CUBA_LIF, attrs, li=li)
+    ort = run_onnxruntime(path, x)
+    g = import_onnx(path)
+    assert [type(n).__name__ for n in g.nodes.values()].count("CubaLI") == 1
+    ref = run_reference(g, x, "float")
+    assert ref.output.dtype == np.float64
+    assert ort.counts["pop"].sum() > 100 and np.array_equal(ort.counts["pop"], ref.counts["pop"])
+    assert np.array_equal(ort.output, ref.output.astype(np.float32))
+
+
+def test_onnx_leaky_integrator_hand_computed(tmp_path):
+    for S in (0, 4096):
+        path = _onnx_model(tmp_path / f"li{S}.onnx", 1, [[1.0], [-0.5]], ops.CUBA_LI, ops.li_attributes(0.5, 0.25, S))
+        out = run_onnxruntime(path, LI_X).output
+        assert np.array_equal(out[0], np.array([LI_V0, [-0.5 * v for v in LI_V0]], np.float32)), S
+        g = import_onnx(path)
+        assert isinstance(g.nodes["pop"], CubaLI) and g.nodes["pop"].state_scale == S
