@@ -7,8 +7,10 @@ from ``graph.fixed``:
 - a synapse sends ``a = (m @ s) << weight_exp`` with 8-bit mantissas ``m`` (Conv and pooling:
   ``conv(s, m)`` clamped to 24 bits, no exponent);
 - a CUBA population: ``u = rtz(u (4096 - decay_u) / 4096) + (a << 6)`` wrapping at 24 bits,
-  ``v = rtz(v (4096 - decay_v) / 4096) + u + bias`` saturating at ±(2**23 - 1), held at 0 while
-  refractory, ``s = v > vth << 6``, ``v = 0`` where ``s``;
+  ``v = rtz(v (4096 - decay_v) / 4096) + u + bias`` (``- (vth << 6) s[t-1]`` for the delayed
+  subtraction) saturating at ±(2**23 - 1), held at 0 while refractory, ``s = v > vth << 6``,
+  then the reset: ``v = 0`` (zero), ``v -= vth << 6`` (immediate subtraction) or none;
+- a ``CubaLI`` read-out: the same u and v without threshold; its output is ``v / S``;
 - ``Delay``, ``Flatten`` and fan-in sums as in the IR.
 
 Its parameters are the synapses' float weights in the model's threshold units (the IR's
@@ -32,13 +34,14 @@ import numpy as np
 
 from .compiler import artifact
 from .compiler.fold import fold_pooling
-from .compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
+from .compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
 from .compiler.passes import check, topo_order
 from .compiler.quantize import quantize
 from .errors import SnncError
 
 SYNAPSES = (Dense, Conv2d, SumPool2d)
-TWIN_NODES = (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF)
+TWIN_NODES = (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, CubaLI)
+POPULATIONS = (CubaLIF, CubaLI)
 HALF = float(1 << 23)
 WRAP = float(1 << 24)
 V_MAX = float((1 << 23) - 1)
@@ -60,9 +63,8 @@ def _check(graph: Graph) -> None:
                             "takes Dense, Conv2d, SumPool2d, Flatten, Delay and CubaLIF graphs")
         if isinstance(node, Input) and node.kind != "spikes":
             raise SnncError(f"twin: input {name!r} is {node.kind!r}; the twin takes spike inputs only")
-        if isinstance(node, CubaLIF) and (node.reset != "zero" or node.graded):
-            raise SnncError(f"twin: population {name!r} has reset {node.reset!r}"
-                            f"{' and graded spikes' if node.graded else ''}; the twin supports reset to zero")
+        if isinstance(node, CubaLIF) and node.graded:
+            raise SnncError(f"twin: population {name!r} sends graded spikes; not supported yet")
         if isinstance(node, SYNAPSES) and getattr(graph.fixed.get(name), "num_message_bits", 0):
             raise SnncError(f"twin: synapse {name!r} reads graded spikes; not supported yet")
     if len(graph.inputs) != 1:
@@ -110,7 +112,8 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
         """Loihi 2 integer dynamics of ``graph`` as a torch module (see the ``snnc.loihi_twin`` module doc).
 
         ``forward(x)``: spikes ``(N, *input_shape, T)`` -> the first Output ``(N, *shape, T)``
-        (float64); ``self.spikes`` then holds every population's spikes ``(N, *shape, T)``."""
+        (float64); ``self.spikes`` then holds every spiking population's spikes and
+        ``self.readouts`` every CubaLI read-out's values ``(N, *shape, T)``."""
 
         def __init__(self, graph: Graph):
             super().__init__()
@@ -124,7 +127,8 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self._key: Dict[str, str] = {}
             self.spikes: Dict[str, torch.Tensor] = {}
             S = graph.metadata.get("state_scale", {})
-            self.state_scale = {p: int(S[p]) for p, n in graph.nodes.items() if isinstance(n, CubaLIF)}
+            self.state_scale = {p: int(S[p]) for p, n in graph.nodes.items() if isinstance(n, POPULATIONS)}
+            self.readouts: Dict[str, torch.Tensor] = {}
             for name, node in graph.nodes.items():
                 if isinstance(node, (Dense, Conv2d)):
                     key = re.sub(r"\W", "_", name)
@@ -163,30 +167,45 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                                                _pair(node.padding), _pair(node.dilation), int(node.groups))
             return _ste(a, torch.clamp(a.detach(), -HALF, HALF - 1))        # Lava Conv: 24-bit clamp
 
-        def _neuron(self, name, a, st, t):
-            node, fx = self.graph.nodes[name], self.graph.fixed[name]
-            if node.reset_interval and t % node.reset_interval == node.reset_offset % node.reset_interval:
-                st["u"], st["v"] = torch.zeros_like(st["u"]), torch.zeros_like(st["v"])
+        def _integrate(self, fx, a, st):
+            """u and v of one step before the threshold (Loihi CUBA integers)."""
             u = st["u"] * ((4096 - int(fx.decay_u)) / 4096.0)
             u = _ste(u, _trunc(u.detach())) + a * 64.0
             ud = u.detach()
             u = _ste(u, torch.where(ud > HALF, ud - WRAP, torch.where(ud <= -HALF, ud + WRAP, ud)))
             v = st["v"] * ((4096 - int(fx.decay_v)) / 4096.0)
             bias = np.asarray(fx.bias_mant, np.int64) << int(fx.bias_exp)
-            v = _ste(v, _trunc(v.detach())) + u + torch.as_tensor(bias.astype(np.float64))
+            return u, _ste(v, _trunc(v.detach())) + u + torch.as_tensor(bias.astype(np.float64))
+
+        def _readout(self, name, a, st):
+            u, v = self._integrate(self.graph.fixed[name], a, st)
+            v = _ste(v, torch.clamp(v.detach(), -V_MAX, V_MAX))
+            st["u"], st["v"] = u, v
+            return v * (1.0 / float(self.state_scale[name]))
+
+        def _neuron(self, name, a, st, t):
+            node, fx = self.graph.nodes[name], self.graph.fixed[name]
+            if node.reset_interval and t % node.reset_interval == node.reset_offset % node.reset_interval:
+                st["u"], st["v"] = torch.zeros_like(st["u"]), torch.zeros_like(st["v"])
+            u, v = self._integrate(fx, a, st)
+            vth = torch.as_tensor((np.asarray(fx.vth, np.int64) << 6).astype(np.float64))
+            if node.delayed_subtract:
+                v = v - vth * (st["s"].detach() if self.detach_reset else st["s"])
             v = _ste(v, torch.clamp(v.detach(), -V_MAX, V_MAX))
             if fx.refractory:
                 held = st["ref"] > 0
                 v = torch.where(held, torch.zeros_like(v), v)
                 st["ref"] = torch.clamp(st["ref"] - 1, min=0)
-            vth = torch.as_tensor((np.asarray(fx.vth, np.int64) << 6).astype(np.float64))
             S = float(self.state_scale[name])
             s = spike((v - vth) / S, self.surrogate, ">")
             r = s.detach() if self.detach_reset else s
-            v = v * (1 - r)
+            if node.reset == "zero":
+                v = v * (1 - r)
+            elif node.reset == "subtract" and not node.reset_delay:
+                v = v - vth * r
             if fx.refractory:
                 st["ref"] = torch.where(s.detach() > 0, torch.full_like(st["ref"], int(fx.refractory)), st["ref"])
-            st["u"], st["v"] = u, v
+            st["u"], st["v"], st["s"] = u, v, s
             return s
 
         def forward(self, x):
@@ -201,15 +220,16 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             state: Dict[str, dict] = {}
             for name, node in g.nodes.items():
                 shape = (n,) + tuple(self.shapes[name])
-                if isinstance(node, CubaLIF):
+                if isinstance(node, POPULATIONS):
                     state[name] = dict(u=torch.zeros(shape, dtype=torch.float64),
                                        v=torch.zeros(shape, dtype=torch.float64),
+                                       s=torch.zeros(shape, dtype=torch.float64),
                                        ref=torch.zeros(shape, dtype=torch.int64))
                 elif isinstance(node, Delay):
                     state[name] = dict(hist=[], steps=np.broadcast_to(np.asarray(node.steps, np.int64),
                                                                       self.shapes[name]))
             timed = [k for k, v in g.nodes.items() if isinstance(v, Delay) and v.min_steps >= 1]
-            pops = [k for k, v in g.nodes.items() if isinstance(v, CubaLIF)]
+            pops = [k for k, v in g.nodes.items() if isinstance(v, POPULATIONS)]
             rec = {p: [] for p in pops}
             outs = []
             for t in range(steps):
@@ -222,7 +242,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                     if isinstance(node, SYNAPSES):
                         out[name] = sum(self._synapse(name, out[s]) for s in g.predecessors(name))
                         continue
-                    inp = sum(out[s] for s in g.predecessors(name))
+                    inp = sum(out[s] for s in g.predecessors(name))      # 0: a bias-driven population
                     if isinstance(node, Delay):
                         state[name]["hist"].append(inp)
                         if name not in timed:
@@ -231,12 +251,16 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                         out[name] = inp.reshape(n, -1)
                     elif isinstance(node, CubaLIF):
                         out[name] = self._neuron(name, inp, state[name], t)
+                    elif isinstance(node, CubaLI):
+                        out[name] = self._readout(name, inp, state[name])
                     elif isinstance(node, Output):
                         out[name] = inp
                 for p in pops:
                     rec[p].append(out[p])
                 outs.append(out[g.outputs[0]])
-            self.spikes = {p: torch.stack(v, -1) for p, v in rec.items()}
+            lif = {p for p in pops if isinstance(g.nodes[p], CubaLIF)}
+            self.spikes = {p: torch.stack(v, -1) for p, v in rec.items() if p in lif}
+            self.readouts = {p: torch.stack(v, -1) for p, v in rec.items() if p not in lif}
             return torch.stack(outs, -1)
 
         def _delay_out(self, st, t, n, name):
@@ -266,7 +290,8 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 state_scale=dict(self.state_scale),
                 weight_exp={s: int(self.graph.fixed[s].weight_exp) for s in self._key},
                 vth={p: (int(self.graph.fixed[p].vth) if np.ndim(self.graph.fixed[p].vth) == 0
-                         else np.asarray(self.graph.fixed[p].vth).astype(int).tolist()) for p in self.state_scale})
+                         else np.asarray(self.graph.fixed[p].vth).astype(int).tolist())
+                     for p in self.state_scale if isinstance(self.graph.nodes[p], CubaLIF)})
             g.fixed = {}
             for k in ("quantization", "state_scale"):
                 g.metadata.pop(k, None)
