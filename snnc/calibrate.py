@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from .backends.reference import _Sim
 from .compiler import calibrate as sel
 from .compiler.fold import fold_pooling
-from .compiler.ir import Conv2d, CubaLIF, Dense, Graph, SumPool2d
+from .compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph, SumPool2d
 from .compiler.passes import check, topo_order
 from .compiler.quantize import quantize
 from .errors import SnncError
 
 SYNAPSES = (Dense, Conv2d, SumPool2d)
+POPULATIONS = (CubaLIF, CubaLI)
 DERIVED = ("scales", "quantization", "state_scale", "calibration")
 
 
@@ -67,14 +68,16 @@ def _data(graph: Graph, data, max_samples: int) -> np.ndarray:
 
 
 def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
-    """Run ``graph`` on ``x`` in the reference engine; returns ``(spikes, output, ranges)``:
-    every population's spikes ``(N, *shape, T)`` (bool), the first output ``(N, *shape, T)``
-    and (``stats``) per population the largest |u| and |v| (float units) seen."""
+    """Run ``graph`` on ``x`` in the reference engine; returns ``(activity, output, ranges)``:
+    every population's spikes ``(N, *shape, T)`` (bool; a CubaLI read-out: its values), the
+    first output ``(N, *shape, T)`` and (``stats``) per population the largest |u| and |v|
+    (float units) seen."""
     n, steps = x.shape[0], x.shape[-1]
     sim = _Sim(graph, mode, n)
-    pops = [k for k, v in graph.nodes.items() if isinstance(v, CubaLIF)]
+    pops = [k for k, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
     out_name = graph.outputs[0]
-    spk = {p: np.zeros((steps,) + sim.values[p].shape, bool) for p in pops}
+    spk = {p: np.zeros((steps,) + sim.values[p].shape, bool if isinstance(graph.nodes[p], CubaLIF) else np.float64)
+           for p in pops}
     out = np.zeros((steps,) + sim.values[out_name].shape, np.float64)
     ranges = {p: [0.0, 0.0] for p in pops}
     xt = np.ascontiguousarray(np.moveaxis(x, -1, 0))
@@ -82,7 +85,10 @@ def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
     for t in range(steps):
         vals = sim.step(t, {inp: xt[t]})
         for p in pops:
-            np.not_equal(vals[p], 0, out=spk[p][t])
+            if spk[p].dtype == bool:
+                np.not_equal(vals[p], 0, out=spk[p][t])
+            else:
+                spk[p][t] = vals[p]
             if stats:
                 st = sim.state[p]
                 ranges[p][0] = max(ranges[p][0], float(np.max(np.abs(st["u"]), initial=0.0)))
@@ -90,6 +96,22 @@ def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
         out[t] = vals[out_name]
     spikes = {p: np.moveaxis(a, 0, -1) for p, a in spk.items()}
     return spikes, np.moveaxis(out, 0, -1), ranges
+
+
+def flow_order(graph: Graph) -> List[str]:
+    """Populations in the order spikes reach them: by the fewest edges from an input (delays
+    included, cycles cut where they close), then topologically; bias-driven ones first."""
+    dist = {k: 0 for k in graph.inputs}
+    todo = list(graph.inputs)
+    while todo:
+        n = todo.pop(0)
+        for d in graph.successors(n):
+            if d not in dist:
+                dist[d] = dist[n] + 1
+                todo.append(d)
+    topo = {k: i for i, k in enumerate(topo_order(graph))}
+    pops = [k for k, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
+    return sorted(pops, key=lambda k: (dist.get(k, 0), topo[k]))
 
 
 def _synapses(graph: Graph, pop: str) -> Dict:
@@ -121,16 +143,16 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     naive = quantize(g0)
     naive_spk, naive_out, _ = trace(naive, "fixed", x)
     scales: Dict = {"state_scale": {}, "weight_exp": {}, "vth": {}}
-    pops = [k for k in topo_order(g0) if isinstance(g0.nodes[k], CubaLIF)]
+    pops = flow_order(g0)
     tried: Dict[str, int] = {}
     for p in pops:
         node = g0.nodes[p]
         syns = _synapses(g0, p)
         fixed_k = int(node.state_scale) // 64 if node.state_scale else 0
-        k_max = fixed_k or sel.scale_limit(node.threshold, *ranges[p], node.bias)
+        k_max = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias)
         cands = sel.candidates(syns, k_max, fixed_k, quantiles)
         own = (int(naive.metadata["state_scale"][p]), {s: int(naive.fixed[s].weight_exp) for s in syns})
-        if own not in cands:
+        if own not in cands and own[0] <= 64 * k_max:       # (it may break the limits: bias, 24 bits)
             cands.insert(0, own)
         results = []
         for S, exps in cands:
@@ -139,13 +161,13 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
                 spk, _, _ = trace(quantize(_pinned(g0, trial)), "fixed", x)
             except SnncError:
                 continue                    # e.g. '>=' thresholds that this S cannot express
-            results.append((trial, sel.spike_score(spk[p], float_spk[p]), S))
+            results.append((trial, _score(spk[p], float_spk[p]), S))
         if not results:
             raise SnncError(f"calibration: no candidate scale fits population {p!r}")
         i = sel.best([r[1] for r in results], [r[2] for r in results])
         scales, score, S = results[i]
         n_tried = len(results)
-        if refine_threshold and node.spike_compare == ">":
+        if refine_threshold and isinstance(node, CubaLIF) and node.spike_compare == ">":
             vth0 = quantize(_pinned(g0, scales)).fixed[p].vth
             for vth in sel.threshold_candidates(vth0):
                 trial = _with(scales, p, S, {}, vth)
@@ -156,7 +178,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
                     scales, score = trial, sc
         tried[p] = n_tried
         if progress:
-            progress(f"{p}: S {S}, agreement {100 * (1 - score[0]):.3f} % ({n_tried} candidates)")
+            progress(f"{p}: S {S}, error {100 * score[0]:.3f} % ({n_tried} candidates)")
     cal = quantize(_pinned(g0, scales))
     cal_spk, cal_out, _ = trace(cal, "fixed", x)
     cal.metadata["calibration"] = _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x,
@@ -164,8 +186,20 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     return cal
 
 
+def _score(fixed, ref):
+    """Spikes: (fraction of differing entries, count error); read-out values: (relative RMS error, 0)."""
+    return sel.spike_score(fixed, ref) if ref.dtype == bool else (sel.readout_error(fixed, ref), 0.0)
+
+
 def _agree(a, b) -> float:
     return float(np.mean(np.asarray(a) == np.asarray(b))) if np.size(b) else 1.0
+
+
+def _quality(a, ref) -> Dict:
+    """Spike agreement of a spiking population, relative RMS error of a read-out."""
+    if ref.dtype == bool:
+        return {"agreement": _agree(a, ref)}
+    return {"readout_error": sel.readout_error(a, ref)}
 
 
 def _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, naive_out, cal_out) -> Dict:
@@ -176,15 +210,23 @@ def _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, n
         for s, (w, _) in _synapses(g0, p).items():
             fx = cal.fixed[s]
             syn[s] = dict(weight_exp=int(fx.weight_exp), **sel.weight_stats(w, fx.weight, int(fx.weight_exp), S // 64))
-        vth = cal.fixed[p].vth
-        layers.append(dict(population=p, state_scale=S, vth=int(vth) if np.ndim(vth) == 0 else "per neuron",
-                           synapses=syn, candidates=tried[p],
-                           agreement_naive=_agree(naive_spk[p], float_spk[p]),
-                           agreement=_agree(cal_spk[p], float_spk[p]),
-                           spikes_float=int(float_spk[p].sum()), spikes_naive=int(naive_spk[p].sum()),
-                           spikes=int(cal_spk[p].sum())))
-    return dict(samples=int(x.shape[0]), steps=int(x.shape[-1]), layers=layers,
-                output_agreement_naive=_agree(naive_out, float_out), output_agreement=_agree(cal_out, float_out))
+        row = dict(population=p, state_scale=S, synapses=syn, candidates=tried[p])
+        if isinstance(g0.nodes[p], CubaLIF):
+            vth = cal.fixed[p].vth
+            row.update(vth=int(vth) if np.ndim(vth) == 0 else "per neuron",
+                       spikes_float=int(float_spk[p].sum()), spikes_naive=int(naive_spk[p].sum()),
+                       spikes=int(cal_spk[p].sum()))
+        else:
+            row["vth"] = "-"
+        row.update({f"{k}_naive": v for k, v in _quality(naive_spk[p], float_spk[p]).items()})
+        row.update(_quality(cal_spk[p], float_spk[p]))
+        layers.append(row)
+    out = dict(samples=int(x.shape[0]), steps=int(x.shape[-1]), layers=layers,
+               output_agreement_naive=_agree(naive_out, float_out), output_agreement=_agree(cal_out, float_out))
+    if any(isinstance(g0.nodes[q], CubaLI) for q in g0.predecessors(g0.outputs[0])):
+        out.update(output_error_naive=sel.readout_error(naive_out, float_out),
+                   output_error=sel.readout_error(cal_out, float_out))
+    return out
 
 
 def load_data(path: str) -> np.ndarray:

@@ -204,3 +204,17 @@ def test_pinned_scales_in_the_quantize_pass():
     g3.metadata["scales"] = {"weight_exp": {"c": 1}}
     with pytest.raises(SnncError, match="Conv has no weight exponent"):
         quantize(g3)
+
+
+def test_calibrate_reset_by_subtraction_and_readout():
+    """Subtract reset (one step late), a bias-driven population and a CubaLI read-out scored by
+    its relative RMS error; the chosen S keeps the bias in its 13-bit mantissa."""
+    from test_twin import _reset_net
+    g, _ = _reset_net("subtract", True, readout=True)
+    x = (np.random.default_rng(1).random((64, 20, 40)) < 0.3).astype(np.float32)
+    cal = snnc.compile(g, calibrate=x)
+    rows = {r["population"]: r for r in cal.metadata["calibration"]["layers"]}
+    assert rows["o"]["readout_error"] <= rows["o"]["readout_error_naive"]
+    assert rows["h"]["agreement"] >= rows["h"]["agreement_naive"]
+    assert abs(int(cal.fixed["b"].bias_mant)) <= 4095
+    assert "rms err" in calibration_table(cal)

@@ -128,6 +128,14 @@ def spike_score(fixed: np.ndarray, ref: np.ndarray) -> Tuple[float, float]:
     return mismatch, count
 
 
+def readout_error(fixed: np.ndarray, ref: np.ndarray) -> float:
+    """Relative RMS error of read-out values: ``rms(fixed - ref) / rms(ref)`` (0 when both are 0)."""
+    fixed, ref = np.asarray(fixed, np.float64), np.asarray(ref, np.float64)
+    err = float(np.sqrt(np.mean((fixed - ref) ** 2))) if ref.size else 0.0
+    scale = float(np.sqrt(np.mean(ref ** 2))) if ref.size else 0.0
+    return err / scale if scale > 0 else err
+
+
 def best(scores: Sequence[Tuple[float, float]], state_scales: Sequence[int]) -> int:
     """Index of the best candidate: fewest differing spikes, then spike count, then the finer S."""
     keys = [(round(m, 12), round(c, 12), -s) for (m, c), s in zip(scores, state_scales)]
@@ -173,12 +181,23 @@ def calibration_table(graph) -> str:
                      ", ".join(f"{100 * v['clipped']:.2f}" for v in syn.values()) or "-",
                      ", ".join(f"{100 * v['rounded']:.1f}" for v in syn.values()) or "-",
                      ", ".join(f"{v['effective_bits']:.1f}" for v in syn.values()) or "-",
-                     f"{100 * r['agreement_naive']:.3f} %", f"{100 * r['agreement']:.3f} %"])
+                     _quality(r, "_naive"), _quality(r, "")])
     head = ["population", "S", "vth", "weight exp", "clipped %", "rounded %", "eff. bits",
             "agreement naive", "agreement calibrated"]
     out = table(rows, head)
     if "samples" in cal:
-        out += (f"\nspike agreement with the float model on {cal['samples']} calibration samples x "
-                f"{cal['steps']} steps (every (sample, neuron, step) entry); output: naive "
-                f"{100 * cal['output_agreement_naive']:.3f} %, calibrated {100 * cal['output_agreement']:.3f} %")
+        out += (f"\nagreement with the float model on {cal['samples']} calibration samples x {cal['steps']} "
+                "steps: spikes, every (sample, neuron, step) entry; read-outs, relative RMS error; output: ")
+        if "output_error" in cal:
+            out += (f"naive rms err {100 * cal['output_error_naive']:.3f} %, calibrated "
+                    f"{100 * cal['output_error']:.3f} %")
+        else:
+            out += (f"naive {100 * cal['output_agreement_naive']:.3f} %, calibrated "
+                    f"{100 * cal['output_agreement']:.3f} %")
     return out
+
+
+def _quality(row: Dict, suffix: str) -> str:
+    if f"agreement{suffix}" in row:
+        return f"{100 * row[f'agreement{suffix}']:.3f} %"
+    return f"rms err {100 * row[f'readout_error{suffix}']:.3f} %"
