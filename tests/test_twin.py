@@ -182,3 +182,14 @@ def test_twin_reset_modes_and_readout(reset, delay, readout):
     with torch.no_grad():
         y = twin(x).numpy()
     assert np.array_equal(run_reference(twin.to_graph(), x).output, y)
+
+
+@pytest.mark.parametrize("readout", [False, True])
+def test_twin_equals_lava_fixed_subtract_reset(readout):
+    """snnc's own Lava processes for the delayed subtraction and the read-out (fixed_pt)."""
+    g, x = _reset_net("subtract", True, readout=readout)
+    graph = snnc.compile(g, calibrate=x)
+    with torch.no_grad():
+        y = snnc.twin(graph)(x).numpy()
+    lava = snnc.run(graph, x, backend="lava-fixed", timeout=300)
+    assert np.array_equal(y, lava.output) and np.abs(y).sum() > 0
