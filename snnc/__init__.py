@@ -14,10 +14,12 @@ __all__ = ["SnncError", "export", "compile", "run", "twin"]
 __version__ = "0.1.0"
 
 
-def export(module, example_input, path):
-    """Export a PyTorch SNN (lava-dl SLAYER blocks) to ONNX; see snnc.frontends.torch_export."""
+def export(module, example_input, path, time_axis=None):
+    """Export a PyTorch SNN (lava-dl SLAYER blocks, snnc.nn, snnTorch, Norse) to ONNX; see
+    snnc.frontends.torch_export. snnTorch/Norse inputs are time first (``time_axis`` 0); the
+    file is time last: feed it ``snnc.frontends.step_export.time_last(x)``."""
     from .frontends.torch_export import export as _export
-    return _export(module, example_input, path)
+    return _export(module, example_input, path, time_axis=time_axis)
 
 
 def compile(model, output=None, calibrate=None):

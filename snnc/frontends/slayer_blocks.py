@@ -20,23 +20,40 @@ from ..errors import SnncError
 from . import onnx_ops as ops
 
 _cuba = slayer.block.cuba
-SUPPORTED = "slayer.block.cuba Dense, Conv, Pool, Flatten and Recurrent"
+SUPPORTED = ("slayer.block.cuba Input, Dense, Conv, Pool, Flatten, Recurrent and Affine "
+             "(dynamics=False)")
 
 
 def _what(m) -> str:
     return f"{type(m).__module__}.{type(m).__name__}"
 
 
+def _slayer_class(m) -> type:
+    """The nearest class of ``m`` defined by lava-dl (``m``'s own for a slayer block)."""
+    return next(c for c in type(m).__mro__ if c.__module__.startswith("lava.lib.dl.slayer"))
+
+
 def block_kind(m: torch.nn.Module, name: str) -> str:
-    """'dense' | 'conv' | 'pool' | 'flatten' | 'recurrent', or SnncError for anything else."""
-    kinds = {_cuba.Dense: "dense", _cuba.Conv: "conv", _cuba.Pool: "pool",
-             _cuba.Recurrent: "recurrent"}
+    """'input' | 'dense' | 'conv' | 'pool' | 'flatten' | 'recurrent' | 'affine', or SnncError.
+
+    A user's subclass of a block is that block, as long as it keeps slayer's ``forward``."""
+    kinds = {_cuba.Input: "input", _cuba.Dense: "dense", _cuba.Conv: "conv", _cuba.Pool: "pool",
+             _cuba.Recurrent: "recurrent", _cuba.Affine: "affine"}
     kind = next((k for c, k in kinds.items() if isinstance(m, c)), None)
     if isinstance(m, slayer_base.AbstractFlatten):
         kind = "flatten"
     if kind is None:
         raise SnncError(f"block '{name}' is a {_what(m)}, which snnc cannot export; "
                         f"supported: {SUPPORTED}")
+    base = _slayer_class(m)
+    if type(m).forward is not base.forward:
+        raise SnncError(f"block '{name}' ({type(m).__name__}, a subclass of "
+                        f"{base.__module__}.{base.__name__}) overrides forward(); snnc exports "
+                        "slayer's own block forward only: compute the extra step outside the block")
+    if kind == "affine" and m.dynamics:
+        raise SnncError(f"block '{name}' is a slayer.block.cuba.Affine with dynamics=True (a "
+                        "non-spiking CUBA read-out of the voltage), which snnc does not export yet; "
+                        "use dynamics=False (the synaptic current)")
     if getattr(m, "count_log", False):
         raise SnncError(f"block '{name}' ({type(m).__name__}) has count_log=True; "
                         "build it with count_log=False for export")
@@ -78,9 +95,11 @@ def _conv(weight, in_shape, stride, pads, dil, group, name) -> SimpleNamespace:
 def synapse_op(m, name: str, in_shape: Tuple[int, ...]) -> SimpleNamespace:
     """The synapse of a Dense/Conv/Pool block as ``op`` ('MatMul'|'Conv'), ``weight``,
     ``attrs`` (Conv attributes) and ``out_shape`` (neuron shape, without N and T)."""
+    if isinstance(m, _cuba.Input):
+        return input_op(m, name, in_shape)
     syn = m.synapse
     w = effective_weight(syn, name)
-    if isinstance(m, _cuba.Dense):
+    if isinstance(m, (_cuba.Dense, _cuba.Affine)):
         if getattr(m, "mask", None) is not None and not syn.weight_norm_enabled:
             w = w * m.mask.cpu().numpy().astype(np.float32)  # slayer masks weight.data
         if len(in_shape) == 3 and w.shape[2:] == (1, 1, 1):
@@ -91,6 +110,25 @@ def synapse_op(m, name: str, in_shape: Tuple[int, ...]) -> SimpleNamespace:
         st, pd, dl = syn.stride, syn.padding, syn.dilation
         return _conv(w, in_shape, st[:2], (pd[0], pd[1], pd[0], pd[1]), dl[:2], syn.groups, name)
     return _pool(m, w, name, in_shape)
+
+
+def input_op(m, name: str, in_shape: Tuple[int, ...]) -> SimpleNamespace:
+    """The Input block's scaling ``z = x * w`` (``w`` = its quantized weight, 1 without one) as
+    an identity synapse: ``MatMul`` for (N, C, T), a depthwise 1x1 ``Conv`` for (N, C, H, W, T).
+    slayer also quantizes x itself (``quantize_8bit``): exact for spikes and inputs on that grid."""
+    if m.bias is not None:
+        raise SnncError(f"block '{name}' (Input) has a bias; a Loihi bias enters v, not the "
+                        "current, so snnc does not export it: build the Input without bias")
+    w = 1.0
+    if m.weight is not None:
+        with torch.no_grad():
+            w = float(m.pre_hook_fx(m.weight).reshape(-1)[0])
+    c = in_shape[1]
+    if len(in_shape) == 3:
+        return SimpleNamespace(op="MatMul", weight=np.eye(c, dtype=np.float32) * np.float32(w),
+                               attrs={}, out_shape=(c,))
+    return _conv(np.full((c, 1, 1, 1, 1), w, np.float32), in_shape, (1, 1), (0, 0, 0, 0), (1, 1),
+                 c, name)
 
 
 def _pool(m, w, name, in_shape) -> SimpleNamespace:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -29,18 +30,22 @@ from ..errors import SnncError
 from . import slayer_blocks as sb
 from . import nn_export
 from . import onnx_ops as ops
+from . import record_trace
 
 _SLAYER = "lava.lib.dl.slayer"
 _LEAF = (_SLAYER, "snnc.nn")      # snnc.nn modules: see nn_export
+
+
+def is_leaf(m: torch.nn.Module) -> bool:
+    """slayer and snnc.nn modules, and user subclasses of them, are exported whole."""
+    return any(c.__module__.startswith(_LEAF) for c in type(m).__mro__[:-2])
 
 
 class _Tracer(torch.fx.Tracer):
     """fx tracer that keeps every lava-dl slayer module (block, neuron, synapse) a leaf."""
 
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-        if type(m).__module__.startswith(_LEAF):
-            return True
-        return super().is_leaf_module(m, qualname)
+        return is_leaf(m) or super().is_leaf_module(m, qualname)
 
 
 class _Single(torch.nn.Module):
@@ -54,18 +59,30 @@ class _Single(torch.nn.Module):
         return self.block(x)
 
 
-def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
-    if type(module).__module__.startswith(_LEAF):
+def _trace(module: torch.nn.Module, example_input: torch.Tensor, notes: List[str]
+           ) -> torch.fx.GraphModule:
+    """torch.fx symbolic trace; where fx cannot follow forward() (``.item()``, ``len`` of a
+    proxy, ``torch.FloatTensor(list)``), the graph recorded by running it once (record_trace)."""
+    if is_leaf(module):
         module = _Single(module)
     try:
         graph = _Tracer().trace(module)
     except Exception as e:  # fx raises many kinds of errors
+        fx_error = f"{type(e).__name__}: {str(e)[:160]}"
+    else:
+        return torch.fx.GraphModule(module, graph)
+    try:
+        gm = record_trace.record(module, example_input, is_leaf)
+    except SnncError as e:
         raise SnncError(
-            f"cannot trace {type(module).__name__}.forward with torch.fx ({type(e).__name__}: {e}). "
-            "snnc needs a forward() without data-dependent Python control flow: a composition of "
-            "slayer blocks, '+', torch.cat(dim=1) and reshapes. Rewrite that part of forward() "
-            "(e.g. move conditionals to __init__).") from e
-    return torch.fx.GraphModule(module, graph)
+            f"cannot trace {type(module).__name__}.forward with torch.fx ({fx_error}), nor by "
+            f"running it: {e}. snnc needs a forward() without data-dependent Python control "
+            "flow: a composition of slayer blocks, '+', torch.cat(dim=1) and reshapes.") from e
+    notes.append(f"{type(module).__name__}.forward is not torch.fx-traceable ({fx_error}); "
+                 "exported the graph of one call on example_input (Python loops unrolled"
+                 + (", values read with " + "/".join(f".{n}()" for n in gm.meta["snnc_left_torch"])
+                    + " treated as side outputs" if gm.meta["snnc_left_torch"] else "") + ")")
+    return gm
 
 
 def _shapes(gm: torch.fx.GraphModule, example_input: torch.Tensor) -> Dict[str, tuple]:
@@ -148,6 +165,8 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
             z = b.node("MatMul", [w, x], f"{name}.synapse")
         else:
             z = b.node("Conv", [x, w], f"{name}.synapse", **syn.attrs)
+        if kind == "affine":        # dynamics=False: the synaptic current is the output
+            return z
         nrn = sb.neuron_params(m, name, syn.out_shape)
         s = b.node(ops.CUBA_LIF, [z, b.init(f"{name}.bias", nrn.bias)], f"{name}.neuron",
                    domain=ops.DOMAIN, **nrn.attributes)
@@ -170,6 +189,17 @@ def _reshape(b: _Builder, n: torch.fx.Node, x: str, in_shape: tuple, out_shape: 
 _ADD = {operator.add, torch.add, "add", "__add__"}
 _CAT = {torch.cat, torch.concat, "cat"}
 _RESHAPE = {torch.reshape, torch.flatten, "reshape", "view", "flatten"}
+
+
+def _exportable(shapes):
+    """Whether an fx node is part of what snnc exports (blocks, '+', cat, reshapes, and
+    non-tensor shape bookkeeping)."""
+    def ok(n: torch.fx.Node) -> bool:
+        if n.op == "call_module" or n.name not in shapes:
+            return True
+        t = n.target
+        return n.op in ("call_function", "call_method") and (t in _ADD or t in _CAT or t in _RESHAPE)
+    return ok
 
 
 def _emit_glue(b, n, vals, shapes) -> Optional[str]:
@@ -200,18 +230,27 @@ def _value_info(name: str, shape: tuple) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:-1], "T"])
 
 
-def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[str] = None
-           ) -> onnx.ModelProto:
+def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[str] = None,
+           time_axis: Optional[int] = None) -> onnx.ModelProto:
     """Write ``module`` (slayer cuba blocks) as an snnc-dialect ONNX file at ``path``.
 
     ``example_input``: float32 ``(N, C[, H, W], T)``, time last. Returns the ModelProto
     (also when ``path`` is None, in which case nothing is written). Raises ``SnncError``
-    naming the block for anything snnc cannot express.
+    naming the block for anything snnc cannot express. snnTorch and Norse modules go to
+    ``step_export`` (their input is time first, ``time_axis`` 0 by default).
     """
+    from . import step_export
+    lib = step_export.library(module)
+    if lib is not None:
+        return step_export.export(module, example_input, path, time_axis or 0, lib)
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
         raise SnncError("example_input must be a torch tensor (N, C[, H, W], T), time last")
-    gm = _trace(module)
+    notes: List[str] = []
+    gm = _trace(module, example_input.float(), notes)
     shapes = _shapes(gm, example_input.float())
+    notes += record_trace.spike_path(gm, _exportable(shapes))
+    for note in notes:
+        warnings.warn(f"snnc.export: {note}", stacklevel=2)
     b = _Builder()
     nn_ctx = nn_export.prepare(gm)
     vals: Dict[str, str] = {}
@@ -265,7 +304,8 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path: Optional[
     onnx.helper.set_model_props(model, {
         "snnc.dialect_version": ops.DIALECT_VERSION,
         "snnc.source": f"snnc.export of torch module {type(module).__module__}."
-                       f"{type(module).__name__} (lava-dl slayer)"})
+                       f"{type(module).__name__} (lava-dl slayer)",
+        **({"snnc.notes": "\n".join(notes)} if notes else {})})
     onnx.checker.check_model(model, full_check=True)
     if path is not None:
         onnx.save(model, str(path))
