@@ -2,9 +2,11 @@
 views on calibration data, keep per population the scales whose spikes agree most with the float
 model's (the choice itself: ``snnc/compiler/calibrate.py``).
 
-Greedy, in the order spikes flow (topological order of the populations): population ``p`` is
-scored with every population before it already calibrated, so its score is the disagreement that
-reaches the layers downstream, rounding and clipping upstream included. For each ``p``: the
+Greedy, in the order spikes flow: population ``p`` is scored with every population before it
+already calibrated (rounding and clipping upstream included), by the disagreement with the float
+model of ``p`` and of every population after it (those still at the uncalibrated scales), so a
+choice that helps ``p`` but hurts what it drives loses. If the result disagrees more than the
+uncalibrated pass over the whole network, the uncalibrated scales are kept (and reported). For each ``p``: the
 candidates ``(S, weight exponents)`` of the clip quantiles plus the uncalibrated pass's own
 choice (so calibration is never worse on the calibration data), then a few threshold mantissas
 around the chosen one. The result is a quantized graph with the choices pinned in
@@ -145,7 +147,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     scales: Dict = {"state_scale": {}, "weight_exp": {}, "vth": {}}
     pops = flow_order(g0)
     tried: Dict[str, int] = {}
-    for p in pops:
+    for i_p, p in enumerate(pops):
         node = g0.nodes[p]
         syns = _synapses(g0, p)
         fixed_k = int(node.state_scale) // 64 if node.state_scale else 0
@@ -161,7 +163,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
                 spk, _, _ = trace(quantize(_pinned(g0, trial)), "fixed", x)
             except SnncError:
                 continue                    # e.g. '>=' thresholds that this S cannot express
-            results.append((trial, _score(spk[p], float_spk[p]), S))
+            results.append((trial, _downstream(spk, float_spk, pops[i_p:]), S))
         if not results:
             raise SnncError(f"calibration: no candidate scale fits population {p!r}")
         i = sel.best([r[1] for r in results], [r[2] for r in results])
@@ -172,7 +174,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
             for vth in sel.threshold_candidates(vth0):
                 trial = _with(scales, p, S, {}, vth)
                 spk, _, _ = trace(quantize(_pinned(g0, trial)), "fixed", x)
-                sc = sel.spike_score(spk[p], float_spk[p])
+                sc = _downstream(spk, float_spk, pops[i_p:])
                 n_tried += 1
                 if sel.best([score, sc], [S, S]) == 1 and sc != score:
                     scales, score = trial, sc
@@ -181,14 +183,29 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
             progress(f"{p}: S {S}, error {100 * score[0]:.3f} % ({n_tried} candidates)")
     cal = quantize(_pinned(g0, scales))
     cal_spk, cal_out, _ = trace(cal, "fixed", x)
+    kept = _downstream(naive_spk, float_spk, pops) < _downstream(cal_spk, float_spk, pops)
+    if kept:       # the greedy choice lost to the uncalibrated pass over the whole network: keep that
+        scales = {"state_scale": dict(naive.metadata["state_scale"]),
+                  "weight_exp": {k: int(v.weight_exp) for k, v in naive.fixed.items() if hasattr(v, "weight_exp")},
+                  "vth": {}}
+        cal = quantize(_pinned(g0, scales))
+        cal_spk, cal_out = naive_spk, naive_out
     cal.metadata["calibration"] = _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x,
                                           float_out, naive_out, cal_out)
+    cal.metadata["calibration"]["kept_uncalibrated"] = bool(kept)
     return cal
 
 
 def _score(fixed, ref):
     """Spikes: (fraction of differing entries, count error); read-out values: (relative RMS error, 0)."""
     return sel.spike_score(fixed, ref) if ref.dtype == bool else (sel.readout_error(fixed, ref), 0.0)
+
+
+def _downstream(act, ref, pops) -> tuple:
+    """The score of a choice for ``pops[0]``: its own error and that of every population after
+    it, summed (each population weighted equally), then the spike-count errors summed."""
+    scores = [_score(act[q], ref[q]) for q in pops]
+    return (sum(m for m, _ in scores), sum(c for _, c in scores))
 
 
 def _agree(a, b) -> float:

@@ -153,17 +153,17 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             return _MantissaSTE.apply(w * float(self.w_scale(syn)) / (2.0 ** exp))
 
         # ------------------------------------------------------------------ dynamics
-        def _synapse(self, name, x):
+        def _synapse(self, name, x, m):
             node, fx = self.graph.nodes[name], self.graph.fixed[name]
             if isinstance(node, Dense):
-                a = x @ self.mantissas(name).T
+                a = x @ m[name].T
                 return a * float(2 ** int(fx.weight_exp)) if fx.weight_exp else a
             if isinstance(node, SumPool2d):
                 c = x.shape[1]
                 w = torch.full((c, 1) + tuple(_pair(node.kernel)), float(fx.weight), dtype=torch.float64)
                 a = torch.nn.functional.conv2d(x, w, None, _pair(node.stride), _pair(node.padding), 1, c)
             else:
-                a = torch.nn.functional.conv2d(x, self.mantissas(name), None, _pair(node.stride),
+                a = torch.nn.functional.conv2d(x, m[name], None, _pair(node.stride),
                                                _pair(node.padding), _pair(node.dilation), int(node.groups))
             return _ste(a, torch.clamp(a.detach(), -HALF, HALF - 1))        # Lava Conv: 24-bit clamp
 
@@ -228,6 +228,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 elif isinstance(node, Delay):
                     state[name] = dict(hist=[], steps=np.broadcast_to(np.asarray(node.steps, np.int64),
                                                                       self.shapes[name]))
+            mant = {k: self.mantissas(k) for k in self._key}         # once per forward
             timed = [k for k, v in g.nodes.items() if isinstance(v, Delay) and v.min_steps >= 1]
             pops = [k for k, v in g.nodes.items() if isinstance(v, POPULATIONS)]
             rec = {p: [] for p in pops}
@@ -240,7 +241,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                         out[name] = x[..., t]
                         continue
                     if isinstance(node, SYNAPSES):
-                        out[name] = sum(self._synapse(name, out[s]) for s in g.predecessors(name))
+                        out[name] = sum(self._synapse(name, out[s], mant) for s in g.predecessors(name))
                         continue
                     inp = sum(out[s] for s in g.predecessors(name))      # 0: a bias-driven population
                     if isinstance(node, Delay):

@@ -188,6 +188,8 @@ def calibration_table(graph) -> str:
     if "samples" in cal:
         out += (f"\nagreement with the float model on {cal['samples']} calibration samples x {cal['steps']} "
                 "steps: spikes, every (sample, neuron, step) entry; read-outs, relative RMS error; output: ")
+        if cal.get("kept_uncalibrated"):
+            out = "calibration kept the uncalibrated scales (no candidate did better on these data)\n" + out
         if "output_error" in cal:
             out += (f"naive rms err {100 * cal['output_error_naive']:.3f} %, calibrated "
                     f"{100 * cal['output_error']:.3f} %")
