@@ -193,3 +193,42 @@ def test_twin_equals_lava_fixed_subtract_reset(readout):
         y = snnc.twin(graph)(x).numpy()
     lava = snnc.run(graph, x, backend="lava-fixed", timeout=300)
     assert np.array_equal(y, lava.output) and np.abs(y).sum() > 0
+
+
+def test_twin_of_an_snntorch_model(tmp_path):
+    """snnTorch Leaky (default subtract reset, one step late) exported, calibrated, twinned,
+    fine-tuned and recompiled: twin == reference at every stage."""
+    import snntorch as snn
+    from snnc.frontends.step_export import time_last
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = torch.nn.Linear(20, 30), snn.Leaky(beta=0.9)
+            self.fc2, self.lif2 = torch.nn.Linear(30, 5), snn.Leaky(beta=0.9)
+            with torch.no_grad():
+                self.fc1.weight.mul_(3.0)
+
+        def forward(self, x):
+            m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+            out = []
+            for t in range(x.shape[0]):
+                s1, m1 = self.lif1(self.fc1(x[t]), m1)
+                s2, m2 = self.lif2(self.fc2(s1), m2)
+                out.append(s2)
+            return torch.stack(out, 0)
+
+    torch.manual_seed(0)
+    net = Net()
+    x = (torch.rand(30, 8, 20, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    path = str(tmp_path / "snn.onnx")
+    snnc.export(net, x, path)
+    xt = time_last(x).numpy()
+    g = snnc.compile(path, calibrate=xt)
+    assert g.nodes["lif1_neuron"].reset == "subtract" and g.nodes["lif1_neuron"].reset_delay
+    twin, y = _same_as_reference(g, xt)
+    assert y.sum() > 20
+    _fine_tune(twin, torch.as_tensor(xt), torch.arange(8) % 5, steps=2)
+    with torch.no_grad():
+        y = twin(xt).numpy()
+    assert np.array_equal(run_reference(twin.to_graph(), xt).output, y)
