@@ -154,7 +154,9 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
         k_max = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias)
         cands = sel.candidates(syns, k_max, fixed_k, quantiles)
         own = (int(naive.metadata["state_scale"][p]), {s: int(naive.fixed[s].weight_exp) for s in syns})
-        if own not in cands and own[0] <= 64 * k_max:       # (it may break the limits: bias, 24 bits)
+        k_hard = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias,
+                                            state_limit=float(1 << 23))
+        if own not in cands and own[0] <= 64 * k_hard:      # (it may break the bias or 24-bit limits)
             cands.insert(0, own)
         results = []
         for S, exps in cands:

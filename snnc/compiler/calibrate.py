@@ -43,11 +43,12 @@ def _top(w: np.ndarray) -> int:
     return 255 if (np.all(w >= 0) or np.all(w <= 0)) else 254
 
 
-def scale_limit(threshold, u_max: float, v_max: float, bias=0.0) -> int:
+def scale_limit(threshold, u_max: float, v_max: float, bias=0.0, state_limit: float = STATE_LIMIT) -> int:
     """Largest ``k = S / 64`` that keeps the threshold mantissa within 17 bits, the calibration
-    data's |u| and |v| within ``STATE_LIMIT`` and ``S * bias`` within a 13-bit mantissa << 7."""
+    data's |u| and |v| within ``state_limit`` (default: half the 24-bit range, a margin for data
+    beyond the calibration set) and ``S * bias`` within a 13-bit mantissa << 7."""
     th = float(np.max(np.abs(threshold)))
-    lim = [VTH_MAX / max(th, 1e-12), STATE_LIMIT / (64.0 * max(u_max, v_max, th, 1e-12))]
+    lim = [VTH_MAX / max(th, 1e-12), state_limit / (64.0 * max(u_max, v_max, th, 1e-12))]
     b = float(np.max(np.abs(bias)))
     if b > 0:
         lim.append(BIAS_MANT_MAX * (1 << MAX_EXP) / (64.0 * b))
