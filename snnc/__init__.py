@@ -2,12 +2,14 @@
 
 ``snnc.export(module, example_input, path)`` -> ONNX file (snnc dialect);
 ``snnc.compile(path_or_graph, output=None)`` -> quantized IR graph (and a .snnc file);
-``snnc.run(model, spikes, backend="lava-fixed")`` -> RunResult (output spikes, counts).
+``snnc.run(model, spikes, backend="lava-fixed")`` -> RunResult (output spikes, counts);
+``snnc.twin(model)`` -> a torch module with the compiled graph's Loihi integer dynamics (fine-tune it,
+then ``twin.to_graph()``).
 Heavy dependencies (torch, Lava) are imported only when used.
 """
 from .errors import SnncError
 
-__all__ = ["SnncError", "export", "compile", "run"]
+__all__ = ["SnncError", "export", "compile", "run", "twin"]
 
 __version__ = "0.1.0"
 
@@ -20,10 +22,18 @@ def export(module, example_input, path, time_axis=None):
     return _export(module, example_input, path, time_axis=time_axis)
 
 
-def compile(model, output=None):
-    """ONNX path (or IR graph) -> checked, quantized IR graph; saved as .snnc if ``output``."""
+def compile(model, output=None, calibrate=None):
+    """ONNX path (or IR graph) -> checked, quantized IR graph; saved as .snnc if ``output``.
+    ``calibrate``: calibration spikes ``(N, *shape, T)`` (or a .npy path): scales chosen on them
+    (see snnc.calibrate)."""
     from .api import compile as _compile
-    return _compile(model, output)
+    return _compile(model, output, calibrate=calibrate)
+
+
+def twin(model, surrogate=None, detach_reset=True):
+    """The bit-exact PyTorch twin of a compiled graph (or .snnc/.onnx path); see snnc.loihi_twin."""
+    from .loihi_twin import make_twin
+    return make_twin(model, surrogate=surrogate, detach_reset=detach_reset)
 
 
 def run(model, spikes, backend="lava-fixed", timeout=600.0):

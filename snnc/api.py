@@ -37,15 +37,21 @@ def import_model(path: str, **netx_options) -> Graph:
                    "(and compiled .snnc)")
 
 
-def compile(model: Union[str, Graph], output: Optional[str] = None, **netx_options) -> Graph:
+def compile(model: Union[str, Graph], output: Optional[str] = None, calibrate=None, **netx_options) -> Graph:
     """Model (``.onnx``/``.net``/``.nir`` path or IR graph) -> checked, quantized graph; saved to
     ``output`` if given. ``netx_options``: for ``.net``, ``reset_interval``, ``reset_offset``,
     ``input_shape``; for ``.nir``, ``dt``, ``convention``, ``integrator``, ``reset``,
-    ``reset_delay``, ``recurrent_delay``, ``rounding`` (see ``snnc.frontends.nir_import``)."""
+    ``reset_delay``, ``recurrent_delay``, ``rounding`` (see ``snnc.frontends.nir_import``).
+    ``calibrate``: calibration spikes ``(N, *shape, T)`` or a ``.npy`` path: per-population scales
+    chosen on them (``snnc.calibrate``; report in ``graph.metadata["calibration"]``)."""
     graph = import_model(model, **netx_options) if isinstance(model, str) else model
     if isinstance(model, str):
         graph.metadata.setdefault("source", os.path.basename(model))
-    graph = quantize(fold_pooling(graph))        # average pooling folded into the next synapse
+    if calibrate is not None:
+        from .calibrate import calibrate as _calibrate, load_data
+        graph = _calibrate(graph, load_data(calibrate) if isinstance(calibrate, str) else calibrate)
+    else:
+        graph = quantize(fold_pooling(graph))    # average pooling folded into the next synapse
     if output:
         if isinstance(model, str) and os.path.abspath(output) == os.path.abspath(model):
             raise SnncError(f"{output}: the output would overwrite the input model; choose another -o")

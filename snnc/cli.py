@@ -53,7 +53,11 @@ def cmd_compile(a) -> int:
     if nir_opts and not a.model.lower().endswith(".nir"):
         raise SnncError(f"{', '.join('--' + k.replace('_', '-') for k in nir_opts)} apply to NIR .nir graphs only")
     opts.update(nir_opts)
-    graph = api.compile(a.model, out, **opts)
+    calib = None
+    if getattr(a, "calibrate", None):
+        from .calibrate import load_data
+        calib = load_data(a.calibrate)
+    graph = api.compile(a.model, out, calibrate=calib, **opts)
     report = graph.metadata.get("quantization", [])
     lossy = [r for r in report if r["rounded"] or r["clipped"]]
     print(f"compiled {a.model} -> {out}: {len(graph.nodes)} nodes, "
@@ -63,6 +67,10 @@ def cmd_compile(a) -> int:
         print(quantization_table(type(graph)(metadata={"quantization": lossy})))
     else:
         print("quantization exact: every parameter is representable in Loihi 2 fixed point")
+    if "calibration" in graph.metadata:
+        from .compiler.calibrate import calibration_table
+        print("calibration (scales chosen on the calibration data):")
+        print(calibration_table(graph))
     return 0
 
 
@@ -111,6 +119,11 @@ def cmd_info(a) -> int:
     print()
     print("quantization report")
     print(quantization_table(graph))
+    if "calibration" in graph.metadata:
+        from .compiler.calibrate import calibration_table
+        print()
+        print("calibration report")
+        print(calibration_table(graph))
     from .compiler.notes import deployment_notes
     notes = deployment_notes(graph)
     if notes:
@@ -202,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--recurrent-delay", type=int, help=".nir only: steps on a cycle's back edge (default 1)")
     c.add_argument("--rounding", choices=["nir_to_lava"],
                    help=".nir only: the integer grid of the NIR paper's Lava script (reproduces its traces)")
+    c.add_argument("--calibrate", metavar="CALIB.npy",
+                   help="calibration spikes N,C[,H,W],T: choose each population's scales on them "
+                        "(float-trained models)")
     c.set_defaults(fn=cmd_compile)
     x = sub.add_parser("export-nir", help="compiled model -> NIR graph (.nir, discrete convention)")
     x.add_argument("model", help=".snnc (or .onnx/.net/.nir)")

@@ -15,6 +15,11 @@ The mapping is lava-dl's (SLAYER CUBA -> netx -> Lava), so a SLAYER model traine
 A population with real-valued dynamics (``state_scale == 0``) gets the largest power-of-two
 S that keeps its weights and threshold in range; its rounding is reported, never hidden.
 Round half to even everywhere (as torch.round and lava-dl do).
+
+Pinned scales: ``graph.metadata["scales"]`` (written by calibration, ``snnc/compiler/calibrate.py``,
+and by ``snnc.twin(...).to_graph()``) fixes a population's S (``state_scale``: {population: S},
+a multiple of 64), a synapse's weight exponent (``weight_exp``: {synapse: e}, weights beyond the
+8-bit range are then clipped) and a threshold mantissa (``vth``: {population: int or list}).
 """
 from __future__ import annotations
 
@@ -70,9 +75,34 @@ def quantize_weights(w: np.ndarray, allow_exp: bool = True):
         exp += 1
 
 
+def _pinned(graph: Graph, what: str) -> Dict:
+    return dict((graph.metadata.get("scales") or {}).get(what, {}))
+
+
+def _synapse_weights(graph: Graph, name: str, syn, w: np.ndarray):
+    """(mantissas, exponent, clipped) of a synapse: a pinned exponent or the smallest that fits."""
+    pinned = _pinned(graph, "weight_exp")
+    if name not in pinned:
+        return quantize_weights(w, allow_exp=isinstance(syn, Dense))
+    exp = int(pinned[name])
+    if not 0 <= exp <= 7 or (exp and not isinstance(syn, Dense)):
+        raise SnncError(f"synapse {name!r}: pinned weight_exp {exp} must be in 0..7 (0 for Conv/pool: "
+                        "Lava's Conv has no weight exponent)")
+    q, clipped, _ = _int_weights(w, exp)
+    return q, exp, clipped
+
+
 def _population_scale(graph: Graph, name: str, node, inputs: List[str]) -> int:
-    """S for a population: its own for integer dynamics, else the largest power of two that fits
-    (weights in 8-bit mantissas without exponent, threshold in 17 bits; a CubaLI has no threshold)."""
+    """S for a population: its own for integer dynamics, a pinned one (calibration), else the
+    largest power of two that fits (weights in 8-bit mantissas without exponent, threshold in
+    17 bits; a CubaLI has no threshold)."""
+    pinned = _pinned(graph, "state_scale")
+    if name in pinned:
+        S = int(pinned[name])
+        if S <= 0 or S % 64 or (node.state_scale and S != int(node.state_scale)):
+            raise SnncError(f"population {name!r}: pinned state_scale {S} must be a positive multiple of 64"
+                            + (f" equal to the model's own {node.state_scale}" if node.state_scale else ""))
+        return S
     if node.state_scale:
         if node.state_scale % 64:
             raise SnncError(f"population {name!r}: state_scale {node.state_scale} is not a multiple of 64")
@@ -108,7 +138,7 @@ def _quantize_synapses(graph: Graph, g: Graph, inputs: List[str], w_scale: int, 
     for s in inputs:
         syn = graph.nodes[s]
         w = _synapse_weight(syn) * w_scale
-        q, exp, clipped = quantize_weights(w, allow_exp=isinstance(syn, Dense))
+        q, exp, clipped = _synapse_weights(graph, s, syn, w)
         k = _graded_frac_bits(graph, s)
         if k is None:
             g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp)
@@ -153,6 +183,8 @@ def _quantize_population(graph: Graph, g: Graph, name: str, node, report: List[D
         return
     th = np.asarray(node.threshold, dtype=np.float64) * w_scale
     vth = np.round(th)
+    if name in _pinned(graph, "vth"):
+        vth = np.broadcast_to(np.asarray(_pinned(graph, "vth")[name], dtype=np.float64), th.shape).copy()
     vclip = int(np.sum(vth > VTH_MAX))
     vth = np.clip(vth, 1, VTH_MAX).astype(np.int64)
     _record(report, name, "threshold", th / w_scale, vth / w_scale, vclip)

@@ -1,0 +1,264 @@
+"""Calibrated quantization of float-trained graphs: run the float model and candidate fixed-point
+views on calibration data, keep per population the scales whose spikes agree most with the float
+model's (the choice itself: ``snnc/compiler/calibrate.py``).
+
+Greedy, in the order spikes flow: population ``p`` is scored with every population before it
+already calibrated (rounding and clipping upstream included), by the disagreement with the float
+model of ``p`` and of every population after it (those still at the uncalibrated scales), so a
+choice that helps ``p`` but hurts what it drives loses. If the result disagrees more than the
+uncalibrated pass over the whole network, the uncalibrated scales are kept (and reported). For each ``p``: the
+candidates ``(S, weight exponents)`` of the clip quantiles plus the uncalibrated pass's own
+choice (so calibration is never worse on the calibration data), then a few threshold mantissas
+around the chosen one. The result is a quantized graph with the choices pinned in
+``metadata["scales"]`` and the per-layer report in ``metadata["calibration"]``.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .backends.reference import _Sim
+from .compiler import calibrate as sel
+from .compiler.fold import fold_pooling
+from .compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph, SumPool2d
+from .compiler.passes import check, topo_order
+from .compiler.quantize import quantize
+from .errors import SnncError
+
+SYNAPSES = (Dense, Conv2d, SumPool2d)
+POPULATIONS = (CubaLIF, CubaLI)
+DERIVED = ("scales", "quantization", "state_scale", "calibration")
+
+
+def _uncompiled(graph: Graph) -> Graph:
+    """The float graph: no fixed view, no scales derived from an earlier quantization."""
+    g = graph.copy()
+    g.fixed = {}
+    g.metadata = {k: v for k, v in g.metadata.items() if k not in DERIVED}
+    return fold_pooling(g)
+
+
+def _pinned(graph: Graph, scales: Dict) -> Graph:
+    g = graph.copy()
+    g.metadata = dict(g.metadata)
+    g.metadata["scales"] = copy.deepcopy(scales)
+    return g
+
+
+def _data(graph: Graph, data, max_samples: int) -> np.ndarray:
+    """Calibration spikes as a float64 batch ``(N, *shape, T)``."""
+    if len(graph.inputs) != 1:
+        raise SnncError(f"calibration takes graphs with one input, this one has {graph.inputs}")
+    name = graph.inputs[0]
+    if graph.nodes[name].kind != "spikes":
+        raise SnncError(f"calibration: input {name!r} is {graph.nodes[name].kind!r}; calibration takes "
+                        "spike inputs only")
+    x = np.asarray(data, dtype=np.float64)
+    shape = tuple(check(graph)[name])
+    if x.ndim == len(shape) + 1:
+        x = x[None]
+    if x.ndim != len(shape) + 2 or tuple(x.shape[1:-1]) != shape:
+        want = ", ".join(map(str, shape))
+        raise SnncError(f"calibration data: shape {x.shape} does not fit the model input: expected "
+                        f"({want}, T) or a batch (N, {want}, T), time last")
+    if not np.all((x == 0) | (x == 1)):
+        raise SnncError("calibration data must be binary spikes (0/1)")
+    return x[:max_samples]
+
+
+def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
+    """Run ``graph`` on ``x`` in the reference engine; returns ``(activity, output, ranges)``:
+    every population's spikes ``(N, *shape, T)`` (bool; a CubaLI read-out: its values), the
+    first output ``(N, *shape, T)`` and (``stats``) per population the largest |u| and |v|
+    (float units) seen."""
+    n, steps = x.shape[0], x.shape[-1]
+    sim = _Sim(graph, mode, n)
+    pops = [k for k, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
+    out_name = graph.outputs[0]
+    spk = {p: np.zeros((steps,) + sim.values[p].shape, bool if isinstance(graph.nodes[p], CubaLIF) else np.float64)
+           for p in pops}
+    out = np.zeros((steps,) + sim.values[out_name].shape, np.float64)
+    ranges = {p: [0.0, 0.0] for p in pops}
+    xt = np.ascontiguousarray(np.moveaxis(x, -1, 0))
+    inp = graph.inputs[0]
+    for t in range(steps):
+        vals = sim.step(t, {inp: xt[t]})
+        for p in pops:
+            if spk[p].dtype == bool:
+                np.not_equal(vals[p], 0, out=spk[p][t])
+            else:
+                spk[p][t] = vals[p]
+            if stats:
+                st = sim.state[p]
+                ranges[p][0] = max(ranges[p][0], float(np.max(np.abs(st["u"]), initial=0.0)))
+                ranges[p][1] = max(ranges[p][1], float(np.max(np.abs(st["v"]), initial=0.0)))
+        out[t] = vals[out_name]
+    spikes = {p: np.moveaxis(a, 0, -1) for p, a in spk.items()}
+    return spikes, np.moveaxis(out, 0, -1), ranges
+
+
+def flow_order(graph: Graph) -> List[str]:
+    """Populations in the order spikes reach them: by the fewest edges from an input (delays
+    included, cycles cut where they close), then topologically; bias-driven ones first."""
+    dist = {k: 0 for k in graph.inputs}
+    todo = list(graph.inputs)
+    while todo:
+        n = todo.pop(0)
+        for d in graph.successors(n):
+            if d not in dist:
+                dist[d] = dist[n] + 1
+                todo.append(d)
+    topo = {k: i for i, k in enumerate(topo_order(graph))}
+    pops = [k for k, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
+    return sorted(pops, key=lambda k: (dist.get(k, 0), topo[k]))
+
+
+def _synapses(graph: Graph, pop: str) -> Dict:
+    return {s: (np.asarray(graph.nodes[s].weight, dtype=np.float64), isinstance(graph.nodes[s], Dense))
+            for s in graph.predecessors(pop) if isinstance(graph.nodes[s], SYNAPSES)}
+
+
+def _with(scales: Dict, pop: str, S: int, exps: Dict[str, int], vth=None) -> Dict:
+    out = copy.deepcopy(scales)
+    out["state_scale"][pop] = int(S)
+    out["weight_exp"].update({k: int(v) for k, v in exps.items()})
+    if vth is not None:
+        out["vth"][pop] = int(vth) if np.ndim(vth) == 0 else np.asarray(vth).astype(int).tolist()
+    else:
+        out["vth"].pop(pop, None)
+    return out
+
+
+def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, refine_threshold: bool = True,
+              max_samples: int = 512, progress: Optional[callable] = None) -> Graph:
+    """Quantize ``graph`` (IR, float-trained or not; a compiled graph is re-quantized from its
+    float parameters) with scales chosen on calibration spikes ``data`` ``(N, *shape, T)``.
+
+    Returns the quantized graph; ``metadata["scales"]`` pins the choices, ``metadata
+    ["calibration"]`` is the per-layer report (see ``snnc.compiler.calibrate.calibration_table``)."""
+    g0 = _uncompiled(graph)
+    x = _data(g0, data, max_samples)
+    float_spk, float_out, ranges = trace(g0, "float", x, stats=True)
+    naive = quantize(g0)
+    naive_spk, naive_out, _ = trace(naive, "fixed", x)
+    scales: Dict = {"state_scale": {}, "weight_exp": {}, "vth": {}}
+    pops = flow_order(g0)
+    tried: Dict[str, int] = {}
+    for i_p, p in enumerate(pops):
+        node = g0.nodes[p]
+        syns = _synapses(g0, p)
+        fixed_k = int(node.state_scale) // 64 if node.state_scale else 0
+        k_max = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias)
+        cands = sel.candidates(syns, k_max, fixed_k, quantiles)
+        own = (int(naive.metadata["state_scale"][p]), {s: int(naive.fixed[s].weight_exp) for s in syns})
+        k_hard = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias,
+                                            state_limit=float(1 << 23))
+        if own not in cands and own[0] <= 64 * k_hard:      # (it may break the bias or 24-bit limits)
+            cands.insert(0, own)
+        results = []
+        for S, exps in cands:
+            trial = _with(scales, p, S, exps)
+            try:
+                spk, _, _ = trace(quantize(_pinned(g0, trial)), "fixed", x)
+            except SnncError:
+                continue                    # e.g. '>=' thresholds that this S cannot express
+            results.append((trial, _downstream(spk, float_spk, pops[i_p:]), S))
+        if not results:
+            raise SnncError(f"calibration: no candidate scale fits population {p!r}")
+        i = sel.best([r[1] for r in results], [r[2] for r in results])
+        scales, score, S = results[i]
+        n_tried = len(results)
+        if refine_threshold and isinstance(node, CubaLIF) and node.spike_compare == ">":
+            vth0 = quantize(_pinned(g0, scales)).fixed[p].vth
+            for vth in sel.threshold_candidates(vth0):
+                trial = _with(scales, p, S, {}, vth)
+                spk, _, _ = trace(quantize(_pinned(g0, trial)), "fixed", x)
+                sc = _downstream(spk, float_spk, pops[i_p:])
+                n_tried += 1
+                if sel.best([score, sc], [S, S]) == 1 and sc != score:
+                    scales, score = trial, sc
+        tried[p] = n_tried
+        if progress:
+            progress(f"{p}: S {S}, error {100 * score[0]:.3f} % ({n_tried} candidates)")
+    cal = quantize(_pinned(g0, scales))
+    cal_spk, cal_out, _ = trace(cal, "fixed", x)
+    kept = _downstream(naive_spk, float_spk, pops) < _downstream(cal_spk, float_spk, pops)
+    if kept:       # the greedy choice lost to the uncalibrated pass over the whole network: keep that
+        scales = {"state_scale": dict(naive.metadata["state_scale"]),
+                  "weight_exp": {k: int(v.weight_exp) for k, v in naive.fixed.items() if hasattr(v, "weight_exp")},
+                  "vth": {}}
+        cal = quantize(_pinned(g0, scales))
+        cal_spk, cal_out = naive_spk, naive_out
+    cal.metadata["calibration"] = _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x,
+                                          float_out, naive_out, cal_out)
+    cal.metadata["calibration"]["kept_uncalibrated"] = bool(kept)
+    return cal
+
+
+def _score(fixed, ref):
+    """Spikes: (fraction of differing entries, count error); read-out values: (relative RMS error, 0)."""
+    return sel.spike_score(fixed, ref) if ref.dtype == bool else (sel.readout_error(fixed, ref), 0.0)
+
+
+def _downstream(act, ref, pops) -> tuple:
+    """The score of a choice for ``pops[0]``: its own error and that of every population after
+    it, summed (each population weighted equally), then the spike-count errors summed."""
+    scores = [_score(act[q], ref[q]) for q in pops]
+    return (sum(m for m, _ in scores), sum(c for _, c in scores))
+
+
+def _agree(a, b) -> float:
+    return float(np.mean(np.asarray(a) == np.asarray(b))) if np.size(b) else 1.0
+
+
+def _quality(a, ref) -> Dict:
+    """Spike agreement of a spiking population, relative RMS error of a read-out."""
+    if ref.dtype == bool:
+        return {"agreement": _agree(a, ref)}
+    return {"readout_error": sel.readout_error(a, ref)}
+
+
+def _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, naive_out, cal_out) -> Dict:
+    layers = []
+    for p in pops:
+        S = int(cal.metadata["state_scale"][p])
+        syn = {}
+        for s, (w, _) in _synapses(g0, p).items():
+            fx = cal.fixed[s]
+            syn[s] = dict(weight_exp=int(fx.weight_exp), **sel.weight_stats(w, fx.weight, int(fx.weight_exp), S // 64))
+        row = dict(population=p, state_scale=S, synapses=syn, candidates=tried[p])
+        if isinstance(g0.nodes[p], CubaLIF):
+            vth = cal.fixed[p].vth
+            row.update(vth=int(vth) if np.ndim(vth) == 0 else "per neuron",
+                       spikes_float=int(float_spk[p].sum()), spikes_naive=int(naive_spk[p].sum()),
+                       spikes=int(cal_spk[p].sum()))
+        else:
+            row["vth"] = "-"
+        row.update({f"{k}_naive": v for k, v in _quality(naive_spk[p], float_spk[p]).items()})
+        row.update(_quality(cal_spk[p], float_spk[p]))
+        layers.append(row)
+    out = dict(samples=int(x.shape[0]), steps=int(x.shape[-1]), layers=layers,
+               output_agreement_naive=_agree(naive_out, float_out), output_agreement=_agree(cal_out, float_out))
+    if any(isinstance(g0.nodes[q], CubaLI) for q in g0.predecessors(g0.outputs[0])):
+        out.update(output_error_naive=sel.readout_error(naive_out, float_out),
+                   output_error=sel.readout_error(cal_out, float_out))
+    return out
+
+
+def load_data(path: str) -> np.ndarray:
+    """Calibration spikes from a ``.npy`` file (or the ``input`` array of an ``.npz``)."""
+    if not os.path.exists(path):
+        raise SnncError(f"{path}: no such calibration file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise SnncError(f"{path}: not a NumPy .npy/.npz file ({type(e).__name__})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        keys = list(data.keys())
+        if "input" not in keys and len(keys) != 1:
+            raise SnncError(f"{path}: .npz holds {keys}; name the calibration array 'input'")
+        return data["input" if "input" in keys else keys[0]]
+    return data

@@ -1,0 +1,303 @@
+"""A bit-exact PyTorch twin of a compiled graph: Loihi 2's integer dynamics, trainable.
+
+``Twin(graph)`` (``snnc.twin(graph_or_path)``) computes, per step and in float64 (every value an
+exact integer, as in the reference engine), what Lava's ``fixed_pt`` models and Loihi 2 compute
+from ``graph.fixed``:
+
+- a synapse sends ``a = (m @ s) << weight_exp`` with 8-bit mantissas ``m`` (Conv and pooling:
+  ``conv(s, m)`` clamped to 24 bits, no exponent);
+- a CUBA population: ``u = rtz(u (4096 - decay_u) / 4096) + (a << 6)`` wrapping at 24 bits,
+  ``v = rtz(v (4096 - decay_v) / 4096) + u + bias`` (``- (vth << 6) s[t-1]`` for the delayed
+  subtraction) saturating at ±(2**23 - 1), held at 0 while refractory, ``s = v > vth << 6``,
+  then the reset: ``v = 0`` (zero), ``v -= vth << 6`` (immediate subtraction) or none;
+- a ``CubaLI`` read-out: the same u and v without threshold; its output is ``v / S``;
+- ``Delay``, ``Flatten`` and fan-in sums as in the IR.
+
+Its parameters are the synapses' float weights in the model's threshold units (the IR's
+``Dense.weight``/``Conv2d.weight``); each forward rounds them to the mantissas exactly as the
+quantization pass does for the graph's state scale S and weight exponents (Lava's 8-bit rules:
+even mantissas in [-256, 254] for mixed signs, [0, 255] / [-255, 0] for one sign), with a
+straight-through gradient. Spikes have a surrogate gradient in ``(v - vth << 6) / S``
+(threshold units); the 12-bit decays with round-toward-zero pass the gradient straight through.
+
+``to_graph()`` returns the graph of the trained weights with S, the exponents and the threshold
+mantissas pinned (``metadata["scales"]``): its compilation computes exactly what the twin does.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from typing import Dict, Union
+
+import numpy as np
+
+from .compiler import artifact
+from .compiler.fold import fold_pooling
+from .compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
+from .compiler.passes import check, topo_order
+from .compiler.quantize import quantize
+from .errors import SnncError
+
+SYNAPSES = (Dense, Conv2d, SumPool2d)
+TWIN_NODES = (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, CubaLI)
+POPULATIONS = (CubaLIF, CubaLI)
+HALF = float(1 << 23)
+WRAP = float(1 << 24)
+V_MAX = float((1 << 23) - 1)
+
+
+def _graph(model: Union[str, Graph]) -> Graph:
+    if isinstance(model, Graph):
+        return model if model.fixed else quantize(fold_pooling(model))
+    if str(model).endswith(".snnc"):
+        return artifact.load(model)
+    from .api import import_model       # an .onnx/.net path: compile it first
+    return quantize(fold_pooling(import_model(model)))
+
+
+def _check(graph: Graph) -> None:
+    for name, node in graph.nodes.items():
+        if not isinstance(node, TWIN_NODES):
+            raise SnncError(f"twin: node {name!r} ({type(node).__name__}) is not supported yet; the twin "
+                            "takes Dense, Conv2d, SumPool2d, Flatten, Delay and CubaLIF graphs")
+        if isinstance(node, Input) and node.kind != "spikes":
+            raise SnncError(f"twin: input {name!r} is {node.kind!r}; the twin takes spike inputs only")
+        if isinstance(node, CubaLIF) and node.graded:
+            raise SnncError(f"twin: population {name!r} sends graded spikes; not supported yet")
+        if isinstance(node, SYNAPSES) and getattr(graph.fixed.get(name), "num_message_bits", 0):
+            raise SnncError(f"twin: synapse {name!r} reads graded spikes; not supported yet")
+    if len(graph.inputs) != 1:
+        raise SnncError(f"twin: the graph must have one input, has {graph.inputs}")
+
+
+def _target(graph: Graph, syn: str) -> str:
+    return graph.successors(syn)[0]          # quantize checked: exactly one population
+
+
+class _MantissaSTE:
+    """Lava's 8-bit weight rules on ``x = W k / 2**e`` with a straight-through gradient."""
+
+    @staticmethod
+    def apply(x):
+        import torch  # lazy: heavy
+        xd = x.detach()
+        if bool(torch.all(xd >= 0)):
+            lo, hi, step = 0.0, 255.0, 1.0
+        elif bool(torch.all(xd <= 0)):
+            lo, hi, step = -255.0, 0.0, 1.0
+        else:
+            lo, hi, step = -256.0, 254.0, 2.0
+        q = torch.clamp(torch.round(xd / step) * step, lo, hi)
+        return x + (q - x).detach()
+
+
+def _ste(x, y):
+    """``y`` in the forward, the gradient of ``x`` in the backward."""
+    return x + (y - x).detach()
+
+
+def _trunc(x):
+    import torch  # lazy: heavy
+    return torch.where(x >= 0, torch.floor(x), torch.ceil(x))
+
+
+def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = True):
+    """``snnc.twin``: the bit-exact torch twin of a compiled graph (or a model path)."""
+    import torch  # lazy: heavy
+
+    from .nn.surrogates import Rectangular, spike
+
+    class Twin(torch.nn.Module):
+        """Loihi 2 integer dynamics of ``graph`` as a torch module (see the ``snnc.loihi_twin`` module doc).
+
+        ``forward(x)``: spikes ``(N, *input_shape, T)`` -> the first Output ``(N, *shape, T)``
+        (float64); ``self.spikes`` then holds every spiking population's spikes and
+        ``self.readouts`` every CubaLI read-out's values ``(N, *shape, T)``."""
+
+        def __init__(self, graph: Graph):
+            super().__init__()
+            _check(graph)
+            self.graph = graph
+            self.shapes = check(graph)
+            self.order = topo_order(graph)
+            self.surrogate = surrogate or Rectangular(1.0)
+            self.detach_reset = bool(detach_reset)
+            self.weights = torch.nn.ParameterDict()
+            self._key: Dict[str, str] = {}
+            self.spikes: Dict[str, torch.Tensor] = {}
+            S = graph.metadata.get("state_scale", {})
+            self.state_scale = {p: int(S[p]) for p, n in graph.nodes.items() if isinstance(n, POPULATIONS)}
+            self.readouts: Dict[str, torch.Tensor] = {}
+            for name, node in graph.nodes.items():
+                if isinstance(node, (Dense, Conv2d)):
+                    key = re.sub(r"\W", "_", name)
+                    while key in self.weights:
+                        key += "_"
+                    self._key[name] = key
+                    self.weights[key] = torch.nn.Parameter(torch.tensor(np.asarray(node.weight, np.float64)))
+            for name in self._key:            # the twin starts as the compiled graph, exactly
+                m = self.mantissas(name).detach().numpy()
+                if not np.array_equal(m, np.asarray(graph.fixed[name].weight, np.float64)):
+                    raise SnncError(f"twin: synapse {name!r}: the fixed view is not the quantization of its "
+                                    "float weights; compile the graph again")
+
+        # ------------------------------------------------------------------ parameters
+        def w_scale(self, syn: str) -> int:
+            return self.state_scale[_target(self.graph, syn)] // 64
+
+        def mantissas(self, syn: str):
+            """The 8-bit weight mantissas of ``syn`` (straight-through gradient to its weight)."""
+            w = self.weights[self._key[syn]]
+            exp = int(self.graph.fixed[syn].weight_exp)
+            return _MantissaSTE.apply(w * float(self.w_scale(syn)) / (2.0 ** exp))
+
+        # ------------------------------------------------------------------ dynamics
+        def _synapse(self, name, x, m):
+            node, fx = self.graph.nodes[name], self.graph.fixed[name]
+            if isinstance(node, Dense):
+                a = x @ m[name].T
+                return a * float(2 ** int(fx.weight_exp)) if fx.weight_exp else a
+            if isinstance(node, SumPool2d):
+                c = x.shape[1]
+                w = torch.full((c, 1) + tuple(_pair(node.kernel)), float(fx.weight), dtype=torch.float64)
+                a = torch.nn.functional.conv2d(x, w, None, _pair(node.stride), _pair(node.padding), 1, c)
+            else:
+                a = torch.nn.functional.conv2d(x, m[name], None, _pair(node.stride),
+                                               _pair(node.padding), _pair(node.dilation), int(node.groups))
+            return _ste(a, torch.clamp(a.detach(), -HALF, HALF - 1))        # Lava Conv: 24-bit clamp
+
+        def _integrate(self, fx, a, st):
+            """u and v of one step before the threshold (Loihi CUBA integers)."""
+            u = st["u"] * ((4096 - int(fx.decay_u)) / 4096.0)
+            u = _ste(u, _trunc(u.detach())) + a * 64.0
+            ud = u.detach()
+            u = _ste(u, torch.where(ud > HALF, ud - WRAP, torch.where(ud <= -HALF, ud + WRAP, ud)))
+            v = st["v"] * ((4096 - int(fx.decay_v)) / 4096.0)
+            bias = np.asarray(fx.bias_mant, np.int64) << int(fx.bias_exp)
+            return u, _ste(v, _trunc(v.detach())) + u + torch.as_tensor(bias.astype(np.float64))
+
+        def _readout(self, name, a, st):
+            u, v = self._integrate(self.graph.fixed[name], a, st)
+            v = _ste(v, torch.clamp(v.detach(), -V_MAX, V_MAX))
+            st["u"], st["v"] = u, v
+            return v * (1.0 / float(self.state_scale[name]))
+
+        def _neuron(self, name, a, st, t):
+            node, fx = self.graph.nodes[name], self.graph.fixed[name]
+            if node.reset_interval and t % node.reset_interval == node.reset_offset % node.reset_interval:
+                st["u"], st["v"] = torch.zeros_like(st["u"]), torch.zeros_like(st["v"])
+            u, v = self._integrate(fx, a, st)
+            vth = torch.as_tensor((np.asarray(fx.vth, np.int64) << 6).astype(np.float64))
+            if node.delayed_subtract:
+                v = v - vth * (st["s"].detach() if self.detach_reset else st["s"])
+            v = _ste(v, torch.clamp(v.detach(), -V_MAX, V_MAX))
+            if fx.refractory:
+                held = st["ref"] > 0
+                v = torch.where(held, torch.zeros_like(v), v)
+                st["ref"] = torch.clamp(st["ref"] - 1, min=0)
+            S = float(self.state_scale[name])
+            s = spike((v - vth) / S, self.surrogate, ">")
+            r = s.detach() if self.detach_reset else s
+            if node.reset == "zero":
+                v = v * (1 - r)
+            elif node.reset == "subtract" and not node.reset_delay:
+                v = v - vth * r
+            if fx.refractory:
+                st["ref"] = torch.where(s.detach() > 0, torch.full_like(st["ref"], int(fx.refractory)), st["ref"])
+            st["u"], st["v"], st["s"] = u, v, s
+            return s
+
+        def forward(self, x):
+            x = torch.as_tensor(x, dtype=torch.float64)
+            g = self.graph
+            n, steps = x.shape[0], x.shape[-1]
+            want = (n,) + tuple(self.shapes[g.inputs[0]]) + (steps,)
+            if tuple(x.shape) != want:
+                raise SnncError(f"twin: input shape {tuple(x.shape)}, expected {want} (N, *shape, T)")
+            if not bool(torch.all((x == 0) | (x == 1))):
+                raise SnncError("twin: the input must be binary spikes (0/1)")
+            state: Dict[str, dict] = {}
+            for name, node in g.nodes.items():
+                shape = (n,) + tuple(self.shapes[name])
+                if isinstance(node, POPULATIONS):
+                    state[name] = dict(u=torch.zeros(shape, dtype=torch.float64),
+                                       v=torch.zeros(shape, dtype=torch.float64),
+                                       s=torch.zeros(shape, dtype=torch.float64),
+                                       ref=torch.zeros(shape, dtype=torch.int64))
+                elif isinstance(node, Delay):
+                    state[name] = dict(hist=[], steps=np.broadcast_to(np.asarray(node.steps, np.int64),
+                                                                      self.shapes[name]))
+            mant = {k: self.mantissas(k) for k in self._key}         # once per forward
+            timed = [k for k, v in g.nodes.items() if isinstance(v, Delay) and v.min_steps >= 1]
+            pops = [k for k, v in g.nodes.items() if isinstance(v, POPULATIONS)]
+            rec = {p: [] for p in pops}
+            outs = []
+            for t in range(steps):
+                out = {k: self._delay_out(state[k], t, n, k) for k in timed}
+                for name in self.order:
+                    node = g.nodes[name]
+                    if isinstance(node, Input):
+                        out[name] = x[..., t]
+                        continue
+                    if isinstance(node, SYNAPSES):
+                        out[name] = sum(self._synapse(name, out[s], mant) for s in g.predecessors(name))
+                        continue
+                    inp = sum(out[s] for s in g.predecessors(name))      # 0: a bias-driven population
+                    if isinstance(node, Delay):
+                        state[name]["hist"].append(inp)
+                        if name not in timed:
+                            out[name] = self._delay_out(state[name], t, n, name)
+                    elif isinstance(node, Flatten):
+                        out[name] = inp.reshape(n, -1)
+                    elif isinstance(node, CubaLIF):
+                        out[name] = self._neuron(name, inp, state[name], t)
+                    elif isinstance(node, CubaLI):
+                        out[name] = self._readout(name, inp, state[name])
+                    elif isinstance(node, Output):
+                        out[name] = inp
+                for p in pops:
+                    rec[p].append(out[p])
+                outs.append(out[g.outputs[0]])
+            lif = {p for p in pops if isinstance(g.nodes[p], CubaLIF)}
+            self.spikes = {p: torch.stack(v, -1) for p, v in rec.items() if p in lif}
+            self.readouts = {p: torch.stack(v, -1) for p, v in rec.items() if p not in lif}
+            return torch.stack(outs, -1)
+
+        def _delay_out(self, st, t, n, name):
+            steps, hist = st["steps"], st["hist"]
+            shape = (n,) + tuple(self.shapes[name])
+            out = torch.zeros(shape, dtype=torch.float64)
+            for d in np.unique(steps):
+                if t - d < 0 or t - d >= len(hist):
+                    continue
+                src = hist[t - d]
+                if np.all(steps == d):
+                    return src
+                mask = torch.as_tensor(np.broadcast_to(steps == d, shape[1:]).copy())
+                out = torch.where(mask, src, out)
+            return out
+
+        # ------------------------------------------------------------------ back to a graph
+        def to_graph(self) -> Graph:
+            """The graph of the current weights, compiled, with S, the weight exponents and the
+            threshold mantissas pinned: it runs exactly as this twin does."""
+            g = self.graph.copy()
+            g.metadata = copy.deepcopy(dict(g.metadata))
+            for name, key in self._key.items():
+                w = self.weights[key].detach().numpy().astype(np.float64).copy()
+                g.nodes[name] = dataclasses.replace(g.nodes[name], weight=w)
+            g.metadata["scales"] = dict(
+                state_scale=dict(self.state_scale),
+                weight_exp={s: int(self.graph.fixed[s].weight_exp) for s in self._key},
+                vth={p: (int(self.graph.fixed[p].vth) if np.ndim(self.graph.fixed[p].vth) == 0
+                         else np.asarray(self.graph.fixed[p].vth).astype(int).tolist())
+                     for p in self.state_scale if isinstance(self.graph.nodes[p], CubaLIF)})
+            g.fixed = {}
+            for k in ("quantization", "state_scale"):
+                g.metadata.pop(k, None)
+            out = quantize(g)
+            out.metadata["twin"] = dict(fine_tuned=True)
+            return out
+
+    return Twin(_graph(model))

@@ -1,0 +1,234 @@
+"""snnc.twin: a torch module computing a compiled graph's Loihi integer dynamics.
+
+The twin's forward is its own torch code (float64 integers, one step at a time, node by node);
+the other side of each comparison is the numpy reference engine (snnc/backends/reference.py)
+or Lava's own fixed_pt process models. Spikes of every population and the output must be
+identical, before and after fine-tuning; the fine-tuned twin's graph must compile to the same
+spikes.
+"""
+import numpy as np
+import pytest
+import torch
+
+import snnc
+import snnc.nn as sn
+from snnc.backends.reference import run_reference
+from snnc.calibrate import trace
+from snnc.errors import SnncError
+
+from slayer_nets import ALL as SLAYER_NETS
+from test_methods_nn import NETS as NN_NETS
+
+
+def _onnx(tmp_path, net, x, name="m"):
+    path = str(tmp_path / f"{name}.onnx")
+    snnc.export(net, x, path)
+    return path
+
+
+def _same_as_reference(graph, x):
+    """Twin output, every population's spikes and every read-out's values == the reference
+    engine's (fixed point)."""
+    twin = snnc.twin(graph)
+    with torch.no_grad():
+        y = twin(x).numpy()
+    ref = run_reference(graph, x)
+    assert np.array_equal(y, ref.output)
+    spikes, _, _ = trace(graph, "fixed", np.asarray(x, np.float64))
+    for p, s in spikes.items():
+        mine = twin.spikes[p].numpy().astype(bool) if p in twin.spikes else twin.readouts[p].detach().numpy()
+        assert np.array_equal(mine, s), p
+    return twin, y
+
+
+@pytest.mark.parametrize("name", list(SLAYER_NETS))
+def test_twin_equals_reference_slayer(name, tmp_path):
+    """SLAYER nets: dense, axonal delays (per neuron), conv + pool + flatten, recurrent."""
+    net, x = SLAYER_NETS[name]()
+    g = snnc.compile(_onnx(tmp_path, net, x))
+    _, y = _same_as_reference(g, x.numpy())
+    assert y.sum() > 100
+
+
+@pytest.mark.parametrize("method", ["stbp", "hm2", "st_rsbp"])
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_twin_equals_reference_float_models(method, calibrated, tmp_path):
+    """Float-trained snnc.nn nets (folded average pooling into conv, one-step delays, refractory
+    neurons, lateral and trainable recurrence), compiled plain and with calibration (non-power-
+    of-two state scales, weight exponents, clipped weights)."""
+    torch.manual_seed(0)
+    net, x = NN_NETS[method](False)
+    path = _onnx(tmp_path, net, x)
+    g = snnc.compile(path, calibrate=x.numpy() if calibrated else None)
+    _, y = _same_as_reference(g, x.numpy())
+    assert y.sum() > 20
+
+
+def test_twin_equals_lava_fixed(tmp_path):
+    """Lava's own bit-accurate models (LIF, Dense, Conv in fixed_pt) on a calibrated conv net."""
+    torch.manual_seed(0)
+    net, x = NN_NETS["stbp"](False)
+    g = snnc.compile(_onnx(tmp_path, net, x), calibrate=x.numpy())
+    with torch.no_grad():
+        y = snnc.twin(g)(x).numpy()
+    lava = snnc.run(g, x.numpy(), backend="lava-fixed", timeout=300)
+    assert np.array_equal(y, lava.output) and y.sum() > 20
+
+
+def _fine_tune(twin, x, target, steps=3, lr=0.02):
+    opt = torch.optim.Adam(twin.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        y = twin(x)
+        loss = torch.nn.functional.cross_entropy(y.sum(-1), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
+@pytest.mark.parametrize("method", ["tssl", "stbp"])
+def test_fine_tune_then_compile(method, tmp_path):
+    """A few steps of the user's own loss change the weight mantissas; ``to_graph()`` compiles
+    (also through a saved .snnc) to exactly the twin's spikes on the reference and on Lava."""
+    torch.manual_seed(0)
+    net, x = NN_NETS[method](False)
+    g = snnc.compile(_onnx(tmp_path, net, x), calibrate=x.numpy())
+    twin = snnc.twin(g, surrogate=sn.SigmoidDerivative(0.25))
+    before = {k: twin.mantissas(k).detach().numpy().copy() for k in twin._key}
+    target = torch.arange(x.shape[0]) % 10
+    losses = _fine_tune(twin, x, target)
+    changed = sum(int(np.sum(twin.mantissas(k).detach().numpy() != before[k])) for k in before)
+    assert changed > 0 and all(np.isfinite(losses))
+    with torch.no_grad():
+        y = twin(x).numpy()
+    tuned = twin.to_graph()
+    assert sum(int(np.sum(tuned.fixed[k].weight != g.fixed[k].weight)) for k in before) == changed
+    assert np.array_equal(run_reference(tuned, x.numpy()).output, y)
+    path = str(tmp_path / "tuned.snnc")
+    snnc.compile(tuned, path)
+    assert np.array_equal(run_reference(snnc.compile(path), x.numpy()).output, y)
+    _same_as_reference(snnc.compile(path), x.numpy())
+    if method == "tssl":
+        lava = snnc.run(tuned, x.numpy(), backend="lava-fixed", timeout=300)
+        assert np.array_equal(lava.output, y)
+
+
+def test_gradients_reach_every_weight(tmp_path):
+    net, x = SLAYER_NETS["conv"](T=8)
+    twin = snnc.twin(snnc.compile(_onnx(tmp_path, net, x)))
+    twin(x).sum().backward()
+    for name, p in twin.named_parameters():
+        assert p.grad is not None and torch.all(torch.isfinite(p.grad)) and p.grad.abs().sum() > 0, name
+
+
+def test_twin_refuses_clearly(tmp_path):
+    net, x = SLAYER_NETS["dense"]()
+    g = snnc.compile(_onnx(tmp_path, net, x))
+    twin = snnc.twin(g)
+    with pytest.raises(SnncError, match="input shape"):
+        twin(x[:, :3])
+    with pytest.raises(SnncError, match="binary spikes"):
+        twin(x * 0.5)
+    syn = next(k for k in twin._key)
+    bad = g.copy()
+    bad.fixed = dict(g.fixed)
+    fx = g.fixed[syn]
+    bad.fixed[syn] = type(fx)(weight=np.asarray(fx.weight) + 2, weight_exp=fx.weight_exp)
+    with pytest.raises(SnncError, match="not the quantization of its float weights"):
+        snnc.twin(bad)
+
+
+def _reset_net(reset, reset_delay, seed=0, readout=False):
+    """Input(20) -> Dense -> CubaLIF(reset) -> Delay(1) -> Dense -> CubaLIF or CubaLI read-out,
+    plus a bias-driven population (no input) summed into the output's synapse; float weights."""
+    from snnc.compiler.ir import CubaLI, CubaLIF, Delay, Dense, Graph, Input, Output
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add("x", Input((20,)))
+    g.add("w1", Dense(rng.normal(0.1, 0.5, (16, 20))), "x")
+    g.add("h", CubaLIF((16,), 0.4, 0.1, 1.0, reset=reset, reset_delay=reset_delay, state_scale=0), "w1")
+    g.add("d", Delay(np.array(1)), "h")
+    g.add("b", CubaLIF((4,), 1.0, 0.2, 1.0, bias=0.3, reset=reset, reset_delay=reset_delay, state_scale=0))
+    g.add("db", Delay(np.array(1)), "b")
+    g.add("w2", Dense(rng.normal(0.2, 0.6, (6, 16))), "d")
+    g.add("w3", Dense(rng.normal(0.2, 0.6, (6, 4))), "db")
+    if readout:
+        g.add("o", CubaLI((6,), 0.5, 0.1, state_scale=0), "w2", "w3")
+    else:
+        g.add("o", CubaLIF((6,), 0.5, 0.1, 0.8, reset=reset, reset_delay=reset_delay, state_scale=0), "w2", "w3")
+    g.add("y", Output((6,)), "o")
+    x = (rng.random((3, 20, 40)) < 0.3).astype(np.float32)
+    return g, x
+
+
+@pytest.mark.parametrize("reset,delay", [("zero", False), ("subtract", False), ("subtract", True), ("none", False)])
+@pytest.mark.parametrize("readout", [False, True])
+def test_twin_reset_modes_and_readout(reset, delay, readout):
+    """Reset by subtraction (immediate, one step late), no reset, bias-driven populations and the
+    CubaLI read-out (value v / S): twin == reference, plain and calibrated; a fine-tuning step
+    then compiles to the twin's output."""
+    g, x = _reset_net(reset, delay, readout=readout)
+    for graph in (snnc.compile(g), snnc.compile(g, calibrate=x)):
+        twin, y = _same_as_reference(graph, x)
+        assert y.sum() != 0
+        if readout:
+            ref = run_reference(graph, x)
+            assert np.array_equal(twin.readouts["o"].detach().numpy(), ref.output)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.05)
+    twin(x).pow(2).mean().backward()
+    opt.step()
+    with torch.no_grad():
+        y = twin(x).numpy()
+    assert np.array_equal(run_reference(twin.to_graph(), x).output, y)
+
+
+@pytest.mark.parametrize("readout", [False, True])
+def test_twin_equals_lava_fixed_subtract_reset(readout):
+    """snnc's own Lava processes for the delayed subtraction and the read-out (fixed_pt)."""
+    g, x = _reset_net("subtract", True, readout=readout)
+    graph = snnc.compile(g, calibrate=x)
+    with torch.no_grad():
+        y = snnc.twin(graph)(x).numpy()
+    lava = snnc.run(graph, x, backend="lava-fixed", timeout=300)
+    assert np.array_equal(y, lava.output) and np.abs(y).sum() > 0
+
+
+def test_twin_of_an_snntorch_model(tmp_path):
+    """snnTorch Leaky (default subtract reset, one step late) exported, calibrated, twinned,
+    fine-tuned and recompiled: twin == reference at every stage."""
+    import snntorch as snn
+    from snnc.frontends.step_export import time_last
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = torch.nn.Linear(20, 30), snn.Leaky(beta=0.9)
+            self.fc2, self.lif2 = torch.nn.Linear(30, 5), snn.Leaky(beta=0.9)
+            with torch.no_grad():
+                self.fc1.weight.mul_(3.0)
+
+        def forward(self, x):
+            m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+            out = []
+            for t in range(x.shape[0]):
+                s1, m1 = self.lif1(self.fc1(x[t]), m1)
+                s2, m2 = self.lif2(self.fc2(s1), m2)
+                out.append(s2)
+            return torch.stack(out, 0)
+
+    torch.manual_seed(0)
+    net = Net()
+    x = (torch.rand(30, 8, 20, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    path = str(tmp_path / "snn.onnx")
+    snnc.export(net, x, path)
+    xt = time_last(x).numpy()
+    g = snnc.compile(path, calibrate=xt)
+    assert g.nodes["lif1_neuron"].reset == "subtract" and g.nodes["lif1_neuron"].reset_delay
+    twin, y = _same_as_reference(g, xt)
+    assert y.sum() > 20
+    _fine_tune(twin, torch.as_tensor(xt), torch.arange(8) % 5, steps=2)
+    with torch.no_grad():
+        y = twin(xt).numpy()
+    assert np.array_equal(run_reference(twin.to_graph(), xt).output, y)
