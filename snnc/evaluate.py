@@ -102,10 +102,15 @@ class EvalReport:
                             table(layers, ["population", "spikes", "per sample"])])
 
 
-def shards(n: int, workers: int, size: Optional[int] = None) -> List[Tuple[int, int]]:
-    """Contiguous ``[start, stop)`` shards of ``n`` samples: about four per worker (for an even
-    load and a moving progress bar), at most 256 samples each unless ``size`` is given."""
-    size = size or max(1, min(256, math.ceil(n / (4 * max(workers, 1)))))
+def shards(n: int, workers: int, size: Optional[int] = None, engine: str = "reference") -> List[Tuple[int, int]]:
+    """Contiguous ``[start, stop)`` shards of ``n`` samples, ``size`` each if given. By default
+    about four per worker (an even load, a moving progress bar), at most 256 samples; a Lava
+    engine starts a Lava run per shard (a second or more of set-up), so there two per worker of
+    at least 16 samples."""
+    workers = max(workers, 1)
+    if not size and engine.startswith("lava"):
+        size = max(min(n, 16), math.ceil(n / (2 * workers)))
+    size = size or max(1, min(256, math.ceil(n / (4 * workers))))
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
@@ -119,6 +124,8 @@ _WORKER_GRAPH: Dict[str, Graph] = {}
 
 
 def _init_worker(graph: Graph) -> None:
+    from threadpoolctl import threadpool_limits  # lazy: only in workers
+    threadpool_limits(1)          # one BLAS thread per worker: the workers are the parallelism
     _WORKER_GRAPH["graph"] = graph
 
 
@@ -215,7 +222,7 @@ def evaluate(model: Union[str, Graph], data: np.ndarray, labels: np.ndarray, eng
     y = check_labels(labels, x.shape[0])
     readout = readout or graph.metadata.get("readout", "count")
     readout_scores(np.zeros((1, 1, 1)), readout)                       # an unknown read-out fails now
-    parts = shards(x.shape[0], workers, shard_size)
+    parts = shards(x.shape[0], workers, shard_size, engine)
     scores: List[Optional[np.ndarray]] = [None] * len(parts)
     spikes: Dict[str, int] = {}
     from tqdm import tqdm  # lazy: only for the bar
