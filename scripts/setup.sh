@@ -43,6 +43,6 @@ echo "snnc setup: installing snnc and its dependencies into $VENV (first time: a
 # (pip's notes about this machine's local package folders are noise: drop them, keep real errors)
 quiet() { "$@" 2> >(grep -v "^WARNING: Location 'file://" >&2); }
 quiet "$VENV/bin/python" -m pip install --quiet --upgrade "pip<25" >/dev/null
-quiet "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+quiet "$VENV/bin/python" -m pip install --quiet -e ".[dev,ray]"
 echo "$want" > "$STAMP"
 echo "snnc setup: done"

@@ -1,4 +1,4 @@
-"""The ``snnc`` command: compile, info, run, parity, deploy.
+"""The ``snnc`` command: compile, info, run, eval, parity, deploy.
 
 Bad input exits with code 2 and one clear line naming the file, node or layer; never a traceback
 (set SNNC_DEBUG=1 to see one).
@@ -194,6 +194,20 @@ def cmd_deploy(a) -> int:
     return 0
 
 
+def cmd_eval(a) -> int:
+    from . import evaluate
+    x, y = _load_input(a.data), _load_input(a.labels)
+    out = _out_path(a.json, [a.model, a.data, a.labels]) if a.json else None
+    report = evaluate.evaluate(a.model, x, y, engine=a.engine, workers=a.workers, ray=a.ray,
+                               readout=a.readout, shard_size=a.shard_size, timeout=a.timeout,
+                               progress=not a.quiet)
+    print(report.summary())
+    if out:
+        evaluate.write_json(report, out)
+        print(f"report -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snnc", description="Compile spiking neural networks to Loihi via Lava.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -249,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--engines", help="comma-separated (default reference,lava-float,lava-fixed)")
     q.add_argument("--timeout", type=float, default=600.0)
     q.set_defaults(fn=cmd_parity)
+    v = sub.add_parser("eval", help="accuracy over a labelled data set, sharded over processes or a Ray cluster")
+    v.add_argument("model", help=".snnc (or .onnx/.net)")
+    v.add_argument("--data", required=True, help=".npy samples N,C[,H,W],T (time last)")
+    v.add_argument("--labels", required=True, help=".npy classes (N,)")
+    v.add_argument("--engine", default="reference", help="one of: " + ", ".join(
+        ["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float"]))
+    v.add_argument("--workers", type=int, default=1, help="local processes (or Ray CPUs with --ray local)")
+    v.add_argument("--ray", metavar="ADDRESS", help="run shards as Ray tasks: 'local' starts a cluster here, "
+                   "else a cluster address ('auto', 'ray://host:10001')")
+    v.add_argument("--readout", help="count (default), trace:TAU, max, mean, last")
+    v.add_argument("--shard-size", type=int, help="samples per shard (default: about 4 shards per worker)")
+    v.add_argument("--timeout", type=float, default=600.0, help="seconds before one shard's Lava run is stopped")
+    v.add_argument("--json", help="write the report as JSON here")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(fn=cmd_eval)
     d = sub.add_parser("deploy", help="map onto Loihi 2 cores/chips (--dry-run), write a bundle, or run on Loihi 2")
     d.add_argument("model", help=".snnc or .onnx")
     d.add_argument("--target", default="loihi2", help="deployment target (loihi2)")

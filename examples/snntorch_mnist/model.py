@@ -1,0 +1,69 @@
+"""The snnTorch tutorials' networks, as the tutorials write them (snnTorch 1.0.0).
+
+- ``FCNet``: tutorial 5 ("Training Spiking Neural Networks with snnTorch"): 784-1000-10,
+  ``snn.Leaky(beta=0.95)`` (default: reset by subtraction, one step late, threshold 1), 25 steps,
+  the image fed directly (the same analog input at every step); a Python loop over time.
+- ``ConvNet``: tutorial 6's ``nn.Sequential`` with ``init_hidden=True`` blocks: 12C5-64C5-10,
+  ``fast_sigmoid(slope=25)``, beta 0.5, 25 steps. One change, named: the tutorial max-pools the
+  conv *currents* before the neuron (``Conv2d, MaxPool2d, Leaky``), a max of real-valued sums that
+  no Loihi synapse computes; here the pooling comes after the neuron (``Conv2d, Leaky,
+  MaxPool2d``), a max of binary spikes, which Loihi computes exactly.
+Both return (spikes, membrane) of the output layer, time first ``(T, N, 10)``, as the tutorials do.
+"""
+import snntorch as snn
+import torch
+from snntorch import surrogate, utils
+from torch import nn
+
+NUM_STEPS = 25
+
+
+class FCNet(nn.Module):
+    """Tutorial 5's network, verbatim but for the constructor arguments."""
+
+    def __init__(self, num_inputs=28 * 28, num_hidden=1000, num_outputs=10, beta=0.95, num_steps=NUM_STEPS):
+        super().__init__()
+        self.num_steps = num_steps
+        self.fc1 = nn.Linear(num_inputs, num_hidden)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.fc2 = nn.Linear(num_hidden, num_outputs)
+        self.lif2 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec = []
+        mem2_rec = []
+        for step in range(self.num_steps):
+            cur1 = self.fc1(x)
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = self.fc2(spk1)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            spk2_rec.append(spk2)
+            mem2_rec.append(mem2)
+        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+
+
+def conv_net(beta=0.5):
+    """Tutorial 6's ``nn.Sequential`` (pooling after the neurons, see the module doc)."""
+    spike_grad = surrogate.fast_sigmoid(slope=25)
+    return nn.Sequential(nn.Conv2d(1, 12, 5),
+                         snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True),
+                         nn.MaxPool2d(2),
+                         nn.Conv2d(12, 64, 5),
+                         snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True),
+                         nn.MaxPool2d(2),
+                         nn.Flatten(),
+                         nn.Linear(64 * 4 * 4, 10),
+                         snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True))
+
+
+def forward_pass(net, data, num_steps=NUM_STEPS):
+    """Tutorial 6's loop for ``init_hidden`` nets: (spikes, membrane), time first."""
+    spk_rec, mem_rec = [], []
+    utils.reset(net)
+    for step in range(num_steps):
+        spk_out, mem_out = net(data)
+        spk_rec.append(spk_out)
+        mem_rec.append(mem_out)
+    return torch.stack(spk_rec), torch.stack(mem_rec)
