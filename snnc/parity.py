@@ -52,7 +52,7 @@ def run_parity(onnx_path: str, spikes: np.ndarray, engines: Optional[List[str]] 
     Returns (results by engine, summary, reference name).
     """
     from . import api
-    from .frontends.onnx_runtime import run_onnxruntime
+    from .backends.onnx_runtime import run_onnxruntime
 
     engines = engines or ["reference", "lava-float", "lava-fixed"]
     graph = api.compile(onnx_path)

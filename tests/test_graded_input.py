@@ -87,7 +87,7 @@ def test_nn_graded_input_exact_on_every_engine(tmp_path):
     import torch
     import snnc
     import snnc.frontends.torch_export  # noqa: F401
-    from snnc.frontends.onnx_runtime import run_onnxruntime
+    from snnc.backends.onnx_runtime import run_onnxruntime
     net = _nn_net()
     x = torch.from_numpy(np.random.default_rng(3).normal(0.3, 1.0, (4, 16)).astype(np.float32))
     x = x.unsqueeze(-1).expand(4, 16, 6).contiguous()        # analog values repeated over T = 6

@@ -12,7 +12,7 @@ import torch
 import snnc
 import snnc.nn as sn
 from snnc.errors import SnncError
-from snnc.frontends.onnx_runtime import run_onnxruntime
+from snnc.backends.onnx_runtime import run_onnxruntime
 
 
 def _weights(net, gain):

@@ -18,7 +18,7 @@ from snnc.backends.reference_spec import run_reference_spec
 from snnc.errors import SnncError
 from snnc.frontends import onnx_ops as ops
 from snnc.frontends.onnx_import import import_onnx
-from snnc.frontends.onnx_runtime import run_onnxruntime
+from snnc.backends.onnx_runtime import run_onnxruntime
 
 T = 8
 

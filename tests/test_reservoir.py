@@ -6,7 +6,7 @@ import torch
 import snnc
 import snnc.frontends.torch_export  # noqa: F401
 import snnc.nn as sn
-from snnc.frontends.onnx_runtime import run_onnxruntime
+from snnc.backends.onnx_runtime import run_onnxruntime
 
 
 def test_reservoir_connectivity():

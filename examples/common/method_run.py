@@ -74,7 +74,7 @@ def _torch_counts(net):
 def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
              engines=("reference", "lava-float", "lava-fixed"), log=print):
     """Export, compile, run every engine, write ``out_dir/report.json``; returns the report."""
-    from snnc.frontends.onnx_runtime import run_onnxruntime
+    from snnc.backends.onnx_runtime import run_onnxruntime
     from snnc.parity import agreement
     os.makedirs(out_dir, exist_ok=True)
     onnx_path = os.path.join(out_dir, f"{name}.onnx")

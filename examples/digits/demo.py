@@ -86,7 +86,7 @@ def main(argv=None):
         import train
     import snnc
     from snnc.compiler.printing import graph_table, quantization_table
-    from snnc.frontends.onnx_runtime import run_onnxruntime
+    from snnc.backends.onnx_runtime import run_onnxruntime
     from snnc.parity import agreement
     torch.set_num_threads(2)
 

@@ -61,6 +61,7 @@ import math
 
 import numpy as np
 
+from ..compiler.conv import conv_matrix  # noqa: F401  (re-exported)
 from ..compiler.fixed import FixedCubaLI, FixedCubaLIF, FixedSynapse
 from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
                            SumPool2d, _pair)
@@ -631,24 +632,6 @@ def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode, conv
                     dilation=dilation[::-1], groups=groups)
 
 
-def conv_matrix(w: np.ndarray, in_shape, out_shape, stride, padding, dilation, groups) -> np.ndarray:
-    """The IR convolution (cross-correlation, PyTorch semantics) as a matrix M[out, in] over the
-    C-order flat IR neurons: y.ravel() = M @ x.ravel()."""
-    c_in, h_in, w_in = in_shape
-    c_out, h_out, w_out = out_shape
-    o_n, cpg, kh, kw = w.shape
-    opg = o_n // groups
-    o, ho, wo, c, i, j = np.meshgrid(np.arange(o_n), np.arange(h_out), np.arange(w_out),
-                                     np.arange(cpg), np.arange(kh), np.arange(kw), indexing="ij")
-    hi = ho * stride[0] - padding[0] + i * dilation[0]
-    wi = wo * stride[1] - padding[1] + j * dilation[1]
-    ci = (o // opg) * cpg + c
-    ok = (hi >= 0) & (hi < h_in) & (wi >= 0) & (wi < w_in)
-    rows = ((o * h_out + ho) * w_out + wo)[ok]
-    cols = ((ci * h_in + hi) * w_in + wi)[ok]
-    m = np.zeros((c_out * h_out * w_out, c_in * h_in * w_in), dtype=w.dtype)
-    m[rows, cols] = np.broadcast_to(w[:, None, None], o.shape)[ok]   # each (row, col) at most once
-    return m
 
 
 def _conv_as_dense(syn, node, cname, src, dst, w, sshape, oshape, stride, padding, dilation,

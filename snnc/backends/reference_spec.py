@@ -23,6 +23,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from ..compiler.conv import conv2d  # noqa: F401  (re-exported)
 from ..compiler.fixed import U_WRAP, V_MAX
 from ..compiler.ir import Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
 from ..compiler.passes import check, topo_order
@@ -31,24 +32,6 @@ from . import reference_sdn as sdn
 from .result import RunResult
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int) -> np.ndarray:
-    """Cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw), exact for ints."""
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    og = o // groups
-    out = np.zeros((n, o, ho, wo), dtype=np.result_type(x, w))
-    for g in range(groups):
-        xg = xp[:, g * cg:(g + 1) * cg]
-        wg = w[g * og:(g + 1) * og]
-        for i in range(kh):
-            for j in range(kw):
-                patch = xg[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
-                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, wg[:, :, i, j])
-    return out
 
 
 def _reset(node: CubaLIF, v: np.ndarray, s: np.ndarray, vth) -> np.ndarray:

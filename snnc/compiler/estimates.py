@@ -25,6 +25,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .conv import conv2d
 from .mapping import Mapping
 
 MESH_W = 16
@@ -54,7 +55,6 @@ class Estimate:
 
 def _window_sums(counts: np.ndarray, inp) -> np.ndarray:
     """Per output neuron: input spikes (summed over its receptive field channels and taps)."""
-    from ..backends.reference import conv2d
     w = np.ones((inp.out_channels, inp.cin_per_group) + tuple(inp.kernel), dtype=np.float64)
     return conv2d(counts[None].astype(np.float64), w, inp.stride, inp.padding, inp.dilation,
                   inp.groups)[0]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .conv import conv2d, conv_matrix
 from ..errors import SnncError
 from .ir import Conv2d, CubaLI, CubaLIF, Dense, Flatten, Graph, SumPool2d, _pair
 
@@ -24,7 +25,6 @@ MATRIX_CHECK_MAX = 4 * 1024 * 1024
 
 
 def _matrix(w, in_shape, out_shape, stride, padding, dilation, groups):
-    from ..backends.lava_plan import conv_matrix      # pure numpy (no Lava import)
     return conv_matrix(np.asarray(w, np.float64), in_shape, out_shape, _pair(stride), _pair(padding),
                        _pair(dilation), groups)
 
@@ -62,7 +62,6 @@ def _fold_conv(name, pool: SumPool2d, conv: Conv2d, in_shape, mid_shape, out_sha
         have = _matrix(wf, in_shape, out_shape, folded.stride, folded.padding, (1, 1), g)
         ok = np.allclose(want, have, rtol=0, atol=1e-12 * max(1.0, np.abs(want).max()))
     else:
-        from ..backends.reference import conv2d
         rng = np.random.default_rng(0)
         x = (rng.random((2,) + tuple(in_shape)) < 0.5).astype(np.float64)
         pooled = conv2d(x, pool.as_conv_weight(c_in), _pair(pool.stride), (0, 0), (1, 1), c_in)

@@ -6,9 +6,9 @@ import time
 import numpy as np
 import onnx
 
-from ..backends.result import RunResult
+from .result import RunResult
 from ..errors import SnncError
-from .onnx_import import DOMAIN, load_onnx
+from ..frontends.onnx_import import DOMAIN, load_onnx
 
 NEURON_OPS = ("CubaLIF", "RecurrentCubaLIF")
 
