@@ -18,10 +18,12 @@ def export(module, example_input, path):
     return _export(module, example_input, path)
 
 
-def compile(model, output=None):
-    """ONNX path (or IR graph) -> checked, quantized IR graph; saved as .snnc if ``output``."""
+def compile(model, output=None, **netx_options):
+    """ONNX or lava-dl .net path (or IR graph) -> checked, quantized IR graph; saved as .snnc if
+    ``output``. ``netx_options`` (.net only): ``input_shape=(C, H, W)``, ``num_layers``,
+    ``reset_interval``, ``reset_offset`` (see snnc.api.compile)."""
     from .api import compile as _compile
-    return _compile(model, output)
+    return _compile(model, output, **netx_options)
 
 
 def run(model, spikes, backend="lava-fixed", timeout=600.0):

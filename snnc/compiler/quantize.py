@@ -27,6 +27,7 @@ from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLIF, FixedSigmaDelta, FixedS
 from .ir import (SIGMA_DELTA, Average, Conv2d, CubaLIF, Delay, Dense, Delta, Flatten, Graph, Input, Output,
                  Sigma, SigmaDelta, SumPool2d)
 from .passes import check
+from .validate import check_fixed, check_params
 
 
 def _synapse_weight(node) -> np.ndarray:
@@ -85,20 +86,22 @@ def _population_scale(graph: Graph, name: str, node: CubaLIF, inputs: List[str])
 
 
 def _bias(bias_int: np.ndarray):
-    """Integer bias (v units) -> (mantissa, exponent) with a 13-bit mantissa."""
+    """Integer bias (v units) -> (mantissa, exponent, clipped count): a 13-bit mantissa
+    (|mant| <= 4095) and a 3-bit exponent; what does not fit at exponent 7 is clipped."""
     exp = 0
     while np.max(np.abs(bias_int)) > BIAS_MANT_MAX * (1 << exp) and exp < 7:
         exp += 1
-    mant = np.round(bias_int / (1 << exp)).astype(np.int64)
-    return mant, exp
+    mant = np.round(bias_int / (1 << exp))
+    clipped = int(np.sum(np.abs(mant) > BIAS_MANT_MAX))
+    return np.clip(mant, -BIAS_MANT_MAX, BIAS_MANT_MAX).astype(np.int64), exp, clipped
 
 
 def _record(report: List[Dict], node: str, what: str, exact: np.ndarray, fixed: np.ndarray, clipped: int = 0):
     exact = np.asarray(exact, dtype=np.float64)
     fixed = np.asarray(fixed, dtype=np.float64)
     err = np.abs(exact - fixed)
-    report.append(dict(node=node, param=what, values=int(exact.size),
-                       rounded=int(np.sum(err > 1e-9)), clipped=int(clipped),
+    report.append(dict(node=node, param=what, values=int(exact.size),     # a clipped value is not "rounded"
+                       rounded=max(0, int(np.sum(err > 1e-9)) - int(clipped)), clipped=int(clipped),
                        max_error=float(err.max()) if err.size else 0.0))
 
 
@@ -109,6 +112,7 @@ def quantize(graph: Graph) -> Graph:
     how many clipped, and the largest error (in the parameter's own units: weight, decay, ...).
     """
     check(graph)
+    check_params(graph)                 # every parameter finite and inside what its node allows
     g = graph.copy()
     report: List[Dict] = []
     for name, node in graph.nodes.items():
@@ -154,12 +158,12 @@ def quantize(graph: Graph) -> Graph:
             du, dv = np.ravel(du)[0], np.ravel(dv)[0]
         th = np.asarray(node.threshold, dtype=np.float64) * w_scale
         vth = np.round(th)
-        vclip = int(np.sum(vth > VTH_MAX))
+        vclip = int(np.sum((vth > VTH_MAX) | (vth < 1)))
         vth = np.clip(vth, 1, VTH_MAX).astype(np.int64)
         _record(report, name, "threshold", th / w_scale, vth / w_scale, vclip)
         bias = np.asarray(node.bias, dtype=np.float64) * S
-        mant, bexp = _bias(np.trunc(bias))
-        _record(report, name, "bias", bias / S, mant * (1 << bexp) / S)
+        mant, bexp, bclip = _bias(np.trunc(bias))
+        _record(report, name, "bias", bias / S, mant * (1 << bexp) / S, bclip)
         if node.spike_compare != ">":
             # v >= th  <=>  v > th - 1 for integer v: exact in fixed point
             vth_cmp = th * 64 - 1
@@ -194,6 +198,7 @@ def quantize(graph: Graph) -> Graph:
         if isinstance(node, Flatten) and any(not isinstance(graph.nodes[d], Dense) for d in graph.successors(name)):
             raise SnncError(f"flatten {name!r} must feed a Dense synapse")
     g.metadata["quantization"] = report
+    check_fixed(g)                      # every fixed-point field inside Loihi 2's widths
     return g
 
 
