@@ -69,7 +69,7 @@ def check_values(graph: Graph, name: str, x: np.ndarray, what: str = "") -> None
     if node.kind == "spikes" and _reads_spikes(graph, name) and a.dtype.kind != "b" \
             and not np.all((a == 0) | (a == 1)):
         v = a[(a != 0) & (a != 1)].ravel()[0]
-        raise SnncError(f"{what}: spike inputs are binary (0 or 1) on every engine; found {v!r}. "
+        raise SnncError(f"{what}: spike inputs take binary spikes (0 or 1) on every engine; found {v!r}. "
                         "For analog values declare a graded input (snnc.nn.GradedInput)")
     if node.kind == "graded":
         k = int(node.frac_bits)
@@ -127,7 +127,7 @@ def check_batch(graph: Graph, inputs, engine: str = "") -> Dict[str, np.ndarray]
         a = _numbers(x, what)
         want = tuple(shapes[name])
         if a.ndim != len(want) + 2 or tuple(a.shape[1:-1]) != want:
-            raise SnncError(f"{what}: expected shape (N, {', '.join(map(str, want))}, T), got {tuple(a.shape)}")
+            raise SnncError(f"{what}: expects shape (N, {', '.join(map(str, want))}, T), got {tuple(a.shape)}")
         _sizes(a, what)
         if (n, t) != (None, None) and (a.shape[0], a.shape[-1]) != (n, t):
             raise SnncError(f"{what}: N and T {(a.shape[0], a.shape[-1])} differ from the other inputs' {(n, t)}")
