@@ -245,3 +245,15 @@ def child_main(work: Callable[[dict], dict]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)      # do not wait for stray Lava threads
+
+
+def _whoami(job: dict) -> dict:
+    """A diagnostic job: where the child's snnc comes from, its path, folder and flags."""
+    import snnc
+    return {"snnc": os.path.abspath(snnc.__file__), "sys_path": list(sys.path), "cwd": os.getcwd(),
+            "isolated": bool(sys.flags.isolated), "modules": sorted(m for m in job.get("check", ())
+                                                                   if m in sys.modules)}
+
+
+if __name__ == "__main__":      # python -I -c BOOT ROOT snnc.backends.child JOB_DIR: the diagnostic job
+    child_main(_whoami)

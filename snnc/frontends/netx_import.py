@@ -226,7 +226,8 @@ class _Builder:
             self._spike_input(self.input_shape)
         else:
             raise L.err("the file has no input layer before it; give input_shape=(C, H, W) "
-                        "(SLAYER order; netx's input_shape is (x, y, f) = (W, H, C))")
+                        "(snnc compile --input-shape C,H,W; SLAYER order; netx's input_shape is (x, y, f) = "
+                        "(W, H, C))")
 
     def _pre(self, L: _Layer, name: str) -> str:
         """Delay (Lava's 1-step synapse latency + the source's axonal delay) and flatten in
