@@ -12,7 +12,8 @@ time limit, from its own folder and with its own TMPDIR, and ends in exactly one
   or left processes or job files behind.
 
 Classes (as in issue 11): params, artifacts, inputs, files, processes, cli.
-Usage: ``python scripts/hostile_probe.py [--only CLASS,...] [--json out.json] [--no-lava]``.
+Usage: ``python scripts/hostile_probe.py [--only CLASS,...] [--json out.json] [--no-lava] [--root CHECKOUT]``
+(``--root``: run the cases on another snnc checkout, e.g. the commit before a change).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SNNC_ROOT = os.environ.get("SNNC_PROBE_ROOT", ROOT)     # the snnc checkout the cases run (--root)
 PY = sys.executable
 BIN = os.path.join(os.path.dirname(PY), "snnc")
 SNNC = [BIN] if os.path.exists(BIN) else [PY, "-m", "snnc.cli"]
@@ -202,7 +204,7 @@ def run_case(case, base):
     d = os.path.join(base, f"{case.cls}-{case.name}".replace("/", "_"))
     os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
     tag = uuid.uuid4().hex
-    env = dict(os.environ, TMPDIR=os.path.join(d, "tmp"), SNNC_PROBE_TAG=tag, PYTHONPATH=ROOT)
+    env = dict(os.environ, TMPDIR=os.path.join(d, "tmp"), SNNC_PROBE_TAG=tag, PYTHONPATH=SNNC_ROOT)
     env.pop("SNNC_DEBUG", None)
     try:
         if case.setup:
@@ -408,7 +410,7 @@ def cases(lava=True):
     def good_artifact(d, name="m.snnc"):
         onnx_model(os.path.join(d, "m.onnx"))
         subprocess.run(SNNC + ["compile", "m.onnx", "-o", name], cwd=d, check=True, capture_output=True,
-                       env=dict(os.environ, PYTHONPATH=ROOT))
+                       env=dict(os.environ, PYTHONPATH=SNNC_ROOT))
         np.save(os.path.join(d, "x.npy"), spikes((4, 40)))
 
     def edit(fn):
@@ -513,7 +515,7 @@ def cases(lava=True):
             model_and(x)(d)
             np.save(os.path.join(d, "xc.npy"), xc)
             subprocess.run(SNNC + ["run", "m.onnx", "--input", "xc.npy", "-o", "yc.npz", "--backend", "reference"],
-                           cwd=d, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
+                           cwd=d, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=SNNC_ROOT))
             np.save(os.path.join(d, "ref.npy"), np.load(os.path.join(d, "yc.npz"))["output"])
         return s
     good_inputs = {"bool": (base.astype(bool), base), "int8": (base.astype(np.int8), base),
@@ -529,7 +531,7 @@ def cases(lava=True):
         np.save(os.path.join(d, "x.npy"), x)
         np.save(os.path.join(d, "xc.npy"), x.reshape(1, 1, 64, 30))
         subprocess.run(SNNC + ["run", "m.net", "--input", "xc.npy", "-o", "yc.npz", "--backend", "reference"],
-                       cwd=d, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
+                       cwd=d, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=SNNC_ROOT))
         np.save(os.path.join(d, "ref.npy"), np.load(os.path.join(d, "yc.npz"))["output"])
     C.append(Case("inputs", "ok-ntidigits-64xT", run_ref("m.net"), expect="ok", setup=ntidigits, check=same_as("ref.npy")))
     C.append(Case("inputs", "parity-ok", SNNC + ["parity", "m.onnx", "--input", "x.npy", "--engines", "reference"],
@@ -629,7 +631,7 @@ def cases(lava=True):
                 os.remove(os.path.join(d, "model", "w.bin"))
             np.save(os.path.join(d, "x.npy"), spikes((4, 30)))
             subprocess.run(SNNC + ["run", "inline.onnx", "--input", "x.npy", "-o", "yc.npz", "--backend", "reference"],
-                           cwd=d, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
+                           cwd=d, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=SNNC_ROOT))
             np.save(os.path.join(d, "ref.npy"), np.load(os.path.join(d, "yc.npz"))["output"])
         return s
     C.append(Case("files", "onnx-external-data-from-model-folder", run_ref("model/m.onnx"), expect="ok",
@@ -743,8 +745,19 @@ def kill_one_lava(argv, d, env, tag):
     if not _wait_lava(tag, n=5):
         p.kill()
         return None, "", "Lava never started"
-    procs = sorted(_tagged_procs(tag))
-    os.kill(procs[-1], signal.SIGKILL)            # the youngest: a Lava process model
+    procs = _tagged_procs(tag)
+    parent = {}
+    for q in procs:
+        try:
+            parent[q] = int(open(f"/proc/{q}/stat").read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            pass
+    workers = [q for q in procs if parent.get(q) == p.pid]
+    lava = sorted(q for q in procs if workers and parent.get(q) in workers)
+    if not lava:
+        p.kill()
+        return None, "", "no Lava process found"
+    os.kill(lava[-1], signal.SIGKILL)             # the youngest child of the worker: a Lava process
     t0 = time.time()
     try:
         out, err = p.communicate(timeout=30)
@@ -762,7 +775,11 @@ def main():
     ap.add_argument("--json", help="write every case's outcome here")
     ap.add_argument("--no-lava", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--root", help="run the cases on the snnc checkout in this folder (default: this one)")
     a = ap.parse_args()
+    if a.root:
+        global SNNC_ROOT
+        SNNC_ROOT = os.path.abspath(a.root)
     sys.path.insert(0, ROOT)
     todo = cases(lava=not a.no_lava)
     if a.only:

@@ -1,6 +1,5 @@
 """Small hostile-test models written directly (ONNX in snnc's dialect, lava-dl .net HDF5), shared by
 tests/test_hostile_*.py (the same writers as scripts/hostile_probe.py)."""
-import os
 
 import numpy as np
 

@@ -73,6 +73,14 @@ def _tagged(tag):
     return out
 
 
+def _lava_processes(tag):
+    """The tagged processes whose parent is the worker (started with ``python -I``): Lava's."""
+    procs = _tagged(tag)
+    worker = [p for p in procs if b"-I" in open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")]
+    parent = {p: int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1]) for p in procs}
+    return sorted(p for p in procs if worker and parent[p] == worker[0])
+
+
 @pytest.fixture
 def long_run(tmp_path):
     """A `snnc run --backend lava-fixed` long enough to be interrupted, with its own TMPDIR and a tag
@@ -88,7 +96,7 @@ def long_run(tmp_path):
     t0 = time.time()
     while len(_tagged(tag)) < 5 and time.time() - t0 < 90:     # snnc, the worker and its Lava processes
         time.sleep(0.5)
-    time.sleep(1.0)
+    time.sleep(2.0)
     yield p, tag, tmp_path / "tmp"
     for pid in _tagged(tag):
         os.kill(pid, signal.SIGKILL)
@@ -117,9 +125,9 @@ def test_signal_ends_the_whole_worker_group_and_removes_job_files(long_run, sig)
 def test_a_killed_lava_process_is_noticed_and_named(long_run):
     """Before: the run stalled for the whole timeout, then said only 'timed out'."""
     p, tag, tmp = long_run
-    procs = sorted(_tagged(tag))
-    assert len(procs) >= 5, "the Lava run did not start"
-    victim = procs[-1]                       # the youngest: a Lava process model
+    lava = _lava_processes(tag)
+    assert len(lava) >= 3, "the Lava run did not start"
+    victim = lava[-1]                        # the youngest Lava process (a process model)
     os.kill(victim, signal.SIGKILL)
     t0 = time.time()
     _, err = p.communicate(timeout=60)
@@ -144,3 +152,17 @@ def test_api_timeout_must_be_positive_and_finite(tmp_path, value):
     g = api.compile(onnx_model(str(tmp_path / "m.onnx")))
     with pytest.raises(SnncError, match="timeout must be a positive, finite number"):
         api.run(g, spikes((4, 20)), backend="lava-fused-fixed", timeout=value)
+
+
+def test_worker_group_ends_when_snnc_itself_is_killed(long_run):
+    """SIGKILL cannot be caught: the worker notices its parent is gone, removes its job folder and
+    kills its own group."""
+    p, tag, tmp = long_run
+    assert len(_tagged(tag)) >= 5, "the Lava run did not start"
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=30)
+    deadline = time.time() + 15
+    while (_tagged(tag) or os.listdir(tmp)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _tagged(tag) == []
+    assert [f for f in os.listdir(tmp) if f.startswith("snnc-job-")] == []

@@ -173,13 +173,13 @@ def _watch(proc: subprocess.Popen, timeout: float, what: str, err_path: str) -> 
         live = {p for p, state in group.items() if state != "Z"} - {proc.pid}
         for p in live - set(seen):
             seen[p] = _cmdline(p)
-        crashed = [p for p in seen if p in group and group[p] == "Z" and _abnormal(p)]
+        crashed = [p for p, state in group.items() if state == "Z" and p != proc.pid and _abnormal(p)]
         gone = [p for p in seen if p not in live]
         if live and (crashed or gone):        # one died, the others wait for it: the run cannot finish
             dead_since = dead_since or now
             if crashed or now - dead_since > GONE_GRACE:
                 who = crashed[0] if crashed else gone[0]
-                why = _describe_death(who, seen[who])
+                why = _describe_death(who, seen.get(who, "?"))
                 _kill_group(proc)
                 raise SnncError(f"{what} failed: {why} during the run while {len(live)} other "
                                 f"process(es) of the run waited for it; killed the simulation. stderr tail:\n"

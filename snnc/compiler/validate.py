@@ -15,14 +15,14 @@ Each raises ``SnncError`` naming the node (and ``where``: a file) and what to do
 from __future__ import annotations
 
 from dataclasses import fields
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
 from ..errors import SnncError
 from .fixed import BIAS_MANT_MAX, U_BITS, VTH_MAX, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
 from .ir import (Average, Conv2d, CubaLIF, Delay, Dense, Delta, Flatten, Graph, Input, Output, Sigma,
-                 SigmaDelta, SumPool2d, _pair)
+                 SigmaDelta, SumPool2d)
 
 MAX_DELAY = 1 << 16              # steps; Loihi 2 synapses delay up to 62, the host ring buffers more
 MAX_REFRACTORY = 1 << 16
