@@ -723,9 +723,15 @@ def _wait_lava(tag, n=4, limit=60):
     return False
 
 
+def _default_sigint():
+    """In the child: SIGINT as a terminal would deliver it (a background job inherits SIG_IGN)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def send_signal(sig):
     def action(argv, d, env, tag):
-        p = subprocess.Popen(argv, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(argv, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=_default_sigint)
         if not _wait_lava(tag):
             p.kill()
             return None, "", "Lava never started"
