@@ -22,12 +22,14 @@ def export(module, example_input, path, time_axis=None):
     return _export(module, example_input, path, time_axis=time_axis)
 
 
-def compile(model, output=None, calibrate=None):
-    """ONNX path (or IR graph) -> checked, quantized IR graph; saved as .snnc if ``output``.
-    ``calibrate``: calibration spikes ``(N, *shape, T)`` (or a .npy path): scales chosen on them
-    (see snnc.calibrate)."""
+def compile(model, output=None, calibrate=None, **options):
+    """ONNX, lava-dl .net or NIR .nir path (or IR graph) -> checked, quantized IR graph; saved as
+    .snnc if ``output``. ``calibrate``: calibration spikes ``(N, *shape, T)`` (or a .npy path):
+    scales chosen on them (see snnc.calibrate). ``options``: for .net ``input_shape=(C, H, W)``,
+    ``num_layers``, ``reset_interval``, ``reset_offset``; for .nir ``dt``, ``convention``, ...
+    (see snnc.api.compile)."""
     from .api import compile as _compile
-    return _compile(model, output, calibrate=calibrate)
+    return _compile(model, output, calibrate=calibrate, **options)
 
 
 def twin(model, surrogate=None, detach_reset=True):

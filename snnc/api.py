@@ -6,12 +6,14 @@ from typing import Optional, Union
 
 import numpy as np
 
+from . import files
+from .backends import host_io
 from .backends.result import RunResult
 from .compiler import artifact
 from .compiler.ir import Graph
 from .compiler.fold import fold_pooling
-from .compiler.passes import infer_shapes
 from .compiler.quantize import quantize
+from .compiler.validate import validate
 from .errors import SnncError
 
 ENGINES = ("lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float")
@@ -38,45 +40,42 @@ def import_model(path: str, **netx_options) -> Graph:
 
 
 def compile(model: Union[str, Graph], output: Optional[str] = None, calibrate=None, **netx_options) -> Graph:
-    """Model (``.onnx``/``.net``/``.nir`` path or IR graph) -> checked, quantized graph; saved to
-    ``output`` if given. ``netx_options``: for ``.net``, ``reset_interval``, ``reset_offset``,
-    ``input_shape``; for ``.nir``, ``dt``, ``convention``, ``integrator``, ``reset``,
+    """Model (``.onnx``/``.net``/``.nir`` path or IR graph) -> checked, validated, quantized graph;
+    saved to ``output`` if given. ``netx_options``: for ``.net``, ``input_shape`` (C, H, W) when
+    the file has no input layer, ``num_layers``, ``reset_interval``, ``reset_offset``,
+    ``all_outputs``; for ``.nir``, ``dt``, ``convention``, ``integrator``, ``reset``,
     ``reset_delay``, ``recurrent_delay``, ``rounding`` (see ``snnc.frontends.nir_import``).
     ``calibrate``: calibration spikes ``(N, *shape, T)`` or a ``.npy`` path: per-population scales
     chosen on them (``snnc.calibrate``; report in ``graph.metadata["calibration"]``)."""
+    if netx_options and not (isinstance(model, str) and model.lower().endswith((".net", ".nir"))):
+        raise SnncError(f"options {sorted(netx_options)} apply to lava-dl .net and NIR .nir models only")
+    if output:
+        files.check_output(output, [model] if isinstance(model, str) else [], "output")
     graph = import_model(model, **netx_options) if isinstance(model, str) else model
     if isinstance(model, str):
         graph.metadata.setdefault("source", os.path.basename(model))
+    validate(graph, model if isinstance(model, str) else "")
     if calibrate is not None:
         from .calibrate import calibrate as _calibrate, load_data
         graph = _calibrate(graph, load_data(calibrate) if isinstance(calibrate, str) else calibrate)
     else:
         graph = quantize(fold_pooling(graph))    # average pooling folded into the next synapse
     if output:
-        if isinstance(model, str) and os.path.abspath(output) == os.path.abspath(model):
-            raise SnncError(f"{output}: the output would overwrite the input model; choose another -o")
         artifact.save(graph, output)
     return graph
 
 
 def _as_graph(model: Union[str, Graph]) -> Graph:
     if isinstance(model, Graph):
-        return model if model.fixed else quantize(fold_pooling(model))
+        return validate(model) if model.fixed else quantize(fold_pooling(validate(model)))
     graph = import_model(model)
-    return graph if graph.fixed else quantize(fold_pooling(graph))
+    return graph if graph.fixed else quantize(fold_pooling(validate(graph, model)))
 
 
 def check_input(graph: Graph, spikes: np.ndarray, what: str = "input"):
-    """Validate ``spikes`` against the graph input: returns (batched array, had_batch)."""
-    x = np.asarray(spikes)
-    shape = tuple(infer_shapes(graph)[graph.inputs[0]])
-    if x.ndim == len(shape) + 1 and tuple(x.shape[:-1]) == shape:
-        return x[None].astype(np.float32), False
-    if x.ndim == len(shape) + 2 and tuple(x.shape[1:-1]) == shape:
-        return x.astype(np.float32), True
-    want = ", ".join(map(str, shape))
-    raise SnncError(f"{what}: shape {tuple(x.shape)} does not fit the model input: expected "
-                    f"({want}, T) or a batch (N, {want}, T), time last")
+    """Validate ``spikes`` against the graph input: returns (batched array, had_batch)
+    (see ``backends.host_io``: one definition of a valid input for every engine)."""
+    return host_io.prepare(graph, spikes, what)
 
 
 def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed",

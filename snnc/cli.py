@@ -6,49 +6,64 @@ Bad input exits with code 2 and one clear line naming the file, node or layer; n
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 import numpy as np
 
+from . import files
+from .backends.child import Terminated, terminating_signals as _terminating_signals
 from .errors import SnncError
 
 
 def _load_input(path: str) -> np.ndarray:
     if not os.path.exists(path):
         raise SnncError(f"{path}: no such input file")
+    if not os.path.isfile(path):
+        raise SnncError(f"{path}: not a file; give a .npy (or .npz) spike array")
     try:
         data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            keys = list(data.keys())
+            if "input" in keys:
+                return data["input"]
+            if len(keys) == 1:
+                return data[keys[0]]
+            raise SnncError(f"{path}: .npz holds {keys}; name the input array 'input'")
+        return data
+    except SnncError:
+        raise
     except Exception as e:
-        raise SnncError(f"{path}: not a NumPy .npy/.npz file ({type(e).__name__})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        keys = list(data.keys())
-        if "input" in keys:
-            return data["input"]
-        if len(keys) == 1:
-            return data[keys[0]]
-        raise SnncError(f"{path}: .npz holds {keys}; name the input array 'input'")
-    return data
+        raise SnncError(f"{path}: not a NumPy .npy/.npz array file ({type(e).__name__}: {str(e)[:100]})") from None
 
 
-def _out_path(path: str, inputs) -> str:
-    for given in inputs:
-        if given and os.path.abspath(path) == os.path.abspath(given):
-            raise SnncError(f"{path}: the output would overwrite an input file; choose another -o")
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise SnncError(f"{path}: folder {d} does not exist")
-    return path
+def _out_path(path: str, inputs, flag: str = "-o") -> str:
+    return files.check_output(path, inputs, flag)
+
+
+def _warn_lossy(graph) -> None:
+    """One line on stderr when the model's quantization rounded or clipped parameters."""
+    from .compiler.printing import lossy_summary
+    line = lossy_summary(graph)
+    if line:
+        print(f"snnc: note: {line}", file=sys.stderr)
+
+
+def _netx_options(a) -> dict:
+    opts = {k: getattr(a, k, None) for k in ("reset_interval", "reset_offset", "input_shape", "num_layers")}
+    opts = {k: v for k, v in opts.items() if v is not None}
+    if opts and not a.model.lower().endswith(".net"):
+        flags = ", ".join("--" + k.replace("_", "-") for k in opts)
+        raise SnncError(f"{flags}: appl(ies) to lava-dl .net models only, not {a.model}")
+    return opts
 
 
 def cmd_compile(a) -> int:
     from . import api
     from .compiler.printing import quantization_table
     out = _out_path(a.output or os.path.splitext(a.model)[0] + ".snnc", [a.model])
-    opts = {k: v for k, v in (("reset_interval", getattr(a, "reset_interval", None)),
-                              ("reset_offset", getattr(a, "reset_offset", None))) if v is not None}
-    if opts and not a.model.lower().endswith(".net"):
-        raise SnncError("--reset-interval/--reset-offset apply to netx .net models only")
+    opts = _netx_options(a)
     nir_opts = _nir_options(a)
     if nir_opts and not a.model.lower().endswith(".nir"):
         raise SnncError(f"{', '.join('--' + k.replace('_', '-') for k in nir_opts)} apply to NIR .nir graphs only")
@@ -63,7 +78,9 @@ def cmd_compile(a) -> int:
     print(f"compiled {a.model} -> {out}: {len(graph.nodes)} nodes, "
           f"{sum(1 for n in graph.fixed)} with a fixed-point view")
     if lossy:
-        print("quantization rounded or clipped some parameters:")
+        clipped = [r for r in lossy if r["clipped"]]
+        print("quantization " + ("clipped" if clipped else "rounded") + " some parameters"
+              + (" (clipped: outside Loihi 2's range, set to the nearest value that fits)" if clipped else "") + ":")
         print(quantization_table(type(graph)(metadata={"quantization": lossy})))
     else:
         print("quantization exact: every parameter is representable in Loihi 2 fixed point")
@@ -100,9 +117,13 @@ def cmd_export_net(a) -> int:
     from .backends.netx_export import export_netx
     out = _out_path(a.output, [a.model])
     graph = api._as_graph(a.model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        notes = export_netx(graph, out)
+    notes = []
+
+    def write(tmp):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            notes.extend(export_netx(graph, tmp))
+    files.write_atomic(out, write)
     print(f"exported {a.model} -> {out} (netx HDF5)")
     for n in notes:
         print(f"note: {n}")
@@ -137,25 +158,37 @@ def cmd_run(a) -> int:
     from . import api
     x = _load_input(a.input)
     out = _out_path(a.output, [a.model, a.input])
-    result = api.run(a.model, x, backend=a.backend, timeout=a.timeout, progress=a.progress)
+    graph = api._as_graph(a.model)
+    result = api.run(graph, x, backend=a.backend, timeout=a.timeout, progress=a.progress)
     arrays = {"output": result.output}
     arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
-    np.savez(out, **arrays)
+    files.save_npz(out, arrays)
     totals = ", ".join(f"{k} {v}" for k, v in result.layer_totals().items())
     binary = bool(np.all((result.output == 0) | (result.output == 1)))
     what = f"{int(result.output.sum())} output spikes" if binary else \
         f"output values in [{float(result.output.min()):.6g}, {float(result.output.max()):.6g}] (read-out)"
     print(f"{result.engine}: {what} in {result.seconds:.2f} s "
           f"-> {out}\nspikes per population: {totals}")
+    _warn_lossy(graph)
     return 0
 
 
 def cmd_parity(a) -> int:
     from .parity import parity_table, run_parity
+    from . import api
     x = _load_input(a.input)
-    engines = a.engines.split(",") if a.engines else None
-    _, summary, reference = run_parity(a.model, x, engines=engines, timeout=a.timeout)
+    engines = None
+    if a.engines is not None:
+        engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+        bad = [e for e in engines if e not in api.ENGINES]
+        if bad or not engines:
+            raise SnncError(f"--engines {a.engines!r}: choose from {', '.join(api.ENGINES)}")
+    if not a.model.lower().endswith(".onnx"):
+        raise SnncError(f"{a.model}: parity compares an ONNX model with its compiled engines; give the .onnx file")
+    graph = api.compile(a.model)
+    _, summary, reference = run_parity(a.model, x, engines=engines, timeout=a.timeout, graph=graph)
     print(parity_table(summary, reference))
+    _warn_lossy(graph)
     return 0
 
 
@@ -173,24 +206,32 @@ def cmd_deploy(a) -> int:
         result = deploy.run_hardware(a.model, x)
         arrays = {"output": result.output}
         arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
-        np.savez(out, **arrays)
+        files.save_npz(out, arrays)
         print(f"{result.engine}: {int(result.output.sum())} output spikes -> {out}")
         return 0
+    from . import api
     x = _load_input(a.input) if a.input else None
     if a.bundle:
-        manifest = deploy.write_bundle(a.model, a.bundle, spikes=x, system=a.system, chips=a.chips)
+        files.check_output_dir(a.bundle, "--bundle")
+    path = None
+    if a.dry_run:
+        path = _out_path(a.map or os.path.splitext(a.model)[0] + ".map.json", [a.model, a.input], "--map")
+    graph = api._as_graph(a.model)
+    if a.bundle:
+        manifest = deploy.write_bundle(graph, a.bundle, spikes=x, system=a.system, chips=a.chips)
         print(f"bundle -> {a.bundle}: {', '.join(sorted(manifest['files']))}, manifest.json "
               f"({manifest['cores']} cores on {manifest['chips']} chip(s); expected output from "
               f"{manifest['sim_backend']}); check it with: python {os.path.join(a.bundle, 'run.py')}")
         if not a.dry_run:
+            _warn_lossy(graph)
             return 0
-    m, est, report = deploy.dry_run(a.model, system=a.system, chips=a.chips, spikes=x)
-    path = _out_path(a.map or os.path.splitext(a.model)[0] + ".map.json", [a.model, a.input])
+    m, est, report = deploy.dry_run(graph, system=a.system, chips=a.chips, spikes=x)
     deploy.write_json(report, path)
     print(m.table())
     if est is not None:
         print(est.summary())
     print(f"map -> {path}")
+    _warn_lossy(graph)
     return 0
 
 
@@ -208,15 +249,64 @@ def cmd_eval(a) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {text!r}")
+    return v
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, got {text!r}")
+    return v
+
+
+def _count(lo: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
+        return v
+    parse.__name__ = "integer"
+    return parse
+
+
+def _shape(text: str) -> tuple:
+    try:
+        dims = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) not in (1, 3) or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"must be C,H,W (or N) of positive integers, got {text!r}")
+    return dims
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     p = argparse.ArgumentParser(prog="snnc", description="Compile spiking neural networks to Loihi via Lava.")
+    p.add_argument("--version", action="version", version=f"snnc {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="ONNX, netx .net or NIR .nir model -> compiled .snnc artifact (checked and quantized)")
     c.add_argument("model")
     c.add_argument("-o", "--output", help="output .snnc path (default: next to the model)")
-    c.add_argument("--reset-interval", type=int, help=".net only: netx's periodic state reset (steps)")
-    c.add_argument("--reset-offset", type=int, help=".net only: netx's reset phase (default 0)")
-    c.add_argument("--dt", type=float, help=".nir only: the time step in the graph's time unit (NIR stores none)")
+    c.add_argument("--reset-interval", type=_count(1), help=".net only: netx's periodic state reset (steps)")
+    c.add_argument("--reset-offset", type=_count(0), help=".net only: netx's reset phase (default 0)")
+    c.add_argument("--input-shape", type=_shape, metavar="C,H,W",
+                   help=".net only: the input shape when the file has no input layer (SLAYER order C,H,W, or N)")
+    c.add_argument("--num-layers", type=_count(1), metavar="N",
+                   help=".net only: read only the first N layers (as netx's num_layers)")
+    c.add_argument("--dt", type=_positive, help=".nir only: the time step in the graph's time unit (NIR stores none)")
     c.add_argument("--convention", choices=["snntorch", "norse", "sinabs", "rockpool", "spyx", "spikingjelly",
                                              "lava"],
                    help=".nir only: read the graph as this library writes/runs it (presets dt, integrator, "
@@ -226,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".nir only: reset mode (default: the graph's v_reset, which must be 0)")
     c.add_argument("--reset-timing", choices=["immediate", "delayed"],
                    help=".nir only: subtract at the spike step, or one step late (snnTorch's reset_delay)")
-    c.add_argument("--recurrent-delay", type=int, help=".nir only: steps on a cycle's back edge (default 1)")
+    c.add_argument("--recurrent-delay", type=_count(1), help=".nir only: steps on a cycle's back edge (default 1)")
     c.add_argument("--rounding", choices=["nir_to_lava"],
                    help=".nir only: the integer grid of the NIR paper's Lava script (reproduces its traces)")
     c.add_argument("--calibrate", metavar="CALIB.npy",
@@ -236,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export-nir", help="compiled model -> NIR graph (.nir, discrete convention)")
     x.add_argument("model", help=".snnc (or .onnx/.net/.nir)")
     x.add_argument("-o", "--output", required=True, help="output .nir path")
-    x.add_argument("--dt", type=float, help="time step to write (default: the model's, else 1e-4)")
+    x.add_argument("--dt", type=_positive, help="time step to write (default: the model's, else 1e-4)")
     x.add_argument("--nir-compat", choices=["1.0.4"],
                    help="write what readers pinned to nir <= 1.0.4 load (Sinabs, Rockpool): no v_reset, no gzip")
     x.set_defaults(fn=cmd_export_nir)
@@ -254,14 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="lava-fixed",
                    choices=["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float",
                             "reference", "reference-float"])
-    r.add_argument("--timeout", type=float, default=600.0, help="seconds before a Lava run is stopped")
+    r.add_argument("--timeout", type=_seconds, default=600.0, help="seconds before a Lava run is stopped (> 0)")
     r.add_argument("--progress", action="store_true", help="show a progress bar (reference engines)")
     r.set_defaults(fn=cmd_run)
     q = sub.add_parser("parity", help="onnxruntime vs Lava float vs Lava fixed vs reference, side by side")
     q.add_argument("model", help=".onnx")
     q.add_argument("--input", required=True)
     q.add_argument("--engines", help="comma-separated (default reference,lava-float,lava-fixed)")
-    q.add_argument("--timeout", type=float, default=600.0)
+    q.add_argument("--timeout", type=_seconds, default=600.0, help="seconds before a Lava run is stopped (> 0)")
     q.set_defaults(fn=cmd_parity)
     v = sub.add_parser("eval", help="accuracy over a labelled data set, sharded over processes or a Ray cluster")
     v.add_argument("model", help=".snnc (or .onnx/.net)")
@@ -269,12 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--labels", required=True, help=".npy classes (N,)")
     v.add_argument("--engine", default="reference", help="one of: " + ", ".join(
         ["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float"]))
-    v.add_argument("--workers", type=int, default=1, help="local processes (or Ray CPUs with --ray local)")
+    v.add_argument("--workers", type=_count(1), default=1, help="local processes (or Ray CPUs with --ray local)")
     v.add_argument("--ray", metavar="ADDRESS", help="run shards as Ray tasks: 'local' starts a cluster here, "
                    "else a cluster address ('auto', 'ray://host:10001')")
     v.add_argument("--readout", help="count (default), trace:TAU, max, mean, last")
-    v.add_argument("--shard-size", type=int, help="samples per shard (default: about 4 shards per worker)")
-    v.add_argument("--timeout", type=float, default=600.0, help="seconds before one shard's Lava run is stopped")
+    v.add_argument("--shard-size", type=_count(1), help="samples per shard (default: about 4 shards per worker)")
+    v.add_argument("--timeout", type=_seconds, default=600.0, help="seconds before one shard's Lava run is stopped (> 0)")
     v.add_argument("--json", help="write the report as JSON here")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(fn=cmd_eval)
@@ -284,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dry-run", action="store_true", help="map and check the fit only; print and write the map")
     d.add_argument("--system", default="kapoho-point", choices=["single-chip", "kapoho-point", "hala-point"],
                    help="Loihi 2 system (chips available)")
-    d.add_argument("--chips", type=int, help="number of chips available (overrides --system's)")
+    d.add_argument("--chips", type=_count(1), help="number of chips available (overrides --system's)")
     d.add_argument("--map", help="where to write the JSON map (default: MODEL.map.json)")
     d.add_argument("--input", help=".npy spikes: estimates (dry run), test input (bundle), data (hardware)")
     d.add_argument("--bundle", metavar="DIR", help="write a deployment bundle to DIR")
@@ -294,21 +384,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        args = build_parser().parse_args(argv)
+        with _terminating_signals():
+            return args.fn(args)
     except SnncError as e:
         print(f"snnc: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:                 # snnc ... | head: the reader left; not an error of ours
+        _silence_stdout()
+        return 141
     except KeyboardInterrupt:
         print("snnc: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print(f"snnc: stopped by {e.name}", file=sys.stderr)
+        return 128 + e.signum
     except Exception as e:  # an snnc bug, not the user's: say so, briefly
         if os.environ.get("SNNC_DEBUG"):
             raise
         print(f"snnc: internal error: {type(e).__name__}: {e} (set SNNC_DEBUG=1 for a traceback; "
               "please report it)", file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush does not fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

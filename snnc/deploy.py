@@ -23,6 +23,7 @@ from .compiler.ir import Graph
 from .compiler.mapping import Mapping, map_graph
 from .compiler.resources import DEFAULT_SYSTEM, LOIHI2
 from .errors import SnncError
+from .files import check_output_dir, save_npz, write_atomic
 
 BUNDLE_FILES = ("model.snnc", "map.json", "test_input.npy", "expected_output.npz", "run.py",
                 "README.txt", "manifest.json")
@@ -103,10 +104,10 @@ def estimate_run(graph: Graph, m: Mapping, spikes: np.ndarray, backend: str = "r
 
 
 def write_json(report: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(report, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    write_atomic(path, write)
 
 
 RUN_SCRIPT = '''#!/usr/bin/env python
@@ -167,6 +168,7 @@ def write_bundle(model: Union[str, Graph], out_dir: str, spikes: Optional[np.nda
     """Write the deployment bundle to ``out_dir`` (created; must be empty if it exists)."""
     from . import api
     graph = _graph(model)
+    check_output_dir(out_dir, "--bundle")
     if os.path.exists(out_dir) and os.listdir(out_dir):
         raise SnncError(f"{out_dir}: bundle folder exists and is not empty; choose a new one")
     parent = os.path.dirname(os.path.abspath(out_dir))
@@ -188,7 +190,7 @@ def write_bundle(model: Union[str, Graph], out_dir: str, spikes: Optional[np.nda
     np.save(os.path.join(out_dir, "test_input.npy"), x)
     arrays = {"output": result.output}
     arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
-    np.savez(os.path.join(out_dir, "expected_output.npz"), **arrays)
+    save_npz(os.path.join(out_dir, "expected_output.npz"), arrays)
     with open(os.path.join(out_dir, "run.py"), "w") as f:
         f.write(RUN_SCRIPT)
     with open(os.path.join(out_dir, "README.txt"), "w") as f:

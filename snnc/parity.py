@@ -45,17 +45,18 @@ def parity_table(summary: Dict[str, Dict[str, object]], reference: str) -> str:
 
 
 def run_parity(onnx_path: str, spikes: np.ndarray, engines: Optional[List[str]] = None,
-               timeout: float = 600.0, torch_output: Optional[np.ndarray] = None):
+               timeout: float = 600.0, torch_output: Optional[np.ndarray] = None, graph=None):
     """Run ``onnx_path`` through onnxruntime and the compiled graph on each engine.
 
     The reference is PyTorch when ``torch_output`` is given, else onnxruntime.
+    ``graph``: ``onnx_path`` already compiled (else it is compiled here).
     Returns (results by engine, summary, reference name).
     """
     from . import api
     from .backends.onnx_runtime import run_onnxruntime
 
     engines = engines or ["reference", "lava-float", "lava-fixed"]
-    graph = api.compile(onnx_path)
+    graph = graph if graph is not None else api.compile(onnx_path)     # (the compiled onnx_path)
     x, _ = api.check_input(graph, spikes)
     results: Dict[str, RunResult] = {}
     if torch_output is not None:

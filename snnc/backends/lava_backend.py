@@ -42,7 +42,9 @@ import time
 
 import numpy as np
 
+from ..compiler.validate import validate
 from ..errors import SnncError
+from . import host_io
 from .child import run_child
 from .lava_plan import LavaPlan, bias_drive, plan_lava
 from .result import RunResult
@@ -126,7 +128,8 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
     population's own steps (the run is ``T`` + the largest start offset long; a population that
     starts ``o`` steps late has run ``T + max_offset - o`` steps, on zero input after ``T``)."""
     start = time.perf_counter()
-    x = np.asarray(spikes)
+    validate(graph)
+    x = np.asarray(host_io.check_batch(graph, spikes, f"lava-{mode}")[graph.inputs[0]])
     from .reference_sdn import has_sigma_delta
     if has_sigma_delta(graph):
         from .lava_sdn import run_lava_sdn      # sigma-delta (graded) graphs: lava.proc.sdn processes

@@ -36,7 +36,9 @@ import numpy as np
 
 from ..compiler.ir import CubaLI, CubaLIF, Graph
 from ..compiler.passes import check
+from ..compiler.validate import validate
 from ..errors import SnncError
+from . import host_io
 from .child import run_child
 from .result import RunResult
 
@@ -127,7 +129,8 @@ def run_lava_fused(graph: Graph, spikes, mode: str = "fixed", timeout: float = 6
     if mode not in ("fixed", "float"):
         raise ValueError(f"mode must be 'fixed' or 'float', got {mode!r}")
     start = time.perf_counter()
-    x = np.asarray(spikes)
+    validate(graph)
+    x = np.asarray(host_io.check_batch(graph, spikes, f"lava-fused-{mode}")[graph.inputs[0]])
     shapes = check(graph)
     iname = graph.inputs[0] if len(graph.inputs) == 1 else None
     if iname is None:

@@ -115,6 +115,8 @@ def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, ti
     from ..api import check_input
     from .lava_backend import check_lava_input, host_outputs
     from .result import RunResult
+    from ..compiler.validate import validate
+    validate(graph)
     x, batched = check_input(graph, spikes)
     from .reference_sdn import has_sigma_delta
     if has_sigma_delta(graph):

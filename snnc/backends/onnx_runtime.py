@@ -33,7 +33,12 @@ def run_onnxruntime(path: str, spikes: np.ndarray) -> RunResult:
         raise SnncError(f"{path}: onnxruntime cannot load the model: {str(e)[:300]}") from None
     start = time.perf_counter()
     names = [o.name for o in sess.get_outputs()]
-    feed = {sess.get_inputs()[0].name: np.asarray(spikes, dtype=np.float32)}
+    x = np.asarray(spikes)
+    if x.dtype.kind not in "biuf" or x.ndim < 3 or x.shape[0] < 1 or x.shape[-1] < 1 or \
+            (x.dtype.kind == "f" and not np.all(np.isfinite(x))):
+        raise SnncError(f"onnxruntime: input of shape {x.shape} ({x.dtype}) is not a finite (N, C[, H, W], T) "
+                        "array with N, T >= 1")
+    feed = {sess.get_inputs()[0].name: x.astype(np.float32)}
     try:
         values = dict(zip(names, sess.run(names, feed)))
     except Exception as e:

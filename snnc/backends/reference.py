@@ -44,7 +44,9 @@ from ..compiler.fixed import U_WRAP, V_MAX
 from ..compiler.ir import (_pair, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
                            SumPool2d)
 from ..compiler.passes import check, topo_order
+from ..compiler.validate import validate
 from ..errors import SnncError
+from . import host_io
 from .reference_spec import _rtz_decay, conv2d  # noqa: F401  (re-exported: public helpers)
 from .result import RunResult
 
@@ -760,7 +762,8 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
     ``progress``: a tqdm bar over steps (and chunks); ``batch_size``: samples per chunk (memory).
     """
     start = time.perf_counter()
-    inputs = spikes if isinstance(spikes, dict) else {graph.inputs[0]: spikes}
+    validate(graph)
+    inputs = host_io.check_batch(graph, spikes, f"reference-{mode}")
     first = np.asarray(next(iter(inputs.values())))
     n, steps = first.shape[0], first.shape[-1]
     if not supported(graph):

@@ -16,6 +16,7 @@ from dataclasses import fields
 import numpy as np
 
 from ..errors import SnncError
+from ..files import write_atomic
 from .fixed import FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
 from .ir import NODE_TYPES, Graph
 
@@ -68,11 +69,13 @@ def save(graph: Graph, path: str) -> None:
     }
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    tmp = path + ".tmp"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("graph.json", json.dumps(doc, indent=1, default=_json_default))
-        z.writestr("arrays.npz", buf.getvalue())
-    os.replace(tmp, path)
+    text = json.dumps(doc, indent=1, default=_json_default)
+
+    def write(tmp):
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("graph.json", text)
+            z.writestr("arrays.npz", buf.getvalue())
+    write_atomic(path, write)
 
 
 def _json_default(o):
@@ -84,23 +87,72 @@ def _json_default(o):
 
 
 def load(path: str) -> Graph:
-    """Read a ``.snnc`` file; SnncError if it is missing or not one."""
+    """Read a ``.snnc`` file; SnncError if it is missing, not one, damaged, or its parameters are
+    invalid, outside Loihi 2's ranges, or its float and fixed views disagree (``validate``)."""
     if not os.path.exists(path):
         raise SnncError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise SnncError(f"{path}: not a file (a compiled .snnc artifact is a zip file)")
     try:
         with zipfile.ZipFile(path) as z:
             doc = json.loads(z.read("graph.json"))
-            arrays = dict(np.load(io.BytesIO(z.read("arrays.npz"))))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
-        raise SnncError(f"{path}: not a compiled snnc artifact ({e}); compile a model first: "
-                        "snnc compile model.onnx -o model.snnc") from None
-    if doc.get("format") != "snnc" or doc.get("version") != FORMAT_VERSION:
-        raise SnncError(f"{path}: unsupported artifact format/version {doc.get('format')}/{doc.get('version')}")
-    g = Graph(metadata=doc.get("metadata", {}))
-    for n in doc["nodes"]:
-        g.nodes[n["name"]] = _decode(NODE_TYPES[n["type"]], n["params"], arrays)
-    g.edges = [tuple(e) for e in doc["edges"]]
-    g.inputs, g.outputs = list(doc["inputs"]), list(doc["outputs"])
-    for f in doc["fixed"]:
-        g.fixed[f["name"]] = _decode(FIXED_TYPES[f["type"]], f["params"], arrays)
+            arrays = dict(np.load(io.BytesIO(z.read("arrays.npz")), allow_pickle=False))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as e:
+        raise SnncError(f"{path}: not a compiled snnc artifact ({type(e).__name__}: {str(e)[:120]}); compile a "
+                        "model first: snnc compile model.onnx -o model.snnc") from None
+    if not isinstance(doc, dict) or doc.get("format") != "snnc" or doc.get("version") != FORMAT_VERSION:
+        got = (doc.get("format"), doc.get("version")) if isinstance(doc, dict) else type(doc).__name__
+        raise SnncError(f"{path}: unsupported artifact format/version {got}")
+    try:
+        g = _graph(doc, arrays)
+    except _Damaged as e:
+        raise SnncError(f"{path}: damaged artifact: {e}; compile the model again") from None
+    from .validate import validate
+    return validate(g, where=path, views=True)
+
+
+class _Damaged(Exception):
+    """graph.json does not describe a graph (wrong types, unknown names, missing arrays)."""
+
+
+def _entries(doc, key):
+    v = doc.get(key)
+    if not isinstance(v, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
+                                          and isinstance(e.get("params"), dict) for e in v):
+        raise _Damaged(f"{key!r} must be a list of {{name, type, params}}")
+    return v
+
+
+def _decode_checked(types, entry, arrays):
+    cls = types.get(entry.get("type"))
+    if cls is None:
+        raise _Damaged(f"{entry['name']!r} has unknown type {entry.get('type')!r}")
+    known = {f.name for f in fields(cls)}
+    extra = sorted(set(entry["params"]) - known)
+    if extra:
+        raise _Damaged(f"{entry['name']!r} ({cls.__name__}) has unknown parameters {extra}")
+    for v in entry["params"].values():
+        if isinstance(v, dict) and v.get("array") not in arrays:
+            raise _Damaged(f"{entry['name']!r}: array {v.get('array')!r} is missing from arrays.npz")
+    try:
+        return _decode(cls, entry["params"], arrays)
+    except TypeError as e:
+        raise _Damaged(f"{entry['name']!r} ({cls.__name__}): {e}") from None
+
+
+def _graph(doc, arrays) -> Graph:
+    meta = doc.get("metadata", {})
+    g = Graph(metadata=meta if isinstance(meta, dict) else {})
+    for n in _entries(doc, "nodes"):
+        g.nodes[n["name"]] = _decode_checked(NODE_TYPES, n, arrays)
+    edges, ins, outs = doc.get("edges"), doc.get("inputs"), doc.get("outputs")
+    if not isinstance(edges, list) or not all(isinstance(e, list) and len(e) == 2 for e in edges):
+        raise _Damaged("'edges' must be a list of [source, destination]")
+    g.edges = [tuple(e) for e in edges]
+    for what, names in (("edges", [n for e in g.edges for n in e]), ("inputs", ins), ("outputs", outs)):
+        if not isinstance(names, list) or any(not isinstance(n, str) or n not in g.nodes for n in names):
+            raise _Damaged(f"{what!r} must name nodes of the graph, got {str(names)[:80]}")
+    g.inputs, g.outputs = list(ins), list(outs)
+    for f in _entries(doc, "fixed"):
+        g.fixed[f["name"]] = _decode_checked(FIXED_TYPES, f, arrays)
     return g

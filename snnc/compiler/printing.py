@@ -97,3 +97,21 @@ def quantization_table(graph: Graph) -> str:
     rows = [[r["node"], r["param"], r["values"], r["rounded"], r["clipped"], f"{r['max_error']:.3g}"]
             for r in report]
     return table(rows, ["node", "parameter", "values", "rounded", "clipped", "max |error|"])
+
+
+def lossy_summary(graph: Graph) -> str:
+    """One line when the quantization rounded or clipped parameters ('' when exact): how many
+    values were clipped (outside Loihi 2's range) and rounded, where, and the largest error."""
+    report = graph.metadata.get("quantization") or []
+    clipped = [r for r in report if r["clipped"]]
+    rounded = [r for r in report if r["rounded"]]
+    if not clipped and not rounded:
+        return ""
+    parts = []
+    for what, rows, key in (("clipped", clipped, "clipped"), ("rounded", rounded, "rounded")):
+        if rows:
+            worst = max(rows, key=lambda r: r["max_error"])
+            parts.append(f"{sum(r[key] for r in rows)} value(s) {what} in "
+                         f"{', '.join(sorted({r['node'] + ' ' + r['param'] for r in rows}))[:160]}"
+                         f" (largest error {worst['max_error']:.3g} in {worst['node']} {worst['param']})")
+    return "quantization to Loihi 2 fixed point is lossy: " + "; ".join(parts) + " (snnc info MODEL shows the report)"

@@ -32,6 +32,7 @@ from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLI, FixedCubaLIF, FixedSigma
 from .ir import (SIGMA_DELTA, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Delta, Flatten, Graph, Input, Output,
                  Sigma, SigmaDelta, SumPool2d)
 from .passes import check
+from .validate import check_fixed, check_params
 
 
 def _synapse_weight(node) -> np.ndarray:
@@ -162,8 +163,8 @@ def _quantize_decays(name: str, node, report: List[Dict]):
 
 def _quantize_bias(name: str, node, S: int, report: List[Dict]):
     bias = np.asarray(node.bias, dtype=np.float64) * S
-    mant, bexp = _bias(np.trunc(bias))
-    _record(report, name, "bias", bias / S, mant * (1 << bexp) / S)
+    mant, bexp, bclip = _bias(np.trunc(bias))
+    _record(report, name, "bias", bias / S, mant * (1 << bexp) / S, bclip)
     return (int(mant) if np.ndim(mant) == 0 else mant), int(bexp)
 
 
@@ -185,7 +186,7 @@ def _quantize_population(graph: Graph, g: Graph, name: str, node, report: List[D
     vth = np.round(th)
     if name in _pinned(graph, "vth"):
         vth = np.broadcast_to(np.asarray(_pinned(graph, "vth")[name], dtype=np.float64), th.shape).copy()
-    vclip = int(np.sum(vth > VTH_MAX))
+    vclip = int(np.sum((vth > VTH_MAX) | (vth < 1)))
     vth = np.clip(vth, 1, VTH_MAX).astype(np.int64)
     _record(report, name, "threshold", th / w_scale, vth / w_scale, vclip)
     if node.spike_compare != ">":
@@ -203,20 +204,22 @@ def _quantize_population(graph: Graph, g: Graph, name: str, node, report: List[D
 
 
 def _bias(bias_int: np.ndarray):
-    """Integer bias (v units) -> (mantissa, exponent) with a 13-bit mantissa."""
+    """Integer bias (v units) -> (mantissa, exponent, clipped count): a 13-bit mantissa
+    (|mant| <= 4095) and a 3-bit exponent; what does not fit at exponent 7 is clipped."""
     exp = 0
     while np.max(np.abs(bias_int)) > BIAS_MANT_MAX * (1 << exp) and exp < 7:
         exp += 1
-    mant = np.round(bias_int / (1 << exp)).astype(np.int64)
-    return mant, exp
+    mant = np.round(bias_int / (1 << exp))
+    clipped = int(np.sum(np.abs(mant) > BIAS_MANT_MAX))
+    return np.clip(mant, -BIAS_MANT_MAX, BIAS_MANT_MAX).astype(np.int64), exp, clipped
 
 
 def _record(report: List[Dict], node: str, what: str, exact: np.ndarray, fixed: np.ndarray, clipped: int = 0):
     exact = np.asarray(exact, dtype=np.float64)
     fixed = np.asarray(fixed, dtype=np.float64)
     err = np.abs(exact - fixed)
-    report.append(dict(node=node, param=what, values=int(exact.size),
-                       rounded=int(np.sum(err > 1e-9)), clipped=int(clipped),
+    report.append(dict(node=node, param=what, values=int(exact.size),     # a clipped value is not "rounded"
+                       rounded=max(0, int(np.sum(err > 1e-9)) - int(clipped)), clipped=int(clipped),
                        max_error=float(err.max()) if err.size else 0.0))
 
 
@@ -227,6 +230,7 @@ def quantize(graph: Graph) -> Graph:
     how many clipped, and the largest error (in the parameter's own units: weight, decay, ...).
     """
     check(graph)
+    check_params(graph)                 # every parameter finite and inside what its node allows
     g = graph.copy()
     report: List[Dict] = []
     for name, node in graph.nodes.items():
@@ -258,6 +262,7 @@ def quantize(graph: Graph) -> Graph:
         if isinstance(node, Flatten) and any(not isinstance(graph.nodes[d], Dense) for d in graph.successors(name)):
             raise SnncError(f"flatten {name!r} must feed a Dense synapse")
     g.metadata["quantization"] = report
+    check_fixed(g)                      # every fixed-point field inside Loihi 2's widths
     return g
 
 

@@ -125,6 +125,7 @@ class _Layer:
         a = self.array(key, required)
         if a is None:
             return None
+        a = _numeric(self, a, key)
         if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
             raise self.err(f"{key!r} must hold integers, got {a.tolist()}")
         a = a.astype(np.int64)
@@ -150,6 +151,21 @@ class _Layer:
             v = n[k][()]
             out[k] = _string(v) if k in ("type", "activation") else v
         return out
+
+
+def _numeric(L, v, key: str) -> np.ndarray:
+    """Dataset ``key`` as float64; a clear error for text or other non-numbers."""
+    a = np.asarray(v)
+    if a.dtype.kind not in "biuf":
+        raise L.err(f"{key!r} must hold numbers, got {a.dtype}")
+    return a.astype(np.float64)
+
+
+def _scalar(L, v, key: str) -> float:
+    a = _numeric(L, v, key).reshape(-1)
+    if a.size < 1 or not np.isfinite(a[0]):
+        raise L.err(f"{key!r} must be a finite number, got {a.tolist()[:3]}")
+    return float(a[0])
 
 
 def _string(v) -> str:
@@ -210,7 +226,8 @@ class _Builder:
             self._spike_input(self.input_shape)
         else:
             raise L.err("the file has no input layer before it; give input_shape=(C, H, W) "
-                        "(SLAYER order; netx's input_shape is (x, y, f) = (W, H, C))")
+                        "(snnc compile --input-shape C,H,W; SLAYER order; netx's input_shape is (x, y, f) = "
+                        "(W, H, C))")
 
     def _pre(self, L: _Layer, name: str) -> str:
         """Delay (Lava's 1-step synapse latency + the source's axonal delay) and flatten in
@@ -248,12 +265,14 @@ class _Builder:
                 raise L.err(f"missing dataset 'neuron/{k}'")
         if bool(np.asarray(p.get("gradedSpike", False)).reshape(-1)[0]):
             raise L.err("graded CUBA spikes (neuron/gradedSpike) are not supported")
-        i_decay, v_decay, vth = (float(np.asarray(p[k]).reshape(-1)[0]) for k in ("iDecay", "vDecay", "vThMant"))
-        if not (0 <= i_decay <= 4096 and 0 <= v_decay <= 4096):
-            raise L.err(f"decays must be in [0, 4096], got iDecay {i_decay}, vDecay {v_decay}")
+        i_decay, v_decay, vth = (_scalar(L, p[k], f"neuron/{k}") for k in ("iDecay", "vDecay", "vThMant"))
+        if not (0 <= i_decay <= 4096 and 0 <= v_decay <= 4096) or i_decay % 1 or v_decay % 1:
+            raise L.err(f"decays must be integers in [0, 4096], got iDecay {i_decay}, vDecay {v_decay}")
+        if not 0 < vth <= (1 << 17) - 1 or vth % 1:
+            raise L.err(f"vThMant must be an integer in 1..131071 (17 bits), got {vth}")
         b = 0.0
         if bias is not None:
-            b = _bias_per_neuron(L, np.asarray(bias, dtype=np.float64), shape)
+            b = _bias_per_neuron(L, _numeric(L, bias, "bias"), shape)
         k = self.n_neuron_layers
         self.n_neuron_layers += 1
         return CubaLIF(tuple(shape), current_decay=i_decay / 4096, voltage_decay=v_decay / 4096,
@@ -286,16 +305,16 @@ class _Builder:
         b = 0.0
         if bias is not None:
             # netx passes the bias as int32 (truncation toward zero), per channel or per neuron
-            b = _bias_per_neuron(L, np.trunc(np.asarray(bias, dtype=np.float64)), shape)
+            b = _bias_per_neuron(L, np.trunc(_numeric(L, bias, "bias")), shape)
         return SigmaDelta(tuple(shape), threshold=vth / W_SCALE, bias=b)
 
     def _delay(self, L: _Layer, shape, rec: bool = False):
         d = L.array("delay", required=False)
         if d is None:
             return None
-        d = np.floor(np.asarray(d, dtype=np.float64))
-        if np.any(d < 0):
-            raise L.err(f"negative delays {d.min()}")
+        d = _numeric(L, d, "delay")
+        if not np.all(np.isfinite(d)) or np.any(d != np.floor(d)) or np.any(d < 0):
+            raise L.err(f"'delay' must hold whole steps >= 0, got {d[~np.isfinite(d) | (d != np.floor(d)) | (d < 0)][0]}")
         d = d.astype(np.int64)
         n = int(np.prod(shape))
         if d.size == 1:
@@ -342,7 +361,7 @@ class _Builder:
         self.g.add(pop, self._neuron(L, shape), "input")
         self._finish_layer(L, pop, shape, self._delay(L, shape))
         self.g.metadata["netx_input_transform"] = {
-            k: float(np.asarray(L.array(k)).reshape(-1)[0]) for k in ("weight", "bias") if L.has(k)}
+            k: _scalar(L, L.array(k), k) for k in ("weight", "bias") if L.has(k)}
 
     def flatten_(self, L: _Layer):
         if self.src is None:
@@ -352,7 +371,7 @@ class _Builder:
         self.flatten = True
 
     def dense(self, L: _Layer, rec: bool = False):
-        w = L.array("weight").astype(np.float64)
+        w = _numeric(L, L.array("weight"), "weight")
         shape = L.shape()
         n_out = int(np.prod(shape))
         if w.ndim == 1:
@@ -392,7 +411,7 @@ class _Builder:
         self._finish_layer(L, name, out_shape, delay)
 
     def conv(self, L: _Layer):
-        w = L.array("weight").astype(np.float64)
+        w = _numeric(L, L.array("weight"), "weight")
         if w.ndim == 5 and w.shape[-1] == 1:
             w = w[..., 0]
         if w.ndim != 4:
@@ -429,7 +448,7 @@ class _Builder:
         self._ensure_source(L)
         if len(self.src_shape) != 3 or self.flatten:
             raise L.err(f"a pool layer needs (C, H, W) input, the previous layer is {self.src_shape}")
-        w = L.array("weight").astype(np.float64)
+        w = _numeric(L, L.array("weight"), "weight")
         kernel = tuple(L.ints("kernelSize", 2))
         if w.size != kernel[0] * kernel[1]:
             raise L.err(f"weight of {w.size} values does not fit kernelSize {list(kernel)}")

@@ -23,6 +23,10 @@ SUPPORTED = ("MatMul", "Conv", "Reshape", "Add", "Concat", "Identity",
              "snnc.GradedDense", "snnc.CubaLI")
 
 
+MIN_INPUTS = {"MatMul": 2, "Conv": 2, "Reshape": 2, "Add": 2, "snnc.Delay": 2, "snnc.RecurrentCubaLIF": 2,
+              "snnc.GradedDense": 2}
+
+
 def load_onnx(path: str) -> onnx.ModelProto:
     """Read ``path`` as an ONNX model; a clear SnncError if it is missing or not ONNX."""
     if not os.path.exists(path):
@@ -40,7 +44,7 @@ class _Importer:
     def __init__(self, model: onnx.ModelProto, path: str):
         self.model, self.path = model, path
         self.g = Graph(metadata={"source": os.path.basename(path)})
-        self.const: Dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.const: Dict[str, np.ndarray] = {t.name: self._tensor(t) for t in model.graph.initializer}
         self.values: Dict[str, List[str]] = {}
         # a channel Concat is not a node: a synapse that reads it is split into one synapse per part
         self.concats: Dict[str, List[tuple]] = {}
@@ -50,6 +54,43 @@ class _Importer:
         self.graded_dense: Dict[str, tuple] = {}   # Dense name -> (ONNX node, activation unit)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _tensor(self, t) -> np.ndarray:
+        """An initializer's values; external data is read from the model's own folder."""
+        base = os.path.dirname(os.path.abspath(self.path))
+        try:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                loc = {e.key: e.value for e in t.external_data}.get("location", "")
+                full = os.path.realpath(os.path.join(base, loc))
+                if not loc or os.path.isabs(loc) or not os.path.isfile(full):
+                    raise SnncError(f"{self.path}: initializer {t.name!r}: its external data {loc!r} is not a "
+                                    f"file in the model's folder {base}")
+            return numpy_helper.to_array(t, base_dir=base)
+        except SnncError:
+            raise
+        except Exception as e:
+            raise SnncError(f"{self.path}: initializer {t.name!r} cannot be read ({type(e).__name__}: "
+                            f"{str(e)[:120]})") from None
+
+    def number(self, node, a: dict, key: str, kind, default=None):
+        """Attribute ``key`` as an int or float (``kind``); a clear error for any other type."""
+        if key not in a:
+            if default is None:
+                raise self.err(node, f"missing attribute {key!r}")
+            return default
+        v = a[key]
+        ok = isinstance(v, int) if kind is int else isinstance(v, (int, float))
+        if not ok or isinstance(v, bool):
+            raise self.err(node, f"attribute {key!r} must be one {'integer' if kind is int else 'number'}, "
+                                 f"got {v!r:.60}")
+        return kind(v)
+
+    def ints(self, node, a: dict, key: str, n: int, default):
+        """Attribute ``key`` as a list of ``n`` integers."""
+        v = a.get(key, default)
+        if not isinstance(v, (list, tuple)) or len(v) != n or not all(isinstance(x, int) for x in v):
+            raise self.err(node, f"attribute {key!r} must be {n} integers, got {v!r:.60}")
+        return list(v)
+
     def err(self, node, msg: str) -> SnncError:
         op = f"{node.domain + '.' if node.domain else ''}{node.op_type}"
         return SnncError(f"{self.path}: node {node.name or '(unnamed)'!r} ({op}): {msg}")
@@ -76,7 +117,10 @@ class _Importer:
 
     def constant(self, node, value: str) -> np.ndarray:
         if value in self.const:
-            return self.const[value]
+            c = self.const[value]
+            if c.dtype.kind not in "biuf":
+                raise self.err(node, f"initializer {value!r} holds {c.dtype} values, not numbers")
+            return c
         raise self.err(node, f"input {value!r} must be an initializer (a constant)")
 
     def add(self, node, ir_node, sources: List[str], base: str) -> str:
@@ -113,6 +157,10 @@ class _Importer:
             op = f"{DOMAIN}.{node.op_type}" if node.domain == DOMAIN else node.op_type
             if node.domain not in ("", "ai.onnx", DOMAIN) or op not in SUPPORTED:
                 raise self.err(node, f"op not supported by snnc; supported: {', '.join(SUPPORTED)}")
+            need = MIN_INPUTS.get(op, 1)
+            if len(node.input) < need or not all(node.input[:need]) or not node.output or not node.output[0]:
+                raise self.err(node, f"needs {need} input(s) and one output, has inputs {list(node.input)} "
+                                     f"and outputs {list(node.output)}")
             getattr(self, "op_" + op.replace(".", "_"))(node)
         for value, readers in self.readers.items():
             graded = [r for r in readers if r.domain == DOMAIN and r.op_type == "GradedInput"]
@@ -192,10 +240,13 @@ class _Importer:
         if w.ndim != 5 or w.shape[-1] != 1:
             raise self.err(node, f"expects a per-step 2-D conv: weight [out, in/g, kh, kw, 1], got {w.shape}")
         srcs, shape = self.parts(node, node.input[0])[0]
-        strides = list(a.get("strides", [1, 1, 1]))
-        pads = list(a.get("pads", [0] * 6))
-        dil = list(a.get("dilations", [1, 1, 1]))
-        group = int(a.get("group", 1))
+        strides = self.ints(node, a, "strides", 3, [1, 1, 1])
+        pads = self.ints(node, a, "pads", 6, [0] * 6)
+        dil = self.ints(node, a, "dilations", 3, [1, 1, 1])
+        group = self.number(node, a, "group", int, 1)
+        if min(strides) < 1 or min(dil) < 1 or min(pads) < 0 or group < 1:
+            raise self.err(node, f"strides and dilations must be >= 1, pads >= 0 and group >= 1; got strides "
+                                 f"{strides}, pads {pads}, dilations {dil}, group {group}")
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             raise self.err(node, "auto_pad is not supported: give explicit pads")
         if strides[2] != 1 or dil[2] != 1 or pads[2] != 0 or pads[5] != 0:
@@ -263,12 +314,15 @@ class _Importer:
         bias = self._bias(node, shape, 1 if node.op_type == "CubaLIF" else 2)
 
         def s(v):
-            return v.decode() if isinstance(v, bytes) else v
-        lif = CubaLIF(shape=shape, current_decay=float(a["current_decay"]),
-                      voltage_decay=float(a["voltage_decay"]), threshold=float(a["threshold"]),
-                      bias=bias, reset=s(a.get("reset", "zero")), refractory=int(a.get("refractory", 0)),
-                      spike_compare=s(a.get("spike_compare", ">")), state_scale=int(a.get("state_scale", 0)),
-                      graded=bool(a.get("graded", 0)), reset_delay=bool(a.get("reset_delay", 0)))
+            return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+        f = {k: self.number(node, a, k, float) for k in ("current_decay", "voltage_decay", "threshold")}
+        lif = CubaLIF(shape=shape, current_decay=f["current_decay"],
+                      voltage_decay=f["voltage_decay"], threshold=f["threshold"],
+                      bias=bias, reset=s(a.get("reset", "zero")), refractory=self.number(node, a, "refractory", int, 0),
+                      spike_compare=s(a.get("spike_compare", ">")),
+                      state_scale=self.number(node, a, "state_scale", int, 0),
+                      graded=bool(self.number(node, a, "graded", int, 0)),
+                      reset_delay=bool(self.number(node, a, "reset_delay", int, 0)))
         if lif.reset not in RESETS or lif.spike_compare not in (">", ">="):
             raise self.err(node, f"reset must be {'|'.join(RESETS)} and spike_compare >|>=, got "
                                  f"{lif.reset!r}, {lif.spike_compare!r}")
@@ -278,9 +332,9 @@ class _Importer:
         srcs = self.source(node, node.input[0])
         shape = self._same_shape(node, srcs)
         a = self.attrs(node)
-        self._need(node, a, ("current_decay", "voltage_decay"))
-        li = CubaLI(shape=shape, current_decay=float(a["current_decay"]), voltage_decay=float(a["voltage_decay"]),
-                    bias=self._bias(node, shape, 1), state_scale=int(a.get("state_scale", 0)))
+        li = CubaLI(shape=shape, current_decay=self.number(node, a, "current_decay", float),
+                    voltage_decay=self.number(node, a, "voltage_decay", float),
+                    bias=self._bias(node, shape, 1), state_scale=self.number(node, a, "state_scale", int, 0))
         self.values[node.output[0]] = [self.add(node, li, srcs, node.name or "li")]
 
     def op_snnc_CubaLIF(self, node):
@@ -303,15 +357,16 @@ class _Importer:
 
     def op_snnc_Delay(self, node):
         srcs = self.source(node, node.input[0])
-        steps = self.constant(node, node.input[1]).astype(np.int64)
-        if np.any(steps < 0):
-            raise self.err(node, "delays must be >= 0 steps")
+        raw = self.constant(node, node.input[1]).astype(np.float64)
+        if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)) or np.any(raw < 0):
+            raise self.err(node, f"delays must be whole steps >= 0, got {raw.ravel()[:4].tolist()}")
+        steps = raw.astype(np.int64)
         self.values[node.output[0]] = [self.add(node, Delay(steps), srcs, node.name or "delay")]
 
 
     def op_snnc_GradedInput(self, node):
         srcs = self.source(node, node.input[0])
-        k = int(self.attrs(node).get("frac_bits", -1))
+        k = self.number(node, self.attrs(node), "frac_bits", int, -1)
         if len(srcs) != 1 or not isinstance(self.g.nodes[srcs[0]], Input):
             raise self.err(node, "GradedInput must read a graph input directly")   # (only reader: run())
         if not 0 <= k <= 16:
@@ -324,7 +379,7 @@ class _Importer:
         srcs = self.source(node, node.input[1])
         if any(not (isinstance(self.g.nodes[s], Input) and self.g.nodes[s].kind == "graded") for s in srcs):
             raise self.err(node, "GradedDense must read a graded input (the output of snnc.GradedInput)")
-        unit = float(self.attrs(node).get("unit", 0.0))
+        unit = self.number(node, self.attrs(node), "unit", float, 0.0)
         if not unit > 0:
             raise self.err(node, f"attribute unit must be > 0, got {unit}")
         self.op_MatMul(node)

@@ -1,0 +1,137 @@
+"""One definition of a valid input, shared by every engine (the host side of a run).
+
+An input array is valid for a graph when:
+
+- it holds real numbers (bool, integer or floating point; not complex, text or objects), all finite;
+- its shape is the model input's ``(C[, H, W], T)`` or a batch ``(N, C[, H, W], T)``, time last,
+  with T >= 1 and N >= 1; shapes that differ from the model input only by axes of size 1 are
+  accepted (lava-dl's N-TIDIGITS input ``(64, T)`` for an input layer ``(1, 1, 64)``, or
+  ``(4, 1, T)`` for ``(4,)``) and reshaped to it;
+- spike inputs (``Input.kind == "spikes"`` read by a synapse) are binary, 0 or 1, on every engine;
+- graded inputs are on their declared grid's range: rounded (half to even) to ``2**-frac_bits``
+  by the host, ``|x| * 2**frac_bits < 2**23`` (the Loihi graded payload); bias drives and the
+  values a ``Delta`` encoder reads are any finite numbers.
+
+``prepare(graph, x)`` checks a user array (one sample or a batch) and returns ``(N, *shape, T)``
+float32 and whether it was a batch; ``check_batch(graph, inputs)`` checks the ``(N, *shape, T)``
+arrays an engine receives (by input name). Both raise ``SnncError`` naming the input.
+"""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import numpy as np
+
+from ..compiler.ir import Conv2d, Delay, Dense, Flatten, Graph, SumPool2d
+from ..compiler.passes import infer_shapes
+from ..errors import SnncError
+
+GRADED_LIMIT = 1 << 23          # Loihi 2 graded spike payload: |x_int| < 2**23
+
+
+def _squeezed(shape) -> Tuple[int, ...]:
+    return tuple(int(s) for s in shape if s != 1)
+
+
+def _reads_spikes(graph: Graph, name: str) -> bool:
+    """Whether Input ``name``'s values reach a synapse (through Delay/Flatten): binary spikes."""
+    seen, todo = set(), [name]
+    while todo:
+        for s in graph.successors(todo.pop()):
+            node = graph.nodes[s]
+            if isinstance(node, (Dense, Conv2d, SumPool2d)):
+                return True
+            if isinstance(node, (Delay, Flatten)) and s not in seen:
+                seen.add(s)
+                todo.append(s)
+    return False
+
+
+def _numbers(x, what: str) -> np.ndarray:
+    try:
+        a = np.asarray(x)
+    except Exception as e:      # ragged lists and friends
+        raise SnncError(f"{what}: not an array of numbers ({type(e).__name__})") from None
+    if a.dtype.kind not in "biuf":
+        raise SnncError(f"{what}: values of type {a.dtype} are not real numbers; give 0/1 spikes as bool, "
+                        "int or float")
+    return a
+
+
+def check_values(graph: Graph, name: str, x: np.ndarray, what: str = "") -> None:
+    """The values of Input ``name`` (any layout): finite; binary for spikes; graded in range."""
+    what = what or f"input {name!r}"
+    a = _numbers(x, what)
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        bad = "NaN" if np.any(np.isnan(a)) else "inf"
+        raise SnncError(f"{what}: values must be finite, found {bad}")
+    node = graph.nodes[name]
+    if node.kind == "spikes" and _reads_spikes(graph, name) and a.dtype.kind != "b" \
+            and not np.all((a == 0) | (a == 1)):
+        v = a[(a != 0) & (a != 1)].ravel()[0]
+        raise SnncError(f"{what}: spike inputs take binary spikes (0 or 1) on every engine; found {v!r}. "
+                        "For analog values declare a graded input (snnc.nn.GradedInput)")
+    if node.kind == "graded":
+        k = int(node.frac_bits)
+        m = float(np.max(np.abs(a))) if a.size else 0.0
+        if np.round(m * (1 << k)) >= GRADED_LIMIT:
+            raise SnncError(f"{what}: graded values must satisfy |x| * 2**{k} < 2**23 (Loihi's graded payload), "
+                            f"found |x| = {m:g}")
+
+
+def _fit(x: np.ndarray, shape, what: str) -> Tuple[np.ndarray, bool]:
+    """``x`` as ``(N, *shape, T)`` and whether it was a batch; SnncError if it does not fit."""
+    shape = tuple(shape)
+    if x.ndim == len(shape) + 2 and tuple(x.shape[1:-1]) == shape:
+        return x, True
+    if x.ndim == len(shape) + 1 and tuple(x.shape[:-1]) == shape:
+        return x[None], False
+    if x.ndim >= 2 and _squeezed(x.shape[:-1]) == _squeezed(shape):
+        return x.reshape((1,) + shape + (x.shape[-1],)), False
+    if x.ndim >= 3 and _squeezed(x.shape[1:-1]) == _squeezed(shape):
+        return x.reshape((x.shape[0],) + shape + (x.shape[-1],)), True
+    want = ", ".join(map(str, shape))
+    raise SnncError(f"{what}: shape {tuple(x.shape)} does not fit the model input: expected ({want}, T) or a "
+                    f"batch (N, {want}, T), time last (axes of size 1 may be added or left out)")
+
+
+def _sizes(x: np.ndarray, what: str) -> None:
+    if x.shape[-1] < 1:
+        raise SnncError(f"{what}: no time steps (T = 0); give at least one step (time is the last axis)")
+    if x.shape[0] < 1:
+        raise SnncError(f"{what}: an empty batch (N = 0); give at least one sample")
+
+
+def prepare(graph: Graph, spikes, what: str = "input") -> Tuple[np.ndarray, bool]:
+    """A user's array for the graph's (first) input -> ``(N, *shape, T)`` float32, had_batch."""
+    x = _numbers(spikes, what)
+    shape = tuple(infer_shapes(graph)[graph.inputs[0]])
+    if x.ndim < 2:
+        raise SnncError(f"{what}: shape {tuple(x.shape)} has no time axis: expected ({', '.join(map(str, shape))}, T)")
+    xb, batched = _fit(x, shape, what)
+    _sizes(xb, what)
+    check_values(graph, graph.inputs[0], xb, what)
+    return xb.astype(np.float32), batched
+
+
+def check_batch(graph: Graph, inputs, engine: str = "") -> Dict[str, np.ndarray]:
+    """What an engine receives: ``{input name: (N, *shape, T)}`` (or one array for the first input)."""
+    if not isinstance(inputs, dict):
+        inputs = {graph.inputs[0]: inputs}
+    shapes = infer_shapes(graph)
+    n = t = None
+    for name, x in inputs.items():
+        what = f"{engine + ': ' if engine else ''}input {name!r}"
+        if name not in graph.nodes or name not in graph.inputs:
+            raise SnncError(f"{what}: the graph has no such input (inputs: {graph.inputs})")
+        a = _numbers(x, what)
+        want = tuple(shapes[name])
+        if a.ndim != len(want) + 2 or tuple(a.shape[1:-1]) != want:
+            raise SnncError(f"{what}: expects shape (N, {', '.join(map(str, want))}, T), got {tuple(a.shape)}")
+        _sizes(a, what)
+        if (n, t) != (None, None) and (a.shape[0], a.shape[-1]) != (n, t):
+            raise SnncError(f"{what}: N and T {(a.shape[0], a.shape[-1])} differ from the other inputs' {(n, t)}")
+        n, t = a.shape[0], a.shape[-1]
+        check_values(graph, name, a, what)
+    return inputs
+
