@@ -20,7 +20,7 @@ from snnc.backends.reference import run_reference
 from snnc.backends.reference_spec import run_reference_spec
 from snnc.cli import main
 from snnc.errors import SnncError
-from snnc.frontends.onnx_runtime import run_onnxruntime
+from snnc.backends.onnx_runtime import run_onnxruntime
 
 TRIED = {}
 ACCEPTED = {}

@@ -9,7 +9,7 @@ import pytest
 from hostile_models import assert_clear, cli, net_dense, net_file, onnx_model, spikes
 from snnc import api
 from snnc.errors import SnncError
-from snnc.frontends.onnx_runtime import run_onnxruntime
+from snnc.backends.onnx_runtime import run_onnxruntime
 
 ENGINES = ["reference", "reference-float", "lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float"]
 X = spikes((4, 30))
