@@ -47,6 +47,7 @@ from ..compiler.passes import check, topo_order
 from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
+from .reference_batched import batchable, run_batched
 from .reference_spec import _rtz_decay, conv2d  # noqa: F401  (re-exported: public helpers)
 from .result import RunResult
 
@@ -58,6 +59,7 @@ _VMAX = float(V_MAX)
 DENSE_CONV_ENTRIES = 1 << 22        # a Conv lowered to a dense matrix up to this many entries, else sparse
 SPARSE_DENSITY = 0.1                # batch: a Conv matrix sparser than this runs as scipy CSR
 INDEX_TABLE_ENTRIES = 1 << 22       # per-neuron Delay: precomputed gather indices up to this size
+BATCHED_ENTRIES = 1 << 25           # time-batched plan: values of all nodes per chunk (T * N rows)
 
 
 def _view(a: np.ndarray, shape) -> Optional[np.ndarray]:
@@ -147,7 +149,7 @@ class _Sim:
     ``step(t, {input: (N, *shape)})`` returns every node's current value (buffers reused by the next
     step: copy what you keep); ``state[pop]`` holds views ``u``, ``v``, ``ref`` (N, *shape)."""
 
-    def __init__(self, graph: Graph, mode: str, batch: int):
+    def __init__(self, graph: Graph, mode: str, batch: int, build: bool = True):
         if mode not in ("fixed", "float"):
             raise ValueError(f"mode must be 'fixed' or 'float', got {mode!r}")
         self.g, self.mode, self.n = graph, mode, batch
@@ -169,7 +171,8 @@ class _Sim:
         self._input_bufs: Dict[str, np.ndarray] = {}
         self._bounds: Dict[str, np.ndarray] = {}       # fixed: max |output| of each synapse
         self._check_inputs: List[str] = []
-        self._build()
+        if build:               # build=False: only the population helpers (reference_batched)
+            self._build()
 
     # ------------------------------------------------------------------ helpers
     def _shape(self, name):
@@ -755,12 +758,19 @@ class _Sim:
 
 
 def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = False,
-                  batch_size: Optional[int] = None) -> RunResult:
+                  batch_size: Optional[int] = None, plan: str = "auto") -> RunResult:
     """Run ``graph`` on ``spikes`` ``(N, *input_shape, T)`` (a dict by input name for several inputs).
 
     Returns the (first) output ``(N, *shape, T)`` and per-population spike counts.
     ``progress``: a tqdm bar over steps (and chunks); ``batch_size``: samples per chunk (memory).
+    ``plan``: "auto" (fixed point, no cycle: the time-batched plan of ``reference_batched``, one
+    product per synapse for all steps; else the step plan), "step" or "batched".
     """
+    if plan not in ("auto", "step", "batched"):
+        raise SnncError(f"reference: plan must be 'auto', 'step' or 'batched', got {plan!r}")
+    if plan == "batched" and (mode != "fixed" or not batchable(graph)):
+        raise SnncError("reference: the time-batched plan needs a fixed-point graph without cycles whose "
+                        "synapses read spikes; use plan='step'")
     start = time.perf_counter()
     validate(graph)
     inputs = host_io.check_batch(graph, spikes, f"reference-{mode}")
@@ -790,8 +800,24 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=n * steps, unit="sample-step", unit_scale=True, desc=f"reference-{mode}")
+    batched = plan == "batched" or (plan == "auto" and mode == "fixed" and batchable(graph))
+    if batched:
+        # time-batched (reference_batched): rows T * N per product; chunks sized to memory
+        per_row = sum(int(np.prod(shapes[k])) for k in graph.nodes)
+        chunk = min(chunk, max(1, BATCHED_ENTRIES // max(1, steps * per_row)))
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
+        if batched:
+            data = {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=np.float64)
+                    for k, v in inputs.items()}
+            vals, cnts = run_batched(graph, data, steps, hi - lo)
+            for o in graph.outputs:
+                outs[o][lo:hi] = np.moveaxis(vals[o], 0, -1)
+            for p, c in cnts.items():
+                counts[p][lo:hi] = c
+            if bar is not None:
+                bar.update((hi - lo) * steps)
+            continue
         sim = _Sim(graph, mode, hi - lo)
         # time-major contiguous input, checked once
         data = {}
