@@ -175,6 +175,7 @@ class BatchedRun:
         self.counts: Dict[str, np.ndarray] = {}
         self.state: Dict[str, Dict[str, np.ndarray]] = {}
         self.kernels: Dict[str, str] = {}
+        self.bounds: Dict[str, float] = {}         # max |value| of each synapse (inputs are spikes)
 
     def _full(self, name):
         return (self.T, self.n) + tuple(self.shapes[name])
@@ -252,6 +253,8 @@ class BatchedRun:
             self.kernels[name] = kernel if isinstance(node, Dense) or kernel == "sparse" else "im2col-" + kernel
             y = synapse_post(y, spec)
             out = y if out is None else out + y
+        b = spec["bound"] * (spec["floor_mul"] or 1.0) + (1.0 if spec["floor_mul"] else 0.0)
+        self.bounds[name] = min(b, CLAMP) * len(preds) if spec["clamp"] else b * len(preds)
         return out.reshape(self._full(name))
 
     def _population(self, name, node, preds) -> np.ndarray:
@@ -261,7 +264,9 @@ class BatchedRun:
         bias_in = [q for q in preds if isinstance(g.nodes[q], Input) and g.nodes[q].kind == "bias"]
         syn = [q for q in preds if q not in bias_in]
         grp = sim._make_group([name])
-        grp.a_bound = None                         # no static bound: the update tests the range
+        # a static bound on |a| lets the update skip range tests that cannot fire (as the step plan)
+        grp.a_bound = (np.full(size, 64.0 * sum(self.bounds[q] for q in syn)) if syn and all(q in self.bounds for q in syn)
+                       else None)
         a_all = self._sum(syn, (T, n, size)) * 64.0 if syn else None
         d_all = None
         if bias_in:

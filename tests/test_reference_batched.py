@@ -1,0 +1,168 @@
+"""The time-batched reference plan (snnc.backends.reference_batched: one product per synapse for
+all steps) against the step plan (reference._Sim, step by step) and the executable spec:
+identical outputs, spike counts and final u/v, on every kernel the cost model can choose."""
+import os
+
+import numpy as np
+import pytest
+
+from snnc.backends import reference_batched as rb
+from snnc.backends.reference import _Sim, run_reference
+from snnc.backends.reference_spec import run_reference_spec
+from snnc.compiler.fixed import FixedSynapse
+from snnc.compiler.ir import Conv2d, CubaLI, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from snnc.compiler.quantize import quantize
+from snnc.errors import SnncError
+
+from test_reference_fast import _lif, _spikes, branchy, chain_with_delays, conv_net
+
+
+def _same_three_ways(graph, x):
+    """batched == step plan == spec (outputs, counts), and final u/v of batched == step plan."""
+    a = run_reference(graph, x, "fixed", plan="batched")
+    b = run_reference(graph, x, "fixed", plan="step")
+    c = run_reference_spec(graph, x, "fixed")
+    for o in graph.outputs:
+        assert np.array_equal(a.outputs[o], b.outputs[o]), o
+        assert np.array_equal(a.outputs[o], c.outputs[o]), o
+    assert a.counts.keys() == b.counts.keys()
+    for k in a.counts:
+        assert np.array_equal(a.counts[k], b.counts[k]), k
+        assert np.array_equal(a.counts[k], c.counts[k]), k
+    xs = x if isinstance(x, dict) else {graph.inputs[0]: x}
+    n, steps = next(iter(xs.values())).shape[0], next(iter(xs.values())).shape[-1]
+    run = rb.BatchedRun(graph, {k: np.ascontiguousarray(np.moveaxis(v, -1, 0), dtype=np.float64)
+                                for k, v in xs.items()}, steps, n)
+    run.run()
+    sim = _Sim(graph, "fixed", n)
+    for t in range(steps):
+        sim.step(t, {k: np.asarray(v[..., t], dtype=np.float64) for k, v in xs.items()})
+    for p, st in run.state.items():
+        for q in ("u", "v"):
+            assert np.array_equal(st[q], sim.state[p][q]), (p, q)
+    return a, run
+
+
+def test_chains_with_per_neuron_and_uniform_delays():
+    for kw in (dict(), dict(per_neuron=False), dict(N=1), dict(N=4, T=80)):
+        g, x = chain_with_delays(**kw)
+        a, _ = _same_three_ways(g, x)
+        assert a.output.sum() > 0
+
+
+def test_conv_pool_groups_stride_padding():
+    for kw in (dict(), dict(N=1), dict(N=6, T=12, seed=7)):
+        g, x = conv_net(**kw)
+        a, run = _same_three_ways(g, x)
+        assert a.output.sum() > 0
+        assert run.kernels["c1"].startswith("im2col") and run.kernels["p"].startswith("im2col")
+
+
+def test_event_driven_and_float64_kernels(monkeypatch):
+    """A low input rate takes the sparse (event) kernel; weights too large for float32 take
+    float64; a negative weight exponent (floor after the sum) is applied as the spec."""
+    g, x = chain_with_delays(n_in=200, hidden=(30, 10), T=50, N=3)
+    x = _spikes(x.shape, rate=0.01, seed=5)
+    x[0, :5] = 1.0
+    _, run = _same_three_ways(g, x)
+    assert run.kernels["fc0"] == "sparse"
+    monkeypatch.setattr(rb, "F32_EXACT", 1.0)             # no float32 proof: float64 everywhere
+    monkeypatch.setattr(rb, "SPARSE_RATE", 0.0)
+    _, run = _same_three_ways(g, x)
+    assert run.kernels["fc0"] == "gemm64"
+
+    rng = np.random.default_rng(3)
+    g = Graph()
+    g.add("in", Input((2, 8, 8)))
+    g.add("c", Conv2d(rng.normal(0.5, 1.0, (3, 2, 3, 3))), "in")
+    g.add("l", _lif((3, 6, 6), threshold=1e6), "c")
+    g.add("d", Delay(np.array(2)), "l")
+    g.add("f", Flatten(), "d")
+    g.add("fc", Dense(rng.normal(0.1, 1.0, (4, 108))), "f")
+    g.add("l2", _lif((4,)), "fc")
+    g.add("fro", Dense(rng.normal(0.5, 1.0, (4, 4))), "l2")
+    g.add("ro", CubaLI((4,), current_decay=0.1, voltage_decay=0.2), "fro")
+    g.add("out", Output((4,)), "ro")
+    g.add("out_l", Output((3, 6, 6)), "l")
+    q = quantize(g)
+    q.fixed["fc"] = FixedSynapse(q.fixed["fc"].weight, weight_exp=-3)                      # floor
+    xq = (rng.random((2, 2, 8, 8, 30)) < 0.4).astype(np.float32)
+    _, run = _same_three_ways(q, xq)
+    assert run.kernels["c"] == "im2col-gemm64"
+    monkeypatch.undo()
+    _, run = _same_three_ways(q, xq)
+    assert run.kernels["c"] == "im2col-gemm32"
+
+
+def test_sumpool_and_fan_in():
+    rng = np.random.default_rng(4)
+    g = Graph()
+    g.add("in", Input((2, 8, 8)))
+    g.add("pool", SumPool2d((2, 2), (2, 2), weight=1.0), "in")
+    g.add("l", _lif((2, 4, 4)), "pool")
+    g.add("d1", Delay(np.array(1)), "l")
+    g.add("d2", Delay(rng.integers(0, 4, (2, 4, 4))), "l")
+    g.add("f1", Flatten(), "d1")
+    g.add("f2", Flatten(), "d2")
+    g.add("fc", Dense(rng.normal(0.3, 1.0, (6, 32))), "f1", "f2")     # one synapse, two sources
+    g.add("l2", _lif((6,)), "fc")
+    g.add("out", Output((6,)), "l2")
+    a, _ = _same_three_ways(quantize(g), _spikes((3, 2, 8, 8, 40), seed=9))
+    assert a.output.sum() > 0
+
+
+def test_branchy_and_cycles():
+    """branchy (fan-in, a synapse feeding two populations, spikes straight into a population,
+    refractory, '>=', Average) is feed-forward: batched; a recurrent loop takes the step plan."""
+    g, x = branchy()
+    assert rb.batchable(g)
+    _same_three_ways(g, x)
+    rng = np.random.default_rng(6)
+    g = Graph()
+    g.add("in", Input((10,)))
+    g.add("fin", Dense(rng.normal(0.4, 1.0, (8, 10))), "in")
+    g.add("l", _lif((8,)), "fin", "rec")
+    g.add("rd", Delay(np.array(1)), "l")
+    g.add("rec", Dense(rng.normal(0.0, 0.5, (8, 8))), "rd")
+    g.add("out", Output((8,)), "l")
+    g, x = quantize(g), _spikes((2, 10, 30), seed=3)
+    assert not rb.batchable(g)
+    with pytest.raises(SnncError, match="without cycles"):
+        run_reference(g, x, "fixed", plan="batched")
+    a = run_reference(g, x, "fixed")            # auto: the step plan
+    b = run_reference_spec(g, x, "fixed")
+    assert np.array_equal(a.output, b.output)
+
+
+def test_graded_input_rejected_and_chunks():
+    g, x = chain_with_delays(N=5)
+    with pytest.raises(SnncError, match="binary spikes"):
+        run_reference(g, x * 0.5, "fixed", plan="batched")
+    a = run_reference(g, x, "fixed", plan="batched")
+    b = run_reference(g, x, "fixed", plan="batched", batch_size=2)
+    assert np.array_equal(a.output, b.output)
+
+
+netx = pytest.importorskip("lava.lib.dl.netx")
+GTS = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava", "lib",
+                                    "dl", "netx", "gts"))
+
+
+@pytest.mark.skipif(not os.path.isdir(GTS), reason="lava-dl's netx ground truth not found")
+def test_pilotnet_lif_and_ntidigits():
+    from snnc.frontends.netx_import import bias_input, import_netx
+    g = quantize(import_netx(os.path.join(GTS, "pilotnet_lif", "network.net"), reset_interval=17))
+    x = bias_input(np.load(os.path.join(GTS, "pilotnet_lif", "image.npy")), 24)[None]
+    assert rb.batchable(g)
+    a = run_reference(g, x, "fixed", plan="batched")
+    b = run_reference(g, x, "fixed", plan="step")
+    assert np.array_equal(a.output, b.output)
+    assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
+    assert a.counts["conv1"].sum() > 0
+    d = os.path.join(GTS, "ntidigits")
+    g = quantize(import_netx(os.path.join(d, "ntidigits.net"), num_layers=5))
+    x = (np.random.default_rng(0).random((1, 1, 1, 64, 400)) < 0.05).astype(np.float32)
+    a = run_reference(g, x, "fixed", plan="batched")
+    b = run_reference(g, x, "fixed", plan="step")
+    assert np.array_equal(a.output, b.output)
+    assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
