@@ -16,7 +16,8 @@ from .compiler.quantize import quantize
 from .compiler.validate import validate
 from .errors import SnncError
 
-ENGINES = ("lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float")
+ENGINES = ("lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float",
+           "torch")
 
 
 def import_model(path: str, **netx_options) -> Graph:
@@ -85,7 +86,8 @@ def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed
     ``backend``: ``lava-fixed`` (Lava Loihi2SimCfg fixed_pt, bit-accurate), ``lava-float``
     (floating_pt), ``lava-fused-fixed``/``lava-fused-float`` (the whole graph as one Lava process
     for fast CPU simulation, bit-identical with ``reference``/``reference-float``; see
-    ``backends.lava_fused``), ``reference`` (numpy, bit-exact with lava-fixed), ``reference-float``.
+    ``backends.lava_fused``), ``reference`` (numpy, bit-exact with lava-fixed), ``reference-float``, ``torch`` (fixed point on
+    torch, CUDA when present, else CPU threads; bit-identical with ``reference``; feed-forward graphs).
     ``progress``: a progress bar (reference engines).
     """
     if backend not in ENGINES:
@@ -95,6 +97,9 @@ def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed
     if backend.startswith("reference"):
         from .backends.reference import run_reference
         result = run_reference(graph, x, "float" if backend.endswith("float") else "fixed", progress=progress)
+    elif backend == "torch":
+        from .backends.torch_engine import run_torch
+        result = run_torch(graph, x)
     elif backend.startswith("lava-fused"):
         from .backends.lava_fused import run_lava_fused
         result = run_lava_fused(graph, x, mode="float" if backend.endswith("float") else "fixed",

@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, help="output .npz (key 'output', 'counts/<layer>')")
     r.add_argument("--backend", default="lava-fixed",
                    choices=["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float",
-                            "reference", "reference-float"])
+                            "reference", "reference-float", "torch"])
     r.add_argument("--timeout", type=_seconds, default=600.0, help="seconds before a Lava run is stopped (> 0)")
     r.add_argument("--progress", action="store_true", help="show a progress bar (reference engines)")
     r.set_defaults(fn=cmd_run)
@@ -358,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--data", required=True, help=".npy samples N,C[,H,W],T (time last)")
     v.add_argument("--labels", required=True, help=".npy classes (N,)")
     v.add_argument("--engine", default="reference", help="one of: " + ", ".join(
-        ["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float"]))
+        ["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float",
+         "torch"]))
     v.add_argument("--workers", type=_count(1), default=1, help="local processes (or Ray CPUs with --ray local)")
     v.add_argument("--ray", metavar="ADDRESS", help="run shards as Ray tasks: 'local' starts a cluster here, "
                    "else a cluster address ('auto', 'ray://host:10001')")

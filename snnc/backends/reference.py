@@ -47,7 +47,7 @@ from ..compiler.passes import check, topo_order
 from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
-from .reference_batched import batchable, run_batched
+from .reference_batched import batchable, batched_pays, run_batched
 from .reference_spec import _rtz_decay, conv2d  # noqa: F401  (re-exported: public helpers)
 from .result import RunResult
 
@@ -763,8 +763,9 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
 
     Returns the (first) output ``(N, *shape, T)`` and per-population spike counts.
     ``progress``: a tqdm bar over steps (and chunks); ``batch_size``: samples per chunk (memory).
-    ``plan``: "auto" (fixed point, no cycle: the time-batched plan of ``reference_batched``, one
-    product per synapse for all steps; else the step plan), "step" or "batched".
+    ``plan``: "auto" (fixed point, no cycle and enough synapse work per step: the time-batched plan
+    of ``reference_batched``, one product per synapse for all steps; else the step plan), "step"
+    or "batched".
     """
     if plan not in ("auto", "step", "batched"):
         raise SnncError(f"reference: plan must be 'auto', 'step' or 'batched', got {plan!r}")
@@ -800,7 +801,8 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=n * steps, unit="sample-step", unit_scale=True, desc=f"reference-{mode}")
-    batched = plan == "batched" or (plan == "auto" and mode == "fixed" and batchable(graph))
+    batched = plan == "batched" or (plan == "auto" and mode == "fixed" and batchable(graph)
+                                    and batched_pays(graph, n))
     if batched:
         # time-batched (reference_batched): rows T * N per product; chunks sized to memory
         per_row = sum(int(np.prod(shapes[k])) for k in graph.nodes)

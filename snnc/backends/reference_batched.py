@@ -33,6 +33,7 @@ F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below t
 CLAMP = float(1 << 23)              # Lava Conv: 24-bit output
 IM2COL_ENTRIES = 1 << 24            # rows of patches per im2col chunk (memory)
 SPARSE_RATE = 0.02                  # event-driven below this input spike rate (cost model)
+BATCHED_MIN_MACS = 1 << 20          # "auto": the time-batched plan from this many multiply-adds per step
 
 
 def acyclic_order(graph: Graph) -> Optional[List[str]]:
@@ -74,6 +75,27 @@ def batchable(graph: Graph) -> bool:
         if isinstance(node, SYNAPSES) and not all(_spike_source(graph, p) for p in graph.predecessors(k)):
             return False
     return True
+
+
+def macs_per_step(graph: Graph, n: int) -> int:
+    """Multiply-adds of all synapses in one step of ``n`` samples (dense count)."""
+    shapes = check(graph)
+    total = 0
+    for k, node in graph.nodes.items():
+        if isinstance(node, Dense):
+            total += int(np.prod(np.shape(node.weight)))
+        elif isinstance(node, Conv2d):
+            total += int(np.prod(shapes[k])) * int(np.prod(np.shape(node.weight)[1:]))
+        elif isinstance(node, SumPool2d):
+            total += int(np.prod(shapes[k])) * int(np.prod(_pair(node.kernel)))
+    return total * n
+
+
+def batched_pays(graph: Graph, n: int) -> bool:
+    """The plan-level cost model: the time-batched plan replaces T small products by one large
+    one but calls each population's update T times on its own (the step plan updates all the
+    populations of a depth together); it pays when the synapses dominate a step."""
+    return macs_per_step(graph, n) >= BATCHED_MIN_MACS
 
 
 # ---------------------------------------------------------------------------- synapse kernels
