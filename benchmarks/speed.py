@@ -12,7 +12,10 @@ Engines (every one reads the same netx ``.net`` file):
   lava-layered  snnc's Lava backend (``lava-fixed``): one Lava process per population and synapse,
                 what Loihi runs
   lava-fused    snnc's fused Lava backend (``lava-fused-fixed``): the whole graph as one Lava process
-  reference     snnc's reference simulator (numpy, fixed point)
+  reference     snnc's reference simulator (numpy, fixed point; feed-forward graphs with enough
+                work per step: the time-batched plan, one GEMM/im2col per synapse for all steps)
+  reference-step  the same simulator forced onto its step plan (the reference before the batched plan)
+  torch         snnc's torch engine (``--backend torch``: the batched plan on torch, CPU threads here)
 Cases: ``ntidigits`` (64-256-256-242, axonal delays, 3000 steps), ``pilotnet`` (PilotNet LIF, conv,
 input through bias), ``digits`` (the digits example's 360-sample test split as one batch, snnc
 engines only: needs ``make demo``'s examples/digits/out/digits.snnc), ``family`` (generated 3-layer Dense chains exported to .net: synapses 1e3..1e6
@@ -45,8 +48,22 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-ENGINES = ["netx", "lava-layered", "lava-fused", "reference"]
-SNNC_BACKEND = {"lava-layered": "lava-fixed", "lava-fused": "lava-fused-fixed", "reference": "reference"}
+ENGINES = ["netx", "lava-layered", "lava-fused", "reference-step", "reference", "torch"]
+SNNC_BACKEND = {"lava-layered": "lava-fixed", "lava-fused": "lava-fused-fixed", "reference": "reference",
+                "reference-step": "reference", "torch": "torch"}
+
+
+def gemm_rate(n=1500, reps=3):
+    """This machine's dense GEMM rate now (GFLOP/s, float64 and float32): the limit column."""
+    out = {}
+    for dt in (np.float64, np.float32):
+        a = np.random.default_rng(0).random((n, n)).astype(dt)
+        a @ a
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ a
+        out[np.dtype(dt).name] = 2.0 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+    return out
 
 
 # ----------------------------------------------------------------------------- cases
@@ -114,7 +131,7 @@ def make_cases(args, work):
             cases.append(dict(name=f"digits test split ({len(x)} samples x {x.shape[-1]} steps)",
                               group="digits", net=model, input=xp, steps=int(x.shape[-1]),
                               labels=os.path.join(work, "digits_labels.npy"), netx_options={},
-                              feed="batch", engines=["lava-fused", "reference"]))
+                              feed="batch", engines=["lava-fused", "reference-step", "reference", "torch"]))
         else:
             print(f"digits: {model} not found (run `make demo` first); case skipped")
     if "family" in args.cases:
@@ -169,7 +186,10 @@ def measure(spec):
         import snnc.backends.lava_backend  # noqa: F401  (imports outside the timing, as for netx)
         import snnc.backends.lava_fused  # noqa: F401
         import snnc.backends.reference  # noqa: F401
+        if eng == "torch":
+            import torch  # noqa: F401  (lazy: heavy; imported outside the timing)
         from snnc.api import run as snnc_run
+        from snnc.backends.reference import run_reference
         from snnc.frontends.netx_import import bias_input
         t0 = time.perf_counter()
         g = snnc.api.compile(case["net"], **({"num_layers": case["netx_options"]["num_layers"]}
@@ -183,7 +203,10 @@ def measure(spec):
             shape = tuple(g.nodes[g.inputs[0]].shape)
             xs = x.reshape((1,) + shape + (T,))
         t1 = time.perf_counter()
-        r = snnc_run(g, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
+        if eng == "reference-step":
+            r = run_reference(g, np.asarray(xs), "fixed", plan="step")
+        else:
+            r = snnc_run(g, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
         res["run_s"] = time.perf_counter() - t1
         res["wall_s"] = time.perf_counter() - t0
         out = np.asarray(r.output).reshape((-1, T))
@@ -192,7 +215,9 @@ def measure(spec):
             res["accuracy"] = float((pred == np.load(case["labels"])).mean())
         np.savez(spec["counts_path"], **{k: v for k, v in r.counts.items()})
         if eng == "reference":
+            from snnc.backends.reference_batched import macs_per_step
             res["synaptic_events"] = synaptic_events(g, r.counts, xs)
+            res["macs"] = macs_per_step(g, int(np.asarray(xs).shape[0])) * T
     np.save(spec["out_path"], out.reshape((-1, T)))
     return res
 
@@ -336,7 +361,8 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-    colors = {"netx": "tab:red", "lava-layered": "tab:orange", "lava-fused": "tab:blue", "reference": "tab:green"}
+    colors = {"netx": "tab:red", "lava-layered": "tab:orange", "lava-fused": "tab:blue", "reference": "tab:green",
+              "reference-step": "tab:olive", "torch": "tab:purple"}
     for key, ax, xkey, title in (("family-size", axes[0], "synapses", "generated chains: cost vs size"),
                                  ("family-steps", axes[1], "steps", "generated chains: cost vs T")):
         for eng in ENGINES:
@@ -376,6 +402,8 @@ def main():
     ap.add_argument("--report-only", action="store_true",
                     help="re-render the Markdown table and plot from the JSON at --out (no runs)")
     ap.add_argument("--quick", action="store_true", help="short runs (~2 min)")
+    ap.add_argument("--no-eval", action="store_true", help="skip snnc eval throughput vs workers")
+    ap.add_argument("--eval-engines", default="lava-fixed,reference,torch")
     ap.add_argument("--cases", default="ntidigits,pilotnet,digits,family")
     ap.add_argument("--engines", default=",".join(ENGINES))
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "speed.json"))
@@ -414,6 +442,8 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     work = tempfile.mkdtemp(prefix="snnc-bench-")
     cases = make_cases(a, work)
+    gemm = gemm_rate()
+    print(f"GEMM: float64 {gemm['float64']:.1f} GFLOP/s, float32 {gemm['float32']:.1f} GFLOP/s", flush=True)
     results = []
     started = time.perf_counter()
     for case in cases:
@@ -444,6 +474,7 @@ def main():
         rows = [r for r in results if r["case"] == case["name"]]
         ref = next((r for r in rows if r["engine"] == "reference" and "error" not in r), None)
         events = ref.get("synaptic_events") if ref else None
+        macs = ref.get("macs") if ref else None
         ref_counts = np.load(ref["_counts"]) if ref and "_counts" in ref else None
         netx_row = next((r for r in rows if r["engine"] == "netx" and "error" not in r), None)
         for r in rows:
@@ -460,6 +491,11 @@ def main():
                 r["events_per_s"] = events / r["wall_s"]
             if netx_row:
                 r["speedup_vs_netx"] = netx_row["wall_s"] / r["wall_s"]
+            if macs:
+                # the GEMM limit: every connection of every step as dense float64 GEMM at this
+                # machine's measured rate; the ratio is of the run time (compile excluded)
+                r["gemm_limit_s"] = 2.0 * macs / (gemm["float64"] * 1e9)
+                r["x_gemm_limit"] = r["run_s"] / r["gemm_limit_s"]
             r.pop("_counts", None)
     total = time.perf_counter() - started
     import shutil
@@ -467,7 +503,10 @@ def main():
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
             "cpus": os.cpu_count(), "python": platform.python_version(), "total_s": total,
-            "command": " ".join(["benchmarks/speed.py"] + sys.argv[1:]), "quick": a.quick}
+            "command": " ".join(["benchmarks/speed.py"] + sys.argv[1:]), "quick": a.quick,
+            "gemm_gflops": gemm}
+    if not a.no_eval:
+        meta["eval_workers"] = eval_workers(a)
     with open(a.out, "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1, default=float)
     png = os.path.splitext(a.out)[0] + ".png"
@@ -530,9 +569,23 @@ def summary(results):
     return out
 
 
+def eval_workers(a):
+    """``snnc eval`` throughput vs workers (benchmarks/eval_workers.py, in a child): its rows."""
+    out = os.path.join(tempfile.mkdtemp(prefix="snnc-evalw-"), "eval_workers.json")
+    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "eval_workers.py"), "--samples",
+           "32" if a.quick else "64", "--engines", a.eval_engines, "--out", out]
+    try:
+        subprocess.run(cmd, check=True, timeout=a.timeout, env=dict(os.environ, PYTHONPATH=ROOT))
+        with open(out) as f:
+            return json.load(f)["results"]
+    except (subprocess.SubprocessError, OSError, KeyError, ValueError) as e:
+        print(f"eval_workers failed: {e}")
+        return []
+
+
 def write_md(path, meta, results, json_path, png):
-    cols = ["case", "engine", "wall_s", "speedup_vs_netx", "accuracy", "steps_per_s", "events_per_s", "peak_mem_mb",
-            "compile_s", "identical_to_reference"]
+    cols = ["case", "engine", "wall_s", "run_s", "speedup_vs_netx", "x_gemm_limit", "accuracy", "steps_per_s",
+            "events_per_s", "peak_mem_mb", "compile_s", "identical_to_reference"]
     rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(path)))  # noqa: E731
     lines = ["# Benchmark results (latest run)", "",
              f"Command: `.venv/bin/python {meta['command']}` — {meta['date']}, {meta['machine']}, "
@@ -544,13 +597,21 @@ def write_md(path, meta, results, json_path, png):
              "its samples at once), synaptic events/s "
              "(spikes x fan-out), peak memory (PSS summed over the process tree), compile = model file to a "
              "runnable network, identical = output spikes (and, for snnc engines, every population's "
-             "spike counts) equal to the reference simulator's.", "",
+             "spike counts) equal to the reference simulator's; run = the engine's run alone (compile "
+             "excluded); x_gemm_limit = run / the GEMM limit, the time of every connection of every "
+             "step as one dense float64 GEMM at this machine's measured rate "
+             f"({meta.get('gemm_gflops', {}).get('float64', float('nan')):.1f} GFLOP/s float64, "
+             f"{meta.get('gemm_gflops', {}).get('float32', float('nan')):.1f} float32, measured in the run).", "",
              "Engines: **netx** = lava-dl's `netx.hdf5.Network` on Lava `Loihi2SimCfg(fixed_pt)` "
              "(as lava-dl's tests run it); **lava-layered** = snnc's Lava backend (`lava-fixed`, one "
              "Lava process per population and synapse: what Loihi runs); **lava-fused** = snnc's "
              "fused Lava backend (`lava-fused-fixed`: the whole graph as one Lava process, batch "
              "vectorized, io Injector/Extractor); **reference** = snnc's numpy simulator "
-             "(`reference`, a compiled step plan). All read the same netx `.net` file; all are "
+             "(`reference`: the time-batched plan, one GEMM/im2col per synapse over all steps, for "
+             "feed-forward graphs with >= 2^20 multiply-adds per step, else its compiled step plan); "
+             "**reference-step** = the same simulator on its step plan (the reference before the "
+             "batched plan); **torch** = `--backend torch` (the batched plan on torch, CPU threads). "
+             "All read the same netx `.net` file; all are "
              "bit-exact Loihi fixed point. Reproduce: `make bench` (or "
              "`.venv/bin/python benchmarks/speed.py [--quick]`).", ""]
     lines += summary(results) + [""]
@@ -566,6 +627,13 @@ def write_md(path, meta, results, json_path, png):
         lines += ["Note: PilotNet LIF's output (one integrating neuron with a threshold of 2048) does "
                   "not spike in these steps, so its netx comparison is of an all-zero output; the snnc "
                   "engines are also compared on every population's spike counts (identical).", ""]
+    ev = meta.get("eval_workers") or []
+    if ev:
+        lines += ["## `snnc eval`: throughput vs workers", "",
+                  "benchmarks/eval_workers.py (the digits demo's shape, seeded random weights, Bernoulli "
+                  "spikes); identical = predictions and per-layer spike totals equal to the 1-worker run.", "",
+                  table(ev, ["engine", "cluster", "workers", "samples", "seconds", "samples_per_second",
+                             "speedup_vs_1", "identical_to_1_worker"]), ""]
     errs = [r for r in results if "error" in r]
     if errs:
         lines += ["## Errors", ""] + [f"- {r['case']} / {r['engine']}: {r['error']}" for r in errs] + [""]

@@ -40,10 +40,10 @@ def device_name(device: Optional[str] = None) -> str:
 
 
 class _TorchRun:
-    def __init__(self, graph: Graph, steps: int, n: int, device: str):
+    def __init__(self, graph: Graph, steps: int, n: int, device: str, threads: int = 1):
         import torch  # lazy: heavy
         from .reference import _Sim           # the reference's population parameters
-        self.torch, self.g, self.T, self.n, self.dev = torch, graph, steps, n, device
+        self.torch, self.g, self.T, self.n, self.dev, self.threads = torch, graph, steps, n, device, threads
         self.shapes = check(graph)
         self.order = acyclic_order(graph)
         self.sim = _Sim(graph, "fixed", n, build=False)
@@ -116,7 +116,7 @@ class _TorchRun:
         for s in preds:
             x = self.values[s].to(dt)
             if spec["kind"] == "dense":
-                y = (x.reshape(rows, -1) @ w.T).to(torch.float64)
+                y = self._gemm(x.reshape(rows, -1), w.T).to(torch.float64)
             else:
                 y = self._conv(spec, x.reshape((rows,) + tuple(self.shapes[preds[0]])), w, name)
             if spec["floor_mul"] is not None:
@@ -142,9 +142,20 @@ class _TorchRun:
             cols = torch.nn.functional.unfold(x[lo:hi], (kh, kw), dilation=spec["dilation"],
                                               padding=spec["padding"], stride=spec["stride"])   # (b, C*kh*kw, L)
             cols = cols.reshape(hi - lo, g, cpg * kh * kw, ho * wo)
-            y = torch.matmul(wm.unsqueeze(0), cols)                                        # (b, g, opg, L)
+            y = self._gemm(wm.unsqueeze(0), cols)                                          # (b, g, opg, L)
             out[lo:hi] = y.reshape(hi - lo, o_n, ho * wo).to(torch.float64)
         return out
+
+    def _gemm(self, a, b):
+        """``a @ b`` with ``self.threads`` CPU threads (the rest of the run uses one, see run_torch)."""
+        torch = self.torch
+        if self.dev != "cpu" or self.threads == 1:
+            return torch.matmul(a, b)
+        torch.set_num_threads(self.threads)
+        try:
+            return torch.matmul(a, b)
+        finally:
+            torch.set_num_threads(1)
 
     def _population(self, name, node, preds):
         """T steps of the reference update (``reference._Sim._update_op``), in torch float64."""
@@ -216,9 +227,14 @@ class _TorchRun:
         return out.reshape(self._full(name))
 
 
-def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Optional[int] = None) -> RunResult:
+def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Optional[int] = None,
+              threads: Optional[int] = None) -> RunResult:
     """Run ``graph`` (fixed point) on spikes ``(N, *input_shape, T)`` with torch on ``device``
-    (default: CUDA when available, else CPU); outputs and counts as ``run_reference``."""
+    (default: CUDA when available, else CPU); outputs and counts as ``run_reference``.
+
+    CPU: the GEMMs use ``threads`` threads (default 1), everything else one: the elementwise
+    steps and im2col are small, and OpenMP threads contending for shared cores slowed them ~20x
+    in our measurements (PilotNet LIF, 2 shared cores: 5.3 s with torch's 2 threads, 0.28 s with 1)."""
     import torch  # lazy: heavy
     start = time.perf_counter()
     validate(graph)
@@ -248,13 +264,17 @@ def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Op
               for p, v in graph.nodes.items() if isinstance(v, CubaLIF)}
     allow = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False          # TF32 products are not exact
+    saved = torch.get_num_threads()
+    threads = int(threads or 1)
+    if dev == "cpu":
+        torch.set_num_threads(1)
     try:
         with torch.no_grad():
             for lo in range(0, n, chunk):
                 hi = min(n, lo + chunk)
                 data = {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=np.float64)
                         for k, v in inputs.items()}
-                run = _TorchRun(graph, steps, hi - lo, dev)
+                run = _TorchRun(graph, steps, hi - lo, dev, threads)
                 vals = run.run(data)
                 for o in graph.outputs:
                     outs[o][lo:hi] = np.moveaxis(vals[o].cpu().numpy(), 0, -1)
@@ -262,6 +282,7 @@ def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Op
                     counts[p][lo:hi] = c
     finally:
         torch.backends.cuda.matmul.allow_tf32 = allow
+        torch.set_num_threads(saved)
     result = RunResult(output=outs[graph.outputs[0]], counts=counts, engine=f"torch-{dev}",
                        seconds=time.perf_counter() - start)
     result.outputs = outs
