@@ -32,6 +32,11 @@ module computes exactly the same values (tests/test_reference_fast.py) from a pl
   a value is out of range (one max/min test per group).
 
 Node types this plan does not know (see ``FAST_NODES``) run on the spec simulator instead.
+
+Fixed point, feed-forward graphs with enough synapse work per step (``reference_batched``'s cost
+model) run on the time-batched plan instead: one GEMM / im2col / event-driven product per synapse
+over all ``T * N`` rows, this module's own update op per population; bit-identical
+(tests/test_reference_batched.py). ``run_reference(..., plan="step")`` forces the step plan.
 """
 from __future__ import annotations
 
