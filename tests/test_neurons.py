@@ -199,7 +199,7 @@ def test_snntorch_leaky_matches_reference_float(mechanism, delay):
     import torch  # lazy: heavy
     import snntorch as snn  # lazy: heavy
     rng = np.random.default_rng(1)
-    x = rng.uniform(-0.2, 0.7, size=(1, 64, 60))
+    x = np.round(rng.uniform(-0.2, 0.7, size=(1, 64, 60)) * 2 ** 16) / 2 ** 16   # on the graded grid
     lif = snn.Leaky(beta=0.8, threshold=1.0, reset_mechanism=mechanism, reset_delay=delay)
     mem, spikes = torch.zeros(1, 64, dtype=torch.float64), []
     with torch.no_grad():
@@ -208,7 +208,7 @@ def test_snntorch_leaky_matches_reference_float(mechanism, delay):
             spikes.append(spk.numpy())
     want = np.stack(spikes, axis=-1)
     g = Graph()
-    g.add("x", Input((64,)))
+    g.add("x", Input((64,), kind="graded", frac_bits=16))   # analog currents: a graded input
     g.add("syn", Dense(np.eye(64)), "x")
     g.add("pop", CubaLIF((64,), 1.0, 1 - 0.8, 1.0, reset=mechanism, reset_delay=delay, state_scale=0), "syn")
     g.add("out", Output((64,)), "pop")
@@ -223,7 +223,7 @@ def test_snntorch_synaptic_zero_delay_is_refractory_one():
     import torch  # lazy: heavy
     import snntorch as snn  # lazy: heavy
     rng = np.random.default_rng(2)
-    x = rng.uniform(-0.2, 0.6, size=(1, 32, 60))
+    x = np.round(rng.uniform(-0.2, 0.6, size=(1, 32, 60)) * 2 ** 16) / 2 ** 16   # on the graded grid
     for mechanism, ir_kw in (("zero", dict(reset="zero", refractory=1)),
                              ("subtract", dict(reset="subtract", reset_delay=True))):
         syn = snn.Synaptic(alpha=0.5, beta=0.75, threshold=1.0, reset_mechanism=mechanism)
@@ -234,7 +234,7 @@ def test_snntorch_synaptic_zero_delay_is_refractory_one():
                 spk, cur, mem = syn(torch.tensor(x[..., t]), cur, mem)
                 spikes.append(spk.numpy())
         g = Graph()
-        g.add("x", Input((32,)))
+        g.add("x", Input((32,), kind="graded", frac_bits=16))
         g.add("syn", Dense(np.eye(32)), "x")
         g.add("pop", CubaLIF((32,), 0.5, 0.25, 1.0, state_scale=0, **ir_kw), "syn")
         g.add("out", Output((32,)), "pop")
