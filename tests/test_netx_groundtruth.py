@@ -14,7 +14,6 @@ import pytest
 
 from snnc.backends.reference import _Sim, run_reference
 from snnc.compiler.quantize import quantize
-from snnc.errors import SnncError
 from snnc.frontends.netx_import import bias_input, from_xyf, import_netx
 
 netx = pytest.importorskip("lava.lib.dl.netx")
