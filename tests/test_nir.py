@@ -356,12 +356,7 @@ def test_roundtrip_onnx_nir(name, tmp_path):
 
 
 def _netx_root():
-    # lava-dl's wheel ships its tests next to the package (site-packages/tests/lava/lib/dl/netx);
-    # found without importing lava.lib.dl.netx (it sets multiprocessing's start method)
-    import importlib.util
-    spec = importlib.util.find_spec("lava")
-    site = os.path.dirname(next(iter(spec.submodule_search_locations))) if spec else ""
-    root = os.path.join(site, "tests", "lava", "lib", "dl", "netx")
+    from lava_dl_files import NETX_ROOT as root
     if not os.path.isdir(root):
         pytest.skip(f"lava-dl's netx test networks not found at {root}")
     return root
