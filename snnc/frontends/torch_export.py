@@ -92,7 +92,11 @@ def _shapes(gm: torch.fx.GraphModule, example_input: torch.Tensor) -> Dict[str, 
 
     class _Rec(torch.fx.Interpreter):
         def run_node(self, n):
-            out = super().run_node(n)
+            if "snnc_failed" in n.meta:     # an op that raised when recorded (record_trace): its argument
+                args, kwargs = self.fetch_args_kwargs_from_env(n)
+                out = next(a for a in record_trace._flat([args, kwargs]) if isinstance(a, torch.Tensor))
+            else:
+                out = super().run_node(n)
             if isinstance(out, torch.Tensor):
                 shapes[n.name] = tuple(out.shape)
             return out
