@@ -16,6 +16,8 @@ neuron (``lava_refractory``):
       "subtract", delayed:    v = rtz(v (4096 - dv)) + u + bias - (vth << 6) s_prev, then the
                               saturation; no change at the spike step
       "none":                 no reset
+      "subtract_snntorch":    the spike test reads v - (vth << 6) [v_prev > vth << 6] (v_prev: the
+                              stored v of the last step); v[s] -= vth << 6    (float: vth)
 
 - ``LeakyIntegrator`` (a Lava ``LIF`` process whose models never spike): u and v as Lava's LIF,
   and ``s_out`` sends v itself every step (graded; fixed point: the Loihi integer v, which the
@@ -44,8 +46,8 @@ class LIFResetRule(LIF):
 
     def __init__(self, *, reset: str, reset_delay: bool = False, **kw):
         super().__init__(**kw)
-        if reset not in ("zero", "subtract", "none"):
-            raise ValueError(f"reset must be zero, subtract or none, got {reset!r}")
+        if reset not in ("zero", "subtract", "none", "subtract_snntorch"):
+            raise ValueError(f"reset must be zero, subtract, none or subtract_snntorch, got {reset!r}")
         self.proc_params["reset"] = reset
         self.proc_params["reset_delay"] = bool(reset_delay)
         self.s_prev = Var(shape=kw["shape"], init=0)
@@ -59,8 +61,15 @@ def _reset(model, s: np.ndarray, vth) -> None:
     """The reset of ``LIFResetRule`` at the spike step (the delayed subtraction is in the update)."""
     if model.reset == "zero":
         model.v[s] = 0
-    elif model.reset == "subtract" and not model.reset_delay:
+    elif (model.reset == "subtract" and not model.reset_delay) or model.reset == "subtract_snntorch":
         model.v[s] = model.v[s] - vth
+
+
+def _carry(model, vth) -> np.ndarray:
+    """"subtract_snntorch": ``vth`` where the stored v of the last step is above it, else 0."""
+    if model.reset != "subtract_snntorch":
+        return 0
+    return vth * (model.v > vth).astype(model.v.dtype)
 
 
 @implements(proc=LIFResetRule, protocol=LoihiProtocol)
@@ -94,8 +103,9 @@ class PyLifResetRuleModelFixed(AbstractPyLifModelFixed):
         if self.reset == "subtract" and self.reset_delay:
             # v = rtz(v) + u + bias - (vth << 6) s_prev, saturated once, as the reference does
             self.effective_bias = self.effective_bias - self.effective_vth * self.s_prev.astype(np.int32)
+        carry = _carry(self, self.effective_vth)
         self.subthr_dynamics(activation_in=a_in_data)
-        s = self.spiking_activation()
+        s = (self.v - carry) > self.effective_vth
         _reset(self, s, self.effective_vth)
         self.s_prev[:] = s
         self.s_out.send(s)
@@ -121,10 +131,11 @@ class PyLifResetRuleModelFloat(AbstractPyLifModelFloat):
 
     def run_spk(self):
         a_in_data = self.a_in.recv()
+        carry = _carry(self, self.vth)
         self.subthr_dynamics(activation_in=a_in_data)
         if self.reset == "subtract" and self.reset_delay:
             self.v[:] = self.v - self.vth * self.s_prev
-        s = self.spiking_activation()
+        s = (self.v - carry) > self.vth
         _reset(self, s, self.vth)
         self.s_prev[:] = s
         self.s_out.send(s)

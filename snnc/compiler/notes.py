@@ -18,6 +18,9 @@ def custom_neuron_programs(graph: Graph) -> Dict[str, str]:
             why = []
             if node.reset == "subtract":
                 why.append("reset by subtraction" + (", one step late (reset_delay)" if node.reset_delay else ""))
+            elif node.reset == "subtract_snntorch":
+                why.append("reset by subtraction, snnTorch's immediate rule (the spike test subtracts the "
+                           "threshold again while v[t-1] > threshold)")
             elif node.reset == "none":
                 why.append("no reset")
             if node.refractory:

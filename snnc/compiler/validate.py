@@ -114,7 +114,7 @@ def _check_cuba(n: CubaLIF) -> None:
     _per_neuron(n.threshold, "threshold", n.shape)
     _number(n.bias, "bias")
     _per_neuron(n.bias, "bias", n.shape)
-    _choice(n.reset, "reset", ("zero", "subtract", "none"))
+    _choice(n.reset, "reset", ("zero", "subtract", "none", "subtract_snntorch"))
     if not isinstance(n.reset_delay, (bool, np.bool_, Integral)):
         raise _Bad(f"reset_delay must be a boolean, got {n.reset_delay!r:.60}")
     _choice(n.spike_compare, "spike_compare", (">", ">="))

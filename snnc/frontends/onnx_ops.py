@@ -39,7 +39,7 @@ ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3      # LabelEncoder: the general body read
 CUBA_ATTRIBUTES = ("current_decay", "voltage_decay", "threshold", "state_scale",
                    "reset", "refractory", "spike_compare", "graded", "reset_delay")
 LI_ATTRIBUTES = ("current_decay", "voltage_decay", "state_scale")
-RESET_CODES = {"zero": 0, "subtract": 1, "none": 2}
+RESET_CODES = {"zero": 0, "subtract": 1, "none": 2, "subtract_snntorch": 3}
 
 _D = TensorProto.DOUBLE
 _F = TensorProto.FLOAT
@@ -282,7 +282,7 @@ FUNCTIONS = {CUBA_LIF: cuba_lif_function, RECURRENT_CUBA_LIF: recurrent_cuba_lif
 # Shipped (under the same op names) by models exported from ``snnc.nn``: a superset of the
 # bodies above that also implements real-valued dynamics (state_scale 0) and a refractory
 # period. For state_scale > 0, refractory 0 it computes exactly what the bodies above compute.
-# reset: "zero", "subtract" or "none" with ``reset_delay`` 0/1 (ir.CubaLIF's rules; the string
+# reset: "zero", "subtract", "none" or "subtract_snntorch" with ``reset_delay`` 0/1 (ir.CubaLIF's rules; the string
 # is mapped through ai.onnx.ml.LabelEncoder); spike_compare: '>' only.
 
 def _general_attributes() -> dict:
@@ -347,7 +347,10 @@ def _reset_prologue():
             helper.make_node("Greater", ["RD_i", "c0_i"], ["RDEL"]),
             helper.make_node("Not", ["RDEL"], ["RNDEL"]),
             helper.make_node("And", ["RSUB", "RDEL"], ["RLATE"]),
-            helper.make_node("And", ["RSUB", "RNDEL"], ["RNOW"])]
+            helper.make_node("And", ["RSUB", "RNDEL"], ["RNOW0"]),
+            helper.make_node("Constant", [], ["c3_i"], value=helper.make_tensor("c3", TensorProto.INT64, [], [3])),
+            helper.make_node("Equal", ["reset_i", "c3_i"], ["RSNT"]),           # subtract_snntorch
+            helper.make_node("Or", ["RNOW0", "RSNT"], ["RNOW"])]
 
 
 def _general_step(nodes, x_in: str):
@@ -373,7 +376,12 @@ def _general_step(nodes, x_in: str):
               helper.make_node("Where", ["held", "zero_d", "v_free"], ["v_pre"]),
               helper.make_node("Sub", ["r_prev", "one_s"], ["r_dec0"]),
               helper.make_node("Max", ["r_dec0", "zero_d"], ["r_dec"]),
-              helper.make_node("Greater", ["v_pre", "TH"], ["spk"]),
+              helper.make_node("Greater", ["v_prev", "TH"], ["above"]),          # subtract_snntorch:
+              helper.make_node("Cast", ["above"], ["above_d"], to=_D),           # test v - TH H(v_prev - TH)
+              helper.make_node("Mul", ["above_d", "TH"], ["carry"]),
+              helper.make_node("Sub", ["v_pre", "carry"], ["v_carry"]),
+              helper.make_node("Where", ["RSNT", "v_carry", "v_pre"], ["v_test"]),
+              helper.make_node("Greater", ["v_test", "TH"], ["spk"]),
               helper.make_node("Sub", ["v_pre", "TH"], ["v_sub"]),
               helper.make_node("Where", ["RNOW", "v_sub", "v_pre"], ["v_rs"]),
               helper.make_node("Where", ["RZERO", "zero_d", "v_rs"], ["v_reset"]),
