@@ -87,6 +87,19 @@ def test_subtract_keeps_the_excess_zero_drops_it():
     _assert_all(_lif_graph([0.625], reset="zero"), _ones(), [[0, 1, 0, 1, 0, 1, 0, 1]])
 
 
+def test_snntorch_immediate_subtract_hand_computed():
+    """snnTorch 1.0 reset_delay=False ("subtract_snntorch"): IF, threshold 1, one input of 2.5 at
+    t=0. snnTorch: t0 m = 2.5 (s), v = 1.5; t1 m = 1.5 - 1 H(1.5 - 1) = .5 (no spike), v = 1.5;
+    and so on: v stays 1.5 and never fires again -> 1 0 0 0 0 0. The IR's "subtract": v = 2.5 (s,
+    1.5), 1.5 (s, .5), .5 -> 1 1 0 0 0 0."""
+    x = np.zeros((1, 1, 6))
+    x[0, 0, 0] = 1
+    _assert_all(_lif_graph([2.5], reset="subtract_snntorch"), x, [[1, 0, 0, 0, 0, 0]])
+    _assert_all(_lif_graph([2.5], reset="subtract"), x, [[1, 1, 0, 0, 0, 0]])
+    # with v <= threshold after every subtraction the two rules agree (LIF_CASES["subtract"])
+    _assert_all(_lif_graph([0.75], voltage_decay=0.5, reset="subtract_snntorch"), _ones(), [[0, 1, 0, 1, 0, 1, 0, 1]])
+
+
 def test_integrate_and_fire_with_current():
     """IF neuron with a synaptic current: current_decay 0.5, voltage_decay 0 (no leak), weight
     0.5, one input spike at t=0 only, threshold 0.875, reset subtract.
