@@ -98,6 +98,13 @@ def _ste(x, y):
     return x + (y - x).detach()
 
 
+def _decay_factor(decay):
+    """``(4096 - decay) / 4096``: a float, or a float64 tensor of per-neuron decays."""
+    import torch  # lazy: heavy
+    a = (4096 - np.asarray(decay, np.int64)) / 4096.0
+    return float(a) if a.ndim == 0 else torch.as_tensor(a, dtype=torch.float64)
+
+
 def _trunc(x):
     import torch  # lazy: heavy
     return torch.where(x >= 0, torch.floor(x), torch.ceil(x))
@@ -170,11 +177,11 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
 
         def _integrate(self, fx, a, st):
             """u and v of one step before the threshold (Loihi CUBA integers)."""
-            u = st["u"] * ((4096 - int(fx.decay_u)) / 4096.0)
+            u = st["u"] * _decay_factor(fx.decay_u)
             u = _ste(u, _trunc(u.detach())) + a * 64.0
             ud = u.detach()
             u = _ste(u, torch.where(ud > HALF, ud - WRAP, torch.where(ud <= -HALF, ud + WRAP, ud)))
-            v = st["v"] * ((4096 - int(fx.decay_v)) / 4096.0)
+            v = st["v"] * _decay_factor(fx.decay_v)
             bias = np.asarray(fx.bias_mant, np.int64) << int(fx.bias_exp)
             return u, _ste(v, _trunc(v.detach())) + u + torch.as_tensor(bias.astype(np.float64))
 

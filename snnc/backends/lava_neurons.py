@@ -46,6 +46,9 @@ class LIFResetRule(LIF):
 
     def __init__(self, *, reset: str, reset_delay: bool = False, **kw):
         super().__init__(**kw)
+        for k in ("du", "dv"):                 # per-neuron decays: Vars of the population's shape
+            if np.ndim(kw.get(k, 0)):
+                setattr(self, k, Var(shape=kw["shape"], init=np.asarray(kw[k])))
         if reset not in ("zero", "subtract", "none", "subtract_snntorch"):
             raise ValueError(f"reset must be zero, subtract, none or subtract_snntorch, got {reset!r}")
         self.proc_params["reset"] = reset
@@ -81,6 +84,8 @@ class PyLifResetRuleModelFixed(AbstractPyLifModelFixed):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     vth: int = LavaPyType(int, np.int32, precision=17)
     s_prev: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    du: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)    # one, or one per neuron
+    dv: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -120,6 +125,8 @@ class PyLifResetRuleModelFloat(AbstractPyLifModelFloat):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     vth: float = LavaPyType(float, float)
     s_prev: np.ndarray = LavaPyType(np.ndarray, float)
+    du: np.ndarray = LavaPyType(np.ndarray, float)
+    dv: np.ndarray = LavaPyType(np.ndarray, float)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -179,7 +186,7 @@ def make_population(pp, **kw):
     """The Lava process of a plan population that Lava's LIF cannot run (None when it can)."""
     if pp.kind == "li":
         return LeakyIntegrator(**kw)
-    if pp.reset != "zero":
+    if pp.reset != "zero" or np.ndim(pp.du):
         return LIFResetRule(reset=pp.reset, reset_delay=pp.reset_delay, **kw)
     return None
 
@@ -190,6 +197,6 @@ def model_map(plan) -> dict:
     out = {}
     if any(p.kind == "li" for p in plan.pops.values()):
         out[LeakyIntegrator] = PyLeakyIntegratorModelFixed if fixed else PyLeakyIntegratorModelFloat
-    if any(p.kind == "lif" and p.reset != "zero" for p in plan.pops.values()):
+    if any(p.kind == "lif" and (p.reset != "zero" or np.ndim(p.du)) for p in plan.pops.values()):
         out[LIFResetRule] = PyLifResetRuleModelFixed if fixed else PyLifResetRuleModelFloat
     return out

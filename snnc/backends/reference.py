@@ -546,8 +546,8 @@ class _Sim:
         grp.kind = _reset_kind(nodes[0])
         if fixed:
             fxs = [g.fixed[p] for p in names]
-            grp.cu = compact(per_neuron([(4096 - int(f.decay_u)) / 4096.0 for f in fxs]))
-            grp.cv = compact(per_neuron([(4096 - int(f.decay_v)) / 4096.0 for f in fxs]))
+            grp.cu = compact(per_neuron([(4096 - np.asarray(f.decay_u, np.int64)) / 4096.0 for f in fxs]))
+            grp.cv = compact(per_neuron([(4096 - np.asarray(f.decay_v, np.int64)) / 4096.0 for f in fxs]))
             bias = per_neuron([np.asarray(f.bias_mant, dtype=np.int64) << int(f.bias_exp) for f in fxs])
             grp.vth = compact(per_neuron([np.asarray(getattr(f, "vth", 0), dtype=np.int64) << 6 for f in fxs]))
             refr = per_neuron([int(getattr(f, "refractory", 0)) for f in fxs])
