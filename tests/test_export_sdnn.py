@@ -252,3 +252,26 @@ def test_persistent_state_is_refused(tmp_path):
     net.blocks[3] = sd.Dense({"threshold": 0.1, "activation": F.relu, "persistent_state": True}, 36, 8)
     with pytest.raises(SnncError, match="blocks.3.*persistent_state"):
         snnc.export(net.eval(), _moving(T=2), str(tmp_path / "p.onnx"))
+
+
+def test_cumulative_error_onnx_body_equals_reference(tmp_path):
+    """``cumulative_error=1`` (Lava's cum_error; slayer's own cum_error forward raises on torch 2.3,
+    bool subtraction in axon/delta.py, so it cannot be the oracle): the file's ONNX bodies and the
+    reference (Lava's sdn step) agree exactly, and differ from the plain rule."""
+    import onnx
+    net = _small()
+    x = _moving(T=16)
+    path = tmp_path / "sdnn.onnx"
+    snnc.export(net, x, str(path))
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.name == "cumulative_error":
+                a.i = 1
+    cum = tmp_path / "cum.onnx"
+    onnx.save(model, str(cum))
+    g = quantize(import_onnx(str(cum)))
+    assert all(v.cumulative_error for v in g.nodes.values() if isinstance(v, (Delta, SigmaDelta)))
+    yo = _ort(cum, x)
+    assert np.array_equal(run_reference(g, x.numpy().astype(np.float64)).output, yo)
+    assert not np.array_equal(yo, _ort(path, x))
