@@ -68,6 +68,7 @@ LIF_CASES = {
     "subtract": (dict(reset="subtract"), [0, 1, 0, 1, 0, 1, 0, 1]),
     "subtract-delay": (dict(reset="subtract", reset_delay=True), [0, 1, 0, 0, 1, 0, 0, 1]),
     "none": (dict(reset="none"), [0, 1, 1, 1, 1, 1, 1, 1]),
+    "subtract-snntorch": (dict(reset="subtract_snntorch"), [0, 1, 0, 1, 0, 1, 0, 1]),   # v <= 1 after each reset
 }
 
 
@@ -339,7 +340,8 @@ def _zoo(seed=0, n_in=6, n=5) -> Graph:
     g = Graph()
     g.add("x", Input((n_in,)))
     for k, kw in {"sub": dict(reset="subtract"), "late": dict(reset="subtract", reset_delay=True),
-                  "none": dict(reset="none"), "zero": dict(reset="zero")}.items():
+                  "none": dict(reset="none"), "zero": dict(reset="zero"),
+                  "snt": dict(reset="subtract_snntorch")}.items():
         g.add(f"w_{k}", Dense(np.round(rng.normal(0.35, 0.4, (n, n_in)) * 32) / 32), "x")
         g.add(f"p_{k}", CubaLIF((n,), 0.25, 0.125, 1.0, **kw), f"w_{k}")
         g.add(f"o_{k}", Output((n,)), f"p_{k}")
@@ -410,7 +412,8 @@ def test_deployment_notes_name_custom_neuron_programs():
     from snnc.compiler.notes import custom_neuron_programs, deployment_notes
     g = quantize(_zoo())
     custom = custom_neuron_programs(g)
-    assert sorted(custom) == ["li", "p_bias", "p_late", "p_none", "p_sub"]
+    assert sorted(custom) == ["li", "p_bias", "p_late", "p_none", "p_snt", "p_sub"]
+    assert "snnTorch" in custom["p_snt"]
     assert custom["p_late"] == "reset by subtraction, one step late (reset_delay)"
     notes = "\n".join(deployment_notes(g))
     for p in custom:
