@@ -49,7 +49,8 @@ def compile(model: Union[str, Graph], output: Optional[str] = None, calibrate=No
     ``calibrate``: calibration spikes ``(N, *shape, T)`` or a ``.npy`` path: per-population scales
     chosen on them (``snnc.calibrate``; report in ``graph.metadata["calibration"]``)."""
     if netx_options and not (isinstance(model, str) and model.lower().endswith((".net", ".nir"))):
-        raise SnncError(f"options {sorted(netx_options)} apply to lava-dl .net and NIR .nir models only")
+        raise SnncError(f"options {sorted(netx_options)} apply to lava-dl .net models only "
+                        "(or, dt/convention/integrator/reset..., to NIR .nir graphs)")
     if output:
         files.check_output(output, [model] if isinstance(model, str) else [], "output")
     graph = import_model(model, **netx_options) if isinstance(model, str) else model

@@ -10,6 +10,7 @@ from ``graph.fixed``:
   ``v = rtz(v (4096 - decay_v) / 4096) + u + bias`` (``- (vth << 6) s[t-1]`` for the delayed
   subtraction) saturating at ±(2**23 - 1), held at 0 while refractory, ``s = v > vth << 6``,
   then the reset: ``v = 0`` (zero), ``v -= vth << 6`` (immediate subtraction) or none;
+  "subtract_snntorch" tests ``v - (vth << 6) [v_prev > vth << 6] > vth << 6`` and subtracts;
 - a ``CubaLI`` read-out: the same u and v without threshold; its output is ``v / S``;
 - ``Delay``, ``Flatten`` and fan-in sums as in the IR.
 
@@ -97,6 +98,13 @@ def _ste(x, y):
     return x + (y - x).detach()
 
 
+def _decay_factor(decay):
+    """``(4096 - decay) / 4096``: a float, or a float64 tensor of per-neuron decays."""
+    import torch  # lazy: heavy
+    a = (4096 - np.asarray(decay, np.int64)) / 4096.0
+    return float(a) if a.ndim == 0 else torch.as_tensor(a, dtype=torch.float64)
+
+
 def _trunc(x):
     import torch  # lazy: heavy
     return torch.where(x >= 0, torch.floor(x), torch.ceil(x))
@@ -169,11 +177,11 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
 
         def _integrate(self, fx, a, st):
             """u and v of one step before the threshold (Loihi CUBA integers)."""
-            u = st["u"] * ((4096 - int(fx.decay_u)) / 4096.0)
+            u = st["u"] * _decay_factor(fx.decay_u)
             u = _ste(u, _trunc(u.detach())) + a * 64.0
             ud = u.detach()
             u = _ste(u, torch.where(ud > HALF, ud - WRAP, torch.where(ud <= -HALF, ud + WRAP, ud)))
-            v = st["v"] * ((4096 - int(fx.decay_v)) / 4096.0)
+            v = st["v"] * _decay_factor(fx.decay_v)
             bias = np.asarray(fx.bias_mant, np.int64) << int(fx.bias_exp)
             return u, _ste(v, _trunc(v.detach())) + u + torch.as_tensor(bias.astype(np.float64))
 
@@ -187,8 +195,9 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             node, fx = self.graph.nodes[name], self.graph.fixed[name]
             if node.reset_interval and t % node.reset_interval == node.reset_offset % node.reset_interval:
                 st["u"], st["v"] = torch.zeros_like(st["u"]), torch.zeros_like(st["v"])
-            u, v = self._integrate(fx, a, st)
             vth = torch.as_tensor((np.asarray(fx.vth, np.int64) << 6).astype(np.float64))
+            carry = (vth * (st["v"].detach() > vth)) if node.reset == "subtract_snntorch" else 0.0
+            u, v = self._integrate(fx, a, st)
             if node.delayed_subtract:
                 v = v - vth * (st["s"].detach() if self.detach_reset else st["s"])
             v = _ste(v, torch.clamp(v.detach(), -V_MAX, V_MAX))
@@ -197,11 +206,11 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 v = torch.where(held, torch.zeros_like(v), v)
                 st["ref"] = torch.clamp(st["ref"] - 1, min=0)
             S = float(self.state_scale[name])
-            s = spike((v - vth) / S, self.surrogate, ">")
+            s = spike((v - carry - vth) / S, self.surrogate, ">")
             r = s.detach() if self.detach_reset else s
             if node.reset == "zero":
                 v = v * (1 - r)
-            elif node.reset == "subtract" and not node.reset_delay:
+            elif (node.reset == "subtract" and not node.reset_delay) or node.reset == "subtract_snntorch":
                 v = v - vth * r
             if fx.refractory:
                 st["ref"] = torch.where(s.detach() > 0, torch.full_like(st["ref"], int(fx.refractory)), st["ref"])

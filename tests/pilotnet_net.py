@@ -10,8 +10,9 @@ import numpy as np
 
 from snnc.compiler.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Output
 
-GTS = os.path.join(os.path.dirname(np.__file__), "..", "tests", "lava", "lib", "dl", "netx",
-                   "gts", "pilotnet_lif")
+from lava_dl_files import GTS as _GTS  # noqa: E402
+
+GTS = os.path.join(_GTS, "pilotnet_lif")
 NET = os.path.normpath(os.path.join(GTS, "network.net"))
 LAYER_NAMES = ["input", "conv-0", "conv-1", "conv-2", "conv-3", "conv-4", "flatten",
                "fc-0", "fc-1", "fc-2", "fc-3"]

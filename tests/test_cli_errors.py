@@ -1,5 +1,4 @@
 """Bad input gives one clear line naming the file/node/op, exit code 2, and no traceback."""
-import os
 import subprocess
 import sys
 

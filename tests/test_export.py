@@ -153,7 +153,7 @@ def test_conv_reshape_weightnorm_bias(tmp_path):
     lambda: cuba.KWTA(neuron(), 10, 5, num_winners=2),
     lambda: slayer.block.alif.Dense(neuron(threshold_step=0.5, refractory_decay=0.5,
                                          threshold_decay=0.5), 10, 5),
-    lambda: slayer.block.sigma_delta.Dense(dict(threshold=0.1, activation=torch.relu), 10, 5),
+    lambda: slayer.block.sigma_delta.Average(5),     # (sigma_delta Dense and others export: test_export_sdnn.py)
 ])
 def test_unsupported_block_is_named(block, tmp_path):
     net = Chain(cuba.Dense(neuron(), 8, 10), block()).eval()

@@ -290,18 +290,33 @@ def test_fuzz_flags(work, input_model, args):
             f.write(data)
 
 
-def test_fuzz_summary(capsys, work):
-    """Runs last in this file: no process left behind by the cases above; the number tried."""
-    left = []
+def _children() -> set:
+    """Live (non-zombie) child processes of this test process."""
+    out = set()
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
                 with open(f"/proc/{p}/stat") as f:
                     rest = f.read().rsplit(")", 1)[1].split()
                 if int(rest[1]) == os.getpid() and rest[0] != "Z":
-                    left.append(int(p))
+                    out.add(int(p))
             except OSError:
                 pass
+    return out
+
+
+BEFORE: set = set()     # children of earlier test files (e.g. multiprocessing's resource tracker)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _children_before():
+    BEFORE.update(_children())
+    yield
+
+
+def test_fuzz_summary(capsys, work):
+    """Runs last in this file: no process left behind by the cases above; the number tried."""
+    left = sorted(_children() - BEFORE)
     assert left == [], f"processes left behind: {left}"
     with capsys.disabled():
         print(f"\nhostile fuzz: {sum(TRIED.values())} cases tried ("

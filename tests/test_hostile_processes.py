@@ -93,7 +93,7 @@ def long_run(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "snnc.cli", "run", "m.onnx", "--input", "x.npy", "-o", "y.npz",
                           "--backend", "lava-fixed", "--timeout", "300"], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # (a background job
+                         preexec_fn=_default_signals)   # (a background job
     t0 = time.time()                                                                      # ignores SIGINT)
     while len(_tagged(tag)) < 5 and time.time() - t0 < 90:     # snnc, the worker and its Lava processes
         time.sleep(0.5)
@@ -102,6 +102,13 @@ def long_run(tmp_path):
     for pid in _tagged(tag):
         os.kill(pid, signal.SIGKILL)
     p.kill()
+
+
+def _default_signals():
+    """A background job (or nohup) ignores SIGINT (SIGHUP); snnc rightly keeps an ignored signal
+    ignored, so the child under test starts with the defaults."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])

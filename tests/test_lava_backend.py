@@ -390,7 +390,7 @@ def test_conv_as_dense_and_channels_are_identical_to_conv():
     np.testing.assert_array_equal(fl["conv"].output, fl["dense"].output)
     for k in fl["conv"].counts:
         np.testing.assert_array_equal(fl["conv"].counts[k], fl["dense"].counts[k], err_msg=k)
-    print(f"\n[conv_as] times: " + ", ".join(f"{k} {r.seconds:.1f}s" for k, r in runs.items()))
+    print("\n[conv_as] times: " + ", ".join(f"{k} {r.seconds:.1f}s" for k, r in runs.items()))
 
 
 def test_conv_matrix_matches_reference_convolution():

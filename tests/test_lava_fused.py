@@ -59,8 +59,7 @@ def test_fused_refuses_graded_input_and_bad_shape():
 
 
 netx = pytest.importorskip("lava.lib.dl.netx")
-GTS = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava", "lib",
-                                    "dl", "netx", "gts"))
+from lava_dl_files import GTS  # noqa: E402
 
 
 @pytest.mark.skipif(not os.path.isdir(GTS), reason="lava-dl's netx ground truth not found")

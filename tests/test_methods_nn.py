@@ -132,7 +132,8 @@ def test_fold_exact():
     from snnc.compiler.fold import fold_pooling
     from snnc.backends.reference import run_reference
     from snnc.frontends.onnx_import import import_onnx
-    import tempfile, os
+    import tempfile
+    import os
     torch.manual_seed(0)
     net, x = stbp_net(False)
     with tempfile.TemporaryDirectory() as d:

@@ -10,19 +10,7 @@ from snnc.frontends.netx_import import import_netx
 CUBA = {"type": b"CUBA", "iDecay": 1024, "vDecay": 128, "vThMant": 80}
 
 
-def _write(path, layers):
-    with h5py.File(path, "w") as h:
-        for i, L in enumerate(layers):
-            g = h.create_group(f"layer/{i}")
-            for k, v in L.items():
-                if k == "type":
-                    g.create_dataset("type", (1,), "S10", [v.encode()])
-                elif k == "neuron":
-                    for nk, nv in v.items():
-                        g.create_dataset(f"neuron/{nk}", data=nv)
-                else:
-                    g.create_dataset(k, data=v)
-    return str(path)
+from lava_dl_files import write_net as _write  # noqa: E402
 
 
 def _dense(n_in, n_out, **kw):

@@ -33,9 +33,8 @@ def _netx_run(path, x):
 def test_exported_ntidigits_prefix_runs_in_netx(tmp_path):
     """N-TIDIGITS (dense layers with axonal delays), 200 steps: import, export, netx run."""
     import os
-    import lava.lib.dl.netx as nx
-    d = os.path.normpath(os.path.join(os.path.dirname(nx.__file__), *[".."] * 4,
-                                      "tests", "lava", "lib", "dl", "netx", "gts", "ntidigits"))
+    from lava_dl_files import GTS
+    d = os.path.join(GTS, "ntidigits")
     g = quantize(import_netx(os.path.join(d, "ntidigits.net"), num_layers=5))
     out = str(tmp_path / "nti.net")
     export_netx(g, out)

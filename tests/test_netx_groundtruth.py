@@ -14,14 +14,11 @@ import pytest
 
 from snnc.backends.reference import _Sim, run_reference
 from snnc.compiler.quantize import quantize
-from snnc.errors import SnncError
-from snnc.frontends.netx_import import bias_input, from_xyf, import_netx
+from snnc.frontends.netx_import import bias_input, import_netx
 
 netx = pytest.importorskip("lava.lib.dl.netx")
 # lava-dl's wheel ships its tests (and ground truth) next to the package: site-packages/tests/...
-ROOT = os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava", "lib", "dl", "netx")
-ROOT = os.path.normpath(ROOT)
-GTS = os.path.join(ROOT, "gts")
+from lava_dl_files import GTS, NETX_ROOT as ROOT  # noqa: E402
 if not os.path.isdir(GTS):
     pytest.skip(f"lava-dl's netx ground truth not found at {GTS}", allow_module_level=True)
 
@@ -77,16 +74,7 @@ def test_tinynet_leading_step(tinynet):
 
 
 # ----------------------------------------------------------------------------- pilotnet LIF
-PILOT = os.path.join(GTS, "pilotnet_lif")
-PILOT_LAYERS = {"input0": "input", "conv1": "conv-0", "conv2": "conv-1", "conv3": "conv-2",
-                "conv4": "conv-3", "conv5": "conv-4", "dense7": "fc-0", "dense8": "fc-1",
-                "dense9": "fc-2"}
-
-
-def _gt(name, like):
-    a = np.load(os.path.join(PILOT, name + ".npy"))
-    a = from_xyf(a) if a.ndim == 4 else a.reshape(like.shape[:-1] + a.shape[-1:])
-    return a.astype(np.int64)
+from lava_dl_files import PILOT, PILOT_LAYERS, pilot_gt as _gt  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")

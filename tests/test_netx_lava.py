@@ -81,7 +81,7 @@ def test_tinynet_through_snnc_run_batch():
 
 
 # ----------------------------------------------------------------------------- pilotnet LIF
-from test_netx_groundtruth import PILOT, PILOT_LAYERS, _gt  # noqa: E402  (same files, same reading)
+from lava_dl_files import PILOT, PILOT_LAYERS, pilot_gt as _gt  # noqa: E402  (same files, same reading)
 
 
 @pytest.fixture(scope="module")

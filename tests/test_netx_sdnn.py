@@ -33,8 +33,7 @@ from snnc.errors import SnncError
 from snnc.frontends.netx_import import from_xyf, import_netx, sdnn_input
 
 netx = pytest.importorskip("lava.lib.dl.netx")
-ROOT = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4,
-                                     "tests", "lava", "lib", "dl", "netx"))
+from lava_dl_files import NETX_ROOT as ROOT  # noqa: E402
 SDNN = os.path.join(ROOT, "gts", "pilotnet_sdnn")
 if not os.path.isdir(SDNN):
     pytest.skip(f"lava-dl's PilotNet SDNN ground truth not found at {SDNN}", allow_module_level=True)
@@ -200,7 +199,7 @@ def test_semantics_match_lava_sdn_models(cum, act):
 
 
 # ----------------------------------------------------------------------------- errors
-from test_netx_errors import _write  # noqa: E402  (the same minimal .net writer)
+from lava_dl_files import write_net as _write  # noqa: E402  (the same minimal .net writer)
 
 
 def _sd(**kw):

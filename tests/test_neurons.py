@@ -68,6 +68,7 @@ LIF_CASES = {
     "subtract": (dict(reset="subtract"), [0, 1, 0, 1, 0, 1, 0, 1]),
     "subtract-delay": (dict(reset="subtract", reset_delay=True), [0, 1, 0, 0, 1, 0, 0, 1]),
     "none": (dict(reset="none"), [0, 1, 1, 1, 1, 1, 1, 1]),
+    "subtract-snntorch": (dict(reset="subtract_snntorch"), [0, 1, 0, 1, 0, 1, 0, 1]),   # v <= 1 after each reset
 }
 
 
@@ -85,6 +86,19 @@ def test_subtract_keeps_the_excess_zero_drops_it():
     _assert_all(_lif_graph([0.625, 0.625], reset="subtract"), _ones(2), [[0, 1, 0, 1, 1, 0, 1, 0]] * 2)
     _assert_all(_lif_graph([0.625], reset="subtract", reset_delay=True), _ones(), [[0, 1, 0, 1, 1, 0, 1, 0]])
     _assert_all(_lif_graph([0.625], reset="zero"), _ones(), [[0, 1, 0, 1, 0, 1, 0, 1]])
+
+
+def test_snntorch_immediate_subtract_hand_computed():
+    """snnTorch 1.0 reset_delay=False ("subtract_snntorch"): IF, threshold 1, one input of 2.5 at
+    t=0. snnTorch: t0 m = 2.5 (s), v = 1.5; t1 m = 1.5 - 1 H(1.5 - 1) = .5 (no spike), v = 1.5;
+    and so on: v stays 1.5 and never fires again -> 1 0 0 0 0 0. The IR's "subtract": v = 2.5 (s,
+    1.5), 1.5 (s, .5), .5 -> 1 1 0 0 0 0."""
+    x = np.zeros((1, 1, 6))
+    x[0, 0, 0] = 1
+    _assert_all(_lif_graph([2.5], reset="subtract_snntorch"), x, [[1, 0, 0, 0, 0, 0]])
+    _assert_all(_lif_graph([2.5], reset="subtract"), x, [[1, 1, 0, 0, 0, 0]])
+    # with v <= threshold after every subtraction the two rules agree (LIF_CASES["subtract"])
+    _assert_all(_lif_graph([0.75], voltage_decay=0.5, reset="subtract_snntorch"), _ones(), [[0, 1, 0, 1, 0, 1, 0, 1]])
 
 
 def test_integrate_and_fire_with_current():
@@ -199,7 +213,7 @@ def test_snntorch_leaky_matches_reference_float(mechanism, delay):
     import torch  # lazy: heavy
     import snntorch as snn  # lazy: heavy
     rng = np.random.default_rng(1)
-    x = rng.uniform(-0.2, 0.7, size=(1, 64, 60))
+    x = np.round(rng.uniform(-0.2, 0.7, size=(1, 64, 60)) * 2 ** 16) / 2 ** 16   # on the graded grid
     lif = snn.Leaky(beta=0.8, threshold=1.0, reset_mechanism=mechanism, reset_delay=delay)
     mem, spikes = torch.zeros(1, 64, dtype=torch.float64), []
     with torch.no_grad():
@@ -208,7 +222,7 @@ def test_snntorch_leaky_matches_reference_float(mechanism, delay):
             spikes.append(spk.numpy())
     want = np.stack(spikes, axis=-1)
     g = Graph()
-    g.add("x", Input((64,)))
+    g.add("x", Input((64,), kind="graded", frac_bits=16))   # analog currents: a graded input
     g.add("syn", Dense(np.eye(64)), "x")
     g.add("pop", CubaLIF((64,), 1.0, 1 - 0.8, 1.0, reset=mechanism, reset_delay=delay, state_scale=0), "syn")
     g.add("out", Output((64,)), "pop")
@@ -223,7 +237,7 @@ def test_snntorch_synaptic_zero_delay_is_refractory_one():
     import torch  # lazy: heavy
     import snntorch as snn  # lazy: heavy
     rng = np.random.default_rng(2)
-    x = rng.uniform(-0.2, 0.6, size=(1, 32, 60))
+    x = np.round(rng.uniform(-0.2, 0.6, size=(1, 32, 60)) * 2 ** 16) / 2 ** 16   # on the graded grid
     for mechanism, ir_kw in (("zero", dict(reset="zero", refractory=1)),
                              ("subtract", dict(reset="subtract", reset_delay=True))):
         syn = snn.Synaptic(alpha=0.5, beta=0.75, threshold=1.0, reset_mechanism=mechanism)
@@ -234,7 +248,7 @@ def test_snntorch_synaptic_zero_delay_is_refractory_one():
                 spk, cur, mem = syn(torch.tensor(x[..., t]), cur, mem)
                 spikes.append(spk.numpy())
         g = Graph()
-        g.add("x", Input((32,)))
+        g.add("x", Input((32,), kind="graded", frac_bits=16))
         g.add("syn", Dense(np.eye(32)), "x")
         g.add("pop", CubaLIF((32,), 0.5, 0.25, 1.0, state_scale=0, **ir_kw), "syn")
         g.add("out", Output((32,)), "pop")
@@ -326,7 +340,8 @@ def _zoo(seed=0, n_in=6, n=5) -> Graph:
     g = Graph()
     g.add("x", Input((n_in,)))
     for k, kw in {"sub": dict(reset="subtract"), "late": dict(reset="subtract", reset_delay=True),
-                  "none": dict(reset="none"), "zero": dict(reset="zero")}.items():
+                  "none": dict(reset="none"), "zero": dict(reset="zero"),
+                  "snt": dict(reset="subtract_snntorch")}.items():
         g.add(f"w_{k}", Dense(np.round(rng.normal(0.35, 0.4, (n, n_in)) * 32) / 32), "x")
         g.add(f"p_{k}", CubaLIF((n,), 0.25, 0.125, 1.0, **kw), f"w_{k}")
         g.add(f"o_{k}", Output((n,)), f"p_{k}")
@@ -397,7 +412,8 @@ def test_deployment_notes_name_custom_neuron_programs():
     from snnc.compiler.notes import custom_neuron_programs, deployment_notes
     g = quantize(_zoo())
     custom = custom_neuron_programs(g)
-    assert sorted(custom) == ["li", "p_bias", "p_late", "p_none", "p_sub"]
+    assert sorted(custom) == ["li", "p_bias", "p_late", "p_none", "p_snt", "p_sub"]
+    assert "snnTorch" in custom["p_snt"]
     assert custom["p_late"] == "reset by subtraction, one step late (reset_delay)"
     notes = "\n".join(deployment_notes(g))
     for p in custom:

@@ -173,8 +173,7 @@ def test_graded_input_rejected_in_fixed_mode():
 
 
 netx = pytest.importorskip("lava.lib.dl.netx")
-GTS = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava", "lib",
-                                    "dl", "netx", "gts"))
+from lava_dl_files import GTS  # noqa: E402
 
 
 @pytest.mark.skipif(not os.path.isdir(GTS), reason="lava-dl's netx ground truth not found")

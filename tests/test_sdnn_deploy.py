@@ -21,8 +21,9 @@ from snnc.errors import SnncError
 sys.path.insert(0, os.path.dirname(__file__))
 
 netx = pytest.importorskip("lava.lib.dl.netx")
-SDNN = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4,
-                                     "tests", "lava", "lib", "dl", "netx", "gts", "pilotnet_sdnn"))
+from lava_dl_files import GTS  # noqa: E402
+
+SDNN = os.path.join(GTS, "pilotnet_sdnn")
 NET = os.path.join(SDNN, "network.net")
 if not os.path.exists(NET):
     pytest.skip(f"lava-dl's PilotNet SDNN ground truth not found at {SDNN}", allow_module_level=True)

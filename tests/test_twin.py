@@ -163,7 +163,8 @@ def _reset_net(reset, reset_delay, seed=0, readout=False):
     return g, x
 
 
-@pytest.mark.parametrize("reset,delay", [("zero", False), ("subtract", False), ("subtract", True), ("none", False)])
+@pytest.mark.parametrize("reset,delay", [("zero", False), ("subtract", False), ("subtract", True), ("none", False),
+                                         ("subtract_snntorch", False)])
 @pytest.mark.parametrize("readout", [False, True])
 def test_twin_reset_modes_and_readout(reset, delay, readout):
     """Reset by subtraction (immediate, one step late), no reset, bias-driven populations and the

@@ -249,8 +249,8 @@ def child_main(work: Callable[[dict], dict]) -> None:
 
 def _whoami(job: dict) -> dict:
     """A diagnostic job: where the child's snnc comes from, its path, folder and flags."""
-    import snnc
-    return {"snnc": os.path.abspath(snnc.__file__), "sys_path": list(sys.path), "cwd": os.getcwd(),
+    snnc_file = sys.modules["snnc"].__file__          # the package, imported already
+    return {"snnc": os.path.abspath(snnc_file), "sys_path": list(sys.path), "cwd": os.getcwd(),
             "isolated": bool(sys.flags.isolated), "modules": sorted(m for m in job.get("check", ())
                                                                    if m in sys.modules)}
 

@@ -16,6 +16,8 @@ neuron (``lava_refractory``):
       "subtract", delayed:    v = rtz(v (4096 - dv)) + u + bias - (vth << 6) s_prev, then the
                               saturation; no change at the spike step
       "none":                 no reset
+      "subtract_snntorch":    the spike test reads v - (vth << 6) [v_prev > vth << 6] (v_prev: the
+                              stored v of the last step); v[s] -= vth << 6    (float: vth)
 
 - ``LeakyIntegrator`` (a Lava ``LIF`` process whose models never spike): u and v as Lava's LIF,
   and ``s_out`` sends v itself every step (graded; fixed point: the Loihi integer v, which the
@@ -44,8 +46,11 @@ class LIFResetRule(LIF):
 
     def __init__(self, *, reset: str, reset_delay: bool = False, **kw):
         super().__init__(**kw)
-        if reset not in ("zero", "subtract", "none"):
-            raise ValueError(f"reset must be zero, subtract or none, got {reset!r}")
+        for k in ("du", "dv"):                 # per-neuron decays: Vars of the population's shape
+            if np.ndim(kw.get(k, 0)):
+                setattr(self, k, Var(shape=kw["shape"], init=np.asarray(kw[k])))
+        if reset not in ("zero", "subtract", "none", "subtract_snntorch"):
+            raise ValueError(f"reset must be zero, subtract, none or subtract_snntorch, got {reset!r}")
         self.proc_params["reset"] = reset
         self.proc_params["reset_delay"] = bool(reset_delay)
         self.s_prev = Var(shape=kw["shape"], init=0)
@@ -59,8 +64,15 @@ def _reset(model, s: np.ndarray, vth) -> None:
     """The reset of ``LIFResetRule`` at the spike step (the delayed subtraction is in the update)."""
     if model.reset == "zero":
         model.v[s] = 0
-    elif model.reset == "subtract" and not model.reset_delay:
+    elif (model.reset == "subtract" and not model.reset_delay) or model.reset == "subtract_snntorch":
         model.v[s] = model.v[s] - vth
+
+
+def _carry(model, vth) -> np.ndarray:
+    """"subtract_snntorch": ``vth`` where the stored v of the last step is above it, else 0."""
+    if model.reset != "subtract_snntorch":
+        return 0
+    return vth * (model.v > vth).astype(model.v.dtype)
 
 
 @implements(proc=LIFResetRule, protocol=LoihiProtocol)
@@ -72,6 +84,8 @@ class PyLifResetRuleModelFixed(AbstractPyLifModelFixed):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     vth: int = LavaPyType(int, np.int32, precision=17)
     s_prev: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    du: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)    # one, or one per neuron
+    dv: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -94,8 +108,9 @@ class PyLifResetRuleModelFixed(AbstractPyLifModelFixed):
         if self.reset == "subtract" and self.reset_delay:
             # v = rtz(v) + u + bias - (vth << 6) s_prev, saturated once, as the reference does
             self.effective_bias = self.effective_bias - self.effective_vth * self.s_prev.astype(np.int32)
+        carry = _carry(self, self.effective_vth)
         self.subthr_dynamics(activation_in=a_in_data)
-        s = self.spiking_activation()
+        s = (self.v - carry) > self.effective_vth
         _reset(self, s, self.effective_vth)
         self.s_prev[:] = s
         self.s_out.send(s)
@@ -110,6 +125,8 @@ class PyLifResetRuleModelFloat(AbstractPyLifModelFloat):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     vth: float = LavaPyType(float, float)
     s_prev: np.ndarray = LavaPyType(np.ndarray, float)
+    du: np.ndarray = LavaPyType(np.ndarray, float)
+    dv: np.ndarray = LavaPyType(np.ndarray, float)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -121,10 +138,11 @@ class PyLifResetRuleModelFloat(AbstractPyLifModelFloat):
 
     def run_spk(self):
         a_in_data = self.a_in.recv()
+        carry = _carry(self, self.vth)
         self.subthr_dynamics(activation_in=a_in_data)
         if self.reset == "subtract" and self.reset_delay:
             self.v[:] = self.v - self.vth * self.s_prev
-        s = self.spiking_activation()
+        s = (self.v - carry) > self.vth
         _reset(self, s, self.vth)
         self.s_prev[:] = s
         self.s_out.send(s)
@@ -168,7 +186,7 @@ def make_population(pp, **kw):
     """The Lava process of a plan population that Lava's LIF cannot run (None when it can)."""
     if pp.kind == "li":
         return LeakyIntegrator(**kw)
-    if pp.reset != "zero":
+    if pp.reset != "zero" or np.ndim(pp.du):
         return LIFResetRule(reset=pp.reset, reset_delay=pp.reset_delay, **kw)
     return None
 
@@ -179,6 +197,6 @@ def model_map(plan) -> dict:
     out = {}
     if any(p.kind == "li" for p in plan.pops.values()):
         out[LeakyIntegrator] = PyLeakyIntegratorModelFixed if fixed else PyLeakyIntegratorModelFloat
-    if any(p.kind == "lif" and p.reset != "zero" for p in plan.pops.values()):
+    if any(p.kind == "lif" and (p.reset != "zero" or np.ndim(p.du)) for p in plan.pops.values()):
         out[LIFResetRule] = PyLifResetRuleModelFixed if fixed else PyLifResetRuleModelFloat
     return out

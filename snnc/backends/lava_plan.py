@@ -191,6 +191,15 @@ def _uniform(name, node, what, value) -> float:
     return a.flat[0].item() if a.size else 0
 
 
+def _decays(fx, shape):
+    """Lava's ``du`` (= decay_u - 1) and ``dv``: ints, or per-neuron arrays in Lava's layout (run by
+    snnc's ``lava_neurons.LIFResetRule``, whose du/dv are per-neuron Vars)."""
+    du, dv = np.asarray(fx.decay_u, np.int64) - 1, np.asarray(fx.decay_v, np.int64)
+    if du.ndim == 0 and dv.ndim == 0:
+        return int(du), int(dv)
+    return tuple(to_lava(np.array(np.broadcast_to(d, shape)), len(shape)) for d in (du, dv))
+
+
 def _delay_over(steps, shape) -> np.ndarray:
     return np.broadcast_to(np.asarray(steps, dtype=np.int64), shape)
 
@@ -549,8 +558,10 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
         if not isinstance(fx, FixedCubaLIF):
             raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
                             f"(no fixed view for node {name!r})")
-        pp.du = int(fx.decay_u) - 1
-        pp.dv = int(fx.decay_v)
+        pp.du, pp.dv = _decays(fx, shape)
+        if np.ndim(pp.du) and (node.refractory or node.reset_interval):
+            raise _err(name, node, "per-neuron decays together with a refractory period or reset_interval "
+                                   "are not supported by the Lava backend")
         pp.vth = int(_uniform(name, node, "threshold", fx.vth))
         if pp.vth < 0:
             raise _err(name, node, "negative threshold")

@@ -49,7 +49,7 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
         mant = np.zeros_like(mant) if p.gate_bias else mant
         kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=name)
         custom = None
-        if p.kind == "li" or getattr(p, "reset", "zero") != "zero":
+        if p.kind == "li" or getattr(p, "reset", "zero") != "zero" or np.ndim(p.du):
             from .lava_neurons import make_population      # snnc's models: reset rules, read-outs
             custom = make_population(p, **kw)
         if custom is not None:

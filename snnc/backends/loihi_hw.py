@@ -112,7 +112,7 @@ def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, ti
     if check_runtime and config == "loihi2":
         require_runtime()
     import time
-    from ..api import check_input
+    from .host_io import prepare as check_input
     from .lava_backend import check_lava_input, host_outputs
     from .result import RunResult
     from ..compiler.validate import validate

@@ -30,7 +30,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..compiler.fixed import FixedCubaLIF, FixedSynapse
-from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Output,
+from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Output,
                            Sigma, SigmaDelta, SumPool2d)
 from ..errors import SnncError
 from .reference_sdn import has_sigma_delta
@@ -156,11 +156,10 @@ def export_netx(graph: Graph, path: str) -> List[str]:
         layers.append(dict(type="input", shape=shapes[pop], neuron=neuron))
         for k, v in ((g.metadata or {}).get("netx_input_transform") or {}).items():
             layers[-1][k] = np.array([v], np.float32)     # netx's (unused) input transform
-        cur, pre_delay = pop, None
+        cur = pop
         input_lag = 1             # the input population is a layer like the others
     else:
         layers.append(dict(type="input", shape=tuple(node.shape)))
-        pre_delay = None
         input_lag = None          # steps between the input and the first synapse (netx: 1)
     final_delay = None
     while True:

@@ -138,6 +138,8 @@ def _reset_kind(node) -> str:
         return "li"
     if node.reset == "subtract":
         return "late" if node.reset_delay else "sub"
+    if node.reset == "subtract_snntorch":
+        return "snt"               # immediate, the test also subtracts where v[t-1] > thr
     return node.reset
 
 
@@ -552,8 +554,8 @@ class _Sim:
         grp.kind = _reset_kind(nodes[0])
         if fixed:
             fxs = [g.fixed[p] for p in names]
-            grp.cu = compact(per_neuron([(4096 - int(f.decay_u)) / 4096.0 for f in fxs]))
-            grp.cv = compact(per_neuron([(4096 - int(f.decay_v)) / 4096.0 for f in fxs]))
+            grp.cu = compact(per_neuron([(4096 - np.asarray(f.decay_u, np.int64)) / 4096.0 for f in fxs]))
+            grp.cv = compact(per_neuron([(4096 - np.asarray(f.decay_v, np.int64)) / 4096.0 for f in fxs]))
             bias = per_neuron([np.asarray(f.bias_mant, dtype=np.int64) << int(f.bias_exp) for f in fxs])
             grp.vth = compact(per_neuron([np.asarray(getattr(f, "vth", 0), dtype=np.int64) << 6 for f in fxs]))
             refr = per_neuron([int(getattr(f, "refractory", 0)) for f in fxs])
@@ -666,12 +668,15 @@ class _Sim:
         check_u, check_vmax, check_vmin = self._range_checks(grp)
         kind, out_scale = grp.kind, grp.out_scale
         late = np.zeros_like(v) if kind == "late" else None
+        above, m = (np.zeros(v.shape, bool), np.zeros_like(v)) if kind == "snt" else (None, None)
 
         def update(t):
             for interval, offset, uu, vv in resets:
                 if t % interval == offset:
                     uu[...] = 0.0
                     vv[...] = 0.0
+            if above is not None:               # "subtract_snntorch": the stored v of the last step
+                np.greater(v, vth, out=above)
             if fixed:
                 np.multiply(u, cu, out=u)
                 np.trunc(u, out=u)
@@ -714,10 +719,15 @@ class _Sim:
                 held = ref > 0
                 v[held] = 0.0
                 np.maximum(ref - 1, 0, out=ref)
-            compare(v, vth, out=sb)
+            if above is not None:
+                np.multiply(above, vth, out=m)
+                np.subtract(v, m, out=m)
+                compare(m, vth, out=sb)
+            else:
+                compare(v, vth, out=sb)
             if kind == "zero":
                 np.copyto(v, 0.0, where=sb)
-            elif kind == "sub":
+            elif kind in ("sub", "snt"):
                 np.subtract(v, vth, out=v, where=sb)
             np.copyto(s, sb)
             np.add(cnt, sb, out=cnt)

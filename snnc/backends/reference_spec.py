@@ -38,8 +38,15 @@ def _reset(node: CubaLIF, v: np.ndarray, s: np.ndarray, vth) -> np.ndarray:
     """v after the spike test: zero reset, immediate subtraction, or unchanged (none, delayed)."""
     if node.reset == "zero":
         return np.where(s, 0, v)
-    if node.reset == "subtract" and not node.reset_delay:
+    if (node.reset == "subtract" and not node.reset_delay) or node.reset == "subtract_snntorch":
         return np.where(s, v - vth, v)
+    return v
+
+
+def _tested(node: CubaLIF, v: np.ndarray, v_prev: np.ndarray, vth) -> np.ndarray:
+    """The value the spike test reads: v, or for "subtract_snntorch" v - vth * H(v_prev - vth)."""
+    if node.reset == "subtract_snntorch":
+        return v - vth * (v_prev > vth)
     return v
 
 
@@ -157,7 +164,8 @@ class _Sim:
             held = st["ref"] > 0
             v = np.where(held, 0, v)
             st["ref"] = np.maximum(st["ref"] - 1, 0)
-        s = v > vth if node.spike_compare == ">" or self.mode == "fixed" else v >= vth
+        m = _tested(node, v, st["v"], vth)
+        s = m > vth if node.spike_compare == ">" or self.mode == "fixed" else m >= vth
         v = _reset(node, v, s, vth)
         if refractory:
             st["ref"] = np.where(s, refractory, st["ref"])

@@ -40,8 +40,8 @@ class FixedCubaLIF:
     """Integer CUBA parameters: 12-bit decays (decay_u in 0..4096, decay_v in 0..4095),
     17-bit threshold mantissa ``vth`` (compared as v > vth << 6), 13-bit bias mantissa with a
     3-bit exponent. ``refractory``: steps v is held at 0 after a spike (0: none)."""
-    decay_u: int
-    decay_v: int
+    decay_u: Union[int, np.ndarray]      # an int64 array of the population's shape: per-neuron decays
+    decay_v: Union[int, np.ndarray]
     vth: Union[int, np.ndarray]
     bias_mant: Union[int, np.ndarray] = 0
     bias_exp: int = 0
@@ -56,8 +56,8 @@ class FixedCubaLI:
         v = rtz(v * (4096 - decay_v)) + u + (bias_mant << bias_exp)   v saturates at ±(2**23 - 1)
         y = v / S        (S = graph.metadata["state_scale"][population]; no spike, no reset)
     """
-    decay_u: int
-    decay_v: int
+    decay_u: Union[int, np.ndarray]
+    decay_v: Union[int, np.ndarray]
     bias_mant: Union[int, np.ndarray] = 0
     bias_exp: int = 0
 

@@ -145,7 +145,7 @@ class Delay:
         return int(np.max(self.steps))
 
 
-RESETS = ("zero", "subtract", "none")
+RESETS = ("zero", "subtract", "none", "subtract_snntorch")
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,6 +173,13 @@ class CubaLIF(_Population):
                     at a spike step differs), so every engine runs it as the immediate one
         "none":     no reset (v keeps integrating; snnTorch ``reset_mechanism="none"``);
                     ``reset_delay`` has no effect
+        "subtract_snntorch": snnTorch 1.0's ``reset_mechanism="subtract", reset_delay=False``
+                    (``_base_sub`` then its "avoid double reset"): the spike test also subtracts
+                    the threshold when the stored v of the last step is still above it,
+                    m[t] = v[t] - thr * H(v[t-1] - thr);  s[t] = m[t] > thr;
+                    v[t] = v[t] - thr where s[t]  (so v[t] = (1-vd) v[t-1] + u[t] + bias - thr s[t]);
+                    the same as "subtract", immediate, while v stays <= thr after a subtraction;
+                    ``reset_delay`` has no effect
 
     snnTorch: ``Leaky(beta)`` is current_decay 1, voltage_decay 1 - beta; ``Synaptic(alpha,
     beta)`` is current_decay 1 - alpha; ``reset_delay`` is snnTorch's flag (its "subtract" and
@@ -196,6 +203,8 @@ class CubaLIF(_Population):
     ``reset_interval``); 0 means never.
     Fixed point (``FixedCubaLIF``): the reset subtracts ``vth << 6`` (the integer threshold),
     immediately or at the next step after the decay; v saturates at +-(2**23 - 1) after that.
+    Fixed point of "subtract_snntorch": m = v - (vth << 6) [v_prev > vth << 6] with v_prev the
+    stored (saturated, reset) v of the last step; s = m > vth << 6; v -= vth << 6 where s.
     Loihi 2's standard CUBA neuron has only the immediate zero reset: "subtract" and "none"
     need a custom neuron program on hardware (``snnc info`` says so).
     """

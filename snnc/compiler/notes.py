@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+import numpy as np
+
 from .ir import CubaLI, CubaLIF, Graph
 
 
@@ -18,13 +20,25 @@ def custom_neuron_programs(graph: Graph) -> Dict[str, str]:
             why = []
             if node.reset == "subtract":
                 why.append("reset by subtraction" + (", one step late (reset_delay)" if node.reset_delay else ""))
+            elif node.reset == "subtract_snntorch":
+                why.append("reset by subtraction, snnTorch's immediate rule (the spike test subtracts the "
+                           "threshold again while v[t-1] > threshold)")
             elif node.reset == "none":
                 why.append("no reset")
             if node.refractory:
                 why.append(f"refractory period of {node.refractory} steps")
+            if _per_neuron(node.current_decay) or _per_neuron(node.voltage_decay):
+                why.append("per-neuron decays (the standard CUBA neuron takes du/dv from a configuration "
+                           "shared by the core's neurons: a neuron program reading them per neuron, or the "
+                           "population split by decay, one configuration each)")
             if why:
                 out[name] = "; ".join(why)
     return out
+
+
+def _per_neuron(decay) -> bool:
+    a = np.asarray(decay)
+    return a.size > 1 and not np.all(a == a.flat[0])
 
 
 def _lava_model(node) -> str:

@@ -149,14 +149,17 @@ def _quantize_synapses(graph: Graph, g: Graph, inputs: List[str], w_scale: int, 
 
 
 def _quantize_decays(name: str, node, report: List[Dict]):
-    """12-bit decays (decay_u in 0..4096, decay_v in 0..4095); one value per population."""
+    """12-bit decays (decay_u in 0..4096, decay_v in 0..4095): ints, or int64 arrays of the
+    population's shape where the decays differ per neuron (snnc's own Lava models run those)."""
     du = np.clip(np.round(4096 * np.asarray(node.current_decay, dtype=np.float64)), 0, 4096)
     dv = np.clip(np.round(4096 * np.asarray(node.voltage_decay, dtype=np.float64)), 0, 4095)
     _record(report, name, "current_decay", node.current_decay, du / 4096)
     _record(report, name, "voltage_decay", node.voltage_decay, dv / 4096)
     if np.ndim(du) or np.ndim(dv):
         if np.unique(du).size > 1 or np.unique(dv).size > 1:
-            raise SnncError(f"population {name!r}: per-neuron decays are not supported by Lava's LIF")
+            shape = tuple(node.shape)
+            return (np.broadcast_to(du, shape).astype(np.int64).copy(),
+                    np.broadcast_to(dv, shape).astype(np.int64).copy())
         du, dv = np.ravel(du)[0], np.ravel(dv)[0]
     return int(du), int(dv)
 

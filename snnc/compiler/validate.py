@@ -114,7 +114,7 @@ def _check_cuba(n: CubaLIF) -> None:
     _per_neuron(n.threshold, "threshold", n.shape)
     _number(n.bias, "bias")
     _per_neuron(n.bias, "bias", n.shape)
-    _choice(n.reset, "reset", ("zero", "subtract", "none"))
+    _choice(n.reset, "reset", ("zero", "subtract", "none", "subtract_snntorch"))
     if not isinstance(n.reset_delay, (bool, np.bool_, Integral)):
         raise _Bad(f"reset_delay must be a boolean, got {n.reset_delay!r:.60}")
     _choice(n.spike_compare, "spike_compare", (">", ">="))
@@ -212,9 +212,16 @@ def _check_synapse(fx: FixedSynapse, node) -> None:
     _scalar_int(fx.num_message_bits, "num_message_bits", 0, 24)
 
 
+def _check_decays(fx, node) -> None:
+    """12-bit decays: one int each, or one per neuron."""
+    _integer(fx.decay_u, "decay_u", 0, 4096)
+    _per_neuron(fx.decay_u, "decay_u", node.shape)
+    _integer(fx.decay_v, "decay_v", 0, 4095)
+    _per_neuron(fx.decay_v, "decay_v", node.shape)
+
+
 def _check_fixed_cuba(fx: FixedCubaLIF, node: CubaLIF) -> None:
-    _scalar_int(fx.decay_u, "decay_u", 0, 4096)
-    _scalar_int(fx.decay_v, "decay_v", 0, 4095)
+    _check_decays(fx, node)
     _integer(fx.vth, "vth", 0, VTH_MAX)
     _per_neuron(fx.vth, "vth", node.shape)
     _integer(fx.bias_mant, "bias_mant", -BIAS_MANT_MAX, BIAS_MANT_MAX)
@@ -224,8 +231,7 @@ def _check_fixed_cuba(fx: FixedCubaLIF, node: CubaLIF) -> None:
 
 
 def _check_fixed_li(fx: FixedCubaLI, node: CubaLI) -> None:
-    _scalar_int(fx.decay_u, "decay_u", 0, 4096)
-    _scalar_int(fx.decay_v, "decay_v", 0, 4095)
+    _check_decays(fx, node)
     _integer(fx.bias_mant, "bias_mant", -BIAS_MANT_MAX, BIAS_MANT_MAX)
     _per_neuron(fx.bias_mant, "bias_mant", node.shape)
     _scalar_int(fx.bias_exp, "bias_exp", 0, 7)

@@ -268,8 +268,8 @@ class _Builder:
         i_decay, v_decay, vth = (_scalar(L, p[k], f"neuron/{k}") for k in ("iDecay", "vDecay", "vThMant"))
         if not (0 <= i_decay <= 4096 and 0 <= v_decay <= 4096) or i_decay % 1 or v_decay % 1:
             raise L.err(f"decays must be integers in [0, 4096], got iDecay {i_decay}, vDecay {v_decay}")
-        if not 0 < vth <= (1 << 17) - 1 or vth % 1:
-            raise L.err(f"vThMant must be an integer in 1..131071 (17 bits), got {vth}")
+        if not 0 < vth <= 1 << 17 or vth % 1:     # 1 << 17: netx's own default for a layer without
+            raise L.err(f"vThMant must be an integer in 1..131072, got {vth}")   # neuron (lava-dl's mnist.net)
         b = 0.0
         if bias is not None:
             b = _bias_per_neuron(L, _numeric(L, bias, "bias"), shape)

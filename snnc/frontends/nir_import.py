@@ -85,7 +85,8 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
     Convention("snntorch", 1e-4, "euler", None, rsynaptic_late_reset=True,
                summary="snnTorch 1.0 export: dt = 1e-4, beta = 1 - dt/tau, r = tau/dt, w_in = tau_syn/dt, "
                        "v_leak = 0; v_reset = 0 whatever reset_mechanism was (give --reset subtract "
-                       "[--reset-timing delayed] for a model trained with snnTorch's default); a CubaLIF "
+                       "[--reset-timing delayed] for a model trained with snnTorch's default; immediate is "
+                       "snnTorch's reset_delay=False rule exactly, the IR's subtract_snntorch); a CubaLIF "
                        "with a recurrent self-connection is an RSynaptic, whose immediate reset is a no-op "
                        "in snnTorch 1.0.0 (rsynaptic.py writes a local variable): it resets one step late "
                        "(zero: v = 0 at the next step, i.e. refractory 1; subtract: reset_delay)"),
@@ -403,6 +404,8 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
                    "--reset subtract")
     if typ == "Threshold":
         reset = "zero"
+    if conv == "snntorch" and reset == "subtract" and not o.reset_delay and typ != "Threshold":
+        reset = "subtract_snntorch"    # snnTorch 1.0's reset_delay=False rule exactly (ir.CubaLIF)
     if spiking and v_th is None:
         refuse("no v_threshold")
     gain = np.where(np.abs(gain - 1) < GAIN_SNAP, 1.0, gain)
@@ -570,8 +573,8 @@ class _Importer:
             if id(p) in back and p.src == p.dst and n is not None and n.typ == "CubaLIF" and n.spiking:
                 if n.reset == "zero" and not n.reset_delay:
                     n.refractory = 1
-                elif n.reset == "subtract":
-                    n.reset_delay = True
+                elif n.reset in ("subtract", "subtract_snntorch"):
+                    n.reset, n.reset_delay = "subtract", True
                 self.notes.append(f"{n.name}: an snnTorch RSynaptic resets one step late (snnTorch 1.0.0)")
 
     def _exact_from_metadata(self, name, node, n: _Neuron):

@@ -13,18 +13,19 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..compiler.ir import RESETS, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
+from ..compiler.ir import (RESETS, Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Output, Sigma,
+                           SigmaDelta, SumPool2d)
 from ..compiler.passes import check
 from ..errors import SnncError
 
 DOMAIN = "snnc"
 SUPPORTED = ("MatMul", "Conv", "Reshape", "Add", "Concat", "Identity",
              "snnc.CubaLIF", "snnc.Delay", "snnc.RecurrentCubaLIF", "snnc.GradedInput",
-             "snnc.GradedDense", "snnc.CubaLI")
+             "snnc.GradedDense", "snnc.CubaLI", "snnc.Delta", "snnc.SigmaDelta", "snnc.Sigma")
 
 
 MIN_INPUTS = {"MatMul": 2, "Conv": 2, "Reshape": 2, "Add": 2, "snnc.Delay": 2, "snnc.RecurrentCubaLIF": 2,
-              "snnc.GradedDense": 2}
+              "snnc.GradedDense": 2, "snnc.Delta": 2, "snnc.SigmaDelta": 2}
 
 
 def load_onnx(path: str) -> onnx.ModelProto:
@@ -395,6 +396,44 @@ class _Importer:
                     raise self.err(node, f"floors at unit {unit:g} but feeds {p!r} "
                                          f"(state_scale {getattr(pop, 'state_scale', None)}): the unit must be "
                                          "64/state_scale of an integer-dynamics CubaLIF")
+
+
+    def _sd_common(self, node, shape) -> dict:
+        """Fields shared by Delta and SigmaDelta: threshold (input 1), scales, cumulative error."""
+        a = self.attrs(node)
+        th = self.constant(node, node.input[1]).astype(np.float64)
+        try:
+            th = np.broadcast_to(th, shape).copy() if th.size > 1 else float(th.reshape(-1)[0])
+        except (ValueError, IndexError):
+            raise self.err(node, f"threshold of shape {th.shape} does not fit neurons {shape}") from None
+        return dict(threshold=th, cumulative_error=bool(self.number(node, a, "cumulative_error", int, 0)),
+                    state_scale=self.number(node, a, "state_scale", int, 1 << 18),
+                    spike_exp=self.number(node, a, "spike_exp", int, 6),
+                    state_exp=self.number(node, a, "state_exp", int, 6))
+
+    def op_snnc_Delta(self, node):
+        srcs = self.source(node, node.input[0])
+        if len(srcs) != 1 or not isinstance(self.g.nodes[srcs[0]], Input):
+            raise self.err(node, "a Delta encoder must read a graph input directly (Lava's Delta a_in)")
+        shape = self._same_shape(node, srcs)
+        self.values[node.output[0]] = [self.add(node, Delta(shape, **self._sd_common(node, shape)), srcs,
+                                                node.name or "delta")]
+
+    def op_snnc_SigmaDelta(self, node):
+        srcs = self.source(node, node.input[0])
+        shape = self._same_shape(node, srcs)
+        relu = self.number(node, self.attrs(node), "relu", int, 1)
+        if relu not in (0, 1):
+            raise self.err(node, f"attribute relu must be 0 or 1, got {relu}")
+        sd = SigmaDelta(shape, bias=self._bias(node, shape, 2), activation="relu" if relu else "identity",
+                        **self._sd_common(node, shape))
+        self.values[node.output[0]] = [self.add(node, sd, srcs, node.name or "sigma_delta")]
+
+    def op_snnc_Sigma(self, node):
+        srcs = self.source(node, node.input[0])
+        shape = self._same_shape(node, srcs)
+        S = self.number(node, self.attrs(node), "state_scale", int, 1 << 18)
+        self.values[node.output[0]] = [self.add(node, Sigma(shape, state_scale=S), srcs, node.name or "sigma")]
 
 
 def import_onnx(path: str) -> Graph:

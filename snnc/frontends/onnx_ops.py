@@ -39,7 +39,7 @@ ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3      # LabelEncoder: the general body read
 CUBA_ATTRIBUTES = ("current_decay", "voltage_decay", "threshold", "state_scale",
                    "reset", "refractory", "spike_compare", "graded", "reset_delay")
 LI_ATTRIBUTES = ("current_decay", "voltage_decay", "state_scale")
-RESET_CODES = {"zero": 0, "subtract": 1, "none": 2}
+RESET_CODES = {"zero": 0, "subtract": 1, "none": 2, "subtract_snntorch": 3}
 
 _D = TensorProto.DOUBLE
 _F = TensorProto.FLOAT
@@ -282,7 +282,7 @@ FUNCTIONS = {CUBA_LIF: cuba_lif_function, RECURRENT_CUBA_LIF: recurrent_cuba_lif
 # Shipped (under the same op names) by models exported from ``snnc.nn``: a superset of the
 # bodies above that also implements real-valued dynamics (state_scale 0) and a refractory
 # period. For state_scale > 0, refractory 0 it computes exactly what the bodies above compute.
-# reset: "zero", "subtract" or "none" with ``reset_delay`` 0/1 (ir.CubaLIF's rules; the string
+# reset: "zero", "subtract", "none" or "subtract_snntorch" with ``reset_delay`` 0/1 (ir.CubaLIF's rules; the string
 # is mapped through ai.onnx.ml.LabelEncoder); spike_compare: '>' only.
 
 def _general_attributes() -> dict:
@@ -347,7 +347,10 @@ def _reset_prologue():
             helper.make_node("Greater", ["RD_i", "c0_i"], ["RDEL"]),
             helper.make_node("Not", ["RDEL"], ["RNDEL"]),
             helper.make_node("And", ["RSUB", "RDEL"], ["RLATE"]),
-            helper.make_node("And", ["RSUB", "RNDEL"], ["RNOW"])]
+            helper.make_node("And", ["RSUB", "RNDEL"], ["RNOW0"]),
+            helper.make_node("Constant", [], ["c3_i"], value=helper.make_tensor("c3", TensorProto.INT64, [], [3])),
+            helper.make_node("Equal", ["reset_i", "c3_i"], ["RSNT"]),           # subtract_snntorch
+            helper.make_node("Or", ["RNOW0", "RSNT"], ["RNOW"])]
 
 
 def _general_step(nodes, x_in: str):
@@ -373,7 +376,12 @@ def _general_step(nodes, x_in: str):
               helper.make_node("Where", ["held", "zero_d", "v_free"], ["v_pre"]),
               helper.make_node("Sub", ["r_prev", "one_s"], ["r_dec0"]),
               helper.make_node("Max", ["r_dec0", "zero_d"], ["r_dec"]),
-              helper.make_node("Greater", ["v_pre", "TH"], ["spk"]),
+              helper.make_node("Greater", ["v_prev", "TH"], ["above"]),          # subtract_snntorch:
+              helper.make_node("Cast", ["above"], ["above_d"], to=_D),           # test v - TH H(v_prev - TH)
+              helper.make_node("Mul", ["above_d", "TH"], ["carry"]),
+              helper.make_node("Sub", ["v_pre", "carry"], ["v_carry"]),
+              helper.make_node("Where", ["RSNT", "v_carry", "v_pre"], ["v_test"]),
+              helper.make_node("Greater", ["v_test", "TH"], ["spk"]),
               helper.make_node("Sub", ["v_pre", "TH"], ["v_sub"]),
               helper.make_node("Where", ["RNOW", "v_sub", "v_pre"], ["v_rs"]),
               helper.make_node("Where", ["RZERO", "zero_d", "v_rs"], ["v_reset"]),
@@ -485,3 +493,141 @@ def cuba_li_function() -> FunctionProto:
 
 FUNCTIONS[CUBA_LI] = cuba_li_function
 GENERAL_FUNCTIONS[CUBA_LI] = cuba_li_function
+
+
+# ----------------------------------------------------------------------------- sigma-delta
+# ``snnc.Delta(x, threshold)``, ``snnc.SigmaDelta(x, threshold, bias)``, ``snnc.Sigma(x)``: the
+# IR's Delta / SigmaDelta / Sigma in the fixed-point units of Lava's ``lava.proc.sdn`` (as the
+# CubaLIF body computes integer dynamics): state in units of 1/S (S = ``state_scale``), messages
+# floored to units of 1/(S >> state_exp) (Lava sends ``s >> state_exp``). Every value is a float64
+# on those grids, so the bodies are exact. A SigmaDelta/Sigma rounds its float32 input (a MatMul or
+# Conv of messages) to the state grid 1/S first, so float32 rounding of the synapse below half a
+# unit cannot change a result. ``cumulative_error``, ``relu``: int attributes (0/1).
+DELTA = "Delta"
+SIGMA_DELTA = "SigmaDelta"
+SIGMA = "Sigma"
+SD_ATTRIBUTES = ("cumulative_error", "state_scale", "spike_exp", "state_exp")
+
+
+def sd_attributes(cumulative_error: bool, state_scale: int, spike_exp: int = 6, state_exp: int = 6) -> dict:
+    """Node attributes of ``snnc.Delta`` (``snnc.SigmaDelta`` adds ``relu``)."""
+    return dict(cumulative_error=int(bool(cumulative_error)), state_scale=int(state_scale),
+                spike_exp=int(spike_exp), state_exp=int(state_exp))
+
+
+def _sd_prologue():
+    """Scalars ``S`` (state units per 1.0), ``M`` (message units per 1.0), ``CUM`` (bool), ``TH``
+    (float64 threshold, its input's shape) and ``zeros_d`` (state of shape x without time)."""
+    n = [_ref_constant("S_i", "int", "state_scale"),
+         _ref_constant("st_i", "int", "state_exp"),
+         _ref_constant("cum_i", "int", "cumulative_error"),
+         helper.make_node("Constant", [], ["c0_i"], value=helper.make_tensor("c0", TensorProto.INT64, [], [0])),
+         helper.make_node("Greater", ["cum_i", "c0_i"], ["CUM"]),
+         helper.make_node("Cast", ["S_i"], ["S"], to=_D),
+         helper.make_node("Cast", ["st_i"], ["st_d"], to=_D),
+         _const("two_d", 2.0),
+         helper.make_node("Pow", ["two_d", "st_d"], ["ST"]),
+         helper.make_node("Div", ["S", "ST"], ["M_q"]),
+         helper.make_node("Floor", ["M_q"], ["M"]),
+         helper.make_node("Cast", ["threshold"], ["TH"], to=_D),
+         helper.make_node("Shape", ["x"], ["lead_shape"], start=0, end=-1),
+         helper.make_node("ConstantOfShape", ["lead_shape"], ["zeros_d"],
+                          value=helper.make_tensor("z", _D, [1], [0.0]))]
+    return n
+
+
+def _sd_send(body, act: str):
+    """Delta step on activation ``act``: reads ``act_prev``, ``res_prev``, ``err_prev``; writes
+    ``act_next``, ``res_next``, ``err_next`` and the float32 message ``s_t``."""
+    body += [helper.make_node("Sub", [act, "act_prev"], ["d0"]),
+             helper.make_node("Add", ["d0", "res_prev"], ["delta"]),
+             helper.make_node("Add", ["err_prev", "delta"], ["err0"]),
+             helper.make_node("Abs", ["err0"], ["err_abs"]),
+             helper.make_node("Abs", ["delta"], ["delta_abs"]),
+             helper.make_node("Where", ["CUM", "err_abs", "delta_abs"], ["test_v"]),
+             helper.make_node("Less", ["test_v", "TH"], ["below"]),
+             helper.make_node("Not", ["below"], ["send"]),
+             _const("zero_d", 0.0),
+             helper.make_node("Where", ["send", "delta", "zero_d"], ["s_full"]),
+             helper.make_node("Sub", ["delta", "s_full"], ["res_next"]),
+             helper.make_node("Abs", ["s_full"], ["s_abs"]),
+             helper.make_node("Greater", ["s_abs", "zero_d"], ["sent"]),
+             helper.make_node("Where", ["sent", "zero_d", "err0"], ["err_c"]),
+             helper.make_node("Where", ["CUM", "err_c", "zero_d"], ["err_next"]),
+             helper.make_node("Identity", [act], ["act_next"]),
+             helper.make_node("Mul", ["s_full", "M"], ["s_m"]),
+             helper.make_node("Floor", ["s_m"], ["s_f"]),
+             helper.make_node("Div", ["s_f", "M"], ["s_q"]),
+             helper.make_node("Cast", ["s_q"], ["s_t"], to=_F)]
+
+
+def _on_grid(body, x: str, out: str):
+    """``out = round(x * S) / S`` (float64): the input on the state grid."""
+    body += [helper.make_node("Mul", [x, "S"], [out + "_s"]),
+             helper.make_node("Round", [out + "_s"], [out + "_r"]),
+             helper.make_node("Div", [out + "_r", "S"], [out])]
+
+
+def delta_function() -> FunctionProto:
+    """``snnc.Delta(x, threshold) -> s``: delta encoder of a graph input (``ir.Delta``)."""
+    body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D)]
+    _sd_send(body, "xd")
+    step = helper.make_graph(body, "delta_step",
+                             [_vi("act_prev", _D), _vi("res_prev", _D), _vi("err_prev", _D), _vi("x_t", _F)],
+                             [_vi("act_next", _D), _vi("res_next", _D), _vi("err_next", _D), _vi("s_t", _F)])
+    nodes = _sd_prologue()
+    nodes.append(helper.make_node("Scan", ["zeros_d", "zeros_d", "zeros_d", "x"],
+                                  ["act_end", "res_end", "err_end", "s"], body=step, num_scan_inputs=1,
+                                  scan_input_axes=[-1], scan_output_axes=[-1]))
+    return helper.make_function(DOMAIN, DELTA, ["x", "threshold"], ["s"], nodes,
+                                [helper.make_opsetid("", OPSET)], attributes=list(SD_ATTRIBUTES),
+                                doc_string="Delta encoder, graded messages (Lava sdn fixed_pt units); time last.")
+
+
+def sigma_delta_function() -> FunctionProto:
+    """``snnc.SigmaDelta(x, threshold, bias) -> s`` (``ir.SigmaDelta``; ``relu`` 1: ReLU, 0: identity)."""
+    body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D)]
+    _on_grid(body, "xd", "xg")
+    body += [helper.make_node("Add", ["sig_prev", "xg"], ["sig_next"]),
+             helper.make_node("Add", ["sig_next", "B"], ["a0"]),
+             _const("zero_a", 0.0),
+             helper.make_node("Max", ["a0", "zero_a"], ["a_relu"]),
+             helper.make_node("Where", ["RELU", "a_relu", "a0"], ["act"])]
+    _sd_send(body, "act")
+    step = helper.make_graph(
+        body, "sigma_delta_step",
+        [_vi("sig_prev", _D), _vi("act_prev", _D), _vi("res_prev", _D), _vi("err_prev", _D), _vi("x_t", _F)],
+        [_vi("sig_next", _D), _vi("act_next", _D), _vi("res_next", _D), _vi("err_next", _D), _vi("s_t", _F)])
+    nodes = _sd_prologue()
+    nodes += [_ref_constant("relu_i", "int", "relu"),
+              helper.make_node("Greater", ["relu_i", "c0_i"], ["RELU"]),
+              helper.make_node("Cast", ["bias"], ["B"], to=_D),
+              helper.make_node("Scan", ["zeros_d", "zeros_d", "zeros_d", "zeros_d", "x"],
+                               ["sig_end", "act_end", "res_end", "err_end", "s"], body=step, num_scan_inputs=1,
+                               scan_input_axes=[-1], scan_output_axes=[-1])]
+    return helper.make_function(DOMAIN, SIGMA_DELTA, ["x", "threshold", "bias"], ["s"], nodes,
+                                [helper.make_opsetid("", OPSET)], attributes=list(SD_ATTRIBUTES) + ["relu"],
+                                doc_string="Sigma-delta neurons, graded messages (Lava sdn fixed_pt units); time last.")
+
+
+def sigma_function() -> FunctionProto:
+    """``snnc.Sigma(x) -> y``: ``y[t] = sum of x up to t``, x rounded to the grid 1/state_scale."""
+    body = [helper.make_node("Cast", ["x_t"], ["xd"], to=_D)]
+    _on_grid(body, "xd", "xg")
+    body += [helper.make_node("Add", ["sig_prev", "xg"], ["sig_next"]),
+             helper.make_node("Cast", ["sig_next"], ["y_t"], to=_F)]
+    step = helper.make_graph(body, "sigma_step", [_vi("sig_prev", _D), _vi("x_t", _F)],
+                             [_vi("sig_next", _D), _vi("y_t", _F)])
+    nodes = [_ref_constant("S_i", "int", "state_scale"),
+             helper.make_node("Cast", ["S_i"], ["S"], to=_D),
+             helper.make_node("Shape", ["x"], ["lead_shape"], start=0, end=-1),
+             helper.make_node("ConstantOfShape", ["lead_shape"], ["zeros_d"],
+                              value=helper.make_tensor("z", _D, [1], [0.0])),
+             helper.make_node("Scan", ["zeros_d", "x"], ["sig_end", "y"], body=step, num_scan_inputs=1,
+                              scan_input_axes=[-1], scan_output_axes=[-1])]
+    return helper.make_function(DOMAIN, SIGMA, ["x"], ["y"], nodes, [helper.make_opsetid("", OPSET)],
+                                attributes=["state_scale"],
+                                doc_string="Sigma (accumulator) output, state grid 1/state_scale; time last.")
+
+
+FUNCTIONS.update({DELTA: delta_function, SIGMA_DELTA: sigma_delta_function, SIGMA: sigma_function})

@@ -87,8 +87,14 @@ class _Mode(TorchFunctionMode):
             raise SnncError("forward() branches on a value computed from the input (Tensor.__bool__, "
                             "e.g. 'if x.sum() > 0'): neither torch.fx nor snnc's recording tracer "
                             "can export data-dependent control flow; move it to __init__")
-        out = func(*args, **kwargs)
         if not mine:
+            return func(*args, **kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception as e:      # e.g. torch.abs of a bool tensor (a count line, torch >= 2.x)
+            out = self._failed(func, name, args, kwargs, e)
+            if out is None:
+                raise
             return out
         if not isinstance(out, torch.Tensor) and not (
                 isinstance(out, (tuple, list)) and any(isinstance(o, torch.Tensor) for o in out)):
@@ -102,6 +108,20 @@ class _Mode(TorchFunctionMode):
             node = rec.graph.call_function(func, a, k)
         rec.outputs(out, node)
         return out
+
+
+    def _failed(self, func, name, args, kwargs, error):
+        """An op on a recorded tensor that raised: record it as a failed node (``meta["snnc_failed"]``:
+        it and everything computed from it are off the spike path) and let forward go on with its
+        first tensor argument in its place (its side outputs, e.g. counts, are dropped anyway)."""
+        first = next((a for a in _flat([args, kwargs]) if isinstance(a, torch.Tensor)), None)
+        if first is None:
+            return None
+        rec = self.rec
+        node = rec.graph.call_function(func, rec.args(args), rec.args(kwargs))
+        node.meta["snnc_failed"] = f"{name or func}: {type(error).__name__}: {str(error)[:80]}"
+        rec.outputs(first, node)
+        return first
 
 
 def record(module: torch.nn.Module, example_input: torch.Tensor,
@@ -170,7 +190,8 @@ def spike_path(gm: torch.fx.GraphModule, exportable: Callable[[torch.fx.Node], b
             ok[n] = True
         elif n.op != "output":
             ins = [a for a in _flat([n.args, n.kwargs]) if isinstance(a, torch.fx.Node)]
-            ok[n] = exportable(n) and all(ok.get(a, False) for a in ins)
+            ok[n] = (exportable(n) and "snnc_failed" not in n.meta
+                     and all(ok.get(a, False) for a in ins))
     res = out_node.args[0]
     items = list(res) if isinstance(res, (tuple, list)) else [res]
     kept, notes = [], []
@@ -206,7 +227,7 @@ def spike_path(gm: torch.fx.GraphModule, exportable: Callable[[torch.fx.Node], b
         if n.op in ("output", "placeholder") or n in live:
             continue
         if n.op != "call_function" or n.target is not operator.getitem:
-            what = _describe(n)
+            what = _describe(n) + (f" (raised when run: {n.meta['snnc_failed']})" if "snnc_failed" in n.meta else "")
             dropped[what] = dropped.get(what, 0) + 1
         gm.graph.erase_node(n)
     if dropped:

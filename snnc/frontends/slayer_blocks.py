@@ -20,7 +20,9 @@ from ..errors import SnncError
 from . import onnx_ops as ops
 
 _cuba = slayer.block.cuba
-SUPPORTED = "slayer.block.cuba Input, Dense, Conv, Pool, Flatten, Recurrent and Affine"
+_sd = slayer.block.sigma_delta
+SUPPORTED = ("slayer.block.cuba Input, Dense, Conv, Pool, Flatten, Recurrent and Affine; "
+             "slayer.block.sigma_delta Input, Dense, Conv, Pool, Flatten and Output")
 
 
 def _what(m) -> str:
@@ -33,11 +35,14 @@ def _slayer_class(m) -> type:
 
 
 def block_kind(m: torch.nn.Module, name: str) -> str:
-    """'input' | 'dense' | 'conv' | 'pool' | 'flatten' | 'recurrent' | 'affine', or SnncError.
+    """'input' | 'dense' | 'conv' | 'pool' | 'flatten' | 'recurrent' | 'affine', the sigma-delta
+    'sd_input' | 'sd_dense' | 'sd_conv' | 'sd_pool' | 'sd_output', or SnncError.
 
     A user's subclass of a block is that block, as long as it keeps slayer's ``forward``."""
     kinds = {_cuba.Input: "input", _cuba.Dense: "dense", _cuba.Conv: "conv", _cuba.Pool: "pool",
-             _cuba.Recurrent: "recurrent", _cuba.Affine: "affine"}
+             _cuba.Recurrent: "recurrent", _cuba.Affine: "affine",
+             _sd.Input: "sd_input", _sd.Dense: "sd_dense", _sd.Conv: "sd_conv", _sd.Pool: "sd_pool",
+             _sd.Output: "sd_output"}
     kind = next((k for c, k in kinds.items() if isinstance(m, c)), None)
     if isinstance(m, slayer_base.AbstractFlatten):
         kind = "flatten"
@@ -95,14 +100,14 @@ def synapse_op(m, name: str, in_shape: Tuple[int, ...]) -> SimpleNamespace:
         return input_op(m, name, in_shape)
     syn = m.synapse
     w = effective_weight(syn, name)
-    if isinstance(m, (_cuba.Dense, _cuba.Affine)):
+    if isinstance(m, (_cuba.Dense, _cuba.Affine, _sd.Dense, _sd.Output)):
         if getattr(m, "mask", None) is not None and not syn.weight_norm_enabled:
             w = w * m.mask.cpu().numpy().astype(np.float32)  # slayer masks weight.data
         if len(in_shape) == 3 and w.shape[2:] == (1, 1, 1):
             return SimpleNamespace(op="MatMul", weight=w.reshape(w.shape[:2]), attrs={},
                                    out_shape=(w.shape[0],))
         return _conv(w, in_shape, (1, 1), (0, 0, 0, 0), (1, 1), 1, name)
-    if isinstance(m, _cuba.Conv):
+    if isinstance(m, (_cuba.Conv, _sd.Conv)):
         st, pd, dl = syn.stride, syn.padding, syn.dilation
         return _conv(w, in_shape, st[:2], (pd[0], pd[1], pd[0], pd[1]), dl[:2], syn.groups, name)
     return _pool(m, w, name, in_shape)

@@ -12,7 +12,9 @@ Read from snnTorch's source (``snntorch/_neurons/leaky.py``, ``synaptic.py``, ``
   recurrent Linear's bias as the neuron bias, Leaky-type only).
 - ``reset_mechanism``: "subtract" | "zero" | "none"; ``reset_delay`` True (snnTorch's default:
   the threshold is subtracted at the next step) or False (immediate). The exact reading of each
-  combination is the IR's (snnc/compiler/ir.py, ``CubaLIF``).
+  combination is the IR's (snnc/compiler/ir.py, ``CubaLIF``); "subtract" with ``reset_delay=False``
+  is the IR's "subtract_snntorch": ``forward`` computes m = beta mem + I - H(mem - thr) thr
+  (``_base_sub``), fires on m > thr, then stores m - (spk - reset) thr = beta mem + I - spk thr.
 - spikes are ``mem > thr`` (``spike_grad`` forward is a Heaviside).
 
 Refused by name: ``Alpha``, ``Lapicque``, ``RLeaky`` with a convolutional recurrence,
@@ -98,6 +100,8 @@ def neuron_spec(m, name: str, shape) -> SimpleNamespace:
         spec.refractory = 1 if kind in ("Synaptic", "RSynaptic") else 0
     if reset == "none":
         spec.reset_delay = False
+    if reset == "subtract" and not m.reset_delay:   # fires on mem - thr H(mem[t-1] - thr) (ir.CubaLIF)
+        spec.reset, spec.reset_delay = "subtract_snntorch", False
     if kind in ("RLeaky", "RSynaptic"):
         spec.w_rec, rec_bias = _recurrent(m, name, shape)
         if rec_bias is not None and np.any(rec_bias):

@@ -374,12 +374,18 @@ def _emit_neuron(b, ctx, n, x, shape) -> str:
                   domain=ops.DOMAIN, **attrs)
 
 
-def _emit(b, gm, lib, ctx) -> Dict[str, str]:
+GRADED_FRAC_BITS = 8     # an analog (non-binary) input: graded spikes on the grid 2**-8
+
+
+def _emit(b, gm, lib, ctx, graded: bool = False) -> Dict[str, str]:
     vals: Dict[str, str] = {}
     for n in gm.graph.nodes:
         if n.op == "placeholder":
             vals[n.name] = "input"
             b._names.add("input")
+            if graded:      # Loihi 2 takes analog values as graded spikes into the first synapse
+                vals[n.name] = b.node(ops.GRADED_INPUT, ["input"], "input.graded", domain=ops.DOMAIN,
+                                      frac_bits=GRADED_FRAC_BITS)
         elif n.op == "call_module":
             m = gm.get_submodule(n.target)
             src = n.args[0]
@@ -412,8 +418,13 @@ def export(module: torch.nn.Module, example_input: torch.Tensor, path=None, time
     notes = list(r.notes) + record_trace.spike_path(gm, _spiking(gm, lib))
     ctx = _prepare(gm, lib)
     notes += ctx.notes
+    graded = not bool(torch.all((x == 0) | (x == 1)))
+    if graded:
+        notes.append(f"the example input is analog (not 0/1 spikes): declared a graded input on the grid "
+                     f"2**-{GRADED_FRAC_BITS} (Loihi graded spikes into the first Dense synapse); engines "
+                     "round inputs to that grid")
     b = _Builder()
-    vals = _emit(b, gm, lib, ctx)
+    vals = _emit(b, gm, lib, ctx, graded)
     out = next(n for n in gm.graph.nodes if n.op == "output").args[0]
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     names = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]

@@ -28,6 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import SnncError
 from . import slayer_blocks as sb
+from . import slayer_sdn as sd
 from . import nn_export
 from . import onnx_ops as ops
 from . import record_trace
@@ -91,7 +92,11 @@ def _shapes(gm: torch.fx.GraphModule, example_input: torch.Tensor) -> Dict[str, 
 
     class _Rec(torch.fx.Interpreter):
         def run_node(self, n):
-            out = super().run_node(n)
+            if "snnc_failed" in n.meta:     # an op that raised when recorded (record_trace): its argument
+                args, kwargs = self.fetch_args_kwargs_from_env(n)
+                out = next(a for a in record_trace._flat([args, kwargs]) if isinstance(a, torch.Tensor))
+            else:
+                out = super().run_node(n)
             if isinstance(out, torch.Tensor):
                 shapes[n.name] = tuple(out.shape)
             return out
@@ -145,6 +150,8 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
                 out_shape: tuple) -> str:
     """ONNX nodes for one slayer block applied to value ``x``; shapes are (N, ..., T)."""
     kind = sb.block_kind(m, name)
+    if kind.startswith("sd_"):
+        return _emit_sigma_delta(b, name, m, kind, x, in_shape, out_shape)
     if kind == "flatten":
         flat = int(np.prod(in_shape[1:-1]))
         return b.node("Reshape", [x, b.init(f"{name}.shape", np.array([0, flat, -1], np.int64))],
@@ -183,6 +190,37 @@ def _emit_block(b: _Builder, name: str, m: torch.nn.Module, x: str, in_shape: tu
         return s
     return b.node(ops.DELAY, [s, b.init(f"{name}.delay", steps)], f"{name}.delay",
                   domain=ops.DOMAIN)
+
+
+def _emit_sigma_delta(b: _Builder, name: str, m, kind: str, x: str, in_shape: tuple,
+                      out_shape: tuple) -> str:
+    """A ``slayer.block.sigma_delta`` block: Input -> ``snnc.Delta``; Dense/Conv/Pool -> synapse and
+    ``snnc.SigmaDelta``; Output -> Dense synapse and ``snnc.Sigma`` (see slayer_sdn)."""
+    if kind == "sd_input":
+        nrn = sd.input_encoder(m, name, tuple(in_shape[1:-1]))
+        s = b.node(ops.DELTA, [x, b.init(f"{name}.threshold", nrn.threshold)], f"{name}.delta",
+                   domain=ops.DOMAIN, **nrn.attributes)
+        shape = tuple(in_shape[1:-1])
+    else:
+        syn = sb.synapse_op(m, name, in_shape)
+        if tuple(syn.out_shape) != tuple(out_shape[1:-1]):
+            raise SnncError(f"block '{name}': snnc computes output {syn.out_shape} but slayer "
+                            f"gives {tuple(out_shape[1:-1])}")
+        w = b.init(f"{name}.weight", syn.weight)
+        z = (b.node("MatMul", [w, x], f"{name}.synapse") if syn.op == "MatMul"
+             else b.node("Conv", [x, w], f"{name}.synapse", **syn.attrs))
+        if kind == "sd_output":
+            return b.node(ops.SIGMA, [z], f"{name}.sigma", domain=ops.DOMAIN,
+                          state_scale=sd.sigma_scale(m, name))
+        shape = tuple(syn.out_shape)
+        nrn = sd.neuron(m, name, shape)
+        s = b.node(ops.SIGMA_DELTA, [z, b.init(f"{name}.threshold", nrn.threshold),
+                                     b.init(f"{name}.bias", nrn.bias)], f"{name}.neuron",
+                   domain=ops.DOMAIN, **nrn.attributes)
+    steps = sb.delay_steps(m, name, shape)
+    if steps is None:
+        return s
+    return b.node(ops.DELAY, [s, b.init(f"{name}.delay", steps)], f"{name}.delay", domain=ops.DOMAIN)
 
 
 def _emit_per_channel(b: _Builder, name: str, m, syn, x: str, nrn) -> str:
