@@ -31,6 +31,7 @@ POPULATIONS = (CubaLIF, CubaLI)
 SYNAPSES = (Dense, Conv2d, SumPool2d)
 _HALF = float(U_WRAP >> 1)
 _VMAX = float(V_MAX)
+TORCH_RESETS = ("li", "zero", "sub", "late", "none")    # reference._reset_kind values this engine computes
 CHUNK_ENTRIES = 1 << 25             # values of all nodes per chunk of samples (T * N rows)
 
 
@@ -177,6 +178,9 @@ class _TorchRun:
         bias = self._t(grp.bias) if isinstance(grp.bias, np.ndarray) else grp.bias
         refr = self._t(grp.refr) if grp.refr is not None else None
         kind = grp.kind
+        if kind not in TORCH_RESETS:
+            raise SnncError(f"torch engine: population {name!r}: reset rule {kind!r} is not implemented in the "
+                            "torch engine yet; use --backend reference")
         resets = [(iv, off) for iv, off, _, _ in grp.resets]
         u = torch.zeros((n, size), dtype=torch.float64, device=self.dev)
         v, s = torch.zeros_like(u), torch.zeros_like(u)
