@@ -289,10 +289,10 @@ def main(spec, argv=None):
         return 0
     if a.retrain or a.quick or not os.path.exists(weights):
         print(f"== training {spec['method']} ({tag}) on {len(x_tr)} samples, T={x_tr.shape[-1]} ==")
-        k = np.random.default_rng(0).choice(len(x_tr), 300, replace=False)
+        k = np.random.default_rng(0).choice(len(x_tr), min(300, len(x_tr)), replace=False)
         secs = train(trainers[a.trainer][1](net), x_tr, y_tr, spec["loss"], epochs,
                      spec["batch"], a.lr, quick=a.quick, seed=a.seed, x_val=x_tr[k], y_val=y_tr[k],
-                     predict=spec["predict"], val_label="accuracy on 300 training samples",
+                     predict=spec["predict"], val_label=f"accuracy on {len(k)} training samples",
                      progress=spec.get("progress", False))
         meta.update(train_seconds=secs, epochs=epochs)
         save(net, weights, meta)
