@@ -67,7 +67,7 @@ def test_events_follow_the_saccades(ev):
 
 def test_events_split_has_both_polarities_and_digits_differ(ev):
     import mnist
-    img, y, _, _ = mnist.split()
+    img, _, _, _ = mnist.split()
     e = ev.events(img[:20], 30, seed=11)
     on, off = e[:, 0].sum(), e[:, 1].sum()
     assert on > 0 and off > 0 and 0.5 < on / off < 2
