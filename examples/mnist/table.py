@@ -27,6 +27,13 @@ PUBLISHED = {         # example name -> (best published accuracy %, source)
 }
 
 
+def _fixed(fx):
+    if fx["samples"] == 1000:
+        return f"{100 * fx['accuracy']:.2f} % (all 1,000)"
+    return (f"{100 * fx['accuracy']:.2f} % (first {fx['samples']}; PyTorch on them "
+            f"{100 * fx['pytorch_accuracy_same_samples']:.2f} %)")
+
+
 def rows(paths):
     groups = defaultdict(list)
     for p in sorted(paths):
@@ -41,7 +48,7 @@ def rows(paths):
         acc_s = f"{acc.mean():.2f} ± {acc.std():.2f} % ({len(acc)} seeds)" if len(acc) > 1 else f"{acc[0]:.2f} %"
         out.append([r0["method"], r0["architecture"].split(",")[0].split(" (")[0], r0["dataset"].split(",")[0],
                     str(r0["steps"]), acc_s,
-                    f"{100 * fx['accuracy']:.2f} % ({fx['samples']} images)" if fx else "-",
+                    _fixed(fx) if fx else "-",
                     ("yes" if all(r["engines"]["lava-fixed"]["identical_to_pytorch"] for r in reps) else "no") if fx else "-",
                     str(r0["loihi2"]["cores"]), f"{r0['train_seconds'] / 60:.1f} min, {r0['settings']['epochs']} epochs",
                     f"{pub:.2f} %" if pub else "-", f"{acc.mean() - pub:+.2f}" if pub else "-"])
