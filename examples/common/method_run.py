@@ -24,11 +24,26 @@ from snnc.compiler.printing import table
 torch.set_num_threads(1)      # tiny tensors: one thread is much faster (and the machine is shared)
 
 
+def _f32(x):
+    """Inputs may be stored compactly (uint8 spikes): the network sees float32."""
+    return x if x.dtype == torch.float32 else x.float()
+
+
+def _predict_batched(net, x, predict, batch=500):
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out.append(predict(net(_f32(torch.from_numpy(x[i:i + batch])))))
+    return np.concatenate(out)
+
+
 def train(net, x_tr, y_tr, loss_fn, epochs, batch=64, lr=1e-3, quick=False, seed=0, log=print,
-          x_val=None, y_val=None, predict=None, val_label="train-subset accuracy", history=None):
+          x_val=None, y_val=None, predict=None, val_label="train-subset accuracy", history=None,
+          progress=False):
     """Adam on mini-batches; ``loss_fn(output_spikes, labels)``. Returns seconds spent. After each
     epoch, the accuracy on ``x_val, y_val`` is logged as ``val_label`` (say what it measures) and,
-    with a list ``history``, appended to it as {epoch, loss, accuracy, seconds}."""
+    with a list ``history``, appended to it as {epoch, loss, accuracy, seconds}. ``progress``: a
+    tqdm bar over the mini-batches of each epoch (stderr)."""
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
@@ -39,9 +54,13 @@ def train(net, x_tr, y_tr, loss_fn, epochs, batch=64, lr=1e-3, quick=False, seed
         net.train()
         perm = torch.randperm(n)
         total, batches = 0.0, 0
-        for i in range(0, n, batch):
+        starts = range(0, n, batch)
+        if progress and not quick:
+            from tqdm import tqdm
+            starts = tqdm(starts, desc=f"epoch {ep + 1}/{epochs}", unit="batch", leave=False, mininterval=5.0)
+        for i in starts:
             idx = perm[i:i + batch]
-            out = net(x_tr[idx])
+            out = net(_f32(x_tr[idx]))
             loss = loss_fn(out, y_tr[idx])
             opt.zero_grad()
             loss.backward()
@@ -53,8 +72,7 @@ def train(net, x_tr, y_tr, loss_fn, epochs, batch=64, lr=1e-3, quick=False, seed
         msg, acc = f"epoch {ep + 1}/{epochs}: loss {total / batches:.4f}", None
         if x_val is not None and predict is not None:
             net.eval()
-            with torch.no_grad():
-                acc = float(np.mean(predict(net(torch.from_numpy(x_val))) == y_val))
+            acc = float(np.mean(_predict_batched(net, x_val, predict) == y_val))
             msg += f", {val_label} {100 * acc:.1f} %"
         if history is not None:
             history.append(dict(epoch=ep + 1, loss=total / batches, accuracy=acc,
@@ -72,15 +90,20 @@ def _torch_counts(net):
 
 
 def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
-             engines=("reference", "lava-float", "lava-fixed"), log=print):
-    """Export, compile, run every engine, write ``out_dir/report.json``; returns the report."""
+             engines=("reference", "lava-float", "lava-fixed"), log=print, lava_samples=None, extra=None):
+    """Export, compile, run every engine, write ``out_dir/report.json``; returns the report.
+    ``lava_samples``: the Lava engines run only the first that many test samples (their accuracy
+    and agreement are on those; each engine's ``samples`` says how many). ``extra(graph, path)``:
+    a dict merged into the report (e.g. the Loihi 2 mapping)."""
     from snnc.backends.onnx_runtime import run_onnxruntime
     from snnc.parity import agreement
     os.makedirs(out_dir, exist_ok=True)
     onnx_path = os.path.join(out_dir, f"{name}.onnx")
     net.eval()
+    x_te = x_te if x_te.dtype == np.float32 else x_te.astype(np.float32)
     snnc.export(net, torch.from_numpy(x_te[:2]), onnx_path)
-    graph = snnc.compile(onnx_path, os.path.join(out_dir, f"{name}.snnc"))
+    graph_path = os.path.join(out_dir, f"{name}.snnc")
+    graph = snnc.compile(onnx_path, graph_path)
     log(str(graph))
     lossy = [r for r in graph.metadata["quantization"] if r["rounded"] or r["clipped"]]
     log("quantization: " + ("exact (nothing rounded or clipped)" if not lossy else
@@ -88,15 +111,21 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
                             ", ".join(f"{r['node']}.{r['param']} (max error {r['max_error']:.3g})" for r in lossy)))
     results = {}
     t = time.perf_counter()
+    ys, cs = [], []
     with torch.no_grad():
-        y_torch = net(torch.from_numpy(x_te)).numpy()
-    results["pytorch"] = (y_torch, _torch_counts(net), time.perf_counter() - t)
+        for i in range(0, len(x_te), 500):
+            ys.append(net(torch.from_numpy(x_te[i:i + 500])).numpy())
+            cs.append(_torch_counts(net))
+    y_torch = np.concatenate(ys)
+    results["pytorch"] = (y_torch, {k: np.concatenate([c[k] for c in cs]) for k in cs[0]},
+                          time.perf_counter() - t)
     r = run_onnxruntime(onnx_path, x_te)
     results["onnxruntime"] = (r.output, r.counts, r.seconds)
     for engine in engines:
-        log(f"running {engine} on {len(x_te)} samples ...")
+        xe = x_te[:lava_samples] if lava_samples and engine.startswith("lava") else x_te
+        log(f"running {engine} on {len(xe)} samples ...")
         t = time.perf_counter()
-        r = snnc.run(graph, x_te, backend=engine, timeout=timeout)
+        r = snnc.run(graph, xe, backend=engine, timeout=timeout)
         results[engine] = (r.output, r.counts, time.perf_counter() - t)
     ref_counts = results["pytorch"][1]
     report = dict(meta, samples=int(len(x_te)), steps=int(x_te.shape[-1]),
@@ -106,28 +135,36 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
                   engines={})
     rows = []
     for engine, (y, counts, secs) in results.items():
-        acc = float(np.mean(predict(y) == y_te))
+        m = len(y)
+        acc = float(np.mean(predict(y) == y_te[:m]))
+        y_pt = y_torch[:m]
         layers = {}
         for k, v in counts.items():
             v = np.asarray(v)
             ref = ref_counts.get(k)
+            ref = None if ref is None else ref[:m]
             same = float(np.mean(v == ref)) if ref is not None and ref.shape == v.shape else None
             layers[k] = dict(spikes=int(v.sum()), neuron_counts_equal_to_pytorch=same)
+        same = bool(np.array_equal(y, y_pt))
         report["engines"][engine] = dict(
-            accuracy=acc, spike_agreement_vs_pytorch=agreement(y, y_torch),
-            identical_to_pytorch=bool(np.array_equal(y, y_torch)), output_spikes=int(y.sum()),
+            samples=int(m), accuracy=acc, pytorch_accuracy_same_samples=float(np.mean(predict(y_pt) == y_te[:m])),
+            spike_agreement_vs_pytorch=agreement(y, y_pt),
+            identical_to_pytorch=same, output_spikes=int(y.sum()),
             seconds=secs, layers=layers)
-        rows.append([engine, f"{100 * acc:.2f} %", f"{100 * agreement(y, y_torch):.4f} %",
-                     "yes" if np.array_equal(y, y_torch) else "no", int(y.sum()), f"{secs:.1f}"])
-    log(table(rows, ["engine", "test accuracy", "spike agreement", "identical", "output spikes", "seconds"]))
+        rows.append([engine, m, f"{100 * acc:.2f} %", f"{100 * agreement(y, y_pt):.4f} %",
+                     "yes" if same else "no", int(y.sum()), f"{secs:.1f}"])
+    log(table(rows, ["engine", "samples", "test accuracy", "spike agreement", "identical", "output spikes", "seconds"]))
     names = list(results["pytorch"][1])
     log(table([[k] + [report["engines"][e]["layers"].get(k, {}).get("spikes", "-") for e in results]
                for k in names], ["layer spikes"] + list(results)))
     fx, pt = report["engines"].get("lava-fixed"), report["engines"]["pytorch"]
     if fx:
-        report["lava_fixed_minus_pytorch_points"] = 100 * (fx["accuracy"] - pt["accuracy"])
-        log(f"Lava fixed_pt {100 * fx['accuracy']:.2f} % vs PyTorch {100 * pt['accuracy']:.2f} % "
+        report["lava_fixed_minus_pytorch_points"] = 100 * (fx["accuracy"] - fx["pytorch_accuracy_same_samples"])
+        log(f"Lava fixed_pt {100 * fx['accuracy']:.2f} % vs PyTorch {100 * fx['pytorch_accuracy_same_samples']:.2f} % "
+            f"on the same {fx['samples']} samples "
             f"({report['lava_fixed_minus_pytorch_points']:+.2f} points); identical spikes: {fx['identical_to_pytorch']}")
+    if extra is not None:
+        report.update(extra(graph, graph_path))
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     log(f"wrote {os.path.join(out_dir, 'report.json')}")
@@ -174,7 +211,8 @@ def main(spec, argv=None):
     pre.add_argument("--trainer", choices=list(trainers), default=list(trainers)[0],
                      help="; ".join(f"{k}: {v[0]}" for k, v in trainers.items()))
     chosen = trainers[pre.parse_known_args(argv)[0].trainer]
-    p = argparse.ArgumentParser(description=f"{spec['method']} on digits: train, export, compile, Lava",
+    p = argparse.ArgumentParser(description=f"{spec['method']} on {spec.get('data_name', 'digits')}: "
+                                            "train, export, compile, Lava",
                                 parents=[pre])
     p.add_argument("--out", default=os.path.join(spec["dir"], "out"))
     p.add_argument("--quick", action="store_true", help="a few training batches, 24 test samples (tests)")
@@ -183,7 +221,9 @@ def main(spec, argv=None):
     lr_default = trainer_defaults.get("lr", spec["lr"])
     p.add_argument("--epochs", type=int, default=spec["epochs"])
     p.add_argument("--lr", type=float, default=lr_default, help="Adam learning rate (cosine schedule)")
-    p.add_argument("--samples", type=int, default=None, help="test samples (default: all 360)")
+    p.add_argument("--samples", type=int, default=None, help="test samples (default: all)")
+    p.add_argument("--lava-samples", type=int, default=None,
+                   help="run the Lava engines on only the first N test samples (default: all)")
     p.add_argument("--retrain", action="store_true", help="train even if the model file exists")
     p.add_argument("--validate", action="store_true",
                    help=f"train on the training split minus a {method_data.VAL_SIZE}-sample stratified hold-out, "
@@ -199,6 +239,7 @@ def main(spec, argv=None):
     a = p.parse_args(argv)
     for k in defaults:
         options[k] = getattr(a, "opt_" + k)
+    validation = spec.get("validation", method_data.validation)
     quantize = not a.float
     tag = "qat" if quantize else "float"
     if a.trainer != list(trainers)[0]:
@@ -227,20 +268,19 @@ def main(spec, argv=None):
                 settings=settings, published=spec["published"],
                 notes=spec["notes"])
     if a.validate:
-        x_fit, y_fit, x_val, y_val = method_data.validation(x_tr, y_tr)
+        x_fit, y_fit, x_val, y_val = validation(x_tr, y_tr)
         print(f"== validation: training {spec['method']} ({tag}) on {len(x_fit)} samples "
               f"(training split minus a {len(x_val)}-sample hold-out), T={x_tr.shape[-1]} ==")
         history = []
         secs = train(trainers[a.trainer][1](net), x_fit, y_fit, spec["loss"], epochs, spec["batch"], a.lr,
                      quick=a.quick, seed=a.seed, x_val=x_val, y_val=y_val, predict=spec["predict"],
-                     val_label="hold-out (validation) accuracy", history=history)
+                     val_label="hold-out (validation) accuracy", history=history, progress=spec.get("progress", False))
         net.eval()
-        with torch.no_grad():
-            acc = float(np.mean(spec["predict"](net(torch.from_numpy(x_val)).numpy()) == y_val))
+        acc = float(np.mean(_predict_batched(net, x_val, spec["predict"]) == y_val))
         save(net, weights, meta)
         rep = dict(meta, validation_accuracy=acc, train_seconds=secs, epochs=epochs,
                    fit_samples=int(len(x_fit)), validation_samples=int(len(x_val)),
-                   holdout=dict(size=method_data.VAL_SIZE, seed=method_data.VAL_SEED, stratified=True),
+                   holdout=dict(size=int(len(x_val)), seed=method_data.VAL_SEED, stratified=True),
                    history=history, argv=list(sys.argv[1:] if argv is None else argv))
         with open(os.path.join(out, "validation.json"), "w") as f:
             json.dump(rep, f, indent=1)
@@ -249,10 +289,11 @@ def main(spec, argv=None):
         return 0
     if a.retrain or a.quick or not os.path.exists(weights):
         print(f"== training {spec['method']} ({tag}) on {len(x_tr)} samples, T={x_tr.shape[-1]} ==")
-        k = np.random.default_rng(0).choice(len(x_tr), 300, replace=False)
+        k = np.random.default_rng(0).choice(len(x_tr), min(300, len(x_tr)), replace=False)
         secs = train(trainers[a.trainer][1](net), x_tr, y_tr, spec["loss"], epochs,
                      spec["batch"], a.lr, quick=a.quick, seed=a.seed, x_val=x_tr[k], y_val=y_tr[k],
-                     predict=spec["predict"], val_label="accuracy on 300 training samples")
+                     predict=spec["predict"], val_label=f"accuracy on {len(k)} training samples",
+                     progress=spec.get("progress", False))
         meta.update(train_seconds=secs, epochs=epochs)
         save(net, weights, meta)
     else:
@@ -260,5 +301,6 @@ def main(spec, argv=None):
         meta.update(load(net, weights))
     print("== export, compile, test split ==")
     rep = evaluate(net, x_te, y_te, spec["predict"], out, spec["name"], meta, timeout=a.timeout,
-                   engines=tuple(e for e in a.engines.split(",") if e))
+                   engines=tuple(e for e in a.engines.split(",") if e), lava_samples=a.lava_samples,
+                   extra=spec.get("extra"))
     return 0 if rep else 1

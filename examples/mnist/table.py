@@ -1,0 +1,78 @@
+"""The README table of examples/mnist from the committed reports (results/*.json).
+
+One row per network and training setting; several seeds (``-seed<k>`` reports) give the mean and
+std of the PyTorch test accuracy. ``PUBLISHED``: the paper's number for the same architecture
+and data set (from the papers' tables), None where the paper has none.
+
+    python examples/mnist/table.py
+"""
+import glob
+import json
+import os
+import re
+from collections import defaultdict
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PUBLISHED = {         # example name -> (best published accuracy %, source)
+    "stbp_mlp": (98.89, "Wu et al. 2018, MNIST 784-800-10"),
+    "stbp_cnn": (99.42, "Wu et al. 2018, MNIST 28x28-15C5-P2-40C5-P2-300-10"),
+    "stbp_nmnist_mlp": (98.78, "Wu et al. 2018, N-MNIST 34x34x2-800-10"),
+    "tssl_bp_mlp": (None, "Zhang & Li 2020 report no MNIST MLP"),
+    "tssl_bp_cnn": (99.53, "Zhang & Li 2020, MNIST 15C5-P2-40C5-P2-300-10, T=5"),
+    "hm2_bp_mlp": (98.93, "Jin, Zhang & Li 2018, MNIST 784-800-10, T=400 (mean about 98.84)"),
+    "hm2_bp_nmnist_mlp": (98.88, "Jin, Zhang & Li 2018, N-MNIST 34x34x2-800-10, T=540"),
+    "st_rsbp_rnn": (None, "Zhang & Li 2019 report no sequential MNIST (Fashion-MNIST 400-R400: 90.13)"),
+}
+
+
+def _fixed(fx):
+    if fx["samples"] == 1000:
+        return f"{100 * fx['accuracy']:.2f} % (all 1,000)"
+    return (f"{100 * fx['accuracy']:.2f} % (first {fx['samples']}; PyTorch on them "
+            f"{100 * fx['pytorch_accuracy_same_samples']:.2f} %)")
+
+
+def _ref(reps):
+    """Reference simulator (bit-exact with Lava fixed point) vs PyTorch on all test images."""
+    agree = [r["engines"]["reference"]["spike_agreement_vs_pytorch"] for r in reps]
+    if all(r["engines"]["reference"]["identical_to_pytorch"] for r in reps):
+        return "yes"
+    return f"no ({100 * min(agree):.3f} % of output spikes agree)"
+
+
+def rows(paths):
+    groups = defaultdict(list)
+    for p in sorted(paths):
+        key = re.sub(r"-seed\d+$", "", os.path.splitext(os.path.basename(p))[0])
+        groups[key].append(json.load(open(p)))
+    out = []
+    for key, reps in groups.items():
+        r0 = min(reps, key=lambda r: r["seed"])
+        acc = np.array([100 * r["engines"]["pytorch"]["accuracy"] for r in reps])
+        fx = r0["engines"].get("lava-fixed", {})
+        pub = PUBLISHED.get(r0["example"], (None, ""))[0]
+        seeds = ", ".join(str(r["seed"]) for r in sorted(reps, key=lambda r: r["seed"]))
+        acc_s = f"{acc.mean():.2f} ± {acc.std():.2f} % (seeds {seeds}; Lava column: seed {r0['seed']})" if len(acc) > 1 else f"{acc[0]:.2f} %"
+        out.append([r0["method"], r0["architecture"].split(",")[0].split(" (")[0], r0["dataset"].split(",")[0],
+                    str(r0["steps"]), acc_s,
+                    _fixed(fx) if fx else "-",
+                    ("yes" if all(r["engines"]["lava-fixed"]["identical_to_pytorch"] for r in reps) else "no") if fx else "-",
+                    _ref(reps),
+                    str(r0["loihi2"]["cores"]), f"{r0['train_seconds'] / 60:.1f} min, {r0['settings']['epochs']} epochs",
+                    f"{pub:.2f} %" if pub else "-", f"{acc.mean() - pub:+.2f}" if pub else "-"])
+    return out
+
+
+HEAD = ["method", "architecture", "data", "T", "PyTorch (1,000 test images)", "Lava fixed point",
+        "Lava fixed = PyTorch (those images)", "reference = PyTorch (all 1,000)", "Loihi 2 cores", "training", "published", "gap (points)"]
+
+
+def markdown(table):
+    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])
+
+
+if __name__ == "__main__":
+    print(markdown(rows(glob.glob(os.path.join(HERE, "results", "*.json")))))

@@ -1,0 +1,118 @@
+"""examples/mnist (issue 13): the event version of the MNIST split, and ``--quick`` end to end
+per method (a few QAT training batches, export, compile, a few test images on the reference and
+Lava fixed point: spikes identical to PyTorch, layer by layer)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMON = os.path.join(ROOT, "examples", "common")
+
+
+@pytest.fixture(scope="module")
+def ev():
+    sys.path.insert(0, COMMON)
+    try:
+        import mnist_events
+    finally:
+        sys.path.pop(0)
+    return mnist_events
+
+
+def _bar(w=2):
+    """A 28x28 image with one vertical bright bar (columns 13..13+w)."""
+    img = np.zeros((1, 28, 28))
+    img[0, 4:24, 13:13 + w] = 1.0
+    return img
+
+
+def test_events_shape_dtype_seeded(ev):
+    img = np.random.default_rng(0).random((3, 28, 28))
+    a, b = ev.events(img, 12, seed=5), ev.events(img, 12, seed=5)
+    assert a.shape == (3, 2, 34, 34, 12) and a.dtype == np.uint8 and set(np.unique(a)) <= {0, 1}
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, ev.events(img, 12, seed=6))          # noise and mismatch follow the seed
+    assert ev.events(img, 12, seed=5, flat=True).shape == (3, 2 * 34 * 34, 12)
+
+
+def test_events_blank_image_only_noise(ev):
+    """No brightness change, no events: a black image gives background noise only, at NOISE."""
+    e = ev.events(np.zeros((50, 28, 28)), 30, seed=1)
+    assert abs(e.mean() - ev.NOISE) < 0.3 * ev.NOISE
+    assert not ev.events(np.zeros((2, 28, 28)), 30, seed=1, noise=0).any()
+
+
+def test_events_follow_the_saccades(ev):
+    """A vertical bar moving right (saccade 1, dx 0 -> 3) gives ON events at its right (leading)
+    edge and OFF at its left (trailing) edge; moving back left (saccade 3) the reverse; events
+    occur in each of the three saccades and only within the 34x34 field the digit sweeps."""
+    T = 30
+    e = ev.events(_bar(), T, seed=0, noise=0)[0].astype(int)          # (2, 34, 34, T)
+    first, third = slice(0, T // 3), slice(2 * T // 3, T)
+    cols = np.arange(34)
+
+    def mean_col(pol, seg):
+        w = e[pol, :, :, seg].sum(axis=(0, 2))
+        return (w * cols).sum() / w.sum()
+    assert mean_col(0, first) > mean_col(1, first)       # moving right: ON leads (to the right)
+    assert mean_col(0, third) < mean_col(1, third)       # moving left: ON leads (to the left)
+    per_saccade = [e[..., s].sum() for s in (first, slice(T // 3, 2 * T // 3), third)]
+    assert min(per_saccade) > 0
+    assert e[:, :, :13].sum() == 0 and e[:, :, 13 + 2 + 7:].sum() == 0     # bar columns 13..14, travel <= 6 (+1 bilinear)
+
+
+def test_events_split_has_both_polarities_and_digits_differ(ev):
+    import mnist
+    img, _, _, _ = mnist.split()
+    e = ev.events(img[:20], 30, seed=11)
+    on, off = e[:, 0].sum(), e[:, 1].sum()
+    assert on > 0 and off > 0 and 0.5 < on / off < 2
+    per_digit = e.reshape(20, -1).sum(1)
+    assert per_digit.min() > 50                          # every digit makes events
+    assert not np.array_equal(e[0], e[1])
+
+
+def _quick(method, arch, tmp_path, samples=4):
+    script = os.path.join(ROOT, "examples", "mnist", "run.py")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    p = subprocess.run([sys.executable, script, "--method", method, "--arch", arch, "--quick",
+                        "--samples", str(samples), "--engines", "reference,lava-fixed", "--out", str(tmp_path)],
+                       env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    rep = json.load(open(tmp_path / "quick-qat" / "report.json"))      # each method's default trainer
+    eng = rep["engines"]
+    assert rep["quantization_exact"] and rep["samples"] == samples
+    for e in ("onnxruntime", "reference", "lava-fixed"):
+        assert eng[e]["samples"] == samples
+        assert eng[e]["identical_to_pytorch"], (e, eng[e])
+        assert eng[e]["accuracy"] == eng["pytorch"]["accuracy"]
+        for layer, v in eng[e]["layers"].items():
+            assert v["neuron_counts_equal_to_pytorch"] == 1.0, (e, layer)
+    assert rep["loihi2"]["cores"] >= len(rep["loihi2"]["layers"]) >= 2
+    return rep
+
+
+@pytest.mark.timeout(900)
+def test_quick_stbp_mlp(tmp_path):
+    rep = _quick("stbp", "mlp", tmp_path)
+    assert rep["architecture"].startswith("784-800-10")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("method,arch", [("tssl_bp", "mlp"), ("hm2_bp", "mlp"), ("st_rsbp", "rnn"),
+                                         ("stbp", "nmnist-mlp")])
+def test_quick_method(method, arch, tmp_path):
+    _quick(method, arch, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("method", ["stbp", "tssl_bp"])
+def test_quick_cnn(method, tmp_path):
+    rep = _quick(method, "cnn", tmp_path, samples=2)
+    assert "15C5" in rep["architecture"]
