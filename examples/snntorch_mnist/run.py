@@ -38,8 +38,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
-from common import mnist
-from model import build, rate, run
+from common import mnist  # noqa: E402
+from model import build, rate, run  # noqa: E402
 
 SETTINGS = dict(fc=dict(lr=5e-4, epochs=20, tune_epochs=8, twin_epochs=4, patience=4),
                 conv=dict(lr=1e-2, epochs=6, tune_epochs=3, twin_epochs=2, patience=2))
