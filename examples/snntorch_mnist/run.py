@@ -1,6 +1,7 @@
 """snnTorch's tutorial networks on real MNIST -> snnc -> Lava fixed point (Loihi 2 bit-accurate).
 
     python examples/snntorch_mnist/run.py --net fc|conv [--quick] [--retrain] [--engine E]
+    python examples/snntorch_mnist/run.py --table      # the README's table from results/*.json
 
 Networks (``model.py``): tutorial 5's FC net (784-1000-10 ``Leaky``, beta 0.95) and tutorial 6's
 conv net (12C5-64C5-10, pooling after the neurons); 25 steps, rate-coded input, snnTorch's default
@@ -212,6 +213,7 @@ def main(argv=None):
     ap.add_argument("--engine", default="lava-fused-fixed", help="fixed-point engine of the table")
     ap.add_argument("--check-engine", default="lava-fixed", help="second engine, on --check-images test images")
     ap.add_argument("--check-images", type=int, default=100)
+    ap.add_argument("--test-images", type=int, default=0, help="first N test images only (0: all 1,000)")
     ap.add_argument("--calib", type=int, default=256, help="fit images used for calibration")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, help="most epochs of the tutorial-loss stage (default per net)")
@@ -230,6 +232,8 @@ def main(argv=None):
 
     img_tr, y_tr, img_te, y_te = mnist.split()
     fit_i, val_i = mnist.holdout(y_tr)
+    if a.test_images:
+        img_te, y_te = img_te[:a.test_images], y_te[:a.test_images]
     if a.quick:
         fit_i, val_i, img_te, y_te = fit_i[:32], val_i[:16], img_te[:8], y_te[:8]
         cfg.update(epochs=1, tune_epochs=1, twin_epochs=1)
@@ -329,5 +333,36 @@ def main(argv=None):
     return report
 
 
+ROWS = ("snnc PTQ (uncalibrated)", "snnc PTQ (calibrated)", "fine-tuned twin")
+
+
+def table(nets=("fc", "conv")):
+    """The README's table (markdown) from ``results/<net>.json``."""
+    lines = ["| net | model | engine | test accuracy | vs float | spike agreement with float, per population |",
+             "|---|---|---|---|---|---|"]
+    for name in nets:
+        path = os.path.join(HERE, "results", f"{name}.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            r = json.load(f)
+        fl = r["snntorch float"]
+        lines.append(f"| {name} | snnTorch float | snnTorch | {100 * fl['accuracy']:.2f} % | | |")
+        for row in ROWS:
+            v = r[row]
+            agree = ", ".join(f"{p} {100 * x:.3f} %" for p, x in v["agreement"].items())
+            lines.append(f"| {name} | {row} | {v['engine']} | {100 * v['accuracy']:.2f} % | "
+                         f"{100 * v['vs_float']:+.2f} | {agree} |")
+        if "nir" in r:
+            n = r["nir"]
+            lines.append(f"| {name} | snnTorch export_to_nir -> snnc PTQ (uncalibrated) | {n['engine']} | "
+                         f"{100 * n['accuracy']:.2f} % | {100 * (n['accuracy'] - fl['accuracy']):+.2f} | "
+                         f"output identical to the ONNX path: {n['identical_to_onnx_ptq']} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--table"]:
+        print(table())
+    else:
+        main()
