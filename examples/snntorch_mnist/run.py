@@ -97,7 +97,7 @@ def fit(params, step, evaluate, epochs, patience, n, lr, tag, seed=0):
             if since >= patience:
                 break
     params.load(best_state)
-    return dict(best_val_accuracy=best, best_epoch=max(h["epoch"] for h in history if h["val_accuracy"] == best),
+    return dict(best_val_accuracy=best, best_epoch=min(h["epoch"] for h in history if h["val_accuracy"] == best),
                 history=history)
 
 
