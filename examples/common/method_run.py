@@ -157,7 +157,7 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
     names = list(results["pytorch"][1])
     log(table([[k] + [report["engines"][e]["layers"].get(k, {}).get("spikes", "-") for e in results]
                for k in names], ["layer spikes"] + list(results)))
-    fx, pt = report["engines"].get("lava-fixed"), report["engines"]["pytorch"]
+    fx = report["engines"].get("lava-fixed")
     if fx:
         report["lava_fixed_minus_pytorch_points"] = 100 * (fx["accuracy"] - fx["pytorch_accuracy_same_samples"])
         log(f"Lava fixed_pt {100 * fx['accuracy']:.2f} % vs PyTorch {100 * fx['pytorch_accuracy_same_samples']:.2f} % "
