@@ -249,24 +249,18 @@ def cmd_eval(a) -> int:
     return 0
 
 
+def _positive(text: str, unit: str = "") -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number{unit}, got {text!r}")
+    return v
+
+
 def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {text!r}")
-    return v
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive, finite number, got {text!r}")
-    return v
+    return _positive(text, " of seconds")
 
 
 def _count(lo: int):
