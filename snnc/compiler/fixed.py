@@ -89,3 +89,13 @@ class FixedSigmaDelta:
     state_exp: int = 6
     act_mode: str = "relu"
     cum_error: bool = False
+
+
+def state_scale(graph, pop: str) -> int:
+    """The state scale S of population ``pop`` in fixed point (u, v in units of 1/S of a threshold
+    unit for CUBA; of one activation unit for sigma-delta): the quantization pass's choice, else the
+    node's own ``state_scale``."""
+    chosen = graph.metadata.get("state_scale", {})
+    if pop in chosen:
+        return int(chosen[pop])
+    return int(getattr(graph.nodes[pop], "state_scale", 0))
