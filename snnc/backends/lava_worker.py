@@ -132,7 +132,7 @@ def sim_config(plan: LavaPlan):
     from .lava_neurons import model_map as neuron_model_map
     models = model_map(plan)        # snnc's fixed_pt LIFRefractory model, when needed
     models.update(neuron_model_map(plan))   # snnc's reset-rule LIF and leaky-integrator models
-    models.update(fast_model_map(plan))     # bit-identical faster DelayDense (lava_fast_models)
+    models.update(fast_model_map(plan))     # bit-identical faster DelayDense and Conv (lava_fast_models)
     if plan.io == "channels":
         # the io Injector/Extractor models carry no tag: name them for the tagged selection
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
