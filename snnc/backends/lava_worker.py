@@ -14,19 +14,20 @@ from typing import Dict, Optional
 import numpy as np
 
 from .lava_plan import LavaPlan, from_lava, to_lava
+from .lava_recorder import model_map as recorder_model_map, split
 
 
 def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Optional[dict] = None):
     """Instantiate the Lava processes of ``plan``; returns (procs, sinks, source, state_vars).
 
-    ``plan.io == "ringbuffer"``: the source is an io ``RingBuffer`` holding ``first_input`` and
-    ``sinks`` are io ``RingBuffer`` sinks of L steps; ``"channels"``: an io ``Injector`` and io
-    ``Extractor`` (``sinks``), each buffering L steps. A bias input has no source (None): the
+    ``plan.io == "ringbuffer"``: the source is an io ``RingBuffer`` holding ``first_input``;
+    ``"channels"``: an io ``Injector`` buffering L steps. Every population's output goes to one
+    ``lava_recorder.Recorder`` (``sinks`` maps each recorded population to it), read by the host
+    once per step. A bias input has no source (None): the
     populations it feeds start with bias ``bias[pop]`` of sample 0 (``lava_plan.bias_drive``).
     Populations with a periodic reset are ``LIFReset``. ``state_vars`` lists (Var, conn or
     None): LIF u and v, and every synapse's activation buffer with its connection.
     """
-    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.lif.process import LIF, LIFReset
 
@@ -65,15 +66,6 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
         else:
             lif = LIF(**kw)
         procs[name] = lif
-        if channels:
-            from lava.proc.io.extractor import Extractor
-            sink = Extractor(shape=p.lshape, buffer_size=L)
-            lif.s_out.connect(sink.in_port)
-        else:
-            from lava.proc.io.sink import RingBuffer as Sink
-            sink = Sink(shape=p.lshape, buffer=L)
-            lif.s_out.connect(sink.a_in)
-        sinks[name] = sink
         state += [(lif.u, None), (lif.v, None)]
     for c in plan.conns:
         src, dst = procs[c.src], procs[c.dst]
@@ -95,6 +87,7 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
             a_out.connect(dst.a_in)
             state.append((syn.a_buff, c))
         else:
+            from lava.proc.conv.process import Conv     # lazy: imports scipy.signal/stats
             syn = Conv(weight=c.weight, input_shape=plan.pops[c.src].lshape, padding=c.padding,
                        stride=c.stride, dilation=c.dilation, groups=c.groups, name=c.name,
                        **({"num_weight_bits": c.num_weight_bits} if fixed else {}))
@@ -103,7 +96,19 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
             syn.a_out.connect(dst.a_in)
             state.append((syn.a_buf, c))
         procs[c.name] = syn
+    recorded = recorded_populations(plan)
+    if recorded:
+        from .lava_recorder import Recorder
+        rec = Recorder([plan.pops[n].lshape for n in recorded], L)
+        for i, n in enumerate(recorded):
+            procs[n].s_out.connect(getattr(rec, f"in_{i}"))
+        sinks = {n: rec for n in recorded}
     return procs, sinks, source, state
+
+
+def recorded_populations(plan: LavaPlan):
+    """The populations whose output the host records (every one but the inputs), in plan order."""
+    return [n for n, p in plan.pops.items() if p.kind != "input"]
 
 
 def lava_input(plan: LavaPlan, sample: np.ndarray) -> np.ndarray:
@@ -133,11 +138,11 @@ def sim_config(plan: LavaPlan):
     models = model_map(plan)        # snnc's fixed_pt LIFRefractory model, when needed
     models.update(neuron_model_map(plan))   # snnc's reset-rule LIF and leaky-integrator models
     models.update(fast_model_map(plan))     # bit-identical faster DelayDense and Conv (lava_fast_models)
+    models.update(recorder_model_map(len(recorded_populations(plan))))   # no tag: named here
     if plan.io == "channels":
-        # the io Injector/Extractor models carry no tag: name them for the tagged selection
-        from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+        # the io Injector model carries no tag: name it for the tagged selection
         from lava.proc.io.injector import Injector, PyLoihiInjectorModel
-        models.update({Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel})
+        models[Injector] = PyLoihiInjectorModel
     return Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models) if models else Loihi2SimCfg(select_tag=tag)
 
 
@@ -247,12 +252,11 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
                 tick("reset", t)
             steps(L - done)
             t = time.perf_counter()
-            for name, sink in sinks.items():
+            if sinks:
+                rec = next(iter(sinks.values()))
+                recorded = split(rec, np.stack([rec.receive() for _ in range(L)], axis=-1))
+            for name, data in zip(sinks, recorded if sinks else []):
                 p = plan.pops[name]
-                if channels:
-                    data = np.stack([sink.receive() for _ in range(L)], axis=-1)
-                else:
-                    data = np.asarray(sink.data.get())
                 raw[name] = data
                 rec = from_lava(data[..., p.offset:p.offset + T], len(p.shape))
                 out[name][i] = rec * p.out_scale if p.kind == "li" else rec != 0

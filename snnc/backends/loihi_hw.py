@@ -72,16 +72,19 @@ def run_config(name: str, plan=None):
     Loihi2SimCfg(select_tag="fixed_pt") (to check the hardware path without hardware), with snnc's
     own fixed_pt models for the populations Lava's LIF cannot run (refractory, reset rules,
     read-outs)."""
+    from .lava_recorder import model_map as recorder_models
+    from .lava_worker import recorded_populations
+    recorder = recorder_models(len(recorded_populations(plan))) if plan is not None else {}
     if name == "loihi2":
         from lava.magma.core.run_configs import Loihi2HwCfg
-        return Loihi2HwCfg()
+        return Loihi2HwCfg(exception_proc_model_map=recorder) if recorder else Loihi2HwCfg()
     if name == "sim-fixed":
         from lava.magma.core.run_configs import Loihi2SimCfg
-        models = {}
+        models = dict(recorder)
         if plan is not None:
             from .lava_neurons import model_map as neuron_models
             from .lava_refractory import model_map as refractory_models
-            models = {**refractory_models(plan), **neuron_models(plan)}
+            models.update({**refractory_models(plan), **neuron_models(plan)})
         if models:
             return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         return Loihi2SimCfg(select_tag="fixed_pt")
