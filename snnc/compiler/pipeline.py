@@ -1,0 +1,98 @@
+"""The pass pipeline: an imported IR graph -> a checked, folded, legal, quantized graph.
+
+``compile_graph`` runs the passes of ``PASSES`` in order, each a function ``Graph -> Graph``
+that never mutates its input, with ``Graph.lint()`` (structure, parameters, fixed view) after
+every one, so a pass that breaks the graph is named with the node it broke::
+
+    lint      structural and parameter checks of the imported graph
+    fold      average (sum) pooling folded into the synapse that reads it (exact)
+    legalize  the Loihi rules: what feeds what, graded/bias inputs, state-scale units
+    quantize  the fixed-point view (``Graph.fixed``, Loihi 2 integers) and its report
+
+``ensure_compiled(graph)`` is what every consumer of a fixed view calls (engines, the mapper,
+the exporters): the graph itself when it has one, else the pipeline's result. Print the graph
+after each pass with ``python -m snnc.compiler.pipeline model.onnx`` (or ``snnc info --passes``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Iterator, List, Optional, Tuple
+
+from ..errors import SnncError
+from .fold import fold_pooling
+from .ir import Graph
+from .quantize import legalize, quantize
+from .validate import lint
+
+Pass = Callable[[Graph], Graph]
+
+PASSES: List[Tuple[str, Pass]] = [
+    ("lint", lint),
+    ("fold", fold_pooling),
+    ("legalize", legalize),
+    ("quantize", quantize),
+]
+
+
+def _passes(calibrate: Optional[Pass]) -> List[Tuple[str, Pass]]:
+    """``PASSES``, with ``calibrate`` (a quantizer choosing scales on data) in place of quantize."""
+    if calibrate is None:
+        return list(PASSES)
+    return [(n, p) for n, p in PASSES if n != "quantize"] + [("calibrate", calibrate)]
+
+
+def run_passes(graph: Graph, calibrate: Optional[Pass] = None) -> Iterator[Tuple[str, Graph]]:
+    """Yield ``(pass name, graph after it)`` for each pass, linted after every one."""
+    for name, step in _passes(calibrate):
+        out = step(graph)
+        if not isinstance(out, Graph):
+            raise SnncError(f"pass {name!r} returned {type(out).__name__}, not a Graph")
+        graph = out.lint(where=f"after pass {name!r}")
+        yield name, graph
+
+
+def compile_graph(graph: Graph, *, calibrate: Optional[Pass] = None) -> Graph:
+    """The pipeline: lint -> fold -> legalize -> quantize (or ``calibrate``), linted after each
+    pass; returns the quantized graph (``graph`` itself is not changed).
+
+    ``calibrate``: a pass ``Graph -> Graph`` that quantizes with scales chosen on data (e.g.
+    ``snnc.calibrate.calibrate`` bound to the calibration spikes) instead of ``quantize``."""
+    for _, graph in run_passes(graph, calibrate):
+        pass
+    return graph
+
+
+def ensure_compiled(graph: Graph) -> Graph:
+    """``graph`` when it has a fixed-point view (linted), else ``compile_graph(graph)``."""
+    if graph.fixed:
+        return graph.lint()
+    return compile_graph(graph)
+
+
+def describe(graph: Graph, calibrate: Optional[Pass] = None) -> str:
+    """The graph after each pass, as ``snnc info`` prints it, one section per pass."""
+    parts = []
+    for name, g in run_passes(graph, calibrate):
+        parts.append(f"== after {name} ==\n{g}")
+    return "\n\n".join(parts)
+
+
+def main(argv=None) -> int:
+    """``python -m snnc.compiler.pipeline model.snnc``: print the graph after each pass."""
+    ap = argparse.ArgumentParser(prog="python -m snnc.compiler.pipeline", description=__doc__.split("\n")[0])
+    ap.add_argument("model", help="a compiled .snnc artifact (its float view is compiled again)")
+    args = ap.parse_args(argv)
+    from .artifact import load
+    try:
+        g = load(args.model)
+        g.fixed = {}
+        print(describe(g))
+    except SnncError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
