@@ -54,8 +54,7 @@ def compile(model: Union[str, Graph], output: Optional[str] = None, calibrate=No
     graph = import_model(model, **netx_options) if isinstance(model, str) else model
     if isinstance(model, str):
         graph.metadata.setdefault("source", os.path.basename(model))
-    graph.lint(model if isinstance(model, str) else "")
-    graph = compile_graph(graph, calibrate=_calibration_pass(calibrate))
+    graph = compile_graph(graph, calibrate=_calibration_pass(calibrate), where=model if isinstance(model, str) else "")
     if output:
         artifact.save(graph, output)
     return graph
@@ -74,7 +73,7 @@ def _as_graph(model: Union[str, Graph]) -> Graph:
     if isinstance(model, Graph):
         return ensure_compiled(model)
     graph = import_model(model)
-    return graph if graph.fixed else ensure_compiled(graph.lint(model))
+    return graph if graph.fixed else ensure_compiled(graph, model)
 
 
 def check_input(graph: Graph, spikes: np.ndarray, what: str = "input"):

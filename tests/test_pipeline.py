@@ -121,7 +121,7 @@ def test_pipeline_runs_and_prints_each_pass():
     assert "pool" in g.nodes and not g.fixed                                       # input untouched
     text = pipeline.describe(g)
     heads = [line for line in text.splitlines() if line.startswith("== after")]
-    assert heads == [f"== after {n} ==" for n in ("lint", "fold", "legalize", "quantize")]
+    assert heads == ["== after lint ==", "== after fold ==", "== after legalize == (unchanged)", "== after quantize =="]
     assert text.split("== after fold ==")[0].count("SumPool2d") == 1
     assert "SumPool2d" not in text.split("== after fold ==")[1]
     q = pipeline.compile_graph(g)
@@ -137,7 +137,7 @@ def test_info_passes_and_module_main_print_each_pass(tmp_path):
     for cmd in (["-m", "snnc.cli", "info", "--passes", path], ["-m", "snnc.compiler.pipeline", path]):
         p = subprocess.run([sys.executable] + cmd, capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
-        assert [line for line in p.stdout.splitlines() if line.startswith("== after")] == \
+        assert [line.split(" (")[0] for line in p.stdout.splitlines() if line.startswith("== after")] == \
             [f"== after {n} ==" for n in ("lint", "fold", "legalize", "quantize")]
         assert "w [" in p.stdout.split("== after quantize ==")[1]      # the fixed view printed
 

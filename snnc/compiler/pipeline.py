@@ -42,39 +42,47 @@ def _passes(calibrate: Optional[Pass]) -> List[Tuple[str, Pass]]:
     return [(n, p) for n, p in PASSES if n != "quantize"] + [("calibrate", calibrate)]
 
 
-def run_passes(graph: Graph, calibrate: Optional[Pass] = None) -> Iterator[Tuple[str, Graph]]:
-    """Yield ``(pass name, graph after it)`` for each pass, linted after every one."""
+def run_passes(graph: Graph, calibrate: Optional[Pass] = None, where: str = "") -> Iterator[Tuple[str, Graph]]:
+    """Yield ``(pass name, graph after it)`` for each pass, linted after every one; an error
+    names ``where`` (the model file) first."""
+    prefix = f"{where}: " if where else ""
     for name, step in _passes(calibrate):
-        out = step(graph)
+        try:
+            out = step(graph)
+        except SnncError as e:
+            raise SnncError(f"{prefix}{e}") from None
         if not isinstance(out, Graph):
-            raise SnncError(f"pass {name!r} returned {type(out).__name__}, not a Graph")
-        graph = out.lint(where=f"after pass {name!r}")
+            raise SnncError(f"{prefix}pass {name!r} returned {type(out).__name__}, not a Graph")
+        graph = out.lint(where=f"{prefix}after pass {name!r}")
         yield name, graph
 
 
-def compile_graph(graph: Graph, *, calibrate: Optional[Pass] = None) -> Graph:
+def compile_graph(graph: Graph, *, calibrate: Optional[Pass] = None, where: str = "") -> Graph:
     """The pipeline: lint -> fold -> legalize -> quantize (or ``calibrate``), linted after each
     pass; returns the quantized graph (``graph`` itself is not changed).
 
     ``calibrate``: a pass ``Graph -> Graph`` that quantizes with scales chosen on data (e.g.
-    ``snnc.calibrate.calibrate`` bound to the calibration spikes) instead of ``quantize``."""
-    for _, graph in run_passes(graph, calibrate):
+    ``snnc.calibrate.calibrate`` bound to the calibration spikes) instead of ``quantize``.
+    ``where``: the model file, named first in an error."""
+    for _, graph in run_passes(graph, calibrate, where):
         pass
     return graph
 
 
-def ensure_compiled(graph: Graph) -> Graph:
+def ensure_compiled(graph: Graph, where: str = "") -> Graph:
     """``graph`` when it has a fixed-point view (linted), else ``compile_graph(graph)``."""
     if graph.fixed:
-        return graph.lint()
-    return compile_graph(graph)
+        return graph.lint(where)
+    return compile_graph(graph, where=where)
 
 
 def describe(graph: Graph, calibrate: Optional[Pass] = None) -> str:
-    """The graph after each pass, as ``snnc info`` prints it, one section per pass."""
-    parts = []
+    """The graph after each pass, as ``snnc info`` prints it, one section per pass (a pass that
+    returns its input graph is printed as unchanged)."""
+    parts, last = [], None
     for name, g in run_passes(graph, calibrate):
-        parts.append(f"== after {name} ==\n{g}")
+        parts.append(f"== after {name} ==" + (" (unchanged)" if g is last else f"\n{g}"))
+        last = g
     return "\n\n".join(parts)
 
 
