@@ -298,3 +298,24 @@ def test_graded_cuba_refused_at_construction_import_and_load(tmp_path):
         z.writestr("arrays.npz", arrays)
     with pytest.raises(SnncError, match="graded.snnc: .*graded=True"):
         artifact.load(bad)
+
+
+def test_graded_cuba_refused_in_nir_metadata(tmp_path):
+    """A NIR file whose snnc metadata marks a population graded is refused, naming the node."""
+    import nir  # lazy: heavy (h5py)
+    from snnc.backends.nir_export import to_nir
+    from snnc.frontends.nir_import import import_nir
+    g = Graph()
+    g.add("in", Input((3,)))
+    g.add("fc", Dense(np.full((2, 3), 0.5)), "in")
+    g.add("lif", CubaLIF((2,), 0.5, 0.25, 1.0), "fc")
+    g.add("out", Output((2,)), "lif")
+    ng = to_nir(g, dt=1e-3)[0]
+    path = str(tmp_path / "ok.nir")
+    nir.write(path, ng)
+    assert any(isinstance(n, CubaLIF) for n in import_nir(path).nodes.values())
+    lif = next(k for k, n in ng.nodes.items() if "snnc.voltage_decay" in (getattr(n, "metadata", None) or {}))
+    ng.nodes[lif].metadata["snnc.graded"] = 1
+    nir.write(str(tmp_path / "graded.nir"), ng)
+    with pytest.raises(SnncError, match=f"NIR node {lif!r}: snnc.graded"):
+        import_nir(str(tmp_path / "graded.nir"))
