@@ -86,7 +86,8 @@ import zipfile  # noqa: E402
 import onnx  # noqa: E402
 
 from snnc.compiler import pipeline  # noqa: E402
-from snnc.compiler.fixed import FixedCubaLI, FixedCubaLIF, FixedSynapse, input_frac_bits, state_scale  # noqa: E402
+from snnc.compiler.fixed import (FixedCubaLI, FixedCubaLIF, FixedSynapse, input_frac_bits, message_scale,  # noqa: E402
+                                 state_scale)
 from snnc.compiler.fold import fold_pooling  # noqa: E402
 from snnc.compiler.ir import CubaLI, Flatten, Graph, Input, Output  # noqa: E402
 from snnc.compiler.mapping import map_graph  # noqa: E402
@@ -253,6 +254,8 @@ def test_artifacts_written_before_the_typed_view_load(name):
         x = np.round(x * 64) / 64                     # the Delta encoder's input unit 1/64
     a, b = run_reference(old, x).output, run_reference(fresh, x).output
     assert np.array_equal(a, b) and np.any(a != 0)
+    if name.startswith("sigma"):
+        assert [message_scale(old, k) for k in ("enc", "sd", "sig", "fc1")] == [1 << 12, 1 << 12, 1 << 18, 0]
 
 
 def test_old_artifact_graded_bits_and_a_wrong_scale(tmp_path):

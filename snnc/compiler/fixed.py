@@ -117,3 +117,17 @@ def state_scale(graph, pop: str) -> int:
 def input_frac_bits(graph, syn: str) -> int:
     """Fraction bits k of the graded Input that synapse ``syn`` reads (0: it reads spikes)."""
     return int(getattr(graph.fixed.get(syn), "input_frac_bits", 0))
+
+
+def message_scale(graph, name: str) -> int:
+    """Integer units per 1.0 of the graded messages node ``name`` sends in fixed point:
+    ``S >> state_exp`` for a Delta/SigmaDelta (its fixed view's), S for a Sigma (it sends sigma
+    itself), 0 for binary spikes (anything else)."""
+    node = graph.nodes[name]
+    kind = type(node).__name__
+    if kind == "Sigma":
+        return state_scale(graph, name)
+    if kind not in ("Delta", "SigmaDelta"):
+        return 0
+    st = getattr(graph.fixed.get(name), "state_exp", node.state_exp)
+    return state_scale(graph, name) >> int(st)
