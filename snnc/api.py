@@ -12,6 +12,7 @@ from .backends.result import RunResult
 from .compiler import artifact
 from .compiler.ir import Graph
 from .compiler.pipeline import compile_graph, ensure_compiled
+from .compiler.validate import validate
 from .errors import SnncError
 
 ENGINES = ("lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float",
@@ -71,7 +72,7 @@ def _calibration_pass(data):
 
 def _as_graph(model: Union[str, Graph]) -> Graph:
     if isinstance(model, Graph):
-        return ensure_compiled(model)
+        return validate(model) if model.fixed else ensure_compiled(model)
     graph = import_model(model)
     return graph if graph.fixed else ensure_compiled(graph, model)
 

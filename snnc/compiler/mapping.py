@@ -49,6 +49,7 @@ import numpy as np
 from ..errors import SnncError
 from .ir import Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Sigma, SigmaDelta, SumPool2d
 from .notes import custom_neuron_programs
+from .passes import check
 from .pipeline import ensure_compiled
 from .resources import CORE_LIMITS, DEFAULT_SYSTEM, LIMIT_WORDS, LOIHI2, SYSTEMS, Loihi2Resources
 
@@ -423,7 +424,7 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
         raise SnncError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     sys_chips = int(chips) if chips else SYSTEMS[system][0]
     graph = ensure_compiled(graph)
-    shapes = graph.shapes()
+    shapes = check(graph)
     pops = [n for n, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
     if not pops:
         raise SnncError("the graph has no neuron population (CubaLIF, Delta, SigmaDelta, Sigma) "

@@ -374,7 +374,7 @@ class _Importer:
             raise self.err(node, "GradedInput must read a graph input directly")   # (only reader: run())
         if not 0 <= k <= 16:
             raise self.err(node, f"frac_bits must be an int attribute in 0..16, got {k}")
-        self.g.nodes[srcs[0]] = dataclasses.replace(self.g.nodes[srcs[0]], kind="graded", frac_bits=k)
+        self.g.replace(srcs[0], dataclasses.replace(self.g.nodes[srcs[0]], kind="graded", frac_bits=k))
         self.values[node.output[0]] = srcs
 
 
