@@ -43,8 +43,8 @@ def _passes(calibrate: Optional[Pass]) -> List[Tuple[str, Pass]]:
 
 
 def run_passes(graph: Graph, calibrate: Optional[Pass] = None, where: str = "") -> Iterator[Tuple[str, Graph]]:
-    """Yield ``(pass name, graph after it)`` for each pass, linted after every one; an error
-    names ``where`` (the model file) first."""
+    """Yield ``(pass name, graph after it)`` for each pass, linted after every one that returns a
+    new graph; an error names ``where`` (the model file) first."""
     prefix = f"{where}: " if where else ""
     for name, step in _passes(calibrate):
         try:
@@ -53,7 +53,8 @@ def run_passes(graph: Graph, calibrate: Optional[Pass] = None, where: str = "") 
             raise SnncError(f"{prefix}{e}") from None
         if not isinstance(out, Graph):
             raise SnncError(f"{prefix}pass {name!r} returned {type(out).__name__}, not a Graph")
-        graph = out.lint(where=f"{prefix}after pass {name!r}")
+        if out is not graph:            # a pass that returns its input has changed nothing
+            graph = out.lint(where=f"{prefix}after pass {name!r}")
         yield name, graph
 
 
