@@ -22,7 +22,7 @@ from typing import Callable, Iterator, List, Optional, Tuple
 from ..errors import SnncError
 from .fold import fold_pooling
 from .ir import Graph
-from .quantize import legalize, quantize
+from .quantize import legalize, quantize_legal
 from .validate import lint
 
 Pass = Callable[[Graph], Graph]
@@ -31,7 +31,7 @@ PASSES: List[Tuple[str, Pass]] = [
     ("lint", lint),
     ("fold", fold_pooling),
     ("legalize", legalize),
-    ("quantize", quantize),
+    ("quantize", quantize_legal),
 ]
 
 

@@ -224,10 +224,14 @@ def quantize(graph: Graph) -> Graph:
 
     The report has one row per (node, parameter): number of values, how many were rounded,
     how many clipped, and the largest error (in the parameter's own units: weight, decay, ...).
-    Runs ``legalize`` first (cheap), so a raw graph is refused with the same messages as in
-    the pipeline (``snnc.compiler.pipeline.compile_graph``).
+    Runs ``legalize`` first, so a raw graph is refused with the same messages as in the
+    pipeline (``snnc.compiler.pipeline.compile_graph``, which runs ``quantize_legal``).
     """
-    graph = legalize(graph)
+    return quantize_legal(legalize(graph))
+
+
+def quantize_legal(graph: Graph) -> Graph:
+    """``quantize`` of a graph that ``legalize`` has accepted (the pipeline's quantize pass)."""
     g = graph.copy()
     report: List[Dict] = []
     for name, node in graph.nodes.items():
