@@ -11,8 +11,7 @@ from .backends import host_io
 from .backends.result import RunResult
 from .compiler import artifact
 from .compiler.ir import Graph
-from .compiler.fold import fold_pooling
-from .compiler.quantize import quantize
+from .compiler.pipeline import compile_graph, ensure_compiled
 from .compiler.validate import validate
 from .errors import SnncError
 
@@ -56,22 +55,26 @@ def compile(model: Union[str, Graph], output: Optional[str] = None, calibrate=No
     graph = import_model(model, **netx_options) if isinstance(model, str) else model
     if isinstance(model, str):
         graph.metadata.setdefault("source", os.path.basename(model))
-    validate(graph, model if isinstance(model, str) else "")
-    if calibrate is not None:
-        from .calibrate import calibrate as _calibrate, load_data
-        graph = _calibrate(graph, load_data(calibrate) if isinstance(calibrate, str) else calibrate)
-    else:
-        graph = quantize(fold_pooling(graph))    # average pooling folded into the next synapse
+    graph = compile_graph(graph, calibrate=_calibration_pass(calibrate), where=model if isinstance(model, str) else "")
     if output:
         artifact.save(graph, output)
     return graph
 
 
+def _calibration_pass(data):
+    """The calibrating quantizer bound to ``data`` (spikes or a .npy path); None without data."""
+    if data is None:
+        return None
+    from .calibrate import calibrate, load_data     # lazy: runs the reference engine
+    x = load_data(data) if isinstance(data, str) else data
+    return lambda graph: calibrate(graph, x)
+
+
 def _as_graph(model: Union[str, Graph]) -> Graph:
     if isinstance(model, Graph):
-        return validate(model) if model.fixed else quantize(fold_pooling(validate(model)))
+        return validate(model) if model.fixed else ensure_compiled(model)
     graph = import_model(model)
-    return graph if graph.fixed else quantize(fold_pooling(validate(graph, model)))
+    return graph if graph.fixed else ensure_compiled(graph, model)
 
 
 def check_input(graph: Graph, spikes: np.ndarray, what: str = "input"):

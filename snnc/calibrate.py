@@ -24,7 +24,8 @@ from .backends.reference import _Sim
 from .compiler import calibrate as sel
 from .compiler.fold import fold_pooling
 from .compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph, SumPool2d
-from .compiler.passes import check, topo_order
+from .compiler.fixed import state_scale
+from .compiler.passes import topo_order
 from .compiler.quantize import quantize
 from .errors import SnncError
 
@@ -57,7 +58,7 @@ def _data(graph: Graph, data, max_samples: int) -> np.ndarray:
         raise SnncError(f"calibration: input {name!r} is {graph.nodes[name].kind!r}; calibration takes "
                         "spike inputs only")
     x = np.asarray(data, dtype=np.float64)
-    shape = tuple(check(graph)[name])
+    shape = tuple(graph.shapes()[name])
     if x.ndim == len(shape) + 1:
         x = x[None]
     if x.ndim != len(shape) + 2 or tuple(x.shape[1:-1]) != shape:
@@ -153,7 +154,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
         fixed_k = int(node.state_scale) // 64 if node.state_scale else 0
         k_max = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias)
         cands = sel.candidates(syns, k_max, fixed_k, quantiles)
-        own = (int(naive.metadata["state_scale"][p]), {s: int(naive.fixed[s].weight_exp) for s in syns})
+        own = (state_scale(naive, p), {s: int(naive.fixed[s].weight_exp) for s in syns})
         k_hard = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias,
                                             state_limit=float(1 << 23))
         if own not in cands and own[0] <= 64 * k_hard:      # (it may break the bias or 24-bit limits)
@@ -187,7 +188,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     cal_spk, cal_out, _ = trace(cal, "fixed", x)
     kept = _downstream(naive_spk, float_spk, pops) < _downstream(cal_spk, float_spk, pops)
     if kept:       # the greedy choice lost to the uncalibrated pass over the whole network: keep that
-        scales = {"state_scale": dict(naive.metadata["state_scale"]),
+        scales = {"state_scale": {p: state_scale(naive, p) for p in pops},
                   "weight_exp": {k: int(v.weight_exp) for k, v in naive.fixed.items() if hasattr(v, "weight_exp")},
                   "vth": {}}
         cal = quantize(_pinned(g0, scales))
@@ -224,7 +225,7 @@ def _quality(a, ref) -> Dict:
 def _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, naive_out, cal_out) -> Dict:
     layers = []
     for p in pops:
-        S = int(cal.metadata["state_scale"][p])
+        S = state_scale(cal, p)
         syn = {}
         for s, (w, _) in _synapses(g0, p).items():
             fx = cal.fixed[s]

@@ -134,6 +134,12 @@ def cmd_info(a) -> int:
     from . import api
     from .compiler.printing import graph_table, quantization_table
     graph = api.import_model(a.model)
+    if a.passes:                              # the float view through every pass, printed after each
+        from .compiler.pipeline import describe
+        graph = graph.copy()
+        graph.fixed = {}
+        print(describe(graph))
+        return 0
     if not graph.fixed:
         graph = api._as_graph(graph)          # fold pooling, quantize
     print(graph_table(graph))
@@ -330,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_export_net)
     i = sub.add_parser("info", help="print the spiking graph and the quantization report")
     i.add_argument("model", help=".snnc or .onnx")
+    i.add_argument("--passes", action="store_true", help="print the graph after each compiler pass")
     i.set_defaults(fn=cmd_info)
     r = sub.add_parser("run", help="run a model on a spike array (Lava CPU simulation or reference)")
     r.add_argument("model", help=".snnc or .onnx")

@@ -34,9 +34,10 @@ from typing import Dict, Union
 import numpy as np
 
 from .compiler import artifact
-from .compiler.fold import fold_pooling
+from .compiler.fixed import state_scale
 from .compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
 from .compiler.passes import check, topo_order
+from .compiler.pipeline import ensure_compiled
 from .compiler.quantize import quantize
 from .errors import SnncError
 
@@ -50,11 +51,11 @@ V_MAX = float((1 << 23) - 1)
 
 def _graph(model: Union[str, Graph]) -> Graph:
     if isinstance(model, Graph):
-        return model if model.fixed else quantize(fold_pooling(model))
+        return ensure_compiled(model)
     if str(model).endswith(".snnc"):
         return artifact.load(model)
     from .api import import_model       # an .onnx/.net path: compile it first
-    return quantize(fold_pooling(import_model(model)))
+    return ensure_compiled(import_model(model))
 
 
 def _check(graph: Graph) -> None:
@@ -134,8 +135,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self.weights = torch.nn.ParameterDict()
             self._key: Dict[str, str] = {}
             self.spikes: Dict[str, torch.Tensor] = {}
-            S = graph.metadata.get("state_scale", {})
-            self.state_scale = {p: int(S[p]) for p, n in graph.nodes.items() if isinstance(n, POPULATIONS)}
+            self.state_scale = {p: state_scale(graph, p) for p, n in graph.nodes.items() if isinstance(n, POPULATIONS)}
             self.readouts: Dict[str, torch.Tensor] = {}
             for name, node in graph.nodes.items():
                 if isinstance(node, (Dense, Conv2d)):

@@ -183,7 +183,7 @@ def test_pinned_scales_in_the_quantize_pass():
     g = _tiny()
     g.metadata["scales"] = {"state_scale": {"p": 64 * 100}, "weight_exp": {"d": 0}, "vth": {"p": 71}}
     q = quantize(g)
-    assert q.metadata["state_scale"]["p"] == 6400 and q.fixed["p"].vth == 71
+    assert q.fixed["p"].state_scale == 6400 and q.fixed["p"].vth == 71
     assert q.fixed["d"].weight.tolist() == [[50, -24, 254]] * 2    # 300 clipped to 254; -25 -> -24 (half to even)
     row = next(r for r in q.metadata["quantization"] if r["node"] == "d")
     assert row["clipped"] == 2

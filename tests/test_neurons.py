@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from snnc.compiler import artifact
-from snnc.compiler.fixed import FixedCubaLI
+from snnc.compiler.fixed import FixedCubaLI, state_scale
 from snnc.compiler.ir import CubaLI, CubaLIF, Dense, Graph, Input, Output
 from snnc.compiler.quantize import quantize
 from snnc.backends.reference import run_reference
@@ -161,7 +161,7 @@ def test_leaky_integrator_bias_and_fixed_view():
     fx = q.fixed["li"]
     assert isinstance(fx, FixedCubaLI)
     assert (fx.decay_u, fx.decay_v, int(fx.bias_mant) << fx.bias_exp) == (4096, 1024, 1024)
-    assert q.metadata["state_scale"]["li"] == 4096
+    assert fx.state_scale == state_scale(q, "li") == 4096 and "state_scale" not in q.metadata
 
 
 def test_leaky_integrator_real_valued_scale_and_saturation():
@@ -169,7 +169,7 @@ def test_leaky_integrator_real_valued_scale_and_saturation():
     max|W| = 1, S = 64 * 128); v saturates at (2**23 - 1) / S in fixed point."""
     g = _li_graph(current_decay=1.0, voltage_decay=0.0, state_scale=0)
     q = quantize(g)
-    S = q.metadata["state_scale"]["li"]
+    S = state_scale(q, "li")
     assert S == 64 * 128
     x = np.ones((1, 1, 1200))                                    # v = t + 1 (neuron 0)
     out = run_reference(q, x, "fixed").output[0, 0]

@@ -62,7 +62,7 @@ import math
 import numpy as np
 
 from ..compiler.conv import conv_matrix  # noqa: F401  (re-exported)
-from ..compiler.fixed import FixedCubaLI, FixedCubaLIF, FixedSynapse
+from ..compiler.fixed import FixedCubaLI, FixedCubaLIF, FixedSynapse, state_scale
 from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
                            SumPool2d, _pair)
 from ..errors import SnncError
@@ -346,7 +346,7 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
             pp = plan.pops[d]
             pp.bias_input = plan.input_name
             if mode == "fixed":
-                pp.bias_scale = int(graph.metadata.get("state_scale", {}).get(d, dn.state_scale))
+                pp.bias_scale = state_scale(graph, d)
         roots = [d for d in fed if d in plan.pops]
         if not roots:
             raise _err(plan.input_name, inode, "the bias input feeds no population")
@@ -527,7 +527,7 @@ def _li_plan(graph: Graph, name: str, node: CubaLI, mode: str) -> PopPlan:
         pp.du, pp.dv = int(fx.decay_u) - 1, int(fx.decay_v)
         bias = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), shape)
         pp.bias_exp = int(fx.bias_exp)
-        pp.out_scale = 1.0 / float(graph.metadata["state_scale"][name])
+        pp.out_scale = 1.0 / float(state_scale(graph, name))
     else:
         pp.du = float(_uniform(name, node, "current_decay", node.current_decay))
         pp.dv = float(_uniform(name, node, "voltage_decay", node.voltage_decay))

@@ -32,6 +32,7 @@ import numpy as np
 from ..compiler.fixed import FixedCubaLIF, FixedSynapse
 from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Output,
                            Sigma, SigmaDelta, SumPool2d)
+from ..compiler.pipeline import ensure_compiled
 from ..errors import SnncError
 from .reference_sdn import has_sigma_delta
 
@@ -130,10 +131,7 @@ def _refuse_neurons(g: Graph) -> None:
 
 def export_netx(graph: Graph, path: str) -> List[str]:
     """Write ``graph`` (quantized) to ``path`` as a netx ``.net`` file; returns warnings."""
-    g = graph
-    if not g.fixed:
-        from ..compiler.quantize import quantize
-        g = quantize(g)
+    g = ensure_compiled(graph)
     if len(g.inputs) != 1 or len(g.outputs) < 1:
         raise SnncError("export-net: netx files have exactly one input")
     if has_sigma_delta(g):

@@ -45,7 +45,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..compiler.fixed import U_WRAP, V_MAX
+from ..compiler.fixed import U_WRAP, V_MAX, state_scale
 from ..compiler.ir import (_pair, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
                            SumPool2d)
 from ..compiler.passes import check, topo_order
@@ -561,8 +561,7 @@ class _Sim:
             refr = per_neuron([int(getattr(f, "refractory", 0)) for f in fxs])
             grp.out_scale = 1.0
             if grp.kind == "li":            # read-out: v_int / S
-                scales = g.metadata.get("state_scale", {})
-                grp.out_scale = compact(per_neuron([1.0 / scales.get(p, g.nodes[p].state_scale) for p in names]))
+                grp.out_scale = compact(per_neuron([1.0 / state_scale(g, p) for p in names]))
         else:
             grp.cu = compact(per_neuron([1 - np.asarray(nd.current_decay, dtype=np.float64) for nd in nodes]))
             grp.cv = compact(per_neuron([1 - np.asarray(nd.voltage_decay, dtype=np.float64) for nd in nodes]))
@@ -621,7 +620,7 @@ class _Sim:
                     grp.drive = np.zeros_like(grp.a)
                 d_view = grp.drive[:, sl]
                 if fixed:
-                    sc = float(g.metadata.get("state_scale", {}).get(p, g.nodes[p].state_scale))
+                    sc = float(state_scale(g, p))
                 else:
                     sc = 1.0
                 self._ops.append(self._sum_op(bias_in, d_view, sc))

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..compiler.fixed import state_scale
 from ..compiler.ir import (_pair, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
                            SumPool2d)
 from ..compiler.passes import check
@@ -292,7 +293,7 @@ class BatchedRun:
         a_all = self._sum(syn, (T, n, size)) * 64.0 if syn else None
         d_all = None
         if bias_in:
-            sc = float(g.metadata.get("state_scale", {}).get(name, node.state_scale))
+            sc = float(state_scale(g, name))
             d_all = self._sum(bias_in, (T, n, size)) * sc
             grp.drive = np.zeros_like(grp.a)
             grp.drive_ops = [(name, grp.drive, sc)]

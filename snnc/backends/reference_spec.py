@@ -24,7 +24,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..compiler.conv import conv2d  # noqa: F401  (re-exported)
-from ..compiler.fixed import U_WRAP, V_MAX
+from ..compiler.fixed import U_WRAP, V_MAX, state_scale
 from ..compiler.ir import Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
 from ..compiler.passes import check, topo_order
 from ..errors import SnncError
@@ -86,7 +86,7 @@ class _Sim:
                                         steps=steps)
         self.timed = [k for k, v in graph.nodes.items() if isinstance(v, Delay) and v.min_steps >= 1]
         self.out_scale = sdn.output_scales(graph, mode)    # graded outputs: integers -> values
-        self.li_scale = {k: graph.metadata.get("state_scale", {}).get(k, 0) for k, v in graph.nodes.items()
+        self.li_scale = {k: state_scale(graph, k) for k, v in graph.nodes.items()
                          if isinstance(v, CubaLI)}        # fixed: v integers -> values
 
     def _delay_out(self, name: str, t: int) -> np.ndarray:
@@ -139,7 +139,7 @@ class _Sim:
             u = np.where(u <= -(U_WRAP >> 1), u + U_WRAP, u)
             bias = np.asarray(fx.bias_mant, dtype=np.int64) << fx.bias_exp
             if drive is not None:
-                scale = self.g.metadata.get("state_scale", {}).get(name, node.state_scale)
+                scale = state_scale(self.g, name)
                 d = np.asarray(drive, dtype=np.float64) * scale
                 if not np.all(d == np.round(d)):
                     raise SnncError(f"population {name!r}: bias input is not a multiple of 1/{scale} "

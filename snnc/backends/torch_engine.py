@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..compiler.fixed import U_WRAP, V_MAX
+from ..compiler.fixed import U_WRAP, V_MAX, state_scale
 from ..compiler.ir import Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
 from ..compiler.passes import check
 from ..compiler.validate import validate
@@ -168,7 +168,7 @@ class _TorchRun:
         a_all = self._sum(syn, (T, n, size)) * 64.0 if syn else None
         d_all = None
         if bias_in:
-            sc = float(g.metadata.get("state_scale", {}).get(name, node.state_scale))
+            sc = float(state_scale(g, name))
             d_all = self._sum(bias_in, (T, n, size)) * sc
             if not bool(torch.all(d_all == torch.round(d_all))):
                 raise SnncError(f"population {name!r}: bias input is not a multiple of "

@@ -11,14 +11,15 @@ import io
 import json
 import os
 import zipfile
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 
 from ..errors import SnncError
 from ..files import write_atomic
 from .fixed import FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
-from .ir import NODE_TYPES, Graph
+from .ir import NODE_TYPES, Graph, Input
+from .validate import validate
 
 FORMAT_VERSION = 1
 FIXED_TYPES = {c.__name__: c for c in (FixedSynapse, FixedCubaLIF, FixedCubaLI, FixedSigmaDelta)}
@@ -107,8 +108,28 @@ def load(path: str) -> Graph:
         g = _graph(doc, arrays)
     except _Damaged as e:
         raise SnncError(f"{path}: damaged artifact: {e}; compile the model again") from None
-    from .validate import validate
+    except SnncError as e:          # a node its constructor refuses (e.g. CubaLIF graded=True)
+        raise SnncError(f"{path}: {e}") from None
+    _upgrade(g)
     return validate(g, where=path, views=True)
+
+
+def _upgrade(g: Graph) -> None:
+    """Artifacts written before the fixed views held the state scale and the graded-input bits:
+    ``metadata["state_scale"]`` {population: S} moves into the views (``FixedCubaLIF.state_scale``,
+    ...), and a synapse reading a graded Input gets ``input_frac_bits``; the loader's view check
+    then compares them with a fresh quantization as for any field."""
+    old = g.metadata.pop("state_scale", None)
+    for name, fx in list(g.fixed.items()):
+        if isinstance(old, dict) and name in old and getattr(fx, "state_scale", None) == 0:
+            g.fixed[name] = replace(fx, state_scale=old[name])
+        elif isinstance(fx, FixedSigmaDelta) and fx.state_scale == 0:
+            g.fixed[name] = replace(fx, state_scale=int(getattr(g.nodes.get(name), "state_scale", 0)))
+        elif isinstance(fx, FixedSynapse) and fx.num_message_bits and not fx.input_frac_bits:
+            graded = [s for s in g.predecessors(name)
+                      if isinstance(g.nodes.get(s), Input) and g.nodes[s].kind == "graded"]
+            if graded:
+                g.fixed[name] = replace(fx, input_frac_bits=g.nodes[graded[0]].frac_bits)
 
 
 class _Damaged(Exception):

@@ -94,8 +94,8 @@ def fold_pooling(graph: Graph) -> Graph:
             if isinstance(node, Conv2d):
                 if len(g.predecessors(d)) != 1:
                     raise SnncError(f"cannot fold pooling {p!r} into conv {d!r}: it has other inputs")
-                g.nodes[d] = _fold_conv(d, pool, node, in_shape, mid_shape, shapes[d])
-                g.edges = [e for e in g.edges if e != (p, d)] + [(s, d) for s in srcs]
+                g.replace(d, _fold_conv(d, pool, node, in_shape, mid_shape, shapes[d]))
+                _bypass(g, p, d, srcs)
                 folds.append(dict(pool=p, into=d, kind="conv", kernel=list(g.nodes[d].weight.shape[2:])))
             elif isinstance(node, Flatten):
                 dense = g.successors(d)
@@ -104,15 +104,20 @@ def fold_pooling(graph: Graph) -> Graph:
                     raise SnncError(f"cannot fold pooling {p!r}: flatten {d!r} must feed only Dense synapses")
                 P = _pool_matrix(pool, in_shape, mid_shape)
                 for x in dense:
-                    g.nodes[x] = Dense(np.asarray(g.nodes[x].weight, np.float64) @ P)
+                    g.replace(x, Dense(np.asarray(g.nodes[x].weight, np.float64) @ P))
                     folds.append(dict(pool=p, into=x, kind="dense", inputs=int(P.shape[1])))
-                g.edges = [e for e in g.edges if e != (p, d)] + [(s, d) for s in srcs]
+                _bypass(g, p, d, srcs)
             else:
                 raise SnncError(f"pooling {p!r} feeds {d!r} ({type(node).__name__}): snnc folds pooling "
                                 "only into a Conv2d or Flatten->Dense, or keeps it as a synapse into neurons")
         if not g.successors(p):
-            del g.nodes[p]
-            g.edges = [e for e in g.edges if e[1] != p]
+            g.remove(p)
     g.metadata["folds"] = folds
-    g.shapes()
     return g
+
+
+def _bypass(g: Graph, pool: str, dst: str, srcs) -> None:
+    """``dst`` reads the pooling's sources instead of the pooling."""
+    g.disconnect(pool, dst)
+    for s in srcs:
+        g.connect(s, dst)

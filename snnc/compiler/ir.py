@@ -13,9 +13,12 @@ Conventions (see docs/ir.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
+
+from ..errors import SnncError
 
 Shape = Tuple[int, ...]
 
@@ -196,7 +199,8 @@ class CubaLIF(_Population):
     12-bit (round(4096*decay)) and a decay multiplies with round-toward-zero. 0 means
     real-valued dynamics. ``refractory``: steps v is held at 0 after a spike (0 = none; only
     with reset "zero", immediate).
-    ``graded``: output the value v/state_scale instead of 1 on a spike (not yet supported).
+    ``graded``: output the value v/state_scale instead of 1 on a spike. No engine runs it, so
+    ``graded=True`` is refused here (and by the importers) rather than silently run as binary.
     Decays are fractions in [0, 1]; threshold and bias are floats (scalars or per neuron).
     ``reset_interval`` > 0: u and v are set to 0 at the start of every step t (before the
     update) with ``t % reset_interval == reset_offset`` (Lava's ``LIFReset``, netx's
@@ -221,6 +225,12 @@ class CubaLIF(_Population):
     reset_interval: int = 0
     reset_offset: int = 0
     reset_delay: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.graded, (bool, np.bool_, Integral)) and self.graded:
+            raise SnncError("CubaLIF with graded=True (a spike carrying v/state_scale) is not supported: no "
+                            "engine runs graded CUBA spikes; use binary spikes (graded=False), or sigma-delta "
+                            "neurons (SigmaDelta) for graded messages")
 
     @property
     def delayed_subtract(self) -> bool:
@@ -394,6 +404,46 @@ class Graph:
         if isinstance(node, Output):
             self.outputs.append(name)
         return name
+
+    def connect(self, src: str, dst: str) -> None:
+        """Add the edge ``src -> dst`` (both must be nodes; an edge is added once)."""
+        for n in (src, dst):
+            if n not in self.nodes:
+                raise SnncError(f"cannot connect {src!r} -> {dst!r}: no node {n!r}")
+        if (src, dst) not in self.edges:
+            self.edges.append((src, dst))
+
+    def disconnect(self, src: str, dst: str) -> None:
+        """Remove the edge ``src -> dst`` (if there)."""
+        self.edges = [e for e in self.edges if e != (src, dst)]
+
+    def remove(self, name: str) -> Node:
+        """Remove node ``name`` with every edge into or out of it, and its fixed view; returns it."""
+        if name not in self.nodes:
+            raise SnncError(f"cannot remove {name!r}: no such node")
+        self.edges = [e for e in self.edges if name not in e]
+        self.inputs = [n for n in self.inputs if n != name]
+        self.outputs = [n for n in self.outputs if n != name]
+        self.fixed.pop(name, None)
+        return self.nodes.pop(name)
+
+    def replace(self, name: str, node: Node) -> None:
+        """Put ``node`` in place of node ``name`` (edges kept; a fixed view of the old one dropped)."""
+        if name not in self.nodes:
+            raise SnncError(f"cannot replace {name!r}: no such node")
+        if isinstance(node, (Input, Output)) != isinstance(self.nodes[name], (Input, Output)) or \
+                type(node) in (Input, Output) and type(node) is not type(self.nodes[name]):
+            raise SnncError(f"cannot replace {name!r} ({type(self.nodes[name]).__name__}) by a "
+                            f"{type(node).__name__}: inputs and outputs keep their kind")
+        self.nodes[name] = node
+        self.fixed.pop(name, None)
+
+    def lint(self, where: str = "") -> "Graph":
+        """Structural checks (``passes.check``: edges, inputs, outputs, cycles, shapes, neurons) and
+        parameter checks (``validate``: float view, fixed view when there is one); returns self.
+        Raises SnncError naming the node (and ``where``, e.g. a file or the pass just run)."""
+        from .validate import lint
+        return lint(self, where)
 
     def predecessors(self, name: str) -> List[str]:
         return [s for s, d in self.edges if d == name]

@@ -50,6 +50,7 @@ from ..errors import SnncError
 from .ir import Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Sigma, SigmaDelta, SumPool2d
 from .notes import custom_neuron_programs
 from .passes import check
+from .pipeline import ensure_compiled
 from .resources import CORE_LIMITS, DEFAULT_SYSTEM, LIMIT_WORDS, LOIHI2, SYSTEMS, Loihi2Resources
 
 # the node types the mapper places on neuro-cores
@@ -422,9 +423,7 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
     if system not in SYSTEMS:
         raise SnncError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     sys_chips = int(chips) if chips else SYSTEMS[system][0]
-    if not graph.fixed:
-        from .quantize import quantize
-        graph = quantize(graph)
+    graph = ensure_compiled(graph)
     shapes = check(graph)
     pops = [n for n, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
     if not pops:

@@ -61,15 +61,16 @@ def describe_fixed(fx) -> str:
     """One line of a node's Loihi integer parameters."""
     if isinstance(fx, FixedSynapse):
         return (f"w {_fmt(fx.weight)} exp {fx.weight_exp}"
-                + (f" graded {fx.num_message_bits}b" if getattr(fx, "num_message_bits", 0) else ""))
+                + (f" graded {fx.num_message_bits}b" if getattr(fx, "num_message_bits", 0) else "")
+                + (f" (input 2^-{fx.input_frac_bits})" if fx.input_frac_bits else ""))
     if isinstance(fx, FixedSigmaDelta):
         return (f"vth {_fmt(fx.vth)} bias {_fmt(fx.bias)} <<{fx.spike_exp + fx.state_exp} {fx.act_mode}"
                 + (" cum_error" if fx.cum_error else "") + f" msg >>{fx.state_exp}")
     if isinstance(fx, FixedCubaLI):
-        return f"du {fx.decay_u} dv {fx.decay_v} bias {_fmt(fx.bias_mant)}<<{fx.bias_exp}"
+        return f"du {fx.decay_u} dv {fx.decay_v} bias {_fmt(fx.bias_mant)}<<{fx.bias_exp} S {fx.state_scale}"
     if isinstance(fx, FixedCubaLIF):
         return (f"du {fx.decay_u} dv {fx.decay_v} vth {_fmt(fx.vth)} bias {_fmt(fx.bias_mant)}<<{fx.bias_exp}"
-                + (f" ref {fx.refractory}" if fx.refractory else ""))
+                + (f" ref {fx.refractory}" if fx.refractory else "") + f" S {fx.state_scale}")
     return ""
 
 

@@ -105,8 +105,6 @@ def _population_scale(graph: Graph, name: str, node, inputs: List[str]) -> int:
                             + (f" equal to the model's own {node.state_scale}" if node.state_scale else ""))
         return S
     if node.state_scale:
-        if node.state_scale % 64:
-            raise SnncError(f"population {name!r}: state_scale {node.state_scale} is not a multiple of 64")
         return int(node.state_scale)
     wmax = max([np.max(np.abs(_synapse_weight(graph.nodes[s]))) for s in inputs] + [1e-12])
     th = float(np.max(getattr(node, "threshold", 0.0)))
@@ -144,7 +142,8 @@ def _quantize_synapses(graph: Graph, g: Graph, inputs: List[str], w_scale: int, 
         if k is None:
             g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp)
         else:       # graded input: a = (W_int @ x_int) >> k with x_int = x * 2**k
-            g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp - k, num_message_bits=GRADED_MESSAGE_BITS)
+            g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp - k, num_message_bits=GRADED_MESSAGE_BITS,
+                                      input_frac_bits=k)
         _record(report, s, "weight", w / w_scale, q * (2.0 ** exp) / w_scale, clipped)
 
 
@@ -176,14 +175,11 @@ def _quantize_population(graph: Graph, g: Graph, name: str, node, report: List[D
     inputs = _population_inputs(graph, name)
     S = _population_scale(graph, name, node, inputs)
     w_scale = S // 64
-    if getattr(node, "graded", False):
-        raise SnncError(f"population {name!r}: graded spikes are not supported yet")
     _quantize_synapses(graph, g, inputs, w_scale, report)
     du, dv = _quantize_decays(name, node, report)
     mant, bexp = _quantize_bias(name, node, S, report)
-    g.metadata.setdefault("state_scale", {})[name] = S
     if isinstance(node, CubaLI):
-        g.fixed[name] = FixedCubaLI(decay_u=du, decay_v=dv, bias_mant=mant, bias_exp=bexp)
+        g.fixed[name] = FixedCubaLI(decay_u=du, decay_v=dv, bias_mant=mant, bias_exp=bexp, state_scale=S)
         return
     th = np.asarray(node.threshold, dtype=np.float64) * w_scale
     vth = np.round(th)
@@ -193,9 +189,6 @@ def _quantize_population(graph: Graph, g: Graph, name: str, node, report: List[D
     vth = np.clip(vth, 1, VTH_MAX).astype(np.int64)
     _record(report, name, "threshold", th / w_scale, vth / w_scale, vclip)
     if node.spike_compare != ">":
-        if node.reset != "zero":
-            raise SnncError(f"population {name!r}: spike_compare '>=' with reset {node.reset!r} has no exact "
-                            "fixed-point form (the subtracted threshold would be off by one unit); use '>'")
         # v >= th  <=>  v > th - 1 for integer v: exact in fixed point
         vth_cmp = th * 64 - 1
         if np.any(vth_cmp % 64):
@@ -203,7 +196,7 @@ def _quantize_population(graph: Graph, g: Graph, name: str, node, report: List[D
                             "threshold*S - 1 is a multiple of 64; use '>'")
         vth = (vth_cmp // 64).astype(np.int64)
     g.fixed[name] = FixedCubaLIF(decay_u=du, decay_v=dv, vth=int(vth) if vth.ndim == 0 else vth,
-                                 bias_mant=mant, bias_exp=bexp, refractory=int(node.refractory))
+                                 bias_mant=mant, bias_exp=bexp, refractory=int(node.refractory), state_scale=S)
 
 
 def _bias(bias_int: np.ndarray):
@@ -231,9 +224,14 @@ def quantize(graph: Graph) -> Graph:
 
     The report has one row per (node, parameter): number of values, how many were rounded,
     how many clipped, and the largest error (in the parameter's own units: weight, decay, ...).
+    Runs ``legalize`` first, so a raw graph is refused with the same messages as in the
+    pipeline (``snnc.compiler.pipeline.compile_graph``, which runs ``quantize_legal``).
     """
-    check(graph)
-    check_params(graph)                 # every parameter finite and inside what its node allows
+    return quantize_legal(legalize(graph))
+
+
+def quantize_legal(graph: Graph) -> Graph:
+    """``quantize`` of a graph that ``legalize`` has accepted (the pipeline's quantize pass)."""
     g = graph.copy()
     report: List[Dict] = []
     for name, node in graph.nodes.items():
@@ -242,31 +240,65 @@ def quantize(graph: Graph) -> Graph:
     for name, node in graph.nodes.items():
         if isinstance(node, SIGMA_DELTA):
             _quantize_sigma_delta(graph, g, name, node, report)
-    for name, node in graph.nodes.items():
-        if isinstance(node, (Dense, Conv2d, SumPool2d)):
-            _target_population(graph, name)
-        if isinstance(node, Input) and node.kind == "graded":
-            bad = [d for d in graph.successors(name) if not isinstance(graph.nodes[d], (Dense, Output))]
-            if bad:
-                raise SnncError(f"graded input {name!r} may feed only Dense synapses (and Outputs), feeds {bad}")
-        elif isinstance(node, Input) and node.kind != "spikes":
-            if node.kind != "bias":
-                raise SnncError(f"input {name!r}: unknown kind {node.kind!r} (spikes, graded or bias)")
-            bad = [d for d in graph.successors(name) if not isinstance(graph.nodes[d], CubaLIF)]
-            if bad:
-                raise SnncError(f"bias input {name!r} may feed only CubaLIF populations, feeds {bad}")
-        if isinstance(node, Average) and any(not isinstance(graph.nodes[d], Output)
-                                             for d in graph.successors(name)):
-            raise SnncError(f"average {name!r} is a host-side readout and may feed only an Output")
-        if isinstance(node, Input) and any(isinstance(graph.nodes[d], CubaLI) for d in graph.successors(name)):
-            raise SnncError(f"input {name!r} feeds the leaky integrator(s) "
-                            f"{[d for d in graph.successors(name) if isinstance(graph.nodes[d], CubaLI)]} "
-                            "directly: Loihi neurons take input only through synapses (add a Dense/Conv)")
-        if isinstance(node, Flatten) and any(not isinstance(graph.nodes[d], Dense) for d in graph.successors(name)):
-            raise SnncError(f"flatten {name!r} must feed a Dense synapse")
     g.metadata["quantization"] = report
     check_fixed(g)                      # every fixed-point field inside Loihi 2's widths
     return g
+
+
+# ----------------------------------------------------------------------------- legalize
+def legalize(graph: Graph) -> Graph:
+    """The Loihi rules a graph must meet before quantization; returns ``graph`` unchanged or
+    raises SnncError naming the node. Structure (``check``) and parameters (``check_params``)
+    first, then: synapses feed exactly one population; populations take input only through
+    synapses (bias inputs aside), binary spikes into CUBA, graded ones into sigma-delta; graded
+    inputs feed Dense synapses only, bias inputs CubaLIF only; Average, CubaLI and Flatten feed
+    what Loihi lets them; integer state scales fit Loihi's units (multiples of 64 for CUBA,
+    powers of two for sigma-delta, with their exponents)."""
+    check(graph)
+    check_params(graph)                 # every parameter finite and inside what its node allows
+    kinds = ((CubaLIF, CubaLI), SIGMA_DELTA, object)
+    for name, node in sorted(graph.nodes.items(), key=lambda kv: [isinstance(kv[1], k) for k in kinds].index(True)):
+        _legal_node(graph, name, node)
+    return graph
+
+
+def _legal_node(graph: Graph, name: str, node) -> None:
+    succ = graph.successors(name)
+    if isinstance(node, (CubaLIF, CubaLI)):
+        _population_inputs(graph, name)
+        if node.state_scale and node.state_scale % 64:
+            raise SnncError(f"population {name!r}: state_scale {node.state_scale} is not a multiple of 64")
+        if isinstance(node, CubaLIF) and node.spike_compare != ">" and node.reset != "zero":
+            raise SnncError(f"population {name!r}: spike_compare '>=' with reset {node.reset!r} has no exact "
+                            "fixed-point form (the subtracted threshold would be off by one unit); use '>'")
+    elif isinstance(node, SIGMA_DELTA):
+        _legal_sigma_delta(graph, name, node)
+    elif isinstance(node, (Dense, Conv2d, SumPool2d)):
+        _target_population(graph, name)
+        _graded_frac_bits(graph, name)
+    elif isinstance(node, Input):
+        _legal_input(graph, name, node, succ)
+    elif isinstance(node, Average) and any(not isinstance(graph.nodes[d], Output) for d in succ):
+        raise SnncError(f"average {name!r} is a host-side readout and may feed only an Output")
+    elif isinstance(node, Flatten) and any(not isinstance(graph.nodes[d], Dense) for d in succ):
+        raise SnncError(f"flatten {name!r} must feed a Dense synapse")
+
+
+def _legal_input(graph: Graph, name: str, node: Input, succ: List[str]) -> None:
+    if node.kind == "graded":
+        bad = [d for d in succ if not isinstance(graph.nodes[d], (Dense, Output))]
+        if bad:
+            raise SnncError(f"graded input {name!r} may feed only Dense synapses (and Outputs), feeds {bad}")
+    elif node.kind == "bias":
+        bad = [d for d in succ if not isinstance(graph.nodes[d], CubaLIF)]
+        if bad:
+            raise SnncError(f"bias input {name!r} may feed only CubaLIF populations, feeds {bad}")
+    elif node.kind != "spikes":
+        raise SnncError(f"input {name!r}: unknown kind {node.kind!r} (spikes, graded or bias)")
+    li = [d for d in succ if isinstance(graph.nodes[d], CubaLI)]
+    if li:
+        raise SnncError(f"input {name!r} feeds the leaky integrator(s) {li} directly: Loihi neurons take "
+                        "input only through synapses (add a Dense/Conv)")
 
 
 # ----------------------------------------------------------------------------- graded inputs
@@ -362,10 +394,12 @@ def _sd_int(report, name, what, value, unit):
     return int(q) if q.ndim == 0 else q
 
 
-def _quantize_sigma_delta(graph: Graph, g: Graph, name: str, node, report: List[Dict]) -> None:
-    S = int(node.state_scale)
+def _legal_sigma_delta(graph: Graph, name: str, node) -> None:
+    """Delta reads graph inputs, SigmaDelta/Sigma read synapses of graded spikes of one unit that
+    divides their state unit; S a power of two that holds the exponents."""
+    kind, S = type(node).__name__, int(node.state_scale)
     if S <= 0 or S & (S - 1):
-        raise SnncError(f"{type(node).__name__} {name!r}: state_scale {S} is not a positive power of two")
+        raise SnncError(f"{kind} {name!r}: state_scale {S} is not a positive power of two")
     preds = graph.predecessors(name)
     if isinstance(node, Delta):
         bad = [p for p in preds if not (isinstance(graph.nodes[p], Input) and graph.nodes[p].kind == "spikes")]
@@ -375,21 +409,40 @@ def _quantize_sigma_delta(graph: Graph, g: Graph, name: str, node, report: List[
     else:
         bad = [p for p in preds if not isinstance(graph.nodes[p], (Dense, Conv2d, SumPool2d))]
         if bad:
-            raise SnncError(f"{type(node).__name__} {name!r} receives input from {bad}, not from a synapse")
+            raise SnncError(f"{kind} {name!r} receives input from {bad}, not from a synapse")
         for syn in preds:
-            srcs = _synapse_sources(graph, syn)
-            scales = {_message_scale(graph, src) for src in srcs}
-            if 0 in scales:
-                binary = [src for src in srcs if not _message_scale(graph, src)]
-                raise SnncError(f"{type(node).__name__} {name!r}: synapse {syn!r} reads binary spikes from "
-                                f"{binary}; sigma-delta neurons take graded spikes (from Delta/SigmaDelta)")
-            if len(scales) != 1:
-                raise SnncError(f"synapse {syn!r} reads messages of different units {sorted(scales)} from {srcs}")
-            m = scales.pop()
+            m = _sd_message_unit(graph, name, syn)
             if S % m:
-                raise SnncError(f"{type(node).__name__} {name!r}: state unit 1/{S} is not a multiple of the "
-                                f"message unit 1/{m} of {srcs}")
-            w_scale = S // m
+                raise SnncError(f"{kind} {name!r}: state unit 1/{S} is not a multiple of the "
+                                f"message unit 1/{m} of {_synapse_sources(graph, syn)}")
+    if not isinstance(node, Sigma):
+        se, st = int(node.spike_exp), int(node.state_exp)
+        if se < 0 or st < 0 or (1 << (se + st)) > S:
+            raise SnncError(f"{kind} {name!r}: spike_exp {se} + state_exp {st} do not fit state_scale {S}")
+    if isinstance(node, SigmaDelta) and node.activation not in ("relu", "identity"):
+        raise SnncError(f"sigma-delta {name!r}: activation {node.activation!r} is not supported "
+                        "(Lava's SigmaDelta has relu and identity/unit)")
+
+
+def _sd_message_unit(graph: Graph, name: str, syn: str) -> int:
+    """Integer units per 1.0 of the graded messages synapse ``syn`` carries into ``name``."""
+    srcs = _synapse_sources(graph, syn)
+    scales = {_message_scale(graph, src) for src in srcs}
+    if 0 in scales:
+        binary = [src for src in srcs if not _message_scale(graph, src)]
+        raise SnncError(f"{type(graph.nodes[name]).__name__} {name!r}: synapse {syn!r} reads binary spikes from "
+                        f"{binary}; sigma-delta neurons take graded spikes (from Delta/SigmaDelta)")
+    if len(scales) != 1:
+        raise SnncError(f"synapse {syn!r} reads messages of different units {sorted(scales)} from {srcs}")
+    return scales.pop()
+
+
+def _quantize_sigma_delta(graph: Graph, g: Graph, name: str, node, report: List[Dict]) -> None:
+    """Fixed view of a Delta/SigmaDelta/Sigma and of the synapses into it (legal graph)."""
+    S = int(node.state_scale)
+    if not isinstance(node, Delta):
+        for syn in graph.predecessors(name):
+            w_scale = S // _sd_message_unit(graph, name, syn)
             syn_node = graph.nodes[syn]
             w = _synapse_weight(syn_node) * w_scale
             q, exp, clipped = quantize_weights(w, allow_exp=isinstance(syn_node, Dense))
@@ -398,17 +451,11 @@ def _quantize_sigma_delta(graph: Graph, g: Graph, name: str, node, report: List[
     if isinstance(node, Sigma):
         return
     se, st = int(node.spike_exp), int(node.state_exp)
-    if se < 0 or st < 0 or (1 << (se + st)) > S:
-        raise SnncError(f"{type(node).__name__} {name!r}: spike_exp {se} + state_exp {st} do not fit "
-                        f"state_scale {S}")
     unit = S / (1 << (se + st))                     # Lava's vth/bias parameter units per 1.0
     vth = _sd_int(report, name, "threshold", node.threshold, unit)
     bias, act = 0, "relu"
     if isinstance(node, SigmaDelta):
         bias = _sd_int(report, name, "bias", node.bias, unit)
-        if node.activation not in ("relu", "identity"):
-            raise SnncError(f"sigma-delta {name!r}: activation {node.activation!r} is not supported "
-                            "(Lava's SigmaDelta has relu and identity/unit)")
         act = "relu" if node.activation == "relu" else "unit"
     g.fixed[name] = FixedSigmaDelta(vth=vth, bias=bias, spike_exp=se, state_exp=st, act_mode=act,
-                                    cum_error=bool(node.cumulative_error))
+                                    cum_error=bool(node.cumulative_error), state_scale=S)

@@ -9,6 +9,8 @@ can hold; run by ``compile``, by artifact load and before every engine.
   13-bit bias mantissa with a 3-bit exponent; one view per synapse and neuron, of the right type.
 - ``check_views``: the float and fixed views of an artifact describe one network (the fixed view
   is what quantizing the float view gives).
+- ``lint`` (``Graph.lint``): structure (``passes.check``) and the two above; run by the pass
+  pipeline after every pass (``snnc/compiler/pipeline.py``).
 
 Each raises ``SnncError`` naming the node (and ``where``: a file) and what to do.
 """
@@ -23,6 +25,7 @@ from ..errors import SnncError
 from .fixed import BIAS_MANT_MAX, U_BITS, VTH_MAX, FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
 from .ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Delta, Flatten, Graph, Input, Output, Sigma,
                  SigmaDelta, SumPool2d)
+from .passes import check
 
 MAX_DELAY = 1 << 16              # steps; Loihi 2 synapses delay up to 62, the host ring buffers more
 MAX_REFRACTORY = 1 << 16
@@ -210,6 +213,7 @@ def _check_synapse(fx: FixedSynapse, node) -> None:
     _scalar_int(fx.weight_exp, "weight_exp", *WEIGHT_EXP)
     _scalar_int(fx.num_weight_bits, "num_weight_bits", 1, 8)
     _scalar_int(fx.num_message_bits, "num_message_bits", 0, 24)
+    _scalar_int(fx.input_frac_bits, "input_frac_bits", 0, 16)
 
 
 def _check_decays(fx, node) -> None:
@@ -228,6 +232,14 @@ def _check_fixed_cuba(fx: FixedCubaLIF, node: CubaLIF) -> None:
     _per_neuron(fx.bias_mant, "bias_mant", node.shape)
     _scalar_int(fx.bias_exp, "bias_exp", 0, 7)
     _scalar_int(fx.refractory, "refractory", 0, MAX_REFRACTORY)
+    _state_scale(fx)
+
+
+def _state_scale(fx) -> None:
+    """A CUBA state scale: a multiple of 64 (Lava adds ``a_in << 6``); 0: the node's own."""
+    S = _scalar_int(fx.state_scale, "state_scale", 0)
+    if S % 64:
+        raise _Bad(f"state_scale must be a multiple of 64, got {S}")
 
 
 def _check_fixed_li(fx: FixedCubaLI, node: CubaLI) -> None:
@@ -235,6 +247,7 @@ def _check_fixed_li(fx: FixedCubaLI, node: CubaLI) -> None:
     _integer(fx.bias_mant, "bias_mant", -BIAS_MANT_MAX, BIAS_MANT_MAX)
     _per_neuron(fx.bias_mant, "bias_mant", node.shape)
     _scalar_int(fx.bias_exp, "bias_exp", 0, 7)
+    _state_scale(fx)
 
 
 def _check_fixed_sd(fx: FixedSigmaDelta, node) -> None:
@@ -243,6 +256,9 @@ def _check_fixed_sd(fx: FixedSigmaDelta, node) -> None:
     _scalar_int(fx.spike_exp, "spike_exp", 0, 16)
     _scalar_int(fx.state_exp, "state_exp", 0, 16)
     _choice(fx.act_mode, "act_mode", ("relu", "unit"))
+    S = _scalar_int(fx.state_scale, "state_scale", 0)       # 0: the node's own
+    if S & (S - 1):
+        raise _Bad(f"state_scale must be a power of two, got {S}")
 
 
 def check_fixed(graph: Graph, where: str = "") -> None:
@@ -298,6 +314,16 @@ def check_views(graph: Graph, where: str = "") -> None:
 def _show(v) -> str:
     a = np.asarray(v)
     return repr(a.item()) if a.ndim == 0 else f"an array {a.shape} starting {a.ravel()[:3].tolist()}"
+
+
+def lint(graph: Graph, where: str = "") -> Graph:
+    """``Graph.lint``: the structural checks (``passes.check``), then ``check_params`` and, when
+    the graph has a fixed view, ``check_fixed``; SnncError naming ``where`` and the node."""
+    try:
+        check(graph)
+    except SnncError as e:
+        raise SnncError(f"{_prefix(where)}{e}") from None
+    return validate(graph, where)
 
 
 def validate(graph: Graph, where: str = "", views: bool = False) -> Graph:

@@ -403,7 +403,7 @@ class _Builder:
             # s_out[t-1] -> recurrent synapse -> same population (Lava: 1-step synapse latency)
             self.g.add(f"{name}.rec_delay", Delay(np.array(1, np.int64)), name)
             self.g.add(f"{name}.rec", Dense(wr / W_SCALE), f"{name}.rec_delay")
-            self.g.edges.append((f"{name}.rec", name))
+            self.g.connect(f"{name}.rec", name)
         delay = self._delay(L, out_shape)
         if delay is not None and delay.ndim == 1 and delay.size != n_out:
             raise L.err("per-input delays are not supported")

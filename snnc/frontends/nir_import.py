@@ -581,6 +581,9 @@ class _Importer:
         """snnc's own file: the exact IR values from the node's metadata, once checked to agree
         with its NIR parameters (at the same dt); reset mode too unless an option sets one."""
         m = {k: (_s(v) if isinstance(v, bytes) else v) for k, v in (getattr(node, "metadata", None) or {}).items()}
+        if int(np.asarray(m.get("snnc.graded", 0))):
+            raise SnncError(f"NIR node {name!r}: snnc.graded (spikes carrying v/state_scale) is not supported by "
+                            "any engine; export binary spikes")
         if "snnc.voltage_decay" not in m:
             return
         vals = {k: np.broadcast_to(np.asarray(m[f"snnc.{k}"], np.float64), n.shape)

@@ -317,12 +317,14 @@ class _Importer:
         def s(v):
             return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
         f = {k: self.number(node, a, k, float) for k in ("current_decay", "voltage_decay", "threshold")}
+        if self.number(node, a, "graded", int, 0):
+            raise self.err(node, "graded=1 (a spike carrying v/state_scale) is not supported: no engine runs "
+                                 "graded CUBA spikes; export binary spikes (graded=0), or sigma-delta neurons")
         lif = CubaLIF(shape=shape, current_decay=f["current_decay"],
                       voltage_decay=f["voltage_decay"], threshold=f["threshold"],
                       bias=bias, reset=s(a.get("reset", "zero")), refractory=self.number(node, a, "refractory", int, 0),
                       spike_compare=s(a.get("spike_compare", ">")),
                       state_scale=self.number(node, a, "state_scale", int, 0),
-                      graded=bool(self.number(node, a, "graded", int, 0)),
                       reset_delay=bool(self.number(node, a, "reset_delay", int, 0)))
         if lif.reset not in RESETS or lif.spike_compare not in (">", ">="):
             raise self.err(node, f"reset must be {'|'.join(RESETS)} and spike_compare >|>=, got "
@@ -353,7 +355,7 @@ class _Importer:
         pop = self.add(node, self._neuron(node, shape), srcs, base)
         back = self.add(node, Delay(np.array(1)), [pop], base + "_feedback_delay")
         rec = self.add(node, Dense(w), [back], base + "_recurrent")
-        self.g.edges.append((rec, pop))
+        self.g.connect(rec, pop)
         self.values[node.output[0]] = [pop]
 
     def op_snnc_Delay(self, node):
@@ -372,7 +374,7 @@ class _Importer:
             raise self.err(node, "GradedInput must read a graph input directly")   # (only reader: run())
         if not 0 <= k <= 16:
             raise self.err(node, f"frac_bits must be an int attribute in 0..16, got {k}")
-        self.g.nodes[srcs[0]] = dataclasses.replace(self.g.nodes[srcs[0]], kind="graded", frac_bits=k)
+        self.g.replace(srcs[0], dataclasses.replace(self.g.nodes[srcs[0]], kind="graded", frac_bits=k))
         self.values[node.output[0]] = srcs
 
 
