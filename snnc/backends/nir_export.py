@@ -27,6 +27,7 @@ Output), without compression, version "1.0.4"; ``CubaLI`` (new in 1.0.5) is refu
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from ..compiler.ir import (
     Output,
     SumPool2d,
 )
-from ..compiler.passes import check
+from ..compiler.lower import Network, lower
 from ..errors import SnncError
 
 DEFAULT_DT = 1e-4
@@ -67,17 +68,22 @@ def _full(x, shape) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(x, np.float64), shape))
 
 
-def _recurrent_delays(graph: Graph) -> dict[str, str]:
-    """Delay(1) nodes of the pattern pop -> Delay(1) -> Dense -> pop: {delay: pop}."""
+def _recurrent_delays(net: Network) -> dict[str, str]:
+    """Delay(1) nodes of the pattern pop -> Delay(1) -> Dense -> pop, a CubaLIF's recurrent
+    connection in the lowered network that nothing else reads: {delay: pop}."""
+    uses = Counter(n for c in net.connections for s in c.sources for n in s.path)
+    uses.update(n for o in net.outputs for n, _, _, _ in o.program)
+    synapses = Counter(c.name for c in net.connections)
+    synapses.update(n for o in net.outputs for n, _, _, _ in o.program)
     out = {}
-    for name, node in graph.nodes.items():
-        if not isinstance(node, Delay) or np.any(np.asarray(node.steps) != 1):
+    for c in net.connections:
+        if not isinstance(c.synapse, Dense) or c.path or synapses[c.name] != 1 or net.populations[c.dst].kind != "lif":
             continue
-        preds, succs = graph.predecessors(name), graph.successors(name)
-        if len(preds) != 1 or len(succs) != 1 or not isinstance(graph.nodes[succs[0]], Dense):
-            continue
-        if graph.successors(succs[0]) == preds and isinstance(graph.nodes[preds[0]], CubaLIF):
-            out[name] = preds[0]
+        for s in c.sources:
+            if s.pop == c.dst and len(s.path) == 1 and uses[s.path[0]] == 1:
+                node = net.graph.nodes[s.path[0]]
+                if isinstance(node, Delay) and np.all(np.asarray(node.steps) == 1):
+                    out[s.path[0]] = c.dst
     return out
 
 
@@ -128,7 +134,8 @@ def _population(name: str, node, shape, dt: float):
 def to_nir(graph: Graph, dt: float | None = None):
     """IR graph -> (``nir.NIRGraph``, notes)."""
     import nir  # lazy: heavy (h5py)
-    shapes = check(graph)
+    net = lower(graph)
+    shapes = net.shapes
     notes: list[str] = []
     if dt is None:
         dt = graph.metadata.get("dt") if graph.metadata.get("format") == "nir" else None
@@ -136,7 +143,7 @@ def to_nir(graph: Graph, dt: float | None = None):
         dt = DEFAULT_DT
         notes.append(f"dt = {DEFAULT_DT:g} written (the model has no time step of its own; --dt sets one)")
     dt = float(dt)
-    skip = _recurrent_delays(graph)
+    skip = _recurrent_delays(net)
     nodes, edges = {}, []
     for name, node in graph.nodes.items():
         if name in skip:
@@ -146,7 +153,8 @@ def to_nir(graph: Graph, dt: float | None = None):
         if isinstance(node, Input):
             meta = {}
             if node.kind == "bias":     # a per-step drive of v: NIR's input straight into a LIF, gain 1
-                bad = [d for d in graph.successors(name) if not np.all(np.asarray(graph.nodes[d].current_decay) == 1)]
+                bad = [p.name for p in net.neurons if name in p.bias_inputs
+                       and not np.all(np.asarray(p.node.current_decay) == 1)]
                 if bad:
                     raise SnncError(f"input {name!r}: a bias input into {bad}, which have a synaptic current, has "
                                     "no NIR form (NIR's input would enter the current)")
@@ -191,7 +199,7 @@ def to_nir(graph: Graph, dt: float | None = None):
                 s = skip[s]
             src = f"{s}.scale" if isinstance(graph.nodes[s], SumPool2d) and graph.nodes[s].weight != 1 else s
             edges.append((src, name))
-    if any(isinstance(n, CubaLIF) and n.reset != "zero" for n in graph.nodes.values()):
+    if any(p.kind == "lif" and p.node.reset != "zero" for p in net.populations.values()):
         notes.append("reset by subtraction (or none) has no NIR form: v_reset = 0 is written, the reset mode "
                      "is in each population's metadata (snnc.reset); other readers reset to zero")
     if skip:
