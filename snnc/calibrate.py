@@ -23,13 +23,13 @@ import numpy as np
 from .backends.reference import _Sim
 from .compiler import calibrate as sel
 from .compiler.fold import fold_pooling
-from .compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph, SumPool2d
+from .compiler.ir import CubaLI, CubaLIF, Dense, Graph
 from .compiler.fixed import state_scale
+from .compiler.lower import Network, lower
 from .compiler.passes import topo_order
 from .compiler.quantize import quantize
 from .errors import SnncError
 
-SYNAPSES = (Dense, Conv2d, SumPool2d)
 POPULATIONS = (CubaLIF, CubaLI)
 DERIVED = ("scales", "quantization", "state_scale", "calibration")
 
@@ -101,25 +101,35 @@ def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
     return spikes, np.moveaxis(out, 0, -1), ranges
 
 
-def flow_order(graph: Graph) -> List[str]:
+def flow_order(graph: Graph, net: Optional[Network] = None) -> List[str]:
     """Populations in the order spikes reach them: by the fewest edges from an input (delays
-    included, cycles cut where they close), then topologically; bias-driven ones first."""
+    included, cycles cut where they close), then topologically; bias-driven ones first. The
+    distances are the lowered network's: a connection is its sources' wires, its synapse, its
+    post-synaptic wires."""
+    net = net or lower(graph)
     dist = {k: 0 for k in graph.inputs}
-    todo = list(graph.inputs)
-    while todo:
-        n = todo.pop(0)
-        for d in graph.successors(n):
-            if d not in dist:
-                dist[d] = dist[n] + 1
-                todo.append(d)
+    for p in net.populations.values():
+        if p.bias_inputs:
+            dist[p.name] = 1
+    for _ in range(len(net.populations) + 1):
+        changed = False
+        for c in net.connections:
+            hop = len(c.path) + (2 if c.synapse is not None else 1)
+            for s in c.sources:
+                if s.pop in dist and dist[s.pop] + len(s.path) + hop < dist.get(c.dst, np.inf):
+                    dist[c.dst] = dist[s.pop] + len(s.path) + hop
+                    changed = True
+        if not changed:
+            break
     topo = {k: i for i, k in enumerate(topo_order(graph))}
-    pops = [k for k, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
+    pops = [p.name for p in net.populations.values() if p.kind in ("lif", "li")]
     return sorted(pops, key=lambda k: (dist.get(k, 0), topo[k]))
 
 
-def _synapses(graph: Graph, pop: str) -> Dict:
-    return {s: (np.asarray(graph.nodes[s].weight, dtype=np.float64), isinstance(graph.nodes[s], Dense))
-            for s in graph.predecessors(pop) if isinstance(graph.nodes[s], SYNAPSES)}
+def _synapses(net: Network, pop: str) -> Dict:
+    """{synapse: (float weight, is Dense)} of the connections into ``pop``."""
+    return {c.name: (np.asarray(c.synapse.weight, dtype=np.float64), isinstance(c.synapse, Dense))
+            for c in net.into(pop) if c.synapse is not None}
 
 
 def _with(scales: Dict, pop: str, S: int, exps: Dict[str, int], vth=None) -> Dict:
@@ -146,11 +156,12 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     naive = quantize(g0)
     naive_spk, naive_out, _ = trace(naive, "fixed", x)
     scales: Dict = {"state_scale": {}, "weight_exp": {}, "vth": {}}
-    pops = flow_order(g0)
+    net = lower(g0)
+    pops = flow_order(g0, net)
     tried: Dict[str, int] = {}
     for i_p, p in enumerate(pops):
         node = g0.nodes[p]
-        syns = _synapses(g0, p)
+        syns = _synapses(net, p)
         fixed_k = int(node.state_scale) // 64 if node.state_scale else 0
         k_max = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias)
         cands = sel.candidates(syns, k_max, fixed_k, quantiles)
@@ -193,7 +204,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
                   "vth": {}}
         cal = quantize(_pinned(g0, scales))
         cal_spk, cal_out = naive_spk, naive_out
-    cal.metadata["calibration"] = _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x,
+    cal.metadata["calibration"] = _report(net, cal, pops, float_spk, naive_spk, cal_spk, tried, x,
                                           float_out, naive_out, cal_out)
     cal.metadata["calibration"]["kept_uncalibrated"] = bool(kept)
     return cal
@@ -222,16 +233,16 @@ def _quality(a, ref) -> Dict:
     return {"readout_error": sel.readout_error(a, ref)}
 
 
-def _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, naive_out, cal_out) -> Dict:
+def _report(net, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, naive_out, cal_out) -> Dict:
     layers = []
     for p in pops:
         S = state_scale(cal, p)
         syn = {}
-        for s, (w, _) in _synapses(g0, p).items():
+        for s, (w, _) in _synapses(net, p).items():
             fx = cal.fixed[s]
             syn[s] = dict(weight_exp=int(fx.weight_exp), **sel.weight_stats(w, fx.weight, int(fx.weight_exp), S // 64))
         row = dict(population=p, state_scale=S, synapses=syn, candidates=tried[p])
-        if isinstance(g0.nodes[p], CubaLIF):
+        if net.populations[p].kind == "lif":
             vth = cal.fixed[p].vth
             row.update(vth=int(vth) if np.ndim(vth) == 0 else "per neuron",
                        spikes_float=int(float_spk[p].sum()), spikes_naive=int(naive_spk[p].sum()),
@@ -243,7 +254,7 @@ def _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, n
         layers.append(row)
     out = dict(samples=int(x.shape[0]), steps=int(x.shape[-1]), layers=layers,
                output_agreement_naive=_agree(naive_out, float_out), output_agreement=_agree(cal_out, float_out))
-    if any(isinstance(g0.nodes[q], CubaLI) for q in g0.predecessors(g0.outputs[0])):
+    if any(net.populations[q].kind == "li" for q in net.outputs[0].pops):
         out.update(output_error_naive=sel.readout_error(naive_out, float_out),
                    output_error=sel.readout_error(cal_out, float_out))
     return out

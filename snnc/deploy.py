@@ -20,6 +20,7 @@ import numpy as np
 from .compiler import artifact
 from .compiler.estimates import Estimate, counts_from_run, estimate
 from .compiler.ir import Graph
+from .compiler.lower import Network, lower
 from .compiler.mapping import Mapping, map_graph
 from .compiler.resources import DEFAULT_SYSTEM, LOIHI2
 from .errors import SnncError
@@ -34,13 +35,12 @@ def _graph(model: Union[str, Graph]) -> Graph:
     return _as_graph(model)
 
 
-def _delta_scale(graph: Graph) -> int:
-    """Input values per integer of a Delta encoder the input feeds (0: it feeds none)."""
-    from .compiler.ir import Delta
-    for d in graph.successors(graph.inputs[0]):
-        node = graph.nodes[d]
-        if isinstance(node, Delta):
-            return int(node.state_scale) >> (int(node.spike_exp) + int(node.state_exp))
+def _delta_scale(net: Network) -> int:
+    """Input values per integer of a Delta encoder the input feeds directly (0: it feeds none)."""
+    for c in net.out_of(net.graph.inputs[0]):
+        p = net.populations[c.dst]
+        if c.synapse is None and p.kind == "delta":
+            return int(p.node.state_scale) >> (int(p.node.spike_exp) + int(p.node.state_exp))
     return 0
 
 
@@ -49,12 +49,12 @@ def test_input(graph: Graph, steps: Optional[int] = None, seed: int = 0, rate: f
     for a graded input values uniform in [-1, 2) on its grid at every step, and for an input
     feeding a sigma-delta ``Delta`` encoder one frame (values in [0, 4) on its grid) held for
     every step, as netx's PilotNet SDNN input is."""
-    from .compiler.passes import infer_shapes
+    net = lower(graph)
     T = int(steps or graph.metadata.get("time_steps") or 16)
-    shape = tuple(infer_shapes(graph)[graph.inputs[0]])
+    shape = tuple(net.shapes[graph.inputs[0]])
     rng = np.random.default_rng(seed)
     node = graph.nodes[graph.inputs[0]]
-    k = _delta_scale(graph)
+    k = _delta_scale(net)
     if k:
         frame = rng.integers(0, 4 * k, shape) / float(k)
         return np.repeat(frame[..., None], T, -1).astype(np.float32)
@@ -72,7 +72,7 @@ def input_messages(graph: Graph, x: np.ndarray) -> np.ndarray:
     node = graph.nodes[graph.inputs[0]]
     if node.kind == "graded":
         return (np.round(np.asarray(x, np.float64) * 2.0 ** node.frac_bits) != 0).sum(-1)
-    if _delta_scale(graph):
+    if _delta_scale(lower(graph)):
         return (np.asarray(x, np.float64) != 0).sum(-1)
     return np.asarray(x).sum(-1)
 
@@ -94,13 +94,17 @@ def dry_run(model: Union[str, Graph], system: str = DEFAULT_SYSTEM, chips: Optio
 
 def estimate_run(graph: Graph, m: Mapping, spikes: np.ndarray, backend: str = "reference") -> Estimate:
     from . import api
-    from .compiler.passes import infer_shapes
     x = np.asarray(spikes)
-    result = api.run(graph, x, backend=backend)
-    shapes = infer_shapes(graph)
-    counts = counts_from_run(result, shapes)
+    return _estimate(graph, m, x, api.run(graph, x, backend=backend))
+
+
+def _estimate(graph: Graph, m: Mapping, x: np.ndarray, result) -> Estimate:
+    """The estimates of map ``m`` from ``result``, the run of input ``x`` (one sample, or a
+    batch whose first sample is used)."""
+    shapes = lower(graph).shapes
     xin = x if x.ndim == len(shapes[graph.inputs[0]]) + 1 else x[0]
-    return estimate(m, counts, xin.shape[-1], input_counts={graph.inputs[0]: input_messages(graph, xin)})
+    return estimate(m, counts_from_run(result, shapes), xin.shape[-1],
+                    input_counts={graph.inputs[0]: input_messages(graph, xin)})
 
 
 def write_json(report: dict, path: str) -> None:
@@ -177,11 +181,7 @@ def write_bundle(model: Union[str, Graph], out_dir: str, spikes: Optional[np.nda
     x = test_input(graph) if spikes is None else np.asarray(spikes, dtype=np.float32)
     m, est, report = dry_run(graph, system=system, chips=chips)      # fails before writing anything
     result = api.run(graph, x, backend=sim_backend)
-    from .compiler.passes import infer_shapes
-    shapes = infer_shapes(graph)
-    xin = x if x.ndim == len(shapes[graph.inputs[0]]) + 1 else x[0]
-    est = estimate(m, counts_from_run(result, shapes), xin.shape[-1],
-                   input_counts={graph.inputs[0]: input_messages(graph, xin)})
+    est = _estimate(graph, m, x, result)
     report["estimate"] = est.to_dict()
     report["estimate"]["input"] = "test_input.npy"
     os.makedirs(out_dir, exist_ok=True)

@@ -12,7 +12,9 @@ from ``graph.fixed``:
   then the reset: ``v = 0`` (zero), ``v -= vth << 6`` (immediate subtraction) or none;
   "subtract_snntorch" tests ``v - (vth << 6) [v_prev > vth << 6] > vth << 6`` and subtracts;
 - a ``CubaLI`` read-out: the same u and v without threshold; its output is ``v / S``;
-- ``Delay``, ``Flatten`` and fan-in sums as in the IR.
+- ``Delay``, ``Flatten`` and fan-in sums as in the IR, read from the lowered network
+  (``snnc.compiler.lower``): populations in its order, each step's input the sum of its
+  connections, the Output's host program.
 
 Its parameters are the synapses' float weights in the model's threshold units (the IR's
 ``Dense.weight``/``Conv2d.weight``); each forward rounds them to the mantissas exactly as the
@@ -34,16 +36,14 @@ from typing import Dict, Union
 import numpy as np
 
 from .compiler import artifact
-from .compiler.fixed import state_scale
 from .compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
-from .compiler.passes import check, topo_order
+from .compiler.lower import Connection, Network, lower
 from .compiler.pipeline import ensure_compiled
 from .compiler.quantize import quantize
 from .errors import SnncError
 
 SYNAPSES = (Dense, Conv2d, SumPool2d)
 TWIN_NODES = (Input, Output, Dense, Conv2d, SumPool2d, Flatten, Delay, CubaLIF, CubaLI)
-POPULATIONS = (CubaLIF, CubaLI)
 HALF = float(1 << 23)
 WRAP = float(1 << 24)
 V_MAX = float((1 << 23) - 1)
@@ -73,8 +73,30 @@ def _check(graph: Graph) -> None:
         raise SnncError(f"twin: the graph must have one input, has {graph.inputs}")
 
 
-def _target(graph: Graph, syn: str) -> str:
-    return graph.successors(syn)[0]          # quantize checked: exactly one population
+def _check_lowered(net: Network) -> None:
+    for c in net.connections:
+        if c.synapse is None:
+            raise SnncError(f"twin: population {c.dst!r} is fed by {c.sources[0].pop!r} without a synapse; "
+                            "not supported")
+    host = [n for n, kind, _, _ in net.outputs[0].program if kind == "synapse"]
+    if host:
+        raise SnncError(f"twin: output {net.graph.outputs[0]!r} reads synapses {host} on the host; not supported")
+
+
+def _delayed(hist, steps: np.ndarray, t: int, shape):
+    """The values of ``hist`` (one tensor per step, up to step t) ``steps`` steps ago, per
+    neuron (``steps`` over ``shape[1:]``); zeros before the first step."""
+    import torch  # lazy: heavy
+    out = None
+    for d in np.unique(steps):
+        if t - d < 0:
+            continue
+        src = hist[t - d]
+        if np.all(steps == d):
+            return src
+        mask = torch.as_tensor(np.broadcast_to(steps == d, shape[1:]).copy())
+        out = torch.where(mask, src, torch.zeros(shape, dtype=torch.float64) if out is None else out)
+    return torch.zeros(shape, dtype=torch.float64) if out is None else out
 
 
 class _MantissaSTE:
@@ -127,23 +149,25 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
         def __init__(self, graph: Graph):
             super().__init__()
             _check(graph)
-            self.graph = graph
-            self.shapes = check(graph)
-            self.order = topo_order(graph)
+            net = lower(graph)
+            _check_lowered(net)
+            self.graph, self.net = graph, net
+            self.shapes = net.shapes
+            self._dst = {c.name: c.dst for c in net.connections}
             self.surrogate = surrogate or Rectangular(1.0)
             self.detach_reset = bool(detach_reset)
             self.weights = torch.nn.ParameterDict()
             self._key: Dict[str, str] = {}
             self.spikes: Dict[str, torch.Tensor] = {}
-            self.state_scale = {p: state_scale(graph, p) for p, n in graph.nodes.items() if isinstance(n, POPULATIONS)}
+            self.state_scale = {p.name: p.state_scale for p in net.populations.values() if p.kind != "input"}
             self.readouts: Dict[str, torch.Tensor] = {}
-            for name, node in graph.nodes.items():
-                if isinstance(node, (Dense, Conv2d)):
-                    key = re.sub(r"\W", "_", name)
+            for c in net.connections:
+                if isinstance(c.synapse, (Dense, Conv2d)) and c.name not in self._key:
+                    key = re.sub(r"\W", "_", c.name)
                     while key in self.weights:
                         key += "_"
-                    self._key[name] = key
-                    self.weights[key] = torch.nn.Parameter(torch.tensor(np.asarray(node.weight, np.float64)))
+                    self._key[c.name] = key
+                    self.weights[key] = torch.nn.Parameter(torch.tensor(np.asarray(c.synapse.weight, np.float64)))
             for name in self._key:            # the twin starts as the compiled graph, exactly
                 m = self.mantissas(name).detach().numpy()
                 if not np.array_equal(m, np.asarray(graph.fixed[name].weight, np.float64)):
@@ -152,7 +176,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
 
         # ------------------------------------------------------------------ parameters
         def w_scale(self, syn: str) -> int:
-            return self.state_scale[_target(self.graph, syn)] // 64
+            return self.state_scale[self._dst[syn]] // 64
 
         def mantissas(self, syn: str):
             """The 8-bit weight mantissas of ``syn`` (straight-through gradient to its weight)."""
@@ -219,73 +243,76 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
 
         def forward(self, x):
             x = torch.as_tensor(x, dtype=torch.float64)
-            g = self.graph
+            net = self.net
             n, steps = x.shape[0], x.shape[-1]
-            want = (n,) + tuple(self.shapes[g.inputs[0]]) + (steps,)
+            want = (n,) + tuple(self.shapes[net.graph.inputs[0]]) + (steps,)
             if tuple(x.shape) != want:
                 raise SnncError(f"twin: input shape {tuple(x.shape)}, expected {want} (N, *shape, T)")
             if not bool(torch.all((x == 0) | (x == 1))):
                 raise SnncError("twin: the input must be binary spikes (0/1)")
-            state: Dict[str, dict] = {}
-            for name, node in g.nodes.items():
-                shape = (n,) + tuple(self.shapes[name])
-                if isinstance(node, POPULATIONS):
-                    state[name] = dict(u=torch.zeros(shape, dtype=torch.float64),
-                                       v=torch.zeros(shape, dtype=torch.float64),
-                                       s=torch.zeros(shape, dtype=torch.float64),
-                                       ref=torch.zeros(shape, dtype=torch.int64))
-                elif isinstance(node, Delay):
-                    state[name] = dict(hist=[], steps=np.broadcast_to(np.asarray(node.steps, np.int64),
-                                                                      self.shapes[name]))
+            state = {p.name: self._state((n,) + p.shape) for p in net.neurons}
             mant = {k: self.mantissas(k) for k in self._key}         # once per forward
-            timed = [k for k, v in g.nodes.items() if isinstance(v, Delay) and v.min_steps >= 1]
-            pops = [k for k, v in g.nodes.items() if isinstance(v, POPULATIONS)]
-            rec = {p: [] for p in pops}
+            hist: Dict[str, list] = {p: [] for p in net.populations}  # every population's output per step
+            host: Dict[str, list] = {}                                # the output's delays
             outs = []
             for t in range(steps):
-                out = {k: self._delay_out(state[k], t, n, k) for k in timed}
-                for name in self.order:
-                    node = g.nodes[name]
-                    if isinstance(node, Input):
-                        out[name] = x[..., t]
+                for name in net.order:
+                    p = net.populations[name]
+                    if p.kind == "input":
+                        hist[name].append(x[..., t])
                         continue
-                    if isinstance(node, SYNAPSES):
-                        out[name] = sum(self._synapse(name, out[s], mant) for s in g.predecessors(name))
-                        continue
-                    inp = sum(out[s] for s in g.predecessors(name))      # 0: a bias-driven population
-                    if isinstance(node, Delay):
-                        state[name]["hist"].append(inp)
-                        if name not in timed:
-                            out[name] = self._delay_out(state[name], t, n, name)
-                    elif isinstance(node, Flatten):
-                        out[name] = inp.reshape(n, -1)
-                    elif isinstance(node, CubaLIF):
-                        out[name] = self._neuron(name, inp, state[name], t)
-                    elif isinstance(node, CubaLI):
-                        out[name] = self._readout(name, inp, state[name])
-                    elif isinstance(node, Output):
-                        out[name] = inp
-                for p in pops:
-                    rec[p].append(out[p])
-                outs.append(out[g.outputs[0]])
-            lif = {p for p in pops if isinstance(g.nodes[p], CubaLIF)}
-            self.spikes = {p: torch.stack(v, -1) for p, v in rec.items() if p in lif}
-            self.readouts = {p: torch.stack(v, -1) for p, v in rec.items() if p not in lif}
+                    a = sum((self._connection(c, t, hist, mant, n) for c in net.into(name)), 0.0)
+                    step = self._neuron(name, a, state[name], t) if p.kind == "lif" else \
+                        self._readout(name, a, state[name])
+                    hist[name].append(step)
+                outs.append(self._output(net.outputs[0], t, hist, host, n))
+            self.spikes = {p.name: torch.stack(hist[p.name], -1) for p in net.populations.values()
+                           if p.kind == "lif"}
+            self.readouts = {p.name: torch.stack(hist[p.name], -1) for p in net.populations.values()
+                             if p.kind == "li"}
             return torch.stack(outs, -1)
 
-        def _delay_out(self, st, t, n, name):
-            steps, hist = st["steps"], st["hist"]
-            shape = (n,) + tuple(self.shapes[name])
-            out = torch.zeros(shape, dtype=torch.float64)
-            for d in np.unique(steps):
-                if t - d < 0 or t - d >= len(hist):
+        @staticmethod
+        def _state(shape) -> dict:
+            zeros = lambda dtype=torch.float64: torch.zeros(shape, dtype=dtype)
+            return dict(u=zeros(), v=zeros(), s=zeros(), ref=zeros(torch.int64))
+
+        def _connection(self, c: Connection, t: int, hist, mant, n: int):
+            """What connection ``c`` adds to its population at step t (lowered network's equation):
+            per distinct post-synaptic delay d, the synapse of the sources' (delayed, flattened)
+            outputs at t - d."""
+            out = None
+            for d in np.unique(c.post_delay):
+                x = sum(self._source(s, t - int(d), hist, n) for s in c.sources)
+                a = self._synapse(c.name, x, mant) if t - d >= 0 else \
+                    torch.zeros((n,) + c.out_shape, dtype=torch.float64)
+                if np.all(c.post_delay == d):
+                    out = a
+                    break
+                mask = torch.as_tensor(np.broadcast_to(c.post_delay == d, c.out_shape).copy())
+                out = torch.where(mask, a, torch.zeros_like(a) if out is None else out)
+            return out.reshape(n, -1) if c.post_flatten else out
+
+        def _source(self, s, t: int, hist, n: int):
+            shape = (n,) + tuple(self.shapes[s.pop])
+            v = _delayed(hist[s.pop], s.delay, t, shape) if t >= 0 else torch.zeros(shape, dtype=torch.float64)
+            return v.reshape(n, -1) if s.flatten else v
+
+        def _output(self, o, t: int, hist, host, n: int):
+            """Output ``o``'s value at step t: its host program (delays, flatten, sums)."""
+            val = {}
+            for name, kind, arg, preds in o.program:
+                if kind == "pop":
+                    val[name] = hist[name][t]
                     continue
-                src = hist[t - d]
-                if np.all(steps == d):
-                    return src
-                mask = torch.as_tensor(np.broadcast_to(steps == d, shape[1:]).copy())
-                out = torch.where(mask, src, out)
-            return out
+                v = sum(val[p] for p in preds)
+                if kind == "delay":
+                    host.setdefault(name, []).append(v)
+                    v = _delayed(host[name], arg, t, tuple(v.shape))
+                elif kind == "flatten":
+                    v = v.reshape(n, -1)
+                val[name] = v
+            return val[o.name]
 
         # ------------------------------------------------------------------ back to a graph
         def to_graph(self) -> Graph:

@@ -6,7 +6,9 @@ weights as a_in integers (mantissa << exponent), ``bias`` in units of 64 (netx a
 (C, H, W) order, as slayer's ``export_hdf5`` does (netx reverses them to (x, y, f)).
 
 Only a chain can be written (netx files are a sequence of layers):
-``Input -> [Delay] [Flatten] synapse -> CubaLIF [+ recurrent Dense] -> [Delay] ... -> [Average] -> Output``.
+``Input -> [Delay] [Flatten] synapse -> CubaLIF [+ recurrent Dense] -> [Delay] ... -> [Average] -> Output``,
+read from the lowered network (``snnc.compiler.lower``): one connection per layer, each from the
+previous layer's population alone, and the Output's host program at the end.
 
 Timing. netx gives every synapse a one-step latency and puts a layer's ``delay`` (per output
 neuron / channel) on top of it. So the delay between population i and the next synapse must be
@@ -30,32 +32,250 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..compiler.fixed import FixedCubaLIF, FixedSynapse
-from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Output,
-                           Sigma, SigmaDelta, SumPool2d)
+from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Sigma, SigmaDelta
+from ..compiler.lower import Connection, Network, lower
 from ..compiler.pipeline import ensure_compiled
 from ..errors import SnncError
-from .reference_sdn import has_sigma_delta
+
+SDNN_KINDS = ("delta", "sigma_delta", "sigma")
 
 
 def _err(name: str, msg: str) -> SnncError:
     return SnncError(f"export-net: node {name!r}: {msg}")
 
 
-def _single_next(g: Graph, name: str, skip: Optional[str] = None) -> Optional[str]:
-    nxt = [d for d in g.successors(name) if d != skip]
-    if len(nxt) > 1:
-        raise _err(name, f"feeds {nxt}; a netx file is a chain of layers (no branches)")
-    return nxt[0] if nxt else None
+def _readers(net: Network, pop: str) -> List[str]:
+    """Outputs that read population (or Input) ``pop``."""
+    return [o.name for o in net.outputs if pop in o.pops]
 
 
-def _steps(node: Delay) -> np.ndarray:
-    return np.asarray(node.steps, dtype=np.int64)
+def _next(net: Network, cur: str) -> Optional[Connection]:
+    """The one connection out of ``cur`` (its recurrent ones aside), or None where an Output reads
+    it; refuses branches and a chain that ends without an Output."""
+    outs = [c for c in net.out_of(cur) if c.dst != cur]
+    reads = _readers(net, cur)
+    if len(outs) + len(reads) > 1:
+        raise _err(cur, f"feeds {[c.name for c in outs] + reads}; a netx file is a chain of layers (no branches)")
+    if not outs and not reads:
+        raise _err(cur, "the chain ends without an Output")
+    return outs[0] if outs else None
+
+
+def _source(net: Network, c: Connection):
+    """The one source of connection ``c`` (netx layers read the previous layer only)."""
+    if len(c.sources) != 1:
+        raise _err(c.name, f"reads {[s.pop for s in c.sources]}; netx layers have one input")
+    return c.sources[0]
+
+
+def _recurrent(net: Network, pop: str) -> List[Connection]:
+    """The recurrent connection of ``pop`` (pop -> Delay(1) -> Dense -> pop), at most one."""
+    rec = [c for c in net.into(pop) if any(s.pop == pop for s in c.sources)]
+    for c in rec:
+        src = _source(net, c)
+        if not isinstance(c.synapse, Dense):
+            raise _err(pop, "only dense layers can be recurrent in a netx file")
+        if c.path or src.flatten or np.any(src.delay != 1):
+            d = next((n for n in src.path if isinstance(net.graph.nodes[n], Delay)), c.name)
+            raise _err(d, "a recurrent connection with a delay other than one step cannot be written "
+                          "(netx's dense_rec has exactly one)")
+    if len(rec) > 1:
+        raise _err(pop, f"has {len(rec)} recurrent connections {[c.name for c in rec]}; netx's dense_rec has one")
+    return rec
+
+
+def _refuse_neurons(net: Network) -> None:
+    """Populations a .net file cannot hold: CubaLI read-outs, populations without input."""
+    for p in net.populations.values():
+        if p.kind == "li":
+            raise _err(p.name, "a non-spiking leaky-integrator read-out (CubaLI) cannot be written: netx "
+                               "has no such layer")
+        if p.kind == "lif" and not net.into(p.name) and not p.bias_inputs:
+            raise _err(p.name, "a bias-driven population without input cannot be written: a netx file is "
+                               "a chain of layers from its input")
+
+
+def export_netx(graph: Graph, path: str) -> List[str]:
+    """Write ``graph`` (quantized) to ``path`` as a netx ``.net`` file; returns warnings."""
+    g = ensure_compiled(graph)
+    if len(g.inputs) != 1 or len(g.outputs) < 1:
+        raise SnncError("export-net: netx files have exactly one input")
+    net = lower(g)
+    if any(p.kind in SDNN_KINDS for p in net.populations.values()):
+        return _export_sdnn(net, path)
+    return _export_cuba(net, path)
+
+
+def _export_cuba(net: Network, path: str) -> List[str]:
+    """Write a CUBA chain (module doc); returns warnings."""
+    _refuse_neurons(net)
+    w = _Writer(net)
+    layers, cur, input_lag = _cuba_input(net, w)
+    while True:
+        c = _next(net, cur)
+        if c is None:
+            break
+        input_lag = _gap(net, c, layers, input_lag)
+        layers.extend(_cuba_layer(net, w, c))
+        cur = c.dst
+    final_delay, tail = _cuba_tail(net, cur)
+    layers.extend(tail)
+    _shift_output(net, layers, cur, final_delay, input_lag)
+    if input_lag == 0 and any(np.any(np.asarray(p.node.bias)) for p in net.populations.values() if p.kind == "lif"):
+        w.warnings.append("the graph has SLAYER timing and non-zero biases: netx/Lava run one "
+                          "bias-only step per layer before the input arrives, so its spikes can "
+                          "differ at the start")
+    _write(path, layers, net.graph.metadata)
+    for m in w.warnings:
+        warnings.warn(m)
+    return w.warnings
+
+
+def _cuba_input(net: Network, w: "_Writer") -> Tuple[List[dict], str, Optional[int]]:
+    """The input layer: (layers, the chain's first node, input lag or None). A bias input drives
+    netx's input population (a layer like the others: lag 1); a spike input is the data (its lag,
+    the steps before the first synapse, is read at that synapse)."""
+    inp = net.graph.inputs[0]
+    node = net.populations[inp].node
+    if node.kind != "bias":
+        return [dict(type="input", shape=tuple(node.shape))], inp, None
+    driven = [p for p in net.populations.values() if inp in p.bias_inputs]
+    if len(driven) != 1 or net.out_of(inp) or _readers(net, inp):
+        raise _err(inp, "a bias input must drive one CubaLIF population")
+    pop = driven[0]
+    if net.into(pop.name) or len(pop.bias_inputs) > 1:
+        raise _err(pop.name, "an input population driven by bias cannot also take synaptic input")
+    neuron, _ = w.neuron(pop.name, pop.node)
+    layer = dict(type="input", shape=net.shapes[pop.name], neuron=neuron)
+    for k, v in ((net.graph.metadata or {}).get("netx_input_transform") or {}).items():
+        layer[k] = np.array([v], np.float32)     # netx's (unused) input transform
+    return [layer], pop.name, 1
+
+
+def _refuse_delay_after_flatten(net: Network, path) -> None:
+    flat = False
+    for n in path:
+        if isinstance(net.graph.nodes[n], Flatten):
+            flat = True
+        elif flat:
+            raise _err(n, "a delay after a flatten cannot be written")
+
+
+def _gap(net: Network, c: Connection, layers: List[dict], input_lag: Optional[int]) -> int:
+    """The delay in front of synapse ``c``: 1 step is netx's synapse latency, the rest is the
+    previous layer's axonal delay (written on it); before the first synapse it is the input lag."""
+    src = _source(net, c)
+    _refuse_delay_after_flatten(net, src.path)
+    if input_lag is None:
+        if np.unique(src.delay).size > 1:
+            raise _err(c.name, "per-neuron delays on the input cannot be written")
+        return int(np.max(src.delay))
+    extra = src.delay - 1
+    if np.any(extra < 0):
+        raise _err(c.name, "no delay between two layers: netx's synapses always take one step")
+    d = _delay_field(extra, net.shapes[src.pop])
+    if d is not None:
+        layers[-1]["delay"] = d
+    return input_lag
+
+
+def _cuba_layer(net: Network, w: "_Writer", c: Connection) -> List[dict]:
+    """[flatten,] the layer of connection ``c``: its synapse and its CubaLIF population."""
+    src, n = _source(net, c), c.synapse
+    if n is None:
+        raise _err(c.dst, "is fed without a synapse; a netx layer is a synapse into its neurons")
+    pop = net.populations[c.dst]
+    if c.path or pop.kind != "lif":
+        raise _err(c.name, "a synapse must feed a CubaLIF population")
+    rec = _recurrent(net, pop.name)
+    others = [o.name for o in net.into(pop.name) if o is not c and o not in rec] + list(pop.bias_inputs)
+    if others:
+        raise _err(pop.name, f"takes input from {others} besides {c.name!r}; netx layers have one input")
+    neuron, bias = w.neuron(pop.name, pop.node)
+    layer = dict(shape=pop.shape, neuron=neuron)
+    if bias is not None:
+        layer["bias"] = bias
+    layer.update(_synapse_fields(w, c.name, n))
+    if rec:
+        if not isinstance(n, Dense):
+            raise _err(pop.name, "only dense layers can be recurrent in a netx file")
+        layer["type"] = "dense_rec"
+        layer["weight_rec"] = w.weight(rec[0].name, allow_exp=True)
+    flat = [dict(type="flatten", shape=(int(np.prod(net.shapes[src.pop])), 1, 1))] if src.flatten else []
+    return flat + [layer]
+
+
+def _synapse_fields(w: "_Writer", syn: str, n) -> dict:
+    """A dense, conv or pool layer's synapse datasets."""
+    if isinstance(n, Dense):
+        wt = w.weight(syn, allow_exp=True)
+        return dict(type="dense", weight=wt, inFeatures=wt.shape[1], outFeatures=wt.shape[0])
+    if isinstance(n, Conv2d):
+        wt = w.weight(syn, allow_exp=False)
+        return dict(type="conv", weight=wt, inChannels=wt.shape[1] * n.groups, outChannels=wt.shape[0],
+                    kernelSize=np.array(wt.shape[2:]), stride=np.array(n.stride),
+                    padding=np.array(n.padding), dilation=np.array(n.dilation), groups=n.groups)
+    fx = w.fixed(syn)
+    wv = int(np.asarray(fx.weight).reshape(-1)[0]) << max(fx.weight_exp, 0)
+    return dict(type="pool", weight=np.full((1, 1) + tuple(n.kernel), wv, np.float32),
+                kernelSize=np.array(n.kernel), stride=np.array(n.stride),
+                padding=np.array(n.padding), dilation=np.array([1, 1]))
+
+
+def _cuba_tail(net: Network, cur: str) -> Tuple[np.ndarray, List[dict]]:
+    """The Output's host program after the last population ``cur``: Delays (their sum over
+    ``cur``'s shape, moved to the last layer), a Flatten, an Average layer."""
+    (o,) = [o for o in net.outputs if cur in o.pops]
+    steps = np.zeros(net.shapes[cur], np.int64)
+    flatten, average, tail = False, None, []
+    for name, kind, arg, preds in o.program:
+        if kind == "pop":
+            if name != cur:
+                raise _err(o.name, f"reads {o.pops}; a netx file is a chain of layers ending in one Output")
+            continue
+        if len(preds) > 1:
+            raise _err(name, f"sums {list(preds)}; a netx file is a chain of layers (no branches)")
+        if average is not None and kind != "output":
+            raise _err(average, "an average must feed the Output directly")
+        if kind == "delay":
+            if flatten:
+                raise _err(name, "a delay after a flatten cannot be written")
+            steps = steps + arg
+        elif kind == "flatten":
+            flatten = True
+        elif kind == "average":
+            if flatten:
+                raise _err(name, "a flatten before an average cannot be written")
+            average = name
+            tail.append(dict(type="average", shape=(arg, 1, 1)))
+        elif kind == "synapse":
+            raise _err(name, "a synapse must feed a CubaLIF population")
+    return steps, tail
+
+
+def _shift_output(net: Network, layers: List[dict], cur: str, final_delay: np.ndarray,
+                  input_lag: Optional[int]) -> None:
+    """What the input path lacks or has beyond netx's one step, with the Output's delays, goes to
+    the last layer's ``delay`` (it shifts the whole output in time and nothing else)."""
+    if input_lag is None:
+        raise SnncError("export-net: the graph has no synapse")
+    shift = final_delay + input_lag - 1
+    if np.any(shift < 0):
+        raise SnncError("export-net: the graph has no latency between its input and the first "
+                        "synapse nor after the last layer; netx adds one step there, so the file "
+                        "would run one step late")
+    if np.any(shift):
+        last = [l for l in layers if l["type"] not in ("average", "flatten")][-1]
+        if "neuron" in last and last["type"] != "input":
+            d = _delay_field(shift, net.shapes[cur])
+            if d is not None:
+                last["delay"] = d
 
 
 class _Writer:
-    def __init__(self, g: Graph):
-        self.g = g
-        self.shapes = g.shapes()
+    def __init__(self, net: Network):
+        self.g = net.graph
+        self.shapes = net.shapes
         self.layers: List[dict] = []
         self.warnings: List[str] = []
 
@@ -118,175 +338,6 @@ def _delay_field(steps: np.ndarray, shape) -> Optional[np.ndarray]:
     return steps.reshape(-1).astype(np.float32)
 
 
-def _refuse_neurons(g: Graph) -> None:
-    """Populations a .net file cannot hold: CubaLI read-outs, populations without input."""
-    for name, node in g.nodes.items():
-        if isinstance(node, CubaLI):
-            raise _err(name, "a non-spiking leaky-integrator read-out (CubaLI) cannot be written: netx "
-                             "has no such layer")
-        if isinstance(node, CubaLIF) and not g.predecessors(name):
-            raise _err(name, "a bias-driven population without input cannot be written: a netx file is "
-                             "a chain of layers from its input")
-
-
-def export_netx(graph: Graph, path: str) -> List[str]:
-    """Write ``graph`` (quantized) to ``path`` as a netx ``.net`` file; returns warnings."""
-    g = ensure_compiled(graph)
-    if len(g.inputs) != 1 or len(g.outputs) < 1:
-        raise SnncError("export-net: netx files have exactly one input")
-    if has_sigma_delta(g):
-        return _export_sdnn(g, path)
-    _refuse_neurons(g)
-    w = _Writer(g)
-    shapes = w.shapes
-    inp = g.inputs[0]
-    layers: List[dict] = []
-    cur = inp
-    node = g.nodes[inp]
-    # ---- input layer
-    if node.kind == "bias":
-        pop = _single_next(g, inp)
-        if pop is None or not isinstance(g.nodes[pop], CubaLIF):
-            raise _err(inp, "a bias input must drive one CubaLIF population")
-        if [p for p in g.predecessors(pop) if p != inp]:
-            raise _err(pop, "an input population driven by bias cannot also take synaptic input")
-        neuron, bias = w.neuron(pop, g.nodes[pop])
-        layers.append(dict(type="input", shape=shapes[pop], neuron=neuron))
-        for k, v in ((g.metadata or {}).get("netx_input_transform") or {}).items():
-            layers[-1][k] = np.array([v], np.float32)     # netx's (unused) input transform
-        cur = pop
-        input_lag = 1             # the input population is a layer like the others
-    else:
-        layers.append(dict(type="input", shape=tuple(node.shape)))
-        input_lag = None          # steps between the input and the first synapse (netx: 1)
-    final_delay = None
-    while True:
-        if isinstance(g.nodes[cur], CubaLIF):
-            # a population's recurrent Dense hangs off it: skip it (written with the population)
-            rec = _recurrent(g, cur)
-            outs = [d for d in g.successors(cur) if d not in rec]
-            if len(outs) > 1:
-                raise _err(cur, f"feeds {outs}; a netx file is a chain of layers (no branches)")
-            nxt = outs[0] if outs else None
-        else:
-            nxt = _single_next(g, cur)
-        if nxt is None:
-            raise _err(cur, "the chain ends without an Output")
-        # delays and flatten between cur and the next synapse
-        steps = np.zeros((), np.int64)
-        flatten = False
-        while isinstance(g.nodes[nxt], (Delay, Flatten)):
-            if isinstance(g.nodes[nxt], Delay):
-                if flatten:
-                    raise _err(nxt, "a delay after a flatten cannot be written")
-                steps = steps + _steps(g.nodes[nxt])
-            else:
-                flatten = True
-            prev, nxt = nxt, _single_next(g, nxt)
-            if nxt is None:
-                raise _err(prev, "the chain ends without an Output")
-        n = g.nodes[nxt]
-        if isinstance(n, Output):
-            final_delay = steps
-            break
-        if isinstance(n, Average):
-            if flatten:
-                raise _err(nxt, "a flatten before an average cannot be written")
-            final_delay = steps
-            layers.append(dict(type="average", shape=(n.groups, 1, 1)))
-            out = _single_next(g, nxt)
-            if out is None or not isinstance(g.nodes[out], Output):
-                raise _err(nxt, "an average must feed the Output directly")
-            break
-        if not isinstance(n, (Dense, Conv2d, SumPool2d)):
-            raise _err(nxt, f"{type(n).__name__} cannot be written to a netx file here")
-        # the delay in front of this synapse: 1 step is netx's synapse latency, the rest is the
-        # previous layer's axonal delay
-        if input_lag is None:
-            input_lag = steps
-            if np.ndim(steps) and np.unique(steps).size > 1:
-                raise _err(nxt, "per-neuron delays on the input cannot be written")
-            input_lag = int(np.max(steps))
-        else:
-            extra = steps - 1
-            if np.any(extra < 0):
-                raise _err(nxt, "no delay between two layers: netx's synapses always take one step")
-            d = _delay_field(extra, shapes[cur])
-            if d is not None:
-                layers[-1]["delay"] = d
-        if flatten:
-            layers.append(dict(type="flatten", shape=(int(np.prod(shapes[cur])), 1, 1)))
-        syn = nxt
-        pop = _single_next(g, syn)
-        if pop is None or not isinstance(g.nodes[pop], CubaLIF):
-            raise _err(syn, "a synapse must feed a CubaLIF population")
-        others = [p for p in g.predecessors(pop) if p != syn and p not in _recurrent(g, pop)]
-        if others:
-            raise _err(pop, f"takes input from {others} besides {syn!r}; netx layers have one input")
-        neuron, bias = w.neuron(pop, g.nodes[pop])
-        layer = dict(shape=shapes[pop], neuron=neuron)
-        if bias is not None:
-            layer["bias"] = bias
-        if isinstance(n, Dense):
-            wt = w.weight(syn, allow_exp=True)
-            layer.update(type="dense", weight=wt, inFeatures=wt.shape[1], outFeatures=wt.shape[0])
-            rec = _recurrent(g, pop)
-            if rec:
-                layer["type"] = "dense_rec"
-                layer["weight_rec"] = w.weight(rec[-1], allow_exp=True)
-        elif isinstance(n, Conv2d):
-            wt = w.weight(syn, allow_exp=False)
-            layer.update(type="conv", weight=wt, inChannels=wt.shape[1] * n.groups, outChannels=wt.shape[0],
-                         kernelSize=np.array(wt.shape[2:]), stride=np.array(n.stride),
-                         padding=np.array(n.padding), dilation=np.array(n.dilation), groups=n.groups)
-        else:
-            fx = w.fixed(syn)
-            wv = int(np.asarray(fx.weight).reshape(-1)[0]) << max(fx.weight_exp, 0)
-            layer.update(type="pool", weight=np.full((1, 1) + tuple(n.kernel), wv, np.float32),
-                         kernelSize=np.array(n.kernel), stride=np.array(n.stride),
-                         padding=np.array(n.padding), dilation=np.array([1, 1]))
-        if _recurrent(g, pop) and not isinstance(n, Dense):
-            raise _err(pop, "only dense layers can be recurrent in a netx file")
-        layers.append(layer)
-        cur = pop
-    if input_lag is None:
-        raise SnncError("export-net: the graph has no synapse")
-    shift = final_delay + input_lag - 1
-    if np.any(shift < 0):
-        raise SnncError("export-net: the graph has no latency between its input and the first "
-                        "synapse nor after the last layer; netx adds one step there, so the file "
-                        "would run one step late")
-    if np.any(shift):
-        last = [l for l in layers if l["type"] not in ("average", "flatten")][-1]
-        if "neuron" in last and last["type"] != "input":
-            d = _delay_field(shift, shapes[cur])
-            if d is not None:
-                last["delay"] = d
-    if input_lag == 0 and any(np.any(np.asarray(getattr(g.nodes[p], "bias", 0))) for p in g.nodes
-                              if isinstance(g.nodes[p], CubaLIF)):
-        w.warnings.append("the graph has SLAYER timing and non-zero biases: netx/Lava run one "
-                          "bias-only step per layer before the input arrives, so its spikes can "
-                          "differ at the start")
-    _write(path, layers, g.metadata)
-    for m in w.warnings:
-        warnings.warn(m)
-    return w.warnings
-
-
-def _recurrent(g: Graph, pop: str) -> List[str]:
-    """Recurrent Dense synapses of ``pop``: pop -> Delay(1) -> Dense -> pop."""
-    out = []
-    for d in g.successors(pop):
-        if isinstance(g.nodes[d], Delay):
-            for s in g.successors(d):
-                if isinstance(g.nodes[s], Dense) and pop in g.successors(s):
-                    if np.any(_steps(g.nodes[d]) != 1):
-                        raise _err(d, "a recurrent connection with a delay other than one step "
-                                      "cannot be written (netx's dense_rec has exactly one)")
-                    out.extend([d, s])
-    return out
-
-
 def _write(path: str, layers: List[dict], meta: dict):
     import h5py
     tmp = path + ".tmp"
@@ -320,7 +371,8 @@ NETX_SDNN = dict(spike_exp=6, state_exp=6, state_scale=1 << 18)
 NETX_SDNN_MESSAGE_BITS = 16
 
 
-def _sdnn_neuron(g: Graph, name: str) -> dict:
+def _sdnn_neuron(net: Network, name: str) -> dict:
+    g = net.graph
     node = g.nodes[name]
     if isinstance(node, Sigma):
         if int(node.state_scale) != NETX_SDNN["state_scale"]:
@@ -359,70 +411,82 @@ def _sdnn_bias(g: Graph, name: str, shape) -> Optional[np.ndarray]:
     return b.reshape(-1).astype(np.float32)
 
 
-def _export_sdnn(g: Graph, path: str) -> List[str]:
+def _export_sdnn(net: Network, path: str) -> List[str]:
     """Write a sigma-delta chain in netx's SDNN format; returns warnings (none so far)."""
-    w = _Writer(g)
-    shapes = w.shapes
+    g = net.graph
+    w = _Writer(net)
     inp = g.inputs[0]
     if g.nodes[inp].kind != "spikes":
         raise _err(inp, f"a {g.nodes[inp].kind!r} input cannot be written for an SDNN: netx's SDNN "
                         "input layer is a Delta encoder reading the data")
-    cur = _single_next(g, inp)
-    if cur is None or not isinstance(g.nodes[cur], Delta) or g.predecessors(cur) != [inp]:
-        raise _err(inp, "must feed exactly one Delta encoder (netx's SDNN input layer)")
-    layers: List[dict] = [dict(type="input", shape=shapes[cur], neuron=_sdnn_neuron(g, cur))]
+    cur = _sdnn_encoder(net, inp)
+    layers: List[dict] = [dict(type="input", shape=net.shapes[cur], neuron=_sdnn_neuron(net, cur))]
     while True:
-        nxt = _single_next(g, cur)
-        if nxt is None:
-            raise _err(cur, "the chain ends without an Output")
-        if isinstance(g.nodes[nxt], Output):
+        c = _next(net, cur)
+        if c is None:
             break
-        if not isinstance(g.nodes[nxt], Delay) or np.any(_steps(g.nodes[nxt]) != 1):
-            raise _err(nxt, "sigma-delta layers are written with exactly netx's one-step synapse "
-                            "latency between them (a Delay of 1); axonal delays cannot be written")
-        d = nxt
-        nxt = _single_next(g, d)
-        flatten = False
-        if nxt is not None and isinstance(g.nodes[nxt], Flatten):
-            flatten, d = True, nxt
-            nxt = _single_next(g, d)
-        if nxt is None or not isinstance(g.nodes[nxt], (Dense, Conv2d)):
-            raise _err(d, f"must feed a Dense or Conv2d synapse, feeds {nxt!r}")
-        syn, n = nxt, g.nodes[nxt]
-        sfx = w.fixed(syn)
-        if not getattr(sfx, "num_message_bits", 0):
-            raise _err(syn, "reads binary spikes; netx's SDNN synapses read graded messages")
-        if int(sfx.num_message_bits) != NETX_SDNN_MESSAGE_BITS:
-            # netx takes a synapse's message width from the previous layer's neuron/messageBits
-            layers[-1]["neuron"]["messageBits"] = int(sfx.num_message_bits)
-        pop = _single_next(g, syn)
-        if pop is None or not isinstance(g.nodes[pop], (SigmaDelta, Sigma)) or g.predecessors(pop) != [syn]:
-            raise _err(syn, "must be the only input of one SigmaDelta or Sigma")
-        if flatten:
-            layers.append(dict(type="flatten", shape=(int(np.prod(shapes[cur])), 1, 1)))
-        neuron = _sdnn_neuron(g, pop)
-        layer = dict(shape=shapes[pop], neuron=neuron)
-        if isinstance(g.nodes[pop], SigmaDelta):
-            b = _sdnn_bias(g, pop, shapes[pop])
-            if b is not None:
-                layer["bias"] = b
-        if isinstance(n, Dense):
-            if len(shapes[cur]) != 1 and not flatten:
-                raise _err(syn, "a dense synapse needs a flatten before it")
-            wt = w.weight(syn, allow_exp=True)
-            layer.update(type="dense", weight=wt, inFeatures=wt.shape[1], outFeatures=wt.shape[0])
-        else:
-            if flatten:
-                raise _err(syn, "a Conv2d cannot follow a Flatten")
-            wt = w.weight(syn, allow_exp=False)
-            layer.update(type="conv", weight=wt, inChannels=wt.shape[1] * n.groups, outChannels=wt.shape[0],
-                         kernelSize=np.array(wt.shape[2:]), stride=np.array(n.stride),
-                         padding=np.array(n.padding), dilation=np.array(n.dilation), groups=n.groups)
-        layers.append(layer)
-        cur = pop
+        layers.extend(_sdnn_layer(net, w, c, layers[-1]))
+        cur = c.dst
     if len(layers) < 2:
         raise SnncError("export-net: the graph has no synapse")
-    if [o for o in g.outputs if g.predecessors(o) != [cur]]:
+    if [o for o in net.outputs if [n for n, _, _, _ in o.program] != [cur, o.name]]:
         raise SnncError(f"export-net: the Output must read the last sigma-delta node {cur!r} directly")
     _write(path, layers, g.metadata)
     return w.warnings
+
+
+def _sdnn_encoder(net: Network, inp: str) -> str:
+    """The Delta encoder the input feeds directly and alone (netx's SDNN input layer)."""
+    links = net.out_of(inp)
+    c = links[0] if len(links) == 1 and not _readers(net, inp) else None
+    if (c is None or c.synapse is not None or net.populations[c.dst].kind != "delta" or c.sources[0].path
+            or len(c.sources) != 1 or net.into(c.dst) != [c]):
+        raise _err(inp, "must feed exactly one Delta encoder (netx's SDNN input layer)")
+    return c.dst
+
+
+def _sdnn_path(net: Network, c: Connection) -> bool:
+    """Checks the wires before synapse ``c``: exactly a Delay of 1 (netx's synapse latency), then
+    an optional Flatten; returns whether there is the Flatten."""
+    g, src = net.graph, _source(net, c)
+    path = src.path
+    if not path or not isinstance(g.nodes[path[0]], Delay) or np.any(src.delay != 1) or \
+            sum(isinstance(g.nodes[n], Delay) for n in path) != 1:
+        raise _err(path[0] if path else c.name, "sigma-delta layers are written with exactly netx's one-step "
+                   "synapse latency between them (a Delay of 1); axonal delays cannot be written")
+    flatten = len(path) > 1 and isinstance(g.nodes[path[1]], Flatten)
+    if len(path) > 1 + flatten or not isinstance(c.synapse, (Dense, Conv2d)):
+        at = path[min(len(path) - 1, int(flatten))]
+        nxt = path[int(flatten) + 1] if len(path) > 1 + flatten else (c.name if c.synapse is not None else c.dst)
+        raise _err(at, f"must feed a Dense or Conv2d synapse, feeds {nxt!r}")
+    return flatten
+
+
+def _sdnn_layer(net: Network, w: "_Writer", c: Connection, prev: dict) -> List[dict]:
+    """[flatten,] the SDNN layer of connection ``c`` (its synapse and SigmaDelta/Sigma)."""
+    g, syn, n = net.graph, c.name, c.synapse
+    flatten = _sdnn_path(net, c)
+    cur = c.sources[0].pop
+    sfx = w.fixed(syn)
+    if not getattr(sfx, "num_message_bits", 0):
+        raise _err(syn, "reads binary spikes; netx's SDNN synapses read graded messages")
+    if int(sfx.num_message_bits) != NETX_SDNN_MESSAGE_BITS:
+        # netx takes a synapse's message width from the previous layer's neuron/messageBits
+        prev["neuron"]["messageBits"] = int(sfx.num_message_bits)
+    pop = c.dst
+    if c.path or net.populations[pop].kind not in ("sigma_delta", "sigma") or net.into(pop) != [c]:
+        raise _err(syn, "must be the only input of one SigmaDelta or Sigma")
+    shapes = net.shapes
+    layer = dict(shape=shapes[pop], neuron=_sdnn_neuron(net, pop))
+    if isinstance(g.nodes[pop], SigmaDelta):
+        b = _sdnn_bias(g, pop, shapes[pop])
+        if b is not None:
+            layer["bias"] = b
+    if isinstance(n, Dense):
+        if len(shapes[cur]) != 1 and not flatten:
+            raise _err(syn, "a dense synapse needs a flatten before it")
+    elif flatten:
+        raise _err(syn, "a Conv2d cannot follow a Flatten")
+    layer.update(_synapse_fields(w, syn, n))
+    flat = [dict(type="flatten", shape=(int(np.prod(shapes[cur])), 1, 1))] if flatten else []
+    return flat + [layer]

@@ -27,6 +27,7 @@ Output), without compression, version "1.0.4"; ``CubaLI`` (new in 1.0.5) is refu
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from ..compiler.ir import (
     Output,
     SumPool2d,
 )
-from ..compiler.passes import check
+from ..compiler.lower import Network, lower
 from ..errors import SnncError
 
 DEFAULT_DT = 1e-4
@@ -67,17 +68,22 @@ def _full(x, shape) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(x, np.float64), shape))
 
 
-def _recurrent_delays(graph: Graph) -> dict[str, str]:
-    """Delay(1) nodes of the pattern pop -> Delay(1) -> Dense -> pop: {delay: pop}."""
+def _recurrent_delays(net: Network) -> dict[str, str]:
+    """Delay(1) nodes of the pattern pop -> Delay(1) -> Dense -> pop, a CubaLIF's recurrent
+    connection in the lowered network that nothing else reads: {delay: pop}."""
+    uses = Counter(n for c in net.connections for s in c.sources for n in s.path)
+    uses.update(n for o in net.outputs for n, _, _, _ in o.program)
+    synapses = Counter(c.name for c in net.connections)
+    synapses.update(n for o in net.outputs for n, _, _, _ in o.program)
     out = {}
-    for name, node in graph.nodes.items():
-        if not isinstance(node, Delay) or np.any(np.asarray(node.steps) != 1):
+    for c in net.connections:
+        if not isinstance(c.synapse, Dense) or c.path or synapses[c.name] != 1 or net.populations[c.dst].kind != "lif":
             continue
-        preds, succs = graph.predecessors(name), graph.successors(name)
-        if len(preds) != 1 or len(succs) != 1 or not isinstance(graph.nodes[succs[0]], Dense):
-            continue
-        if graph.successors(succs[0]) == preds and isinstance(graph.nodes[preds[0]], CubaLIF):
-            out[name] = preds[0]
+        for s in c.sources:
+            if s.pop == c.dst and len(s.path) == 1 and uses[s.path[0]] == 1:
+                node = net.graph.nodes[s.path[0]]
+                if isinstance(node, Delay) and np.all(np.asarray(node.steps) == 1):
+                    out[s.path[0]] = c.dst
     return out
 
 
@@ -128,70 +134,20 @@ def _population(name: str, node, shape, dt: float):
 def to_nir(graph: Graph, dt: float | None = None):
     """IR graph -> (``nir.NIRGraph``, notes)."""
     import nir  # lazy: heavy (h5py)
-    shapes = check(graph)
+    net = lower(graph)
     notes: list[str] = []
-    if dt is None:
-        dt = graph.metadata.get("dt") if graph.metadata.get("format") == "nir" else None
-    if dt is None:
-        dt = DEFAULT_DT
-        notes.append(f"dt = {DEFAULT_DT:g} written (the model has no time step of its own; --dt sets one)")
-    dt = float(dt)
-    skip = _recurrent_delays(graph)
+    dt = _time_step(graph, dt, notes)
+    skip = _recurrent_delays(net)
     nodes, edges = {}, []
     for name, node in graph.nodes.items():
         if name in skip:
             continue
         preds = graph.predecessors(name)
-        in_shape = tuple(shapes[preds[0]]) if preds else None
-        if isinstance(node, Input):
-            meta = {}
-            if node.kind == "bias":     # a per-step drive of v: NIR's input straight into a LIF, gain 1
-                bad = [d for d in graph.successors(name) if not np.all(np.asarray(graph.nodes[d].current_decay) == 1)]
-                if bad:
-                    raise SnncError(f"input {name!r}: a bias input into {bad}, which have a synaptic current, has "
-                                    "no NIR form (NIR's input would enter the current)")
-                meta = {"snnc.kind": "bias"}
-                notes.append(f"input {name!r} drives its populations' membranes directly (a bias input; "
-                             "values, not spikes)")
-            elif node.kind != "spikes":
-                raise SnncError(f"input {name!r}: a {node.kind!r} input has no NIR form (NIR inputs are spikes)")
-            nodes[name] = nir.Input(input_type={"input": np.array(node.shape)}, metadata=meta)
-        elif isinstance(node, Output):
-            nodes[name] = nir.Output(output_type={"output": np.array(node.shape)})
-        elif isinstance(node, Dense):
-            nodes[name] = nir.Linear(weight=np.asarray(node.weight, np.float64))
-        elif isinstance(node, Conv2d):
-            w = np.asarray(node.weight, np.float64)
-            nodes[name] = nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=w, stride=node.stride,
-                                     padding=node.padding, dilation=node.dilation, groups=int(node.groups),
-                                     bias=np.zeros(w.shape[0]))
-        elif isinstance(node, SumPool2d):
-            k = np.array(node.kernel)
-            pool = nir.SumPool2d(kernel_size=k, stride=np.array(node.stride), padding=np.array(node.padding))
-            if node.weight == 1:
-                nodes[name] = pool
-            else:       # a weighted pool: SumPool2d then Scale (per channel of the pooled output)
-                nodes[name] = pool
-                sname = f"{name}.scale"
-                nodes[sname] = nir.Scale(scale=np.full(shapes[name], float(node.weight)))
-                edges.extend((skip.get(s, s), name) for s in preds)
-                edges.append((name, sname))
-                continue
-        elif isinstance(node, Flatten):
-            nodes[name] = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1)
-        elif isinstance(node, Delay):
-            steps = np.asarray(node.steps, np.float64)
-            nodes[name] = nir.Delay(delay=np.ascontiguousarray(np.broadcast_to(steps, shapes[name])) * dt)
-        elif isinstance(node, (CubaLIF, CubaLI)):
-            nodes[name], _ = _population(name, node, tuple(shapes[name]), dt)
-        else:
-            raise SnncError(f"node {name!r} ({type(node).__name__}) has no NIR form")
-        for s in preds:
-            if s in skip:
-                s = skip[s]
-            src = f"{s}.scale" if isinstance(graph.nodes[s], SumPool2d) and graph.nodes[s].weight != 1 else s
-            edges.append((src, name))
-    if any(isinstance(n, CubaLIF) and n.reset != "zero" for n in graph.nodes.values()):
+        written = _nir_nodes(net, name, node, preds, dt, notes)
+        nodes.update(written)
+        edges.extend((_edge_source(graph, skip, s), name) for s in preds)
+        edges.extend((name, extra) for extra in list(written)[1:])      # a weighted pool's Scale
+    if any(p.kind == "lif" and p.node.reset != "zero" for p in net.populations.values()):
         notes.append("reset by subtraction (or none) has no NIR form: v_reset = 0 is written, the reset mode "
                      "is in each population's metadata (snnc.reset); other readers reset to zero")
     if skip:
@@ -201,6 +157,72 @@ def to_nir(graph: Graph, dt: float | None = None):
             "timing": str(graph.metadata.get("timing", "ir"))}
     g = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
     return g, notes
+
+
+def _time_step(graph: Graph, dt: float | None, notes: list[str]) -> float:
+    if dt is None:
+        dt = graph.metadata.get("dt") if graph.metadata.get("format") == "nir" else None
+    if dt is None:
+        dt = DEFAULT_DT
+        notes.append(f"dt = {DEFAULT_DT:g} written (the model has no time step of its own; --dt sets one)")
+    return float(dt)
+
+
+def _edge_source(graph: Graph, skip: dict[str, str], s: str) -> str:
+    """The NIR node an edge from IR node ``s`` leaves: a skipped recurrent Delay's population, a
+    weighted pool's Scale."""
+    s = skip.get(s, s)
+    return f"{s}.scale" if isinstance(graph.nodes[s], SumPool2d) and graph.nodes[s].weight != 1 else s
+
+
+def _nir_input(net: Network, name: str, node: Input, notes: list[str]):
+    import nir  # lazy: heavy (h5py)
+    meta = {}
+    if node.kind == "bias":     # a per-step drive of v: NIR's input straight into a LIF, gain 1
+        bad = [p.name for p in net.neurons if name in p.bias_inputs
+               and not np.all(np.asarray(p.node.current_decay) == 1)]
+        if bad:
+            raise SnncError(f"input {name!r}: a bias input into {bad}, which have a synaptic current, has "
+                            "no NIR form (NIR's input would enter the current)")
+        meta = {"snnc.kind": "bias"}
+        notes.append(f"input {name!r} drives its populations' membranes directly (a bias input; "
+                     "values, not spikes)")
+    elif node.kind != "spikes":
+        raise SnncError(f"input {name!r}: a {node.kind!r} input has no NIR form (NIR inputs are spikes)")
+    return nir.Input(input_type={"input": np.array(node.shape)}, metadata=meta)
+
+
+def _nir_nodes(net: Network, name: str, node, preds, dt: float, notes: list[str]) -> dict:
+    """The NIR node(s) of IR node ``name``, one to one (a weighted pool: SumPool2d, then Scale)."""
+    import nir  # lazy: heavy (h5py)
+    shapes = net.shapes
+    in_shape = tuple(shapes[preds[0]]) if preds else None
+    if isinstance(node, Input):
+        return {name: _nir_input(net, name, node, notes)}
+    if isinstance(node, Output):
+        return {name: nir.Output(output_type={"output": np.array(node.shape)})}
+    if isinstance(node, Dense):
+        return {name: nir.Linear(weight=np.asarray(node.weight, np.float64))}
+    if isinstance(node, Conv2d):
+        w = np.asarray(node.weight, np.float64)
+        return {name: nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=w, stride=node.stride,
+                                 padding=node.padding, dilation=node.dilation, groups=int(node.groups),
+                                 bias=np.zeros(w.shape[0]))}
+    if isinstance(node, SumPool2d):
+        pool = nir.SumPool2d(kernel_size=np.array(node.kernel), stride=np.array(node.stride),
+                             padding=np.array(node.padding))
+        if node.weight == 1:
+            return {name: pool}
+        # a weighted pool: SumPool2d then Scale (per channel of the pooled output)
+        return {name: pool, f"{name}.scale": nir.Scale(scale=np.full(shapes[name], float(node.weight)))}
+    if isinstance(node, Flatten):
+        return {name: nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1)}
+    if isinstance(node, Delay):
+        steps = np.asarray(node.steps, np.float64)
+        return {name: nir.Delay(delay=np.ascontiguousarray(np.broadcast_to(steps, shapes[name])) * dt)}
+    if isinstance(node, (CubaLIF, CubaLI)):
+        return {name: _population(name, node, tuple(shapes[name]), dt)[0]}
+    raise SnncError(f"node {name!r} ({type(node).__name__}) has no NIR form")
 
 
 def export_nir(graph: Graph, path: str, dt: float | None = None, compat: str | None = None) -> list[str]:

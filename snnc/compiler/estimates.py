@@ -69,14 +69,27 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
              input_counts: Optional[Dict[str, np.ndarray]] = None) -> Estimate:
     """``counts``: population -> spike count per neuron over ``steps`` steps (one sample, shape of
     the population); ``input_counts``: Input node -> the same for the input spikes."""
-    res = m.resources
     T = max(1, int(steps))
     allc = dict(input_counts or {})
     allc.update(counts)
+    graded_pop = {L.pop for L in m.layers.values() if L.model not in ("CubaLIF", "CubaLI")}
+    syn, gsyn, spk = _tile_activity(m, allc, T)
+    core_spk = np.zeros(len(m.cores))
+    core_gfrac = np.zeros(len(m.cores))        # share of the core's messages that are graded
+    for c in m.cores:
+        core_spk[c.id] = sum(spk[t] for t in c.tiles)
+        g = sum(spk[t] for t in c.tiles if m.tiles[t].pop in graded_pop)
+        core_gfrac[c.id] = g / core_spk[c.id] if core_spk[c.id] > 0 else 0.0
+    msgs, msg_energy, inter = _messages(m, core_spk, core_gfrac)
+    per_core = _core_rows(m, syn, gsyn, core_spk, msgs, msg_energy)
+    return Estimate(T, per_core, _totals(m, per_core, syn, spk, graded_pop, msgs, inter, T))
+
+
+def _tile_activity(m: Mapping, allc: Dict[str, np.ndarray], T: int):
+    """Per tile and step: synaptic ops, of which graded, and spikes (or graded messages) out."""
     per_tile_syn = np.zeros(len(m.tiles))
     per_tile_gsyn = np.zeros(len(m.tiles))          # of which graded (message_bits > 0)
     per_tile_spk = np.zeros(len(m.tiles))
-    graded_pop = {L.pop for L in m.layers.values() if L.model not in ("CubaLIF", "CubaLI")}
     for L in m.layers.values():
         c = allc.get(L.pop)
         for t in L.tiles:
@@ -86,35 +99,39 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
             src = allc.get(i.source)
             if src is None:
                 continue
-            src = np.asarray(src, dtype=np.float64)
-            add = np.zeros(len(m.tiles))
-            if i.kind == "host":
-                for t in L.tiles:
-                    box = tuple(slice(a, b) for a, b in m.tiles[t].box)
-                    add[t] = float(src[box].sum()) / T
-            elif i.kind == "dense":
-                total = float(src.sum()) / T
-                for t in L.tiles:
-                    add[t] = total * m.tiles[t].neurons
-            else:
-                win = _window_sums(src, i) / T
-                for t in L.tiles:
-                    box = tuple(slice(a, b) for a, b in m.tiles[t].box)
-                    add[t] = float(win[box].sum())
+            add = _synops(m, L, i, np.asarray(src, dtype=np.float64), T)
             per_tile_syn += add
             if i.message_bits > 0 or i.kind == "host":
                 per_tile_gsyn += add
+    return per_tile_syn, per_tile_gsyn, per_tile_spk
+
+
+def _synops(m: Mapping, L, i, src: np.ndarray, T: int) -> np.ndarray:
+    """Synaptic ops per step that input ``i`` of layer ``L`` causes in each tile."""
+    add = np.zeros(len(m.tiles))
+    if i.kind == "host":
+        for t in L.tiles:
+            box = tuple(slice(a, b) for a, b in m.tiles[t].box)
+            add[t] = float(src[box].sum()) / T
+    elif i.kind == "dense":
+        total = float(src.sum()) / T
+        for t in L.tiles:
+            add[t] = total * m.tiles[t].neurons
+    else:
+        win = _window_sums(src, i) / T
+        for t in L.tiles:
+            box = tuple(slice(a, b) for a, b in m.tiles[t].box)
+            add[t] = float(win[box].sum())
+    return add
+
+
+def _messages(m: Mapping, core_spk: np.ndarray, core_gfrac: np.ndarray):
+    """Spike messages per source core (once per destination core), their energy, and how many
+    cross chips."""
+    res = m.resources
     cpc = int(res.v("cores_per_chip"))
-    e_syn, e_act, e_idle = res.v("energy_synop_pj"), res.v("energy_neuron_active_pj"), res.v("energy_neuron_idle_pj")
     e_loc, e_hop, e_chip = res.v("energy_spike_local_pj"), res.v("energy_hop_pj"), res.v("energy_chip_hop_pj")
     g_f = res.v("graded_cost_factor")
-    # messages per core pair: spikes of the source core, once per destination core
-    core_spk = np.zeros(len(m.cores))
-    core_gfrac = np.zeros(len(m.cores))        # share of the core's messages that are graded
-    for c in m.cores:
-        core_spk[c.id] = sum(per_tile_spk[t] for t in c.tiles)
-        g = sum(per_tile_spk[t] for t in c.tiles if m.tiles[t].pop in graded_pop)
-        core_gfrac[c.id] = g / core_spk[c.id] if core_spk[c.id] > 0 else 0.0
     msg_energy = np.zeros(len(m.cores))
     msgs = np.zeros(len(m.cores))
     inter = 0.0
@@ -133,8 +150,15 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
             inter += n
         msgs[a] += n
         msg_energy[a] += n * e * scale
-    per_core = []
+    return msgs, msg_energy, inter
+
+
+def _core_rows(m: Mapping, per_tile_syn, per_tile_gsyn, core_spk, msgs, msg_energy) -> List[dict]:
+    res = m.resources
+    e_syn, e_act, e_idle = res.v("energy_synop_pj"), res.v("energy_neuron_active_pj"), res.v("energy_neuron_idle_pj")
+    g_f = res.v("graded_cost_factor")
     t_syn, t_nu = res.v("time_synop_ns"), res.v("time_neuron_ns")
+    per_core = []
     for c in m.cores:
         syn = sum(per_tile_syn[t] for t in c.tiles)
         gsyn = sum(per_tile_gsyn[t] for t in c.tiles)
@@ -148,10 +172,15 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
                          "neuron_updates_per_step": neurons, "messages_per_step": round(float(msgs[c.id]), 3),
                          "busy_ns": round(syn * t_syn + neurons * t_nu, 1),
                          "energy_pj_per_step": round(energy, 1)})
+    return per_core
+
+
+def _totals(m: Mapping, per_core, per_tile_syn, per_tile_spk, graded_pop, msgs, inter, T: int) -> Dict[str, float]:
+    res = m.resources
     slow = max(per_core, key=lambda r: r["busy_ns"])
     step_ns = (slow["busy_ns"] + res.v("time_barrier_ns")) / res.v("loihi2_speedup")
     e_step_pj = sum(r["energy_pj_per_step"] for r in per_core)
-    totals = {
+    return {
         "synops_per_step": float(per_tile_syn.sum()), "spikes_per_step": float(per_tile_spk.sum()),
         "graded_messages_per_step": float(sum(per_tile_spk[t] for t in range(len(m.tiles))
                                               if m.tiles[t].pop in graded_pop)),
@@ -164,7 +193,6 @@ def estimate(m: Mapping, counts: Dict[str, np.ndarray], steps: int,
         "inferences_per_second": 1e9 / (step_ns * T),
         "figures": "loihi1 (Davies et al. 2018, Table 2); Loihi 2 per-op figures unpublished",
     }
-    return Estimate(T, per_core, totals)
 
 
 def counts_from_run(result, shapes: Dict[str, tuple], sample: int = 0) -> Dict[str, np.ndarray]:

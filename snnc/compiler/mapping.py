@@ -2,12 +2,14 @@
 
 Deterministic: the same graph and resource model always give the same map.
 
-Populations: every ``CubaLIF`` and every sigma-delta node (``Delta`` input encoder, ``SigmaDelta``,
-``Sigma`` output), as netx builds an SDNN: all of them are Lava processes of the network and run
-on neuro-cores (docs/loihi2-resources.md, "Sigma-delta"). A ``Delta`` reads the host's data
-directly; that host input is counted as one input axon and one synapse word per neuron (an
-identity connection; an assumption). Synapses reading graded messages (``num_message_bits`` > 0)
-are counted like binary ones (the weights are what a core stores); the message width is checked
+Populations: every population of the lowered network (``snnc.compiler.lower``: ``CubaLIF``,
+``CubaLI`` read-outs, and the sigma-delta nodes ``Delta`` input encoder, ``SigmaDelta``, ``Sigma``
+output, as netx builds an SDNN); its connections are what the cores store. All of them are Lava
+processes of the network and run on neuro-cores (docs/loihi2-resources.md, "Sigma-delta"). A
+``Delta`` reads the host's data directly (a direct link of the lowered network); that host input
+is counted as one input axon and one synapse word per neuron (an identity connection; an
+assumption). Synapses reading graded messages (``num_message_bits`` > 0) are counted like binary
+ones (the weights are what a core stores); the message width is checked
 against Lava's 24-bit graded ports.
 
 1. Tiling. Each population is cut into tiles, one tile per core at most:
@@ -47,14 +49,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import SnncError
-from .ir import Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Sigma, SigmaDelta, SumPool2d
+from .ir import Conv2d, Delta, Dense, Graph, Sigma, SigmaDelta, _pair
+from .lower import Connection, Network, Population, lower
 from .notes import custom_neuron_programs
-from .passes import check
 from .pipeline import ensure_compiled
 from .resources import CORE_LIMITS, DEFAULT_SYSTEM, LIMIT_WORDS, LOIHI2, SYSTEMS, Loihi2Resources
-
-# the node types the mapper places on neuro-cores
-POPULATIONS = (CubaLIF, CubaLI, Delta, SigmaDelta, Sigma)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,72 +209,63 @@ def weight_bits(w) -> int:
     return int(min(8, bits))
 
 
-def _trace_source(graph: Graph, syn: str):
-    """syn <- [Flatten|Delay]* <- population/Input: (source, max delay, flattened)."""
-    preds = graph.predecessors(syn)
-    if len(preds) != 1:
-        raise SnncError(f"synapse {syn!r} has {len(preds)} inputs; the mapper expects one")
-    cur, delay = preds[0], 0
-    while True:
-        node = graph.nodes[cur]
-        if isinstance(node, POPULATIONS + (Input,)):
-            return cur, delay
-        if isinstance(node, Delay):
-            delay += node.max_steps
-        elif not isinstance(node, Flatten):
-            raise SnncError(f"synapse {syn!r}: cannot trace its source through {cur!r} "
-                            f"({type(node).__name__})")
-        p = graph.predecessors(cur)
-        if len(p) != 1:
-            raise SnncError(f"node {cur!r} has {len(p)} inputs; the mapper expects one")
-        cur = p[0]
+def _layer_inputs(net: Network, pop: str, res: Loihi2Resources = LOIHI2) -> List[SynInput]:
+    """The synaptic inputs of population ``pop``: its connections in the lowered network (bias
+    inputs are written into the neurons' bias, netx's input layer, and take no synapse)."""
+    return [_syn_input(net, c, res) for c in net.into(pop)]
 
 
-def _inputs(graph: Graph, pop: str, shapes, res: Loihi2Resources = LOIHI2) -> List[SynInput]:
-    out = []
-    for s in graph.predecessors(pop):
-        node = graph.nodes[s]
-        if isinstance(node, Input) and getattr(node, "kind", "spikes") == "bias":
-            continue                      # data written into the neurons' bias (netx input layer)
-        if isinstance(node, Input) and isinstance(graph.nodes[pop], Delta):
-            # netx's SDNN input layer: the host writes the data into the Delta's a_in (no
-            # synapse in Lava); counted as one identity input axon + synapse word per neuron
-            out.append(SynInput(synapse=s, kind="host", source=s, source_is_input=True, bits=0,
-                                max_delay=0))
-            continue
-        if not isinstance(node, (Dense, Conv2d, SumPool2d)):
-            raise SnncError(f"population {pop!r} receives {s!r} ({type(node).__name__}) directly; "
-                            "Loihi neurons take input only through synapses")
-        fx = graph.fixed.get(s)
-        if fx is None:
-            raise SnncError(f"synapse {s!r} has no fixed-point view: compile (quantize) the model first")
-        src, delay = _trace_source(graph, s)
-        bits = weight_bits(fx.weight)
-        mbits = int(getattr(fx, "num_message_bits", 0) or 0)
-        if mbits > res.v("message_bits"):
-            raise SnncError(f"layer {pop!r} cannot be placed on Loihi 2: its synapse {s!r} reads "
-                            f"{mbits}-bit graded messages, the limit is {res.v('message_bits'):g} bits "
-                            "(Lava's graded ports). Would fit: messages of at most "
-                            f"{res.v('message_bits'):g} bits (netx's SDNN default is 16).")
-        # a Loihi synapse already takes one step (Lava's synapses send before they compute), so
-        # an IR delay of d needs d - 1 extra steps of synaptic delay on the core
-        common = dict(synapse=s, source=src, source_is_input=isinstance(graph.nodes[src], Input),
-                      bits=bits, max_delay=max(int(delay) - 1, 0), message_bits=mbits)
-        if isinstance(node, Dense):
-            out.append(SynInput(kind="dense", in_features=int(node.weight.shape[1]), **common))
-        elif isinstance(node, Conv2d):
-            from .ir import _pair
-            out.append(SynInput(kind="conv", cin_per_group=int(node.weight.shape[1]),
-                                kernel=tuple(node.weight.shape[2:]), stride=_pair(node.stride),
-                                padding=_pair(node.padding), dilation=_pair(node.dilation),
-                                groups=int(node.groups), out_channels=int(node.weight.shape[0]), **common))
-        else:
-            from .ir import _pair
-            c = int(shapes[pop][0])
-            out.append(SynInput(kind="pool", cin_per_group=1, kernel=_pair(node.kernel),
-                                stride=_pair(node.stride), padding=_pair(node.padding),
-                                groups=c, out_channels=c, **common))
-    return out
+def _host_input(net: Network, c: Connection) -> SynInput:
+    """A direct link (no synapse): netx's SDNN input layer, the host writing the data into a
+    Delta's a_in (no synapse in Lava; counted as one identity input axon + synapse word per
+    neuron). Any other link is refused: Loihi neurons take input only through synapses."""
+    (src,) = c.sources
+    if net.populations[c.dst].kind == "delta" and net.populations[src.pop].kind == "input" and not src.path:
+        return SynInput(synapse=src.pop, kind="host", source=src.pop, source_is_input=True, bits=0, max_delay=0)
+    last = src.path[-1] if src.path else src.pop
+    raise SnncError(f"population {c.dst!r} receives {last!r} ({type(net.graph.nodes[last]).__name__}) "
+                    "directly; Loihi neurons take input only through synapses")
+
+
+def _message_bits(c: Connection, res: Loihi2Resources) -> int:
+    mbits = int(getattr(c.fixed, "num_message_bits", 0) or 0)
+    if mbits > res.v("message_bits"):
+        raise SnncError(f"layer {c.dst!r} cannot be placed on Loihi 2: its synapse {c.name!r} reads "
+                        f"{mbits}-bit graded messages, the limit is {res.v('message_bits'):g} bits "
+                        "(Lava's graded ports). Would fit: messages of at most "
+                        f"{res.v('message_bits'):g} bits (netx's SDNN default is 16).")
+    return mbits
+
+
+def _syn_input(net: Network, c: Connection, res: Loihi2Resources) -> SynInput:
+    """What a core stores for connection ``c``: its kind, source, weight bits and delay."""
+    if c.synapse is None:
+        return _host_input(net, c)
+    if c.fixed is None:
+        raise SnncError(f"synapse {c.name!r} has no fixed-point view: compile (quantize) the model first")
+    if c.post_flatten:
+        raise SnncError(f"synapse {c.name!r} reaches population {c.dst!r} through a Flatten; the mapper "
+                        "places a synapse's outputs on its population's neurons as they are")
+    if len(c.sources) != 1:
+        raise SnncError(f"synapse {c.name!r} reads {len(c.sources)} sources "
+                        f"{[s.pop for s in c.sources]}; the mapper expects one")
+    (src,) = c.sources
+    # a Loihi synapse already takes one step (Lava's synapses send before they compute), so an
+    # IR delay of d needs d - 1 extra steps of synaptic delay on the core
+    delay = int(src.delay.max()) + int(c.post_delay.max())
+    common = dict(synapse=c.name, source=src.pop, source_is_input=net.populations[src.pop].kind == "input",
+                  bits=weight_bits(c.fixed.weight), max_delay=max(delay - 1, 0),
+                  message_bits=_message_bits(c, res))
+    node = c.synapse
+    if isinstance(node, Dense):
+        return SynInput(kind="dense", in_features=int(node.weight.shape[1]), **common)
+    if isinstance(node, Conv2d):
+        return SynInput(kind="conv", cin_per_group=int(node.weight.shape[1]), kernel=tuple(node.weight.shape[2:]),
+                        stride=_pair(node.stride), padding=_pair(node.padding), dilation=_pair(node.dilation),
+                        groups=int(node.groups), out_channels=int(node.weight.shape[0]), **common)
+    ch = int(c.out_shape[0])
+    return SynInput(kind="pool", cin_per_group=1, kernel=_pair(node.kernel), stride=_pair(node.stride),
+                    padding=_pair(node.padding), groups=ch, out_channels=ch, **common)
 
 
 def _syn_words(inp: SynInput, box, word_bits: int) -> int:
@@ -320,58 +310,64 @@ def _fail(pop: str, what: str, need, limit, res, hint: str) -> SnncError:
                      f"{LIMIT_WORDS.get(what, what)}, the limit is {limit:g}. {hint}")
 
 
-def _tile_layer(graph: Graph, pop: str, shape, inputs: List[SynInput], res: Loihi2Resources,
-                cap: Optional[int]) -> Tuple[Tuple[int, ...], str]:
-    """The tile shape for ``pop`` (neurons per tile capped by ``cap`` if given)."""
+def _tile_layer(pop: Population, inputs: List[SynInput], res: Loihi2Resources,
+                cap: Optional[int]) -> Tuple[int, ...]:
+    """The tile shape for population ``pop`` (neurons per tile capped by ``cap`` if given)."""
     L_n = int(res.v("neurons_per_core")) if cap is None else min(cap, int(res.v("neurons_per_core")))
-    L_w = int(res.v("synapse_words_per_core"))
-    L_a = int(res.v("axons_in_per_core"))
     L_s = int(res.v("state_bytes_per_core"))
-    wb = int(res.v("synapse_word_bits"))
-    spn = _state_per_neuron(res, inputs, graph.nodes[pop])
+    spn = _state_per_neuron(res, inputs, pop.node)
     max_d = max([i.max_delay for i in inputs] + [0])
     if max_d > res.v("max_delay"):
-        raise SnncError(f"layer {pop!r}: a delay of {max_d + 1} steps needs a synaptic delay of {max_d} "
+        raise SnncError(f"layer {pop.name!r}: a delay of {max_d + 1} steps needs a synaptic delay of {max_d} "
                         f"steps (the synapse itself takes one), more than Loihi 2's maximum of "
                         f"{res.v('max_delay'):g}; split the delay with an intermediate relay "
                         "population or shorten it")
     n_by_state = L_s // spn
     if n_by_state < 1:
-        raise _fail(pop, "state_bytes", spn, L_s, res, "shorten the synaptic delays into this layer")
+        raise _fail(pop.name, "state_bytes", spn, L_s, res, "shorten the synaptic delays into this layer")
     n_cap = min(L_n, n_by_state)
     if any(i.kind == "host" for i in inputs):     # one host axon and synapse word per neuron
-        n_cap = min(n_cap, L_a, L_w)
+        n_cap = min(n_cap, int(res.v("axons_in_per_core")), int(res.v("synapse_words_per_core")))
+    shape = tuple(int(x) for x in pop.shape)
     if len(shape) == 1:
-        dense = [i for i in inputs if i.kind == "dense"]
-        fan_in = sum(i.in_features for i in dense)
-        if fan_in > L_a:
-            raise _fail(pop, "axons_in", fan_in, L_a, res,
-                        f"Each neuron's {fan_in} input synapses must all be on its own core. Would fit: "
-                        f"a fan-in of at most {L_a} inputs (e.g. a smaller preceding layer, or pooling "
-                        "before the dense layer).")
-        words = lambda n: sum(_syn_words(i, ((0, n),), wb) for i in inputs)
-        if words(1) > L_w:
-            raise _fail(pop, "synapse_words", words(1), L_w, res,
-                        "One neuron's synapses alone exceed a core's synapse memory; use fewer inputs.")
-        lo, hi = 1, min(n_cap, shape[0])
-        while lo < hi:                                   # largest n with words(n) <= L_w
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if words(mid) <= L_w else (lo, mid - 1)
-        n = lo
-        k = math.ceil(shape[0] / n)
-        return (math.ceil(shape[0] / k),), ""
+        return _tile_1d(pop.name, shape[0], inputs, n_cap, res)
+    return _tile_3d(pop.name, shape, inputs, n_cap, res)
+
+
+def _tile_1d(pop: str, size: int, inputs: List[SynInput], n_cap: int, res: Loihi2Resources) -> Tuple[int]:
+    """Equal runs of neurons: the fewest whose synapse lists fit a core."""
+    L_w, L_a, wb = int(res.v("synapse_words_per_core")), int(res.v("axons_in_per_core")), int(res.v("synapse_word_bits"))
+    fan_in = sum(i.in_features for i in inputs if i.kind == "dense")
+    if fan_in > L_a:
+        raise _fail(pop, "axons_in", fan_in, L_a, res,
+                    f"Each neuron's {fan_in} input synapses must all be on its own core. Would fit: "
+                    f"a fan-in of at most {L_a} inputs (e.g. a smaller preceding layer, or pooling "
+                    "before the dense layer).")
+    words = lambda n: sum(_syn_words(i, ((0, n),), wb) for i in inputs)
+    if words(1) > L_w:
+        raise _fail(pop, "synapse_words", words(1), L_w, res,
+                    "One neuron's synapses alone exceed a core's synapse memory; use fewer inputs.")
+    lo, hi = 1, min(n_cap, size)
+    while lo < hi:                                   # largest n with words(n) <= L_w
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if words(mid) <= L_w else (lo, mid - 1)
+    k = math.ceil(size / lo)
+    return (math.ceil(size / k),)
+
+
+def _tile_3d(pop: str, shape, inputs: List[SynInput], n_cap: int, res: Loihi2Resources) -> Tuple[int, int, int]:
+    """(channels x rows x columns) blocks: the fewest cores, then the most channels and rows together."""
+    L_w, wb = int(res.v("synapse_words_per_core")), int(res.v("synapse_word_bits"))
     C, H, W = shape
     best = None
     for tc in _candidates(C):
-        wds = sum(_syn_words(i, ((0, tc), (0, 1), (0, 1)), wb) for i in inputs)
-        if wds > L_w:
+        if sum(_syn_words(i, ((0, tc), (0, 1), (0, 1)), wb) for i in inputs) > L_w:
             continue
         for th in _candidates(H):
             tw = min(W, n_cap // (tc * th))
             if tw < 1:
                 continue
-            cores = math.ceil(C / tc) * math.ceil(H / th) * math.ceil(W / tw)
-            key = (cores, -tc, -th)
+            key = (math.ceil(C / tc) * math.ceil(H / th) * math.ceil(W / tw), -tc, -th)
             if best is None or key < best[0]:
                 best = (key, tc, th, tw)
     if best is None:
@@ -384,10 +380,7 @@ def _tile_layer(graph: Graph, pop: str, shape, inputs: List[SynInput], res: Loih
                     f"{L_w // max(1, per_ch)} input channels per group with this kernel "
                     "(use groups, or fewer input channels).")
     _, tc, th, tw = best
-    tc = math.ceil(C / math.ceil(C / tc))
-    th = math.ceil(H / math.ceil(H / th))
-    tw = math.ceil(W / math.ceil(W / tw))
-    return (tc, th, tw), ""
+    return tuple(math.ceil(n / math.ceil(n / t)) for n, t in zip(shape, (tc, th, tw)))
 
 
 def _boxes(shape, tile) -> List[Tuple[Tuple[int, int], ...]]:
@@ -424,61 +417,53 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
         raise SnncError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     sys_chips = int(chips) if chips else SYSTEMS[system][0]
     graph = ensure_compiled(graph)
-    shapes = check(graph)
-    pops = [n for n, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
+    net = lower(graph)
+    pops = [p for p in net.populations.values() if p.kind != "input"]       # graph order
     if not pops:
         raise SnncError("the graph has no neuron population (CubaLIF, Delta, SigmaDelta, Sigma) "
                         "to place on Loihi")
-    inputs = {p: _inputs(graph, p, shapes, res) for p in pops}
-    custom = custom_neuron_programs(graph)
-    caps: Dict[str, Optional[int]] = {p: None for p in pops}
-    L_out = int(res.v("axons_out_per_core"))
-    L_in = int(res.v("axons_in_per_core"))
+    inputs = {p.name: _layer_inputs(net, p.name, res) for p in pops}
+    layers, tiles, links = _tile_network(pops, inputs, res)
+    custom = custom_neuron_programs(net)
+    for L in layers.values():
+        L.custom = custom.get(L.pop, "")
+    cores = _pack(tiles, res)
+    _bind(layers, tiles, res)
+    m = Mapping(layers, tiles, cores, math.ceil(len(cores) / int(res.v("cores_per_chip"))), system, sys_chips,
+                res, _core_links(tiles, links))
+    _check_chips(m)
+    return m
 
+
+def _layers(pops: List[Population], inputs, res: Loihi2Resources, caps) -> Tuple[Dict[str, LayerMap], List[Tile]]:
+    """Every population cut into tiles of the shape ``_tile_layer`` chooses."""
+    tiles: List[Tile] = []
+    layers: Dict[str, LayerMap] = {}
+    for p in pops:
+        shape = tuple(int(x) for x in p.shape)
+        tshape = _tile_layer(p, inputs[p.name], res, caps[p.name])
+        idx = []
+        for box in _boxes(shape, tshape):
+            tiles.append(Tile(p.name, len(idx), box))
+            idx.append(len(tiles) - 1)
+        layers[p.name] = LayerMap(p.name, shape, int(np.prod(shape)), tshape, idx, inputs[p.name],
+                                  model=type(p.node).__name__)
+    return layers, tiles
+
+
+def _tile_network(pops: List[Population], inputs, res: Loihi2Resources):
+    """Tiles of every population, made smaller until no tile exceeds the output-axon limit:
+    (layers, tiles, tile-to-tile axon entries); every tile within the input-axon limit."""
+    caps: Dict[str, Optional[int]] = {p.name: None for p in pops}
+    nodes = {p.name: p.node for p in pops}
+    L_out = int(res.v("axons_out_per_core"))
     for _attempt in range(16):
-        tiles: List[Tile] = []
-        layers: Dict[str, LayerMap] = {}
-        for p in pops:
-            shape = tuple(int(x) for x in shapes[p])
-            tshape, _ = _tile_layer(graph, p, shape, inputs[p], res, caps[p])
-            idx = []
-            for box in _boxes(shape, tshape):
-                tiles.append(Tile(p, len(idx), box))
-                idx.append(len(tiles) - 1)
-            layers[p] = LayerMap(p, shape, int(np.prod(shape)), tshape, idx, inputs[p],
-                                 model=type(graph.nodes[p]).__name__, custom=custom.get(p, ""))
-        # per-tile usage: neurons, synapse words, state, axons in; then links and axons out
-        wb = int(res.v("synapse_word_bits"))
-        links: Dict[Tuple[int, int], int] = {}          # tile -> tile axon entries
-        for p, L in layers.items():
-            spn = _state_per_neuron(res, L.inputs, graph.nodes[p])
-            for t in L.tiles:
-                tile = tiles[t]
-                tile.usage = {"neurons": tile.neurons, "state_bytes": tile.neurons * spn,
-                              "synapse_words": sum(_syn_words(i, tile.box, wb) for i in L.inputs),
-                              "axons_in": 0, "axons_out": 0, "groups": 1}
-                for i in L.inputs:
-                    if i.kind == "host":
-                        tile.usage["axons_in"] += tile.neurons
-                    elif i.kind == "dense":
-                        tile.usage["axons_in"] += i.in_features
-                        if not i.source_is_input:
-                            for s in layers[i.source].tiles:
-                                links[(s, t)] = links.get((s, t), 0) + tiles[s].neurons
-                    else:
-                        if i.source_is_input:
-                            tile.usage["axons_in"] += 1
-                            continue
-                        rf = _receptive(i, tile.box)
-                        for s in layers[i.source].tiles:
-                            if _overlap(tiles[s].box, rf):
-                                tile.usage["axons_in"] += 1
-                                links[(s, t)] = links.get((s, t), 0) + 1
-        for (s, t), n in links.items():
-            tiles[s].usage["axons_out"] += n
-        over = sorted({tiles[s].pop for s in range(len(tiles)) if tiles[s].usage["axons_out"] > L_out})
+        layers, tiles = _layers(pops, inputs, res, caps)
+        links = _usage(layers, tiles, nodes, res)
+        over = sorted({t.pop for t in tiles if t.usage["axons_out"] > L_out})
         if not over:
-            break
+            _check_axons_in(tiles, res)
+            return layers, tiles, links
         for p in over:
             cur = max(tiles[t].neurons for t in layers[p].tiles)
             if cur <= 1:
@@ -486,42 +471,89 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
                 raise _fail(p, "axons_out", tiles[t].usage["axons_out"], L_out, res,
                             "Even one neuron per core sends to too many cores; reduce the fan-out.")
             caps[p] = max(1, cur // 2)
+    raise SnncError("mapping did not converge on the output-axon limit after 16 refinements")
+
+
+def _usage(layers: Dict[str, LayerMap], tiles: List[Tile], nodes, res: Loihi2Resources) -> Dict[Tuple[int, int], int]:
+    """Per-tile usage (neurons, synapse words, state, axons in and out); returns the axon
+    entries per (source tile, destination tile)."""
+    wb = int(res.v("synapse_word_bits"))
+    links: Dict[Tuple[int, int], int] = {}
+    for p, L in layers.items():
+        spn = _state_per_neuron(res, L.inputs, nodes[p])
+        for t in L.tiles:
+            tile = tiles[t]
+            tile.usage = {"neurons": tile.neurons, "state_bytes": tile.neurons * spn,
+                          "synapse_words": sum(_syn_words(i, tile.box, wb) for i in L.inputs),
+                          "axons_in": 0, "axons_out": 0, "groups": 1}
+            for i in L.inputs:
+                _axons_in(i, t, layers, tiles, links)
+    for (s, t), n in links.items():
+        tiles[s].usage["axons_out"] += n
+    return links
+
+
+def _axons_in(i: SynInput, t: int, layers: Dict[str, LayerMap], tiles: List[Tile], links) -> None:
+    """Input axons tile ``t`` needs for input ``i``, and the links from its source tiles."""
+    tile = tiles[t]
+    if i.kind == "host":
+        tile.usage["axons_in"] += tile.neurons
+    elif i.kind == "dense":
+        tile.usage["axons_in"] += i.in_features
+        if not i.source_is_input:
+            for s in layers[i.source].tiles:
+                links[(s, t)] = links.get((s, t), 0) + tiles[s].neurons
+    elif i.source_is_input:
+        tile.usage["axons_in"] += 1
     else:
-        raise SnncError("mapping did not converge on the output-axon limit after 16 refinements")
+        rf = _receptive(i, tile.box)
+        for s in layers[i.source].tiles:
+            if _overlap(tiles[s].box, rf):
+                tile.usage["axons_in"] += 1
+                links[(s, t)] = links.get((s, t), 0) + 1
+
+
+def _check_axons_in(tiles: List[Tile], res: Loihi2Resources) -> None:
+    L_in = int(res.v("axons_in_per_core"))
     for t in tiles:
         if t.usage["axons_in"] > L_in:
             raise _fail(t.pop, "axons_in", t.usage["axons_in"], L_in, res,
                         "Too many source cores feed one tile; use larger tiles in the preceding layer.")
 
-    # packing: first fit in graph order, among the cores of the chip being filled
+
+def _pack(tiles: List[Tile], res: Loihi2Resources) -> List[Core]:
+    """First fit in graph order, among the cores of the chip being filled; sets ``Tile.core``."""
     limits = {k: int(res.v(v)) for k, v in CORE_LIMITS.items()}
     cpc = int(res.v("cores_per_chip"))
     core_use: List[Dict[str, int]] = []
     core_tiles: List[List[int]] = []
     for ti, tile in enumerate(tiles):
-        placed = False
         first = (max(len(core_use) - 1, 0) // cpc) * cpc
-        for ci in range(first, len(core_use)):
-            use = core_use[ci]
-            if all(use[k] + tile.usage[k] <= limits[k] for k in limits):
-                for k in limits:
-                    use[k] += tile.usage[k]
-                core_tiles[ci].append(ti)
-                tile.core = ci
-                placed = True
-                break
-        if not placed:
+        ci = next((c for c in range(first, len(core_use))
+                   if all(core_use[c][k] + tile.usage[k] <= limits[k] for k in limits)), None)
+        if ci is None:                               # a new core
             core_use.append(dict(tile.usage))
             core_tiles.append([ti])
             tile.core = len(core_use) - 1
-    cores = [Core(i, i // cpc, core_tiles[i], core_use[i]) for i in range(len(core_use))]
-    n_chips = math.ceil(len(cores) / cpc)
-    core_links: Dict[Tuple[int, int], int] = {}
+            continue
+        for k in limits:
+            core_use[ci][k] += tile.usage[k]
+        core_tiles[ci].append(ti)
+        tile.core = ci
+    return [Core(i, i // cpc, core_tiles[i], core_use[i]) for i in range(len(core_use))]
+
+
+def _core_links(tiles: List[Tile], links) -> Dict[Tuple[int, int], int]:
+    out: Dict[Tuple[int, int], int] = {}
     for (s, t), n in links.items():
         key = (tiles[s].core, tiles[t].core)
-        core_links[key] = core_links.get(key, 0) + n
+        out[key] = out.get(key, 0) + n
+    return out
 
-    # binding limit per layer: the resource its fullest tile uses most of
+
+def _bind(layers: Dict[str, LayerMap], tiles: List[Tile], res: Loihi2Resources) -> None:
+    """The binding limit of each layer: the resource its fullest tile uses most of."""
+    limits = {k: int(res.v(v)) for k, v in CORE_LIMITS.items()}
     for L in layers.values():
         best = ("none", 0.0)
         for t in L.tiles:
@@ -530,13 +562,16 @@ def map_graph(graph: Graph, res: Loihi2Resources = LOIHI2, system: str = DEFAULT
                 if u > best[1] + 1e-12:
                     best = (k, u)
         L.binding, L.binding_use = best
-    m = Mapping(layers, tiles, cores, n_chips, system, sys_chips, res, core_links)
-    if n_chips > sys_chips:
-        big = sorted(layers.values(), key=lambda L: -len(m.layer_cores(L.pop)))[:3]
-        names = ", ".join(f"{L.pop!r} {len(m.layer_cores(L.pop))} cores ({L.binding})" for L in big)
-        fits = [n for n, (c, _) in SYSTEMS.items() if c >= n_chips]
-        raise SnncError(f"the network needs {len(cores)} cores on {n_chips} chips; {system} has "
-                        f"{sys_chips} chip(s) ({sys_chips * cpc} cores). Largest layers: {names}. "
-                        f"Would fit: " + (f"--system {fits[0]}" if fits else "no listed system") +
-                        f" or --chips {n_chips}")
-    return m
+
+
+def _check_chips(m: Mapping) -> None:
+    if m.chips <= m.system_chips:
+        return
+    cpc = int(m.resources.v("cores_per_chip"))
+    big = sorted(m.layers.values(), key=lambda L: -len(m.layer_cores(L.pop)))[:3]
+    names = ", ".join(f"{L.pop!r} {len(m.layer_cores(L.pop))} cores ({L.binding})" for L in big)
+    fits = [n for n, (c, _) in SYSTEMS.items() if c >= m.chips]
+    raise SnncError(f"the network needs {len(m.cores)} cores on {m.chips} chips; {m.system} has "
+                    f"{m.system_chips} chip(s) ({m.system_chips * cpc} cores). Largest layers: {names}. "
+                    f"Would fit: " + (f"--system {fits[0]}" if fits else "no listed system") +
+                    f" or --chips {m.chips}")
