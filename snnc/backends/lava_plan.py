@@ -524,7 +524,7 @@ def _li_plan(graph: Graph, name: str, node: CubaLI, mode: str) -> PopPlan:
         if not isinstance(fx, FixedCubaLI):
             raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
                             f"(no fixed view for node {name!r})")
-        pp.du, pp.dv = int(fx.decay_u) - 1, int(fx.decay_v)
+        pp.du, pp.dv = _decays(fx, shape)        # per neuron: Vars of snnc's LeakyIntegrator
         bias = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), shape)
         pp.bias_exp = int(fx.bias_exp)
         pp.out_scale = 1.0 / float(graph.metadata["state_scale"][name])
@@ -542,11 +542,7 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
     shape = tuple(node.shape)
     pp = PopPlan(name, "lif", shape)
     pp.reset, pp.reset_delay = node.reset, bool(node.reset_delay) and node.reset == "subtract"
-    if node.reset != "zero" and node.reset_interval:
-        raise _err(name, node, f"reset {node.reset!r} together with reset_interval is not supported")
-    if node.refractory:            # Lava LIFRefractory (+ snnc's fixed_pt model: lava_refractory)
-        if node.reset_interval:
-            raise _err(name, node, "refractory > 0 together with reset_interval is not supported")
+    if node.refractory:            # Lava LIFRefractory, or snnc's lava_neurons.LIFResetRule
         pp.refractory = int(node.refractory)
     if node.reset_interval:
         if int(node.reset_interval) < 0:
@@ -558,10 +554,7 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
         if not isinstance(fx, FixedCubaLIF):
             raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
                             f"(no fixed view for node {name!r})")
-        pp.du, pp.dv = _decays(fx, shape)
-        if np.ndim(pp.du) and (node.refractory or node.reset_interval):
-            raise _err(name, node, "per-neuron decays together with a refractory period or reset_interval "
-                                   "are not supported by the Lava backend")
+        pp.du, pp.dv = _decays(fx, shape)        # per neuron: snnc's lava_neurons.LIFResetRule
         pp.vth = int(_uniform(name, node, "threshold", fx.vth))
         if pp.vth < 0:
             raise _err(name, node, "negative threshold")
