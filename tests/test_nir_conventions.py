@@ -328,3 +328,78 @@ def test_spikingjelly_refusals(tmp_path):
         import_nir(path, convention="spikingjelly")
     with pytest.raises(SnncError, match="IF with r = 1/dt"):          # the graph's IF at another dt
         import_nir(path, convention="spikingjelly", dt=1e-3)
+
+
+# ----------------------------------------------------------------------------- Rockpool
+def _rockpool_graph(path, dt=1e-3):
+    """Linear -> recurrent CubaLIF (LIFTorch with w_rec) -> Linear -> LIF (LIFNeuronTorch), written as
+    Rockpool 3.1's to_nir writes them (rockpool/nn/modules/torch/nir.py at 42cee1c9: r = tau_mem
+    exp(-dt/tau_mem)/dt, w_in 1, v_leak 0)."""
+    import nir  # lazy: heavy
+    rng = np.random.default_rng(4)
+    f = np.float32
+    tau_syn, tau_mem = rng.uniform(3e-3, 2e-2, 10).astype(f), rng.uniform(5e-3, 3e-2, 10).astype(f)
+    tau2 = rng.uniform(5e-3, 3e-2, 4).astype(f)
+    nodes = {
+        "input": nir.Input(np.array([6])),
+        "fc1": nir.Linear(rng.normal(0.01, 0.01, (10, 6)).astype(f)),
+        "lif1": nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=(tau_mem * np.exp(-dt / tau_mem) / dt).astype(f),
+                            v_leak=np.zeros(10, f), v_threshold=np.full(10, 1.0, f), w_in=np.ones(10, f)),
+        "w_rec": nir.Linear(rng.normal(0.0, 0.01, (10, 10)).astype(f)),
+        "fc2": nir.Linear(rng.normal(0.05, 0.05, (4, 10)).astype(f)),
+        "lif2": nir.LIF(tau=tau2, r=(tau2 * np.exp(-dt / tau2) / dt).astype(f), v_leak=np.zeros(4, f),
+                        v_threshold=np.full(4, 0.8, f)),
+        "output": nir.Output(np.array([4])),
+    }
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "w_rec"), ("w_rec", "lif1"), ("lif1", "fc2"),
+             ("fc2", "lif2"), ("lif2", "output")]
+    nir.write(path, nir.NIRGraph(nodes, edges))
+    return nodes
+
+
+def rockpool_forward(nodes, x, dt=1e-3):
+    """Rockpool 3.1's evolve (lif_torch.py ``LIFTorch.evolve``: isyn += x + spikes[t-1] @ w_rec;
+    vmem *= alpha; isyn *= beta; vmem += isyn + bias; spikes = StepPWL: [v >= thr] floor(v/thr);
+    vmem -= spikes thr. lif_neuron_torch.py ``LIFNeuronTorch.evolve``: vmem *= alpha; vmem += x +
+    bias; the same spikes and reset), alpha = exp(-dt/tau_mem), beta = exp(-dt/tau_syn), float32.
+    Returns {population: (N, n, T)}."""
+    f = np.float32
+    l1, l2 = nodes["lif1"], nodes["lif2"]
+    a1, b1, a2 = (np.exp(-f(dt) / np.asarray(t, f)) for t in (l1.tau_mem, l1.tau_syn, l2.tau))
+    W1, Wr, W2 = (np.asarray(nodes[k].weight, f) for k in ("fc1", "w_rec", "fc2"))
+    n = x.shape[0]
+    v1, i1, s1 = (np.zeros((n, 10), f) for _ in range(3))
+    v2 = np.zeros((n, 4), f)
+    rec = {"lif1": [], "lif2": []}
+    for t in range(x.shape[-1]):
+        i1 = i1 + x[..., t].astype(f) @ W1.T + s1 @ Wr.T
+        v1 = v1 * a1
+        i1 = i1 * b1
+        v1 = v1 + i1 + l1.v_leak
+        s1 = (v1 >= l1.v_threshold) * np.floor(v1 / l1.v_threshold)
+        v1 = v1 - s1 * l1.v_threshold
+        v2 = v2 * a2 + s1 @ W2.T + l2.v_leak
+        s2 = (v2 >= l2.v_threshold) * np.floor(v2 / l2.v_threshold)
+        v2 = v2 - s2 * l2.v_threshold
+        rec["lif1"].append(s1)
+        rec["lif2"].append(s2)
+    return {k: np.stack(r, -1) for k, r in rec.items()}
+
+
+def test_rockpool_against_rockpool_forward(tmp_path):
+    """A recurrent CubaLIF and a LIF as Rockpool writes them, under ``--convention rockpool --dt
+    1e-3`` (spike_compare '>=') == Rockpool's own evolve (numpy loop above; input gain beta into
+    the synaptic current, recurrence one step late), every spike of both layers, where Rockpool
+    emits at most one spike per step (checked)."""
+    path = str(tmp_path / "rp.nir")
+    nodes = _rockpool_graph(path)
+    x = (np.random.default_rng(5).random((3, 6, 300)) < 0.3).astype(np.float32)
+    want = rockpool_forward(nodes, x)
+    assert max(w.max() for w in want.values()) == 1 and all(w.sum() > 50 for w in want.values())
+    ir = import_nir(path, convention="rockpool", dt=1e-3, spike_compare=">=")
+    res = run_reference(_with_population_outputs(ir, list(want)), x, "float")
+    for k, w in want.items():
+        got = res.outputs[f"{k}.out"].reshape(w.shape)
+        assert np.array_equal(got, w), f"{k}: agreement {np.mean(got == w):.5f}"
+    with pytest.raises(SnncError, match="Rockpool writes r"):          # read at another dt: refused
+        import_nir(path, convention="rockpool", dt=1e-4)

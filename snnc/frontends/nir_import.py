@@ -106,8 +106,13 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
                        "emits one spike per step at v > threshold (Loihi's test; spike_compare='>=' for the "
                        "float engines) and does not floor v"),
     Convention("rockpool", None, "exact", "subtract",
-               summary="Rockpool 3.1: exact decays exp(-dt/tau), unit input gain (its export writes r = "
-                       "tau exp(-dt/tau)/dt), reset by subtraction; dt must be given"),
+               summary="Rockpool 3.1 (rockpool/nn/modules/torch at 42cee1c9: LIFNeuronTorch, LIFTorch; its "
+                       "export writes r = tau exp(-dt/tau)/dt, checked): exact decays exp(-dt/tau), LIF v = "
+                       "alpha v + x + bias, CubaLIF i = beta (i + x) (the input enters before the decay: "
+                       "input gain beta), v = alpha v + i + bias, bias = v_leak per step, reset by "
+                       "subtraction at v >= threshold (spike_compare='>=' for the float engines; Rockpool's "
+                       "several spikes per step, floor(v/thr), are not reproduced); dt must be given "
+                       "(Rockpool's from_nir guesses it per node as tau/(1 + r))"),
     Convention("spyx", 1.0, "euler", "subtract", reset_delay=True, output_delay=1,
                summary="Spyx 1.0 from_nir (src/spyx/nir.py, kmheckel/spyx 38374e9): dt = 1, beta = 1 - "
                        "dt/tau, alpha = 1 - dt/tau_syn, weights as written (r and w_in not read: unit input; "
@@ -420,6 +425,10 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
         refuse(f"Sinabs writes r = 1, the graph has {np.unique(r)[:3].tolist()}")
     if conv in ("spyx", "rockpool", "sinabs"):     # weights as written (Sinabs: norm_input=False)
         gain = np.ones(()) if typ not in ("IF", "I", "Threshold") else gain
+    if conv == "rockpool" and typ in ("LIF", "LI", "CubaLIF", "CubaLI"):
+        v_bias = v_leak                            # LIFTorch/LIFNeuronTorch: v += bias (= v_leak)
+        if typ in ("CubaLIF", "CubaLI"):           # LIFTorch: isyn = beta (isyn + x)
+            gain = 1 - cd
     reset = o.reset
     if spiking and typ != "Threshold":
         if reset is None:
