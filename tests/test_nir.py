@@ -300,6 +300,8 @@ LAVA_CASES = [  # file, convention, options, input shape, steps, p
     ("braille_noDelay_noBias_subtract.nir", "snntorch", {"reset": "subtract"}, (12,), 100, 0.1),
     ("cnn_sinabs.nir", "norse", {"dt": 1e-4}, (2, 34, 34), 20, 0.3),
     ("two_lif_neurons.nir:lif1", "norse", {"dt": 1e-4}, (1,), 400, 0.0),
+    ("spyx_braille_noDelay_noBias_subtract_subgraph.nir", "spyx", {"dt": 1e-4}, (12,), 100, 0.2),
+    ("cnn_sinabs.nir", "sinabs", {}, (2, 34, 34), 20, 0.05),
 ]
 
 
