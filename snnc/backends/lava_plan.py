@@ -200,6 +200,16 @@ def _decays(fx, shape):
     return tuple(to_lava(np.array(np.broadcast_to(d, shape)), len(shape)) for d in (du, dv))
 
 
+def _float_decays(node, shape):
+    """Lava's float ``du``/``dv``: floats, or per-neuron arrays in Lava's layout (snnc's models)."""
+    out = []
+    for d in (node.current_decay, node.voltage_decay):
+        a = np.asarray(d, np.float64)
+        uniform = a.size <= 1 or bool(np.all(a == a.flat[0]))
+        out.append(float(a.flat[0]) if uniform else to_lava(np.array(np.broadcast_to(a, shape)), len(shape)))
+    return tuple(out)
+
+
 def _delay_over(steps, shape) -> np.ndarray:
     return np.broadcast_to(np.asarray(steps, dtype=np.int64), shape)
 
@@ -529,8 +539,7 @@ def _li_plan(graph: Graph, name: str, node: CubaLI, mode: str) -> PopPlan:
         pp.bias_exp = int(fx.bias_exp)
         pp.out_scale = 1.0 / float(graph.metadata["state_scale"][name])
     else:
-        pp.du = float(_uniform(name, node, "current_decay", node.current_decay))
-        pp.dv = float(_uniform(name, node, "voltage_decay", node.voltage_decay))
+        pp.du, pp.dv = _float_decays(node, shape)      # per neuron: snnc's LeakyIntegrator
         bias = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), shape)
     pp.bias_mant = to_lava(np.array(bias), len(shape))
     return pp
@@ -563,8 +572,7 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
     else:
         # Lava's float LIF compares v > vth; a '>=' model differs only on exact ties (float mode
         # is reported, not asserted)
-        pp.du = float(_uniform(name, node, "current_decay", node.current_decay))
-        pp.dv = float(_uniform(name, node, "voltage_decay", node.voltage_decay))
+        pp.du, pp.dv = _float_decays(node, shape)      # per neuron: snnc's LIFResetRule
         pp.vth = float(_uniform(name, node, "threshold", node.threshold))
         bias = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), shape)
         pp.bias_exp = 0
