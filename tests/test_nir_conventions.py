@@ -403,3 +403,10 @@ def test_rockpool_against_rockpool_forward(tmp_path):
         assert np.array_equal(got, w), f"{k}: agreement {np.mean(got == w):.5f}"
     with pytest.raises(SnncError, match="Rockpool writes r"):          # read at another dt: refused
         import_nir(path, convention="rockpool", dt=1e-4)
+
+
+def test_rockpool_test_graph_refused_in_one_line():
+    """Rockpool's own test graph (tests/tests_default/nir_graphs/braille.nir) has a nested Input of
+    shape [12] feeding 38 neurons: nir 1.0.8 cannot read it, and snnc says so naming the file."""
+    with pytest.raises(SnncError, match=r"rockpool_braille.nir: nir 1.0.8 cannot read it: .*type mismatch"):
+        import_nir(nir_file("rockpool_braille.nir"), convention="rockpool", dt=1e-4)
