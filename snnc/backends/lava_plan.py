@@ -4,8 +4,9 @@ The plan is computed in the calling process (so that unsupported IR raises ``Snn
 once) and handed to the worker (``lava_worker``), which only instantiates Lava processes.
 
 Mapping (see docs in ``lava_backend``):
-- populations: every ``Input`` (a RingBuffer source) and every ``CubaLIF`` (a Lava ``LIF``;
-  reset "subtract"/"none": snnc's ``lava_neurons.LIFResetRule``) and ``CubaLI`` (snnc's
+- populations: every ``Input`` (a RingBuffer source) and every ``CubaLIF`` (a Lava ``LIF``,
+  ``LIFRefractory`` or ``LIFReset``; reset "subtract"/"none", per-neuron decays, or a refractory
+  period with a periodic reset: snnc's ``lava_neurons.LIFResetRule``) and ``CubaLI`` (snnc's
   ``lava_neurons.LeakyIntegrator``, which sends v: the host records it as the read-out);
   a population with no input (bias-driven) gets a zero-weight Dense from the input, so that
   Lava compiles it and its step 0 is aligned (offset 1, bias gated before);
@@ -34,7 +35,8 @@ Options (CPU simulation speed; the defaults of ``plan_lava`` are the hardware pl
   vectors per step over a channel; Lava's Var get/set moves one element per message, which made
   the ringbuffer sinks dominate the CPU run time). ``run_lava`` uses ``"auto"``/``"channels"``.
 
-Periodic reset (``CubaLIF.reset_interval`` R > 0, ``reset_offset`` r): a Lava ``LIFReset``, which
+Periodic reset (``CubaLIF.reset_interval`` R > 0, ``reset_offset`` r): a Lava ``LIFReset`` (or
+``LIFResetRule`` with the same rule), which
 zeroes u and v before integrating at Lava ``time_step`` (1-based, never restarted between
 samples) ``time_step % R == offset``. IR step t of population P of sample i runs at
 ``time_step = i*L + t + o(P) + 1``, so the Lava offset is ``(r + o(P) + 1) % R`` provided L is a
