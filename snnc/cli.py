@@ -307,8 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--num-layers", type=_count(1), metavar="N",
                    help=".net only: read only the first N layers (as netx's num_layers)")
     c.add_argument("--dt", type=_positive, help=".nir only: the time step in the graph's time unit (NIR stores none)")
-    c.add_argument("--convention", choices=["snntorch", "norse", "sinabs", "rockpool", "spyx", "spikingjelly",
-                                             "lava"],
+    c.add_argument("--convention", choices=["snntorch", "norse", "sinabs", "rockpool", "spyx", "spyx-2023",
+                                             "spikingjelly", "lava"],
                    help=".nir only: read the graph as this library writes/runs it (presets dt, integrator, "
                         "reset; refuses graphs that contradict it; docs/nir.md)")
     c.add_argument("--integrator", choices=["euler", "exact"], help=".nir only: forward Euler or exact decay")

@@ -240,10 +240,11 @@ def test_unsupported_raise_clear_errors():
     g.add("out", Output((3,)), "lif")
     with pytest.raises(SnncError, match="quantization"):
         plan_lava(g, 10, "fixed")
-    # refractory periods run as LIFRefractory (lava_refractory), but not with a periodic reset
+    # a refractory period with a periodic reset runs on snnc's LIFResetRule (lava_neurons; Lava
+    # fixed == reference in tests/test_per_neuron_decays.py)
     g.nodes["lif"] = CubaLIF((3,), 0.1, 0.1, 1.0, refractory=2, reset_interval=5)
-    with pytest.raises(SnncError, match="refractory"):
-        plan_lava(g, 10, "float")
+    pp = plan_lava(g, 10, "float").pops["lif"]
+    assert (pp.refractory, pp.reset_interval) == (2, 5)
 
 
 def _tiny_plan():

@@ -300,6 +300,8 @@ LAVA_CASES = [  # file, convention, options, input shape, steps, p
     ("braille_noDelay_noBias_subtract.nir", "snntorch", {"reset": "subtract"}, (12,), 100, 0.1),
     ("cnn_sinabs.nir", "norse", {"dt": 1e-4}, (2, 34, 34), 20, 0.3),
     ("two_lif_neurons.nir:lif1", "norse", {"dt": 1e-4}, (1,), 400, 0.0),
+    ("spyx_braille_noDelay_noBias_subtract_subgraph.nir", "spyx", {"dt": 1e-4}, (12,), 100, 0.2),
+    ("cnn_sinabs.nir", "sinabs", {}, (2, 34, 34), 20, 0.05),
 ]
 
 
@@ -481,10 +483,10 @@ def test_conventions_discretise_as_documented():
     assert g.nodes["0"].weight[0, 0] == pytest.approx(1e-4 / tau, rel=1e-12)     # gain a r folded in
     g = import_nir(nir_file("lif_norse.nir"), dt=1e-4, integrator="exact")   # a = 1 - exp(-dt/tau)
     assert g.nodes["1"].voltage_decay == pytest.approx(-np.expm1(-1e-4 / tau), rel=1e-12)
-    g = import_nir(nir_file("lif_norse.nir"), convention="sinabs")           # dt = 1 step, exact, subtract
+    g = import_nir(nir_file("lif_norse.nir"), convention="sinabs", dt=1e-4)  # exact, subtract, unit gain
     n = g.nodes["1"]
-    assert n.reset == "subtract" and n.spike_compare == ">" and n.voltage_decay == pytest.approx(-np.expm1(-1 / tau))
-    assert g.nodes["0"].weight[0, 0] == pytest.approx(-np.expm1(-1 / tau))     # (1 - alpha) I
+    assert n.reset == "subtract" and n.spike_compare == ">" and n.voltage_decay == pytest.approx(-np.expm1(-1e-4 / tau))
+    assert g.nodes["0"].weight[0, 0] == 1.0                  # v = alpha v + I (Sinabs' norm_input=False)
     g = import_nir(nir_file("lif_norse.nir"), convention="spyx", dt=1e-4)    # unit gain, late spike, delayed sub
     assert g.nodes["1"].delayed_subtract and g.nodes["0"].weight[0, 0] == 1.0
     assert g.nodes["output.delay"].steps == 1

@@ -4,8 +4,9 @@ The plan is computed in the calling process (so that unsupported IR raises ``Snn
 once) and handed to the worker (``lava_worker``), which only instantiates Lava processes.
 
 Mapping (see docs in ``lava_backend``):
-- populations: every ``Input`` (a RingBuffer source) and every ``CubaLIF`` (a Lava ``LIF``;
-  reset "subtract"/"none": snnc's ``lava_neurons.LIFResetRule``) and ``CubaLI`` (snnc's
+- populations: every ``Input`` (a RingBuffer source) and every ``CubaLIF`` (a Lava ``LIF``,
+  ``LIFRefractory`` or ``LIFReset``; reset "subtract"/"none", per-neuron decays, or a refractory
+  period with a periodic reset: snnc's ``lava_neurons.LIFResetRule``) and ``CubaLI`` (snnc's
   ``lava_neurons.LeakyIntegrator``, which sends v: the host records it as the read-out);
   a population with no input (bias-driven) gets a zero-weight Dense from the input, so that
   Lava compiles it and its step 0 is aligned (offset 1, bias gated before);
@@ -34,7 +35,8 @@ Options (CPU simulation speed; the defaults of ``plan_lava`` are the hardware pl
   vectors per step over a channel; Lava's Var get/set moves one element per message, which made
   the ringbuffer sinks dominate the CPU run time). ``run_lava`` uses ``"auto"``/``"channels"``.
 
-Periodic reset (``CubaLIF.reset_interval`` R > 0, ``reset_offset`` r): a Lava ``LIFReset``, which
+Periodic reset (``CubaLIF.reset_interval`` R > 0, ``reset_offset`` r): a Lava ``LIFReset`` (or
+``LIFResetRule`` with the same rule), which
 zeroes u and v before integrating at Lava ``time_step`` (1-based, never restarted between
 samples) ``time_step % R == offset``. IR step t of population P of sample i runs at
 ``time_step = i*L + t + o(P) + 1``, so the Lava offset is ``(r + o(P) + 1) % R`` provided L is a
@@ -198,6 +200,16 @@ def _decays(fx, shape):
     if du.ndim == 0 and dv.ndim == 0:
         return int(du), int(dv)
     return tuple(to_lava(np.array(np.broadcast_to(d, shape)), len(shape)) for d in (du, dv))
+
+
+def _float_decays(node, shape):
+    """Lava's float ``du``/``dv``: floats, or per-neuron arrays in Lava's layout (snnc's models)."""
+    out = []
+    for d in (node.current_decay, node.voltage_decay):
+        a = np.asarray(d, np.float64)
+        uniform = a.size <= 1 or bool(np.all(a == a.flat[0]))
+        out.append(float(a.flat[0]) if uniform else to_lava(np.array(np.broadcast_to(a, shape)), len(shape)))
+    return tuple(out)
 
 
 def _delay_over(steps, shape) -> np.ndarray:
@@ -524,13 +536,12 @@ def _li_plan(graph: Graph, name: str, node: CubaLI, mode: str) -> PopPlan:
         if not isinstance(fx, FixedCubaLI):
             raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
                             f"(no fixed view for node {name!r})")
-        pp.du, pp.dv = int(fx.decay_u) - 1, int(fx.decay_v)
+        pp.du, pp.dv = _decays(fx, shape)        # per neuron: Vars of snnc's LeakyIntegrator
         bias = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), shape)
         pp.bias_exp = int(fx.bias_exp)
         pp.out_scale = 1.0 / float(state_scale(graph, name))
     else:
-        pp.du = float(_uniform(name, node, "current_decay", node.current_decay))
-        pp.dv = float(_uniform(name, node, "voltage_decay", node.voltage_decay))
+        pp.du, pp.dv = _float_decays(node, shape)      # per neuron: snnc's LeakyIntegrator
         bias = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), shape)
     pp.bias_mant = to_lava(np.array(bias), len(shape))
     return pp
@@ -542,11 +553,7 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
     shape = tuple(node.shape)
     pp = PopPlan(name, "lif", shape)
     pp.reset, pp.reset_delay = node.reset, bool(node.reset_delay) and node.reset == "subtract"
-    if node.reset != "zero" and node.reset_interval:
-        raise _err(name, node, f"reset {node.reset!r} together with reset_interval is not supported")
-    if node.refractory:            # Lava LIFRefractory (+ snnc's fixed_pt model: lava_refractory)
-        if node.reset_interval:
-            raise _err(name, node, "refractory > 0 together with reset_interval is not supported")
+    if node.refractory:            # Lava LIFRefractory, or snnc's lava_neurons.LIFResetRule
         pp.refractory = int(node.refractory)
     if node.reset_interval:
         if int(node.reset_interval) < 0:
@@ -558,10 +565,7 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
         if not isinstance(fx, FixedCubaLIF):
             raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
                             f"(no fixed view for node {name!r})")
-        pp.du, pp.dv = _decays(fx, shape)
-        if np.ndim(pp.du) and (node.refractory or node.reset_interval):
-            raise _err(name, node, "per-neuron decays together with a refractory period or reset_interval "
-                                   "are not supported by the Lava backend")
+        pp.du, pp.dv = _decays(fx, shape)        # per neuron: snnc's lava_neurons.LIFResetRule
         pp.vth = int(_uniform(name, node, "threshold", fx.vth))
         if pp.vth < 0:
             raise _err(name, node, "negative threshold")
@@ -570,8 +574,7 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
     else:
         # Lava's float LIF compares v > vth; a '>=' model differs only on exact ties (float mode
         # is reported, not asserted)
-        pp.du = float(_uniform(name, node, "current_decay", node.current_decay))
-        pp.dv = float(_uniform(name, node, "voltage_decay", node.voltage_decay))
+        pp.du, pp.dv = _float_decays(node, shape)      # per neuron: snnc's LIFResetRule
         pp.vth = float(_uniform(name, node, "threshold", node.threshold))
         bias = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), shape)
         pp.bias_exp = 0

@@ -50,13 +50,14 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
         mant = np.zeros_like(mant) if p.gate_bias else mant
         kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=name)
         custom = None
-        if p.kind == "li" or getattr(p, "reset", "zero") != "zero" or np.ndim(p.du):
+        if p.kind in ("li", "lif"):
             from .lava_neurons import make_population      # snnc's models: reset rules, read-outs
             custom = make_population(p, **kw)
         if custom is not None:
             lif = custom
-            if hasattr(lif, "s_prev"):
-                state.append((lif.s_prev, None))
+            for k in ("s_prev", "ref_left"):
+                if hasattr(lif, k):
+                    state.append((getattr(lif, k), None))
         elif getattr(p, "refractory", 0):
             from .lava_refractory import make_lif
             lif = make_lif(p.refractory, **kw)

@@ -32,7 +32,8 @@ multiplied into one). A cycle with no ``Delay`` node is a recurrent connection: 
 (found by a depth-first walk from the inputs, in file order) carries the previous step's spikes
 (``recurrent_delay`` steps, 1 for every library snnc knows). IR time is the library's time: a
 spike at input step t acts on the membrane at step t (Spyx: its neurons emit the spike one step
-after the crossing, which is an explicit ``Delay(1)`` after each population).
+after the crossing, which is an explicit ``Delay(1)`` after each population, and also the step
+of its recurrence: a back edge from such a population gets no further delay).
 """
 from __future__ import annotations
 
@@ -97,21 +98,39 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
                        "step (nirtorch's GraphExecutor), so its bias starts at step 1; the membrane "
                        "starts at v_leak (Norse's initial state)"),
     Convention("sinabs", 1.0, "exact", "subtract",
-               summary="Sinabs 3.1: tau in time steps (dt = 1), exact decay alpha = exp(-1/tau) with "
-                       "input (1 - alpha) I (norm_input), r = 1, reset by subtraction, one spike per step; "
-                       "Sinabs spikes at v >= threshold, snnc at v > threshold (Loihi's test; '>=' with a "
-                       "subtraction has no fixed-point form; spike_compare='>=' for the float engines)"),
+               summary="Sinabs 3.1 from_nir (sinabs/nir.py at 904eb89): tau in time steps (dt = 1), exact "
+                       "decay alpha = exp(-1/tau), v = alpha v + I (LIFSqueeze/ExpLeakSqueeze with "
+                       "norm_input=False: unit input gain; IF: v += I), r must be 1 and v_leak 0, no "
+                       "CubaLIF; reset by subtraction. Sinabs spikes at v >= threshold (MultiSpike: "
+                       "trunc(v/thr) spikes per step) and floors an IF's v at -threshold (min_v_mem); snnc "
+                       "emits one spike per step at v > threshold (Loihi's test; spike_compare='>=' for the "
+                       "float engines) and does not floor v"),
     Convention("rockpool", None, "exact", "subtract",
-               summary="Rockpool 3.1: exact decays exp(-dt/tau), unit input gain (its export writes r = "
-                       "tau exp(-dt/tau)/dt), reset by subtraction; dt must be given"),
+               summary="Rockpool 3.1 (rockpool/nn/modules/torch at 42cee1c9: LIFNeuronTorch, LIFTorch; its "
+                       "export writes r = tau exp(-dt/tau)/dt, checked): exact decays exp(-dt/tau), LIF v = "
+                       "alpha v + x + bias, CubaLIF i = beta (i + x) (the input enters before the decay: "
+                       "input gain beta), v = alpha v + i + bias, bias = v_leak per step, reset by "
+                       "subtraction at v >= threshold (spike_compare='>=' for the float engines; Rockpool's "
+                       "several spikes per step, floor(v/thr), are not reproduced); dt must be given "
+                       "(Rockpool's from_nir guesses it per node as tau/(1 + r))"),
     Convention("spyx", 1.0, "euler", "subtract", reset_delay=True, output_delay=1,
-               summary="Spyx (src/spyx/nir.py, kmheckel/spyx 38374e9): dt = 1, beta = 1 - dt/tau, "
-                       "alpha = 1 - dt/tau_syn, weights as written (r and w_in not read: unit input; "
-                       "its export writes r = beta), spike H(V[t-1] - thr) emitted one step after the "
-                       "crossing, V = beta V + x - thr s"),
+               summary="Spyx 1.0 from_nir (src/spyx/nir.py, kmheckel/spyx 38374e9): dt = 1, beta = 1 - "
+                       "dt/tau, alpha = 1 - dt/tau_syn, weights as written (r and w_in not read: unit input; "
+                       "its export writes r = beta), v_leak not read (must be 0), a recurrent Affine's bias "
+                       "dropped (must be 0); spike s[t] = H(V[t-1] - thr) emitted one step after the "
+                       "crossing (which is also the step of a recurrence); LIF/IF: V = beta V + x - thr s "
+                       "(the subtraction one step late), CubaLIF: V = beta (V - thr s) + I (the "
+                       "subtraction at the crossing, immediate)"),
+    Convention("spyx-2023", 1.0, "euler", "subtract", reset_delay=True, output_delay=1,
+               summary="Spyx as the NIR paper ran it (Nov 2023, haiku; spyx/nir.py at 6a2d735): as spyx, "
+                       "but the synapse into a LIF is scaled by dt/tau (r not read); LIF only (its CubaLIF "
+                       "scaling changed from commit to commit)"),
     Convention("spikingjelly", 1e-4, "euler", None,
-               summary="SpikingJelly 2.0 nir_exchange: dt = 1e-4, LIF r = 1 (decay_input) or tau/dt, IF "
-                       "r = 1/dt, CubaLIF r = tau_mem/dt and w_in = tau_syn/dt; hard reset to v_reset"),
+               summary="SpikingJelly 2.0 nir_exchange (from_nir.py at afb13226): dt = 1e-4, LIF r = 1 "
+                       "(decay_input) or tau/dt, IF r = 1/dt, one value per layer (tau, r, v_threshold, "
+                       "v_reset), v_leak = v_reset, no CubaLIF; hard reset to v_reset (its soft reset is "
+                       "written as v_reset = 0 too: give --reset subtract); SpikingJelly spikes at v >= "
+                       "threshold, snnc at v > threshold (spike_compare='>=' for the float engines)"),
     Convention("lava", 1e-4, "euler", "zero",
                summary="the NIR paper's nir_to_lava.py (Lava LIF): dt = 1e-4, du = 1 (no current), "
                        "dv = dt/tau, input weight dt/tau, r and v_leak not read (must be 1 and 0); "
@@ -341,6 +360,8 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
         tau = _arr(node, "tau")
         a = _decay(dt, tau, integ, path, name, "tau")
         vd, gain, v_bias = a, a * r, a * v_leak
+        if conv == "spyx-2023":         # its synapse into a LIF is scaled by dt/tau, r not read
+            gain = dt / tau
         if conv in ("norse", "lava"):
             if not _close(r, 1):
                 refuse(f"r = {np.unique(r)[:3].tolist()}: {conv} ignores r (reads it as 1); this graph was "
@@ -363,6 +384,11 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
             u_bias = a * r * b * v_leak
         if conv == "lava":
             refuse("nir_to_lava.py reads only LIF neurons in Lava (CubaLIF went through lava-dl)")
+        if conv in ("sinabs", "spikingjelly"):
+            refuse(f"{conv}'s from_nir reads no CubaLIF (Sinabs: LIF, LI, IF; SpikingJelly: LIF, IF)")
+        if conv == "spyx-2023":
+            refuse("snnc reproduces the 2023 Spyx (spyx-2023) for LIF only; choose --convention spyx "
+                   "(Spyx 1.0) for a CubaLIF")
         _check_gain(refuse, conv, dt, r, tau_mem, "r", "tau_mem")
         _check_gain(refuse, conv, dt, w_in, tau_syn, "w_in", "tau_syn")
         shape = _neuron_shape(node, [tau_syn, tau_mem, r, v_leak])
@@ -379,6 +405,8 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
             refuse(f"SpikingJelly writes IF with r = 1/dt = {1 / dt:g}, the graph has r = {np.unique(r)[:3].tolist()}")
         if conv == "sinabs" and not _close(r, 1):
             refuse(f"Sinabs writes IF with r = 1, the graph has {np.unique(r)[:3].tolist()}")
+        if conv in ("sinabs", "spyx", "spyx-2023"):     # v += I (weights as written)
+            gain = np.ones(())
     elif typ == "Threshold":
         vd, gain, v_bias = np.ones(()), np.ones(()), np.zeros(())
     else:  # pragma: no cover (callers pass neuron types only)
@@ -386,10 +414,21 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
     spiking = typ in ("LIF", "CubaLIF", "IF", "Threshold")
     if conv == "snntorch" and not _close(v_leak, 0):
         refuse("snnTorch writes v_leak = 0 and cannot read another value")
+    if conv in ("sinabs", "spyx", "spyx-2023") and not _close(v_leak, 0):
+        refuse(f"v_leak = {np.unique(v_leak)[:3].tolist()}: {conv} does not run v_leak (Sinabs' from_nir "
+               "refuses it, Spyx ignores it)")
+    if conv == "spikingjelly" and typ in ("LIF", "IF"):
+        for key, val in (("tau", _arr(node, "tau")), ("r", r), ("v_threshold", v_th), ("v_reset", v_reset)):
+            if val is not None and np.unique(val).size > 1:
+                refuse(f"per-neuron {key}: SpikingJelly's from_nir takes one value per layer")
     if conv == "sinabs" and typ in ("LIF", "LI") and not _close(r, 1):
         refuse(f"Sinabs writes r = 1, the graph has {np.unique(r)[:3].tolist()}")
-    if conv in ("spyx", "rockpool"):
+    if conv in ("spyx", "rockpool", "sinabs"):     # weights as written (Sinabs: norm_input=False)
         gain = np.ones(()) if typ not in ("IF", "I", "Threshold") else gain
+    if conv == "rockpool" and typ in ("LIF", "LI", "CubaLIF", "CubaLI"):
+        v_bias = v_leak                            # LIFTorch/LIFNeuronTorch: v += bias (= v_leak)
+        if typ in ("CubaLIF", "CubaLI"):           # LIFTorch: isyn = beta (isyn + x)
+            gain = 1 - cd
     reset = o.reset
     if spiking and typ != "Threshold":
         if reset is None:
@@ -406,6 +445,9 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
         reset = "zero"
     if conv == "snntorch" and reset == "subtract" and not o.reset_delay and typ != "Threshold":
         reset = "subtract_snntorch"    # snnTorch 1.0's reset_delay=False rule exactly (ir.CubaLIF)
+    reset_delay = bool(o.reset_delay)
+    if conv == "spyx" and typ == "CubaLIF":
+        reset_delay = False            # V = beta (V - thr s) + I: the subtraction at the crossing
     if spiking and v_th is None:
         refuse("no v_threshold")
     gain = np.where(np.abs(gain - 1) < GAIN_SNAP, 1.0, gain)
@@ -418,7 +460,7 @@ def discretize(path: str, name: str, node, o: NirOptions) -> _Neuron:
     n = _Neuron(name, typ, tuple(shape), spiking, _bc(cd, shape, refuse), _bc(vd, shape, refuse),
                 _bc(gain, shape, refuse), _bc(v_bias, shape, refuse), _bc(u_bias, shape, refuse),
                 _bc(v_th, shape, refuse) if spiking else None, reset or "zero",
-                bool(o.reset_delay) if spiking and typ != "Threshold" else False,
+                reset_delay if spiking and typ != "Threshold" else False,
                 CONVENTIONS[conv].output_delay if conv and spiking else 0)
     n.u_first = None if u_first is None else _bc(u_first, shape, refuse)
     return n
@@ -554,6 +596,10 @@ class _Importer:
         back = self.back_edges([p for p in paths if self.typ(p.dst) != "Output"])
         if o.convention and CONVENTIONS[o.convention].rsynaptic_late_reset:
             self._rsynaptic(paths, back)
+        if o.convention == "sinabs" and any(n.spiking for n in self.neurons.values()):
+            self.notes.append("Sinabs' from_nir emits trunc(v/threshold) spikes per step (MultiSpike) and floors an "
+                              "IF's v at -threshold (min_v_mem); snnc emits one spike per step and does not floor "
+                              "v: they agree while v stays in [-threshold, 2 threshold) (docs/nir.md)")
         for n in self.neurons.values():
             self._add_population(n)
         for p in paths:
@@ -671,11 +717,11 @@ class _Importer:
         if weight_op is None and pre and pre[-1][0] == "pool":       # pooling straight into neurons
             weight_op = (pre[-1][1], "pool", self.nodes[pre[-1][1]])
             pre = pre[:-1]
-        if recurrent and not any(self.typ(op) == "Delay" for op in p.ops):
-            steps = steps + self.o.recurrent_delay
-        gain = n.gain * np.broadcast_to(post_scale, n.shape) if np.ndim(post_scale) else n.gain * post_scale
         src = p.src
         out_delay = self.neurons[src].output_delay if src in self.neurons else 0
+        if recurrent and not any(self.typ(op) == "Delay" for op in p.ops) and not out_delay:
+            steps = steps + self.o.recurrent_delay     # (a spike emitted late is already last step's)
+        gain = n.gain * np.broadcast_to(post_scale, n.shape) if np.ndim(post_scale) else n.gain * post_scale
         steps = steps + out_delay
         base = weight_op[0] if weight_op else (p.ops[-1] if p.ops else f"{p.src}>{p.dst}")
         name = self._syn_name(base, p)
@@ -699,6 +745,10 @@ class _Importer:
         self.g.add(name, syn, src)
         self.g.edges.append((name, p.dst))
         if bias is not None and np.any(bias):
+            if recurrent and self.o.convention in ("spyx", "spyx-2023"):
+                raise self.err(f"the recurrent synapse {weight_op[0]!r} into {p.dst!r} has a bias, which Spyx's "
+                               "from_nir drops (it loads the recurrent weight only); this graph does not run in "
+                               "Spyx as written")
             b = np.broadcast_to(bias, n.shape) * gain
             conv = CONVENTIONS.get(self.o.convention)
             late = recurrent and conv is not None and conv.back_edge_bias_late
