@@ -70,7 +70,7 @@ def test_fixed_view_and_state_scale_after_quantize():
         assert c.fixed is q.fixed[c.name]
     for n in ("p1", "p2"):
         assert net.populations[n].fixed is q.fixed[n]
-        assert net.populations[n].state_scale == int(q.metadata["state_scale"][n])
+        assert net.populations[n].state_scale == int(q.fixed[n].state_scale) > 0
 
 
 def test_sigma_delta_chain_is_populations_and_a_direct_link():

@@ -46,20 +46,24 @@ def _number(v, what: str) -> np.ndarray:
     """``v`` as a float64 array; _Bad if it is not numbers or not finite."""
     if isinstance(v, (str, bytes)) or (isinstance(v, np.ndarray) and v.dtype.kind not in "biuf"):
         raise _Bad(f"{what} must be a number, got {v!r:.60}")
+    if isinstance(v, np.ndarray) and v.dtype.kind in "biu":
+        return v                            # integers: finite (no copy of large weight arrays)
     try:
         a = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
         raise _Bad(f"{what} must be a number, got {v!r:.60}") from None
-    if not np.all(np.isfinite(a)):
+    if not np.isfinite(a.sum()) and not np.all(np.isfinite(a)):
         raise _Bad(f"{what} must be finite, got {'NaN' if np.any(np.isnan(a)) else 'inf'}")
     return a
 
 
 def _in_range(v, what: str, lo=None, hi=None, lo_open=False) -> np.ndarray:
     a = _number(v, what)
-    if a.size and lo is not None and (np.any(a <= lo) if lo_open else np.any(a < lo)):
-        raise _Bad(f"{what} must be {'>' if lo_open else '>='} {lo}, got {a.min():g}")
-    if a.size and hi is not None and np.any(a > hi):
+    if a.size and lo is not None:
+        m = a.min()
+        if m <= lo if lo_open else m < lo:
+            raise _Bad(f"{what} must be {'>' if lo_open else '>='} {lo}, got {m:g}")
+    if a.size and hi is not None and a.max() > hi:
         raise _Bad(f"{what} must be <= {hi}, got {a.max():g}")
     return a
 
@@ -68,6 +72,8 @@ def _integer(v, what: str, lo=None, hi=None) -> np.ndarray:
     if isinstance(v, (bool, np.bool_)):
         raise _Bad(f"{what} must be an integer, got {v!r}")
     a = _in_range(v, what, lo, hi)
+    if a.dtype.kind in "biu":
+        return a.astype(np.int64, copy=False)
     if np.any(a != np.round(a)):
         raise _Bad(f"{what} must be whole numbers, got {a[a != np.round(a)].ravel()[0]:g}")
     return a.astype(np.int64)
