@@ -209,8 +209,8 @@ def test_pinned_scales_in_the_quantize_pass():
 def test_calibrate_reset_by_subtraction_and_readout():
     """Subtract reset (one step late), a bias-driven population and a CubaLI read-out scored by
     its relative RMS error; the chosen S keeps the bias in its 13-bit mantissa."""
-    from test_twin import _reset_net
-    g, _ = _reset_net("subtract", True, readout=True)
+    from small_nets import reset_net
+    g, _ = reset_net("subtract", True, readout=True)
     x = (np.random.default_rng(1).random((64, 20, 40)) < 0.3).astype(np.float32)
     cal = snnc.compile(g, calibrate=x)
     rows = {r["population"]: r for r in cal.metadata["calibration"]["layers"]}
