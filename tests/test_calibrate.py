@@ -6,8 +6,6 @@ The float model is a snnc.nn conv net trained here for a few seconds with real-v
 forward, tests/test_methods_nn.py). Calibration chooses scales on one set of samples; the
 agreement with the float model is measured on other samples, naive (today's pass) vs calibrated.
 """
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -110,21 +108,20 @@ def test_calibrated_graph_runs_the_same_everywhere(float_model, tmp_path):
     assert np.array_equal(ref.output, lava.output) and ref.output.sum() > 0
 
 
-def test_cli_calibrate(float_model, tmp_path):
+def test_cli_calibrate(float_model, tmp_path, cli):
     path, calib, _ = float_model
     np.save(tmp_path / "calib.npy", calib[:16])
     np.save(tmp_path / "bad.npy", calib[:16, :, :4])
-    cmd = [sys.executable, "-m", "snnc.cli", "compile", path, "-o", str(tmp_path / "m.snnc"), "--calibrate"]
-    r = subprocess.run(cmd + [str(tmp_path / "calib.npy")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "agreement calibrated" in r.stdout and "16 calibration samples" in r.stdout
-    r = subprocess.run(cmd + [str(tmp_path / "bad.npy")], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "does not fit the model input" in r.stderr
-    r = subprocess.run(cmd + [str(tmp_path / "none.npy")], capture_output=True, text=True)
-    assert r.returncode == 2 and "no such calibration file" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "snnc.cli", "info", str(tmp_path / "m.snnc")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0 and "calibration report" in r.stdout
+    cmd = ["compile", path, "-o", tmp_path / "m.snnc", "--calibrate"]
+    rc, out, err = cli(*cmd, tmp_path / "calib.npy")
+    assert rc == 0, err
+    assert "agreement calibrated" in out and "16 calibration samples" in out
+    rc, out, err = cli(*cmd, tmp_path / "bad.npy")
+    assert rc == 2 and err.count("\n") == 1 and "does not fit the model input" in err
+    rc, out, err = cli(*cmd, tmp_path / "none.npy")
+    assert rc == 2 and "no such calibration file" in err
+    rc, out, err = cli("info", tmp_path / "m.snnc")
+    assert rc == 0 and "calibration report" in out
 
 
 def test_calibration_refuses_bad_data(float_model):
