@@ -5,8 +5,8 @@
 - ``lava_dl``: lava-dl's own netx test networks and recorded ground truth, shipped in its wheel
   (``lava_dl_files``: ``NETX_ROOT``, ``GTS``, ``PILOT``, ``PILOT_LAYERS``, ``pilot_gt``); the
   test is skipped when they are not installed.
-- ``small_chain``, ``small_branchy``, ``small_conv``, ``small_reset_net``: the small IR graphs of
-  ``small_nets`` with their input spikes, built fresh for each test (tests may edit them).
+- ``small_chain``, ``small_branchy``, ``small_conv``: the small IR graphs of ``small_nets`` with
+  their input spikes, built fresh for each test (tests may edit them).
 
 Helper modules (imported by tests, never collected: no ``test_`` prefix): ``snnc_cli``,
 ``lava_dl_files``, ``small_nets`` (IR graphs), ``slayer_nets`` (lava-dl SLAYER networks and their
@@ -53,9 +53,3 @@ def small_branchy():
 def small_conv():
     """Conv -> Pool -> grouped strided Conv -> Flatten -> Dense on 2x10x10 inputs."""
     return small_nets.conv_net()
-
-
-@pytest.fixture
-def small_reset_net():
-    """small_nets.reset_net("zero", False): a float graph (not quantized) with a bias-driven population."""
-    return small_nets.reset_net("zero", False)

@@ -15,7 +15,6 @@ from snnc.errors import SnncError
 from snnc.evaluate import evaluate
 
 from hostile_models import onnx_model
-from small_nets import branchy, chain_with_delays
 
 
 @pytest.fixture
@@ -42,19 +41,19 @@ def test_registry_has_every_engine_with_a_description():
         registry.register(registry.ENGINES["reference"])
 
 
-def test_unknown_names_list_the_registry():
-    g, x = chain_with_delays(N=1)
+def test_unknown_names_list_the_registry(small_chain):
+    g, x = small_chain
     with pytest.raises(SnncError) as e:
         api.run(g, x, backend="gpu")
     assert "unknown backend 'gpu'" in str(e.value) and ", ".join(registry.names()) in str(e.value)
     with pytest.raises(SnncError) as e:
-        evaluate(g, x, np.zeros(1, int), engine="onnxruntime")
+        evaluate(g, x, np.zeros(len(x), int), engine="onnxruntime")
     assert "engine 'onnxruntime' runs the exported .onnx file" in str(e.value)
     assert ", ".join(registry.names("graph")) in str(e.value)
 
 
-def test_engine_options_are_checked_and_passed():
-    g, x = chain_with_delays(N=2)
+def test_engine_options_are_checked_and_passed(small_chain):
+    g, x = small_chain
     with pytest.raises(SnncError, match="engine 'reference' takes no option chunk \\(its options: progress, "
                                         "batch_size, plan\\)"):
         api.run(g, x, backend="reference", chunk=4)
@@ -111,8 +110,8 @@ def test_snnc_run_with_onnxruntime(onnx_file, tmp_path, cli):
 
 
 # ----------------------------------------------------------------------------- RunResult and its .npz
-def test_run_result_round_trips_through_npz(tmp_path):
-    g, x = branchy()                                               # three outputs
+def test_run_result_round_trips_through_npz(tmp_path, small_branchy):
+    g, x = small_branchy                                           # three outputs
     r = api.run(g, x, backend="reference")
     assert set(r.outputs) == {"out", "out5", "out_avg"} and r.output is r.outputs[g.outputs[0]]
     r.timing = {"build": 0.25, "run": 1.5, "note": "not a number"}
@@ -145,6 +144,17 @@ def test_state_and_spike_trains_in_npz(tmp_path):
     assert one.output.shape == (2, 3) and one.state["p"]["u"].tolist() == [5, 6] and one.spikes["p"].shape == (2, 3)
 
 
+def test_one_sample_is_the_batch_without_its_axis(small_conv):
+    g, x = small_conv
+    batch = api.run(g, x, backend="reference")
+    one = api.run(g, x[1], backend="reference")
+    assert one.output.shape == batch.output.shape[1:]
+    np.testing.assert_array_equal(one.output, batch.output[1])
+    assert one.outputs.keys() == batch.outputs.keys() and one.counts.keys() == batch.counts.keys()
+    for k in batch.counts:
+        np.testing.assert_array_equal(one.counts[k], batch.counts[k][1])
+
+
 def test_older_and_foreign_npz_files(tmp_path):
     np.savez(tmp_path / "old.npz", **{"output": np.ones((3, 5)), "counts/lif": np.array([5, 5, 5])})
     old = load_npz(str(tmp_path / "old.npz"))
@@ -157,8 +167,8 @@ def test_older_and_foreign_npz_files(tmp_path):
         load_npz(str(tmp_path / "junk.npz"))
 
 
-def test_snnc_run_writes_through_to_npz(tmp_path, cli):
-    g, x = chain_with_delays(N=2)
+def test_snnc_run_writes_through_to_npz(tmp_path, cli, small_chain):
+    g, x = small_chain
     from snnc.compiler import artifact
     artifact.save(g, str(tmp_path / "m.snnc"))
     np.save(tmp_path / "x.npy", x)
