@@ -3,7 +3,7 @@
 
 ``.npz`` keys: ``output`` (the first Output), ``outputs/<Output>`` (every Output by IR node name),
 ``counts/<population>`` (spikes per neuron), ``engine``, ``plan``, ``seconds``, ``timing/<phase>``
-(seconds), ``state/<population>/<u|v>`` and ``state_steps/<population>`` when recorded;
+(the numbers of ``timing``), ``state/<population>/<u|v>`` and ``state_steps/<population>`` when recorded;
 ``spikes/<population>`` (whole spike trains) only when asked for (``to_npz(path, spikes=True)``).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ class RunResult:
     ``(N, *shape, T)``, when the engine recorded it (Lava). ``engine``: the engine that ran it;
     ``plan``: which of its execution plans ran, when it has several (reference: ``step``,
     ``batched`` or ``spec``). ``seconds``: wall time of the run; ``timing``: seconds per phase,
-    when the engine measures them (Lava: build, run, read-back). ``state`` (when asked for: Lava
+    when the engine measures them (Lava: compile, run, reads; with its counters, e.g. resets done). ``state`` (when asked for: Lava
     ``record_state``, reference ``state_steps``): per CUBA population its ``u`` and ``v``
     ``(N, *shape)`` after ``state_steps[pop]`` of its own steps.
     """
