@@ -38,7 +38,8 @@ def twin(model, surrogate=None, detach_reset=True):
     return make_twin(model, surrogate=surrogate, detach_reset=detach_reset)
 
 
-def run(model, spikes, backend="lava-fixed", timeout=600.0):
-    """Run a model on spikes ``C[,H,W],T`` or ``N,C[,H,W],T``; see snnc.api.run."""
+def run(model, spikes, backend="lava-fixed", timeout=600.0, **options):
+    """Run a model on spikes ``C[,H,W],T`` or ``N,C[,H,W],T`` on the engine ``backend`` (a name of
+    snnc.backends.registry; ``options``: that engine's options); see snnc.api.run."""
     from .api import run as _run
-    return _run(model, spikes, backend=backend, timeout=timeout)
+    return _run(model, spikes, backend=backend, timeout=timeout, **options)

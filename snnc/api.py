@@ -7,7 +7,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import files
-from .backends import host_io
+from .backends import host_io, registry
 from .backends.result import RunResult
 from .compiler import artifact
 from .compiler.ir import Graph
@@ -15,8 +15,7 @@ from .compiler.pipeline import compile_graph, ensure_compiled
 from .compiler.validate import validate
 from .errors import SnncError
 
-ENGINES = ("lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float",
-           "torch")
+ENGINES = registry.names("graph")       # the engines that run a compiled graph (backends/registry.py)
 
 
 def import_model(path: str, **netx_options) -> Graph:
@@ -84,34 +83,25 @@ def check_input(graph: Graph, spikes: np.ndarray, what: str = "input"):
 
 
 def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed",
-        timeout: float = 600.0, progress: bool = False) -> RunResult:
+        timeout: float = 600.0, progress: bool = False, **options) -> RunResult:
     """Run ``model`` on spikes ``C[,H,W],T`` or ``N,C[,H,W],T``; output in the same layout.
 
-    ``backend``: ``lava-fixed`` (Lava Loihi2SimCfg fixed_pt, bit-accurate), ``lava-float``
-    (floating_pt), ``lava-fused-fixed``/``lava-fused-float`` (the whole graph as one Lava process
-    for fast CPU simulation, bit-identical with ``reference``/``reference-float``; see
-    ``backends.lava_fused``), ``reference`` (numpy, bit-exact with lava-fixed), ``reference-float``, ``torch`` (fixed point on
-    torch, CUDA when present, else CPU threads; bit-identical with ``reference``; feed-forward graphs).
-    ``progress``: a progress bar (reference engines).
+    ``backend``: a name of ``backends.registry`` (``snnc run --help`` lists them): ``lava-fixed``
+    (Lava Loihi2SimCfg fixed_pt, bit-accurate), ``lava-float`` (floating_pt),
+    ``lava-fused-fixed``/``lava-fused-float`` (the whole graph as one Lava process, bit-identical
+    with ``reference``/``reference-float``), ``reference`` (numpy, bit-exact with lava-fixed),
+    ``reference-float``, ``torch`` (fixed point on torch, = ``reference``; feed-forward graphs),
+    ``onnxruntime`` (the ``.onnx`` file itself: ``model`` must be its path).
+    ``timeout``: seconds before a Lava run is stopped; ``progress``: a progress bar (reference);
+    each is passed to the engines that take it. ``options``: engine options (``registry``), e.g.
+    ``plan="step"`` for ``reference``, ``record_state=True`` for ``lava-fixed``.
     """
-    if backend not in ENGINES:
-        raise SnncError(f"unknown backend {backend!r}; choose one of {', '.join(ENGINES)}")
+    engine = registry.get(backend, "backend")
+    if engine.reads == "onnx" and not (isinstance(model, str) and model.lower().endswith(".onnx")):
+        raise SnncError(f"backend {backend!r} runs the exported .onnx file itself; give the .onnx model "
+                        f"(not {model if isinstance(model, str) else 'a compiled graph'})")
     graph = _as_graph(model)
     x, batched = check_input(graph, spikes)
-    if backend.startswith("reference"):
-        from .backends.reference import run_reference
-        result = run_reference(graph, x, "float" if backend.endswith("float") else "fixed", progress=progress)
-    elif backend == "torch":
-        from .backends.torch_engine import run_torch
-        result = run_torch(graph, x)
-    elif backend.startswith("lava-fused"):
-        from .backends.lava_fused import run_lava_fused
-        result = run_lava_fused(graph, x, mode="float" if backend.endswith("float") else "fixed",
-                                timeout=timeout)
-    else:
-        from .backends.lava_backend import run_lava
-        result = run_lava(graph, x, mode="float" if backend.endswith("float") else "fixed", timeout=timeout)
-    if not batched:
-        result.output = result.output[0]
-        result.counts = {k: v[0] for k, v in result.counts.items()}
-    return result
+    common = engine.accepted(dict(timeout=timeout, progress=progress))
+    result = engine.run(model if engine.reads == "onnx" else graph, x, **common, **options)
+    return result if batched else result.sample(0)

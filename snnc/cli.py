@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from . import files
+from .backends import registry
 from .backends.child import Terminated, terminating_signals as _terminating_signals
 from .errors import SnncError
 
@@ -164,11 +165,11 @@ def cmd_run(a) -> int:
     from . import api
     x = _load_input(a.input)
     out = _out_path(a.output, [a.model, a.input])
+    engine = registry.get(a.backend, "--backend")
     graph = api._as_graph(a.model)
-    result = api.run(graph, x, backend=a.backend, timeout=a.timeout, progress=a.progress)
-    arrays = {"output": result.output}
-    arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
-    files.save_npz(out, arrays)
+    model = a.model if engine.reads == "onnx" else graph       # onnxruntime runs the .onnx file itself
+    result = api.run(model, x, backend=a.backend, timeout=a.timeout, progress=a.progress)
+    result.to_npz(out)
     totals = ", ".join(f"{k} {v}" for k, v in result.layer_totals().items())
     binary = bool(np.all((result.output == 0) | (result.output == 1)))
     what = f"{int(result.output.sum())} output spikes" if binary else \
@@ -188,7 +189,8 @@ def cmd_parity(a) -> int:
         engines = [e.strip() for e in a.engines.split(",") if e.strip()]
         bad = [e for e in engines if e not in api.ENGINES]
         if bad or not engines:
-            raise SnncError(f"--engines {a.engines!r}: choose from {', '.join(api.ENGINES)}")
+            raise SnncError(f"--engines {a.engines!r}: choose from {', '.join(api.ENGINES)} "
+                            "(onnxruntime always runs)")
     if not a.model.lower().endswith(".onnx"):
         raise SnncError(f"{a.model}: parity compares an ONNX model with its compiled engines; give the .onnx file")
     graph = api.compile(a.model)
@@ -210,9 +212,7 @@ def cmd_deploy(a) -> int:
         x = _load_input(a.input)
         out = _out_path(a.output, [a.model, a.input])
         result = deploy.run_hardware(a.model, x)
-        arrays = {"output": result.output}
-        arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
-        files.save_npz(out, arrays)
+        result.to_npz(out)
         print(f"{result.engine}: {int(result.output.sum())} output spikes -> {out}")
         return 0
     from . import api
@@ -338,29 +338,33 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model", help=".snnc or .onnx")
     i.add_argument("--passes", action="store_true", help="print the graph after each compiler pass")
     i.set_defaults(fn=cmd_info)
-    r = sub.add_parser("run", help="run a model on a spike array (Lava CPU simulation or reference)")
+    r = sub.add_parser("run", help="run a model on a spike array (Lava CPU simulation, reference, ...)",
+                       description="engines (--backend):\n" + registry.describe(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("model", help=".snnc or .onnx")
     r.add_argument("--input", required=True, help=".npy spikes C[,H,W],T or N,C[,H,W],T (time last)")
-    r.add_argument("-o", "--output", required=True, help="output .npz (key 'output', 'counts/<layer>')")
-    r.add_argument("--backend", default="lava-fixed",
-                   choices=["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float",
-                            "reference", "reference-float", "torch"])
+    r.add_argument("-o", "--output", required=True,
+                   help="output .npz (keys 'output', 'outputs/<Output>', 'counts/<population>', 'engine', "
+                        "'seconds', 'timing/<phase>'; snnc.backends.result)")
+    r.add_argument("--backend", default="lava-fixed", choices=registry.names(),
+                   help="engine (default lava-fixed; listed above; onnxruntime needs the .onnx model)")
     r.add_argument("--timeout", type=_seconds, default=600.0, help="seconds before a Lava run is stopped (> 0)")
     r.add_argument("--progress", action="store_true", help="show a progress bar (reference engines)")
     r.set_defaults(fn=cmd_run)
     q = sub.add_parser("parity", help="onnxruntime vs Lava float vs Lava fixed vs reference, side by side")
     q.add_argument("model", help=".onnx")
     q.add_argument("--input", required=True)
-    q.add_argument("--engines", help="comma-separated (default reference,lava-float,lava-fixed)")
+    q.add_argument("--engines", help="comma-separated, of " + ", ".join(registry.names("graph"))
+                   + " (default reference,lava-float,lava-fixed; onnxruntime always runs)")
     q.add_argument("--timeout", type=_seconds, default=600.0, help="seconds before a Lava run is stopped (> 0)")
     q.set_defaults(fn=cmd_parity)
-    v = sub.add_parser("eval", help="accuracy over a labelled data set, sharded over processes or a Ray cluster")
+    v = sub.add_parser("eval", help="accuracy over a labelled data set, sharded over processes or a Ray cluster",
+                       description="engines (--engine):\n" + registry.describe("graph"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("model", help=".snnc (or .onnx/.net)")
     v.add_argument("--data", required=True, help=".npy samples N,C[,H,W],T (time last)")
     v.add_argument("--labels", required=True, help=".npy classes (N,)")
-    v.add_argument("--engine", default="reference", help="one of: " + ", ".join(
-        ["lava-fixed", "lava-float", "lava-fused-fixed", "lava-fused-float", "reference", "reference-float",
-         "torch"]))
+    v.add_argument("--engine", default="reference", help="one of: " + ", ".join(registry.names("graph")))
     v.add_argument("--workers", type=_count(1), default=1, help="local processes (or Ray CPUs with --ray local)")
     v.add_argument("--ray", metavar="ADDRESS", help="run shards as Ray tasks: 'local' starts a cluster here, "
                    "else a cluster address ('auto', 'ray://host:10001')")

@@ -24,7 +24,7 @@ from .compiler.lower import Network, lower
 from .compiler.mapping import Mapping, map_graph
 from .compiler.resources import DEFAULT_SYSTEM, LOIHI2
 from .errors import SnncError
-from .files import check_output_dir, save_npz, write_atomic
+from .files import check_output_dir, write_atomic
 
 BUNDLE_FILES = ("model.snnc", "map.json", "test_input.npy", "expected_output.npz", "run.py",
                 "README.txt", "manifest.json")
@@ -188,9 +188,7 @@ def write_bundle(model: Union[str, Graph], out_dir: str, spikes: Optional[np.nda
     artifact.save(graph, os.path.join(out_dir, "model.snnc"))
     write_json(report, os.path.join(out_dir, "map.json"))
     np.save(os.path.join(out_dir, "test_input.npy"), x)
-    arrays = {"output": result.output}
-    arrays.update({f"counts/{k}": v for k, v in result.counts.items()})
-    save_npz(os.path.join(out_dir, "expected_output.npz"), arrays)
+    result.to_npz(os.path.join(out_dir, "expected_output.npz"))
     with open(os.path.join(out_dir, "run.py"), "w") as f:
         f.write(RUN_SCRIPT)
     with open(os.path.join(out_dir, "README.txt"), "w") as f:

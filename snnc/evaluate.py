@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from . import api
+from .backends import registry
 from .compiler.ir import Graph
 from .compiler.printing import table
 from .errors import SnncError
@@ -108,7 +109,7 @@ def shards(n: int, workers: int, size: Optional[int] = None, engine: str = "refe
     engine starts a Lava run per shard (a second or more of set-up), so there two per worker of
     at least 16 samples."""
     workers = max(workers, 1)
-    if not size and engine.startswith("lava"):
+    if not size and engine in registry.ENGINES and registry.ENGINES[engine].lava:
         size = max(min(n, 16), math.ceil(n / (2 * workers)))
     size = size or max(1, min(256, math.ceil(n / (4 * workers))))
     return [(s, min(s + size, n)) for s in range(0, n, size)]
@@ -205,8 +206,7 @@ def evaluate(model: Union[str, Graph], data: np.ndarray, labels: np.ndarray, eng
              shard_size: Optional[int] = None, timeout: float = 600.0, progress: bool = False) -> EvalReport:
     """Accuracy of ``model`` on ``data`` ``(N, C[, H, W], T)`` with ``labels`` ``(N,)``; see the
     module doc for the read-outs and the sharding."""
-    if engine not in api.ENGINES:
-        raise SnncError(f"unknown engine {engine!r}; choose one of {', '.join(api.ENGINES)}")
+    registry.get(engine, "engine", reads="graph")            # an unknown name fails now, naming the choices
     if not (isinstance(workers, int) and workers >= 1):
         raise SnncError(f"--workers must be a whole number >= 1, got {workers!r}")
     if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):

@@ -53,7 +53,7 @@ def run_parity(onnx_path: str, spikes: np.ndarray, engines: Optional[List[str]] 
     Returns (results by engine, summary, reference name).
     """
     from . import api
-    from .backends.onnx_runtime import run_onnxruntime
+    from .backends import registry
 
     engines = engines or ["reference", "lava-float", "lava-fixed"]
     graph = graph if graph is not None else api.compile(onnx_path)     # (the compiled onnx_path)
@@ -61,7 +61,7 @@ def run_parity(onnx_path: str, spikes: np.ndarray, engines: Optional[List[str]] 
     results: Dict[str, RunResult] = {}
     if torch_output is not None:
         results["pytorch"] = RunResult(output=np.asarray(torch_output, dtype=np.float32), engine="pytorch")
-    results["onnxruntime"] = run_onnxruntime(onnx_path, x)
+    results["onnxruntime"] = registry.get("onnxruntime").run(onnx_path, x)
     for e in engines:
         results[e] = api.run(graph, x, backend=e, timeout=timeout)
     reference = "pytorch" if torch_output is not None else "onnxruntime"

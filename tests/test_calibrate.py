@@ -6,8 +6,6 @@ The float model is a snnc.nn conv net trained here for a few seconds with real-v
 forward, tests/test_methods_nn.py). Calibration chooses scales on one set of samples; the
 agreement with the float model is measured on other samples, naive (today's pass) vs calibrated.
 """
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -110,21 +108,20 @@ def test_calibrated_graph_runs_the_same_everywhere(float_model, tmp_path):
     assert np.array_equal(ref.output, lava.output) and ref.output.sum() > 0
 
 
-def test_cli_calibrate(float_model, tmp_path):
+def test_cli_calibrate(float_model, tmp_path, cli):
     path, calib, _ = float_model
     np.save(tmp_path / "calib.npy", calib[:16])
     np.save(tmp_path / "bad.npy", calib[:16, :, :4])
-    cmd = [sys.executable, "-m", "snnc.cli", "compile", path, "-o", str(tmp_path / "m.snnc"), "--calibrate"]
-    r = subprocess.run(cmd + [str(tmp_path / "calib.npy")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "agreement calibrated" in r.stdout and "16 calibration samples" in r.stdout
-    r = subprocess.run(cmd + [str(tmp_path / "bad.npy")], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "does not fit the model input" in r.stderr
-    r = subprocess.run(cmd + [str(tmp_path / "none.npy")], capture_output=True, text=True)
-    assert r.returncode == 2 and "no such calibration file" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "snnc.cli", "info", str(tmp_path / "m.snnc")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0 and "calibration report" in r.stdout
+    cmd = ["compile", path, "-o", tmp_path / "m.snnc", "--calibrate"]
+    rc, out, err = cli(*cmd, tmp_path / "calib.npy")
+    assert rc == 0, err
+    assert "agreement calibrated" in out and "16 calibration samples" in out
+    rc, out, err = cli(*cmd, tmp_path / "bad.npy")
+    assert rc == 2 and err.count("\n") == 1 and "does not fit the model input" in err
+    rc, out, err = cli(*cmd, tmp_path / "none.npy")
+    assert rc == 2 and "no such calibration file" in err
+    rc, out, err = cli("info", tmp_path / "m.snnc")
+    assert rc == 0 and "calibration report" in out
 
 
 def test_calibration_refuses_bad_data(float_model):
@@ -209,8 +206,8 @@ def test_pinned_scales_in_the_quantize_pass():
 def test_calibrate_reset_by_subtraction_and_readout():
     """Subtract reset (one step late), a bias-driven population and a CubaLI read-out scored by
     its relative RMS error; the chosen S keeps the bias in its 13-bit mantissa."""
-    from test_twin import _reset_net
-    g, _ = _reset_net("subtract", True, readout=True)
+    from small_nets import reset_net
+    g, _ = reset_net("subtract", True, readout=True)
     x = (np.random.default_rng(1).random((64, 20, 40)) < 0.3).astype(np.float32)
     cal = snnc.compile(g, calibrate=x)
     rows = {r["population"]: r for r in cal.metadata["calibration"]["layers"]}

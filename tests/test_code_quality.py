@@ -70,3 +70,17 @@ def test_no_import_cycle_at_module_level():
         if m not in state:
             visit(m, [m])
     assert not cycle, f"import cycles at module level: {cycle[:3]}"
+
+
+def test_no_test_file_imports_another():
+    """Shared test code lives in helper modules and conftest.py (README "Tests"), never in a test file."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    tests = {f[:-3] for f in os.listdir(here) if f.startswith("test_") and f.endswith(".py")}
+    bad = []
+    for name in sorted(tests):
+        for node in ast.walk(ast.parse(open(os.path.join(here, name + ".py")).read())):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            bad += [f"{name}.py:{node.lineno} imports {m}" for m in mods
+                    if m.split(".")[-1] in tests or m.startswith("tests.")]
+    assert not bad, bad

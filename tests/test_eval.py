@@ -5,8 +5,6 @@ argmax of the spike counts. Sharded runs (1 vs 2 local processes, a Lava engine,
 cluster) must give the same predictions and spike totals.
 """
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -95,20 +93,15 @@ def test_shards_cover_every_sample_once():
         assert [i for s, e in parts for i in range(s, e)] == list(range(n))
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "snnc.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
-
-
-def test_cli_writes_json(model):
+def test_cli_writes_json(model, cli):
     d, x, y = model
-    p = _cli("eval", d / "m.snnc", "--data", d / "x.npy", "--labels", d / "y.npy", "--quiet",
-             "--json", d / "r.json")
-    assert p.returncode == 0, p.stderr
+    rc, out, err = cli("eval", d / "m.snnc", "--data", d / "x.npy", "--labels", d / "y.npy", "--quiet",
+                       "--json", d / "r.json")
+    assert rc == 0, err
     rep = json.loads((d / "r.json").read_text())
     pred, acc, totals = _oracle(d / "m.snnc", x, y)
     assert rep["accuracy"] == acc and rep["predictions"] == pred.tolist() and rep["spikes"] == totals
-    assert "accuracy" in p.stdout and "blocks_0_neuron" in p.stdout
+    assert "accuracy" in out and "blocks_0_neuron" in out
 
 
 @pytest.mark.parametrize("args, words", [
@@ -120,7 +113,7 @@ def test_cli_writes_json(model):
     (["--timeout", "-1"], "--timeout"),
     (["--shard-size", "0"], "--shard-size"),
 ])
-def test_cli_errors(model, args, words):
+def test_cli_errors(model, args, words, cli):
     d, x, y = model
     np.save(d / "bad-labels.npy", np.zeros(3, dtype=int))
     base = {"--labels": d / "y.npy"}
@@ -129,5 +122,5 @@ def test_cli_errors(model, args, words):
         argv += ["--labels", d / "bad-labels.npy"]
     else:
         argv += ["--labels", base["--labels"]] + args
-    p = _cli(*argv)
-    assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
+    rc, _, err = cli(*argv)
+    assert rc == 2 and words in err and "Traceback" not in err, err

@@ -15,31 +15,9 @@ import snnc
 from snnc.errors import SnncError
 from snnc.frontends import onnx_ops
 
-from slayer_nets import ALL, NEURON, Chain, spikes
+from slayer_nets import ALL, Branchy, Chain, ConvReshape, neuron, reset_state, spikes
 
 cuba = slayer.block.cuba
-
-
-def reset_state(net):
-    """Zero slayer's persistent state (neuron u, v and the block's one-step delay buffer).
-
-    Recurrent blocks always keep their neuron state across forward calls, and they set
-    ``persistent_state`` in the neuron-parameter dict they are given (slayer_nets.NEURON is
-    shared, so blocks built afterwards from it are persistent too). The ONNX file starts from
-    zero state, like a fresh slayer module.
-    """
-    for m in net.modules():
-        if hasattr(m, "current_state"):
-            m.current_state = torch.zeros(1)
-            m.voltage_state = torch.zeros(1)
-        if getattr(m, "delay_buffer", None) is not None:
-            m.delay_buffer = None
-
-
-def neuron(**extra):
-    """A fresh copy of the shared test neuron parameters (slayer blocks mutate the dict)."""
-    params = {k: v for k, v in NEURON.items() if k != "persistent_state"}
-    return dict(params, **extra)
 
 
 def reference(net, x):
@@ -89,22 +67,6 @@ def test_slayer_nets_match_onnxruntime(name, tmp_path):
     assert ("snnc", "Delay") in ops
 
 
-class Branchy(torch.nn.Module):
-    """Non-sequential forward: fan-in (+), concatenation along channels, shared input."""
-
-    def __init__(self):
-        super().__init__()
-        self.a = cuba.Dense(neuron(), 20, 12, weight_scale=4)
-        self.b = cuba.Dense(neuron(), 20, 12, weight_scale=4)
-        self.c = cuba.Dense(neuron(), 20, 8, weight_scale=4, delay=True)
-        self.out = cuba.Dense(neuron(), 20, 10, weight_scale=4)
-
-    def forward(self, x):
-        s = self.a(x) + self.b(x)
-        y = torch.cat([s, self.c(x)], dim=1)
-        return self.out(y)
-
-
 def test_skip_and_concat_forward(tmp_path):
     torch.manual_seed(1)
     net = Branchy()
@@ -117,22 +79,6 @@ def test_skip_and_concat_forward(tmp_path):
                                "skip+concat")
     ops = [n.op_type for n in model.graph.node]
     assert "Add" in ops and "Concat" in ops
-
-
-class ConvReshape(torch.nn.Module):
-    """Conv -> Pool -> a reshape written in forward() -> Dense, with weight norm and a
-    MeanOnlyBatchNorm bias on the first block, no delay_shift on the pool."""
-
-    def __init__(self):
-        super().__init__()
-        params = neuron(norm=slayer.neuron.norm.MeanOnlyBatchNorm)
-        self.conv = cuba.Conv(params, 2, 6, 3, padding=1, weight_scale=4, weight_norm=True)
-        self.pool = cuba.Pool(neuron(), 2, weight_scale=2, delay_shift=False)
-        self.fc = cuba.Dense(neuron(), 6 * 5 * 5, 10, weight_scale=4)
-
-    def forward(self, x):
-        x = self.pool(self.conv(x))
-        return self.fc(x.reshape(x.shape[0], -1, x.shape[-1]))
 
 
 def test_conv_reshape_weightnorm_bias(tmp_path):

@@ -19,82 +19,9 @@ from snnc.compiler.ir import (Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Inp
 from snnc.errors import SnncError
 
 import slayer_nets
+from slayer_nets import slayer_to_ir
 
 B = slayer.block.cuba
-
-
-# ----------------------------------------------------------------------------- slayer -> IR
-def _q(syn):
-    return syn.pre_hook_fx(syn.weight).detach().cpu().numpy().astype(np.float64)
-
-
-def _add_lif(g, name, neuron, shape, src):
-    cd, vd = int(neuron.cx_current_decay), int(neuron.cx_voltage_decay)
-    vth = int(neuron.v_th_mant)
-    g.add(name, CubaLIF(tuple(shape), current_decay=cd / 4096, voltage_decay=vd / 4096,
-                        threshold=vth / 64, spike_compare=">"), src)
-    g.fixed[name] = FixedCubaLIF(decay_u=cd, decay_v=vd, vth=vth)
-    return name
-
-
-def _add_dense(g, name, w, *srcs):
-    g.add(name, Dense(w), *srcs)
-    g.fixed[name] = FixedSynapse(np.round(w * 64).astype(np.int64))
-    return name
-
-
-def slayer_to_ir(net, in_shape) -> Graph:
-    g = Graph()
-    prev = g.add("in", Input(tuple(in_shape)))
-    shape = tuple(in_shape)
-    for i, b in enumerate(net.blocks):
-        if isinstance(b, B.Flatten):
-            prev = g.add(f"flat{i}", Flatten(), prev)
-            shape = (int(np.prod(shape)),)
-            continue
-        if isinstance(b, B.Recurrent):
-            w = _q(b.input_synapse).reshape(b.input_synapse.weight.shape[:2])
-            syn = _add_dense(g, f"fc{i}", w, prev)
-            shape = (w.shape[0],)
-            lif = _add_lif(g, f"lif{i}", b.neuron, shape, syn)
-            r = _q(b.recurrent_synapse).reshape(b.recurrent_synapse.weight.shape[:2])
-            g.add(f"rdelay{i}", Delay(np.array(1)), lif)
-            _add_dense(g, f"rec{i}", r, f"rdelay{i}")
-            g.edges.append((f"rec{i}", lif))
-        elif isinstance(b, B.Dense):
-            w = _q(b.synapse).reshape(b.synapse.weight.shape[:2])
-            syn = _add_dense(g, f"fc{i}", w, prev)
-            shape = (w.shape[0],)
-            lif = _add_lif(g, f"lif{i}", b.neuron, shape, syn)
-        elif isinstance(b, B.Conv):
-            s = b.synapse
-            w = _q(s)[..., 0]
-            node = Conv2d(w, stride=tuple(s.stride[:2]), padding=tuple(s.padding[:2]),
-                          dilation=tuple(s.dilation[:2]), groups=s.groups)
-            g.add(f"conv{i}", node, prev)
-            g.fixed[f"conv{i}"] = FixedSynapse(np.round(w * 64).astype(np.int64))
-            shape = node.output_shape(shape)
-            lif = _add_lif(g, f"lif{i}", b.neuron, shape, f"conv{i}")
-        elif isinstance(b, B.Pool):
-            s = b.synapse
-            wq = float(_q(s).ravel()[0])
-            node = SumPool2d(kernel=tuple(s.kernel_size[:2]), stride=tuple(s.stride[:2]),
-                             padding=tuple(s.padding[:2]), weight=wq)
-            g.add(f"pool{i}", node, prev)
-            g.fixed[f"pool{i}"] = FixedSynapse(np.array(int(round(wq * 64))))
-            shape = node.output_shape(shape)
-            lif = _add_lif(g, f"lif{i}", b.neuron, shape, f"pool{i}")
-        else:
-            raise TypeError(type(b))
-        prev = lif
-        if b.delay_shift:
-            prev = g.add(f"shift{i}", Delay(np.array(1)), prev)
-        if getattr(b, "delay", None) is not None:
-            d = torch.floor(b.delay.delay).detach().numpy().astype(np.int64).reshape(-1)
-            d = d.reshape((-1,) + (1,) * (len(shape) - 1))
-            prev = g.add(f"axon{i}", Delay(d), prev)
-    g.add("out", Output(shape), prev)
-    return g
 
 
 def slayer_forward(net, x):

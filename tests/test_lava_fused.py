@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import slayer_nets
-from test_lava_backend import slayer_to_ir
+from slayer_nets import slayer_to_ir
 
 import snnc
 from snnc.backends.lava_backend import run_lava
@@ -58,17 +58,12 @@ def test_fused_refuses_graded_input_and_bad_shape():
         run_lava_fused(g, x.numpy()[:, :5], "fixed")
 
 
-netx = pytest.importorskip("lava.lib.dl.netx")
-from lava_dl_files import GTS  # noqa: E402
-
-
-@pytest.mark.skipif(not os.path.isdir(GTS), reason="lava-dl's netx ground truth not found")
-def test_fused_ntidigits_full_run():
+def test_fused_ntidigits_full_run(lava_dl):
     """N-TIDIGITS (3000 steps, axonal delays up to 62) on the fused process: every output spike and
     count identical with the reference simulator (which matches lava-dl's ground truth)."""
     from snnc.compiler.quantize import quantize
     from snnc.frontends.netx_import import import_netx
-    d = os.path.join(GTS, "ntidigits")
+    d = os.path.join(lava_dl.GTS, "ntidigits")
     g = quantize(import_netx(os.path.join(d, "ntidigits.net"), num_layers=5))
     x = np.load(os.path.join(d, "input.npy")).reshape((1, 1, 1, 64, -1))
     fused = run_lava_fused(g, x, "fixed", timeout=600)

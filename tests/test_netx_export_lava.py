@@ -30,11 +30,10 @@ def _netx_run(path, x):
 
 
 @pytest.mark.slow
-def test_exported_ntidigits_prefix_runs_in_netx(tmp_path):
+def test_exported_ntidigits_prefix_runs_in_netx(tmp_path, lava_dl):
     """N-TIDIGITS (dense layers with axonal delays), 200 steps: import, export, netx run."""
     import os
-    from lava_dl_files import GTS
-    d = os.path.join(GTS, "ntidigits")
+    d = os.path.join(lava_dl.GTS, "ntidigits")
     g = quantize(import_netx(os.path.join(d, "ntidigits.net"), num_layers=5))
     out = str(tmp_path / "nti.net")
     export_netx(g, out)

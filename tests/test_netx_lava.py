@@ -17,10 +17,9 @@ from snnc.backends.reference import run_reference
 from snnc.compiler.quantize import quantize
 from snnc.frontends.netx_import import bias_input, import_netx
 
+from lava_dl_files import GTS, NETX_ROOT as ROOT
+
 netx = pytest.importorskip("lava.lib.dl.netx")
-ROOT = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava",
-                                     "lib", "dl", "netx"))
-GTS = os.path.join(ROOT, "gts")
 if not os.path.isdir(GTS):
     pytest.skip(f"lava-dl's netx ground truth not found at {GTS}", allow_module_level=True)
 

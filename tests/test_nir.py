@@ -438,29 +438,23 @@ def test_export_nir_read_by_norse(tmp_path):
     assert np.array_equal(got.reshape(want.shape), want) and want.sum() > 0
 
 
-def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return subprocess.run([sys.executable, "-m", "snnc.cli", *args], capture_output=True, text=True, env=env, check=False,
-                          timeout=300)
-
-
-def test_cli_compile_and_export_nir(tmp_path):
+def test_cli_compile_and_export_nir(tmp_path, cli):
     """snnc compile m.nir --convention ... -o m.snnc; snnc export-nir m.snnc -o out.nir [--nir-compat];
     bad options exit 2 with one line."""
     src = nir_file("braille_noDelay_bias_zero.nir")
-    r = _cli("compile", src, "--convention", "snntorch", "-o", str(tmp_path / "m.snnc"))
-    assert r.returncode == 0, r.stderr
-    r = _cli("export-nir", str(tmp_path / "m.snnc"), "-o", str(tmp_path / "out.nir"))
-    assert r.returncode == 0 and "exported" in r.stdout, r.stderr
-    r = _cli("export-nir", str(tmp_path / "m.snnc"), "-o", str(tmp_path / "old.nir"), "--nir-compat", "1.0.4")
-    assert r.returncode == 0 and read_with_nir_104(str(tmp_path / "old.nir"))[0] == 0
-    r = _cli("compile", nir_file("braille_noDelay_noBias_subtract.nir"), "--convention", "snntorch", "--reset",
-             "subtract", "--reset-timing", "delayed", "-o", str(tmp_path / "sub.snnc"))
-    assert r.returncode == 0, r.stderr
+    rc, out, err = cli("compile", src, "--convention", "snntorch", "-o", str(tmp_path / "m.snnc"))
+    assert rc == 0, err
+    rc, out, err = cli("export-nir", str(tmp_path / "m.snnc"), "-o", str(tmp_path / "out.nir"))
+    assert rc == 0 and "exported" in out, err
+    rc, out, err = cli("export-nir", str(tmp_path / "m.snnc"), "-o", str(tmp_path / "old.nir"), "--nir-compat", "1.0.4")
+    assert rc == 0 and read_with_nir_104(str(tmp_path / "old.nir"))[0] == 0
+    rc, out, err = cli("compile", nir_file("braille_noDelay_noBias_subtract.nir"), "--convention", "snntorch",
+                       "--reset", "subtract", "--reset-timing", "delayed", "-o", str(tmp_path / "sub.snnc"))
+    assert rc == 0, err
     sub = snnc.compile(str(tmp_path / "sub.snnc"))
     assert sub.nodes["lif2"].delayed_subtract and sub.metadata["reset"] == "subtract"
-    r = _cli("compile", str(tmp_path / "out.nir"), "-o", str(tmp_path / "again.snnc"))
-    assert r.returncode == 0, r.stderr
+    rc, out, err = cli("compile", str(tmp_path / "out.nir"), "-o", str(tmp_path / "again.snnc"))
+    assert rc == 0, err
     g1, g2 = snnc.compile(str(tmp_path / "m.snnc")), snnc.compile(str(tmp_path / "again.snnc"))
     _same_run(g1, g2, _spikes(np.random.default_rng(0), (12,), 100, 0.1, 2), "reference")
     for args, msg in [((src, "-o", str(tmp_path / "x.snnc")), "give dt"),
@@ -470,8 +464,8 @@ def test_cli_compile_and_export_nir(tmp_path):
                        "Leaky(beta=0.9)"),
                       ((nir_file("lif_norse.nir"), "--dt", "1e-3", "--reset-interval", "5", "-o",
                         str(tmp_path / "x.snnc")), ".net models only")]:
-        r = _cli("compile", *args)
-        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        rc, out, err = cli("compile", *args)
+        assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
 
 
 # ----------------------------------------------------------------------------- conventions, refusals

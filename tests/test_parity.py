@@ -35,7 +35,7 @@ def test_lava_fixed_is_bit_identical_to_pytorch(name, tmp_path):
 
 
 def _branchy():
-    from test_export import Branchy, spikes
+    from slayer_nets import Branchy, spikes
     torch.manual_seed(1)
     net = Branchy()
     x = spikes((2, 20, 50), seed=1)
@@ -46,7 +46,7 @@ def _branchy():
 
 
 def _conv_bias():
-    from test_export import ConvReshape, spikes
+    from slayer_nets import ConvReshape, spikes
     from lava.lib.dl import slayer  # noqa: F401
     torch.manual_seed(2)
     net = ConvReshape()
@@ -60,7 +60,7 @@ def _conv_bias():
 def test_past_netx_graphs_are_bit_identical(build, tmp_path):
     """Non-sequential forward (fan-in +, channel concat, axonal delays) and a per-channel bias
     with a block that skips delay_shift: netx cannot express these; snnc runs them exactly."""
-    from test_export import reset_state
+    from slayer_nets import reset_state
     net, x = build()
     reset_state(net)
     with torch.no_grad():

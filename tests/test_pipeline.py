@@ -1,6 +1,4 @@
 """PyTorch (SLAYER) -> ONNX -> IR -> quantized -> reference simulator, bit for bit; artifact round trip."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -71,16 +69,18 @@ def test_batch_and_single_sample_layouts(exported):
     assert np.array_equal(one.output, y[1])
 
 
-def test_info_prints_graph_and_report(exported, tmp_path):
+def test_info_prints_graph_and_report(exported, tmp_path, cli):
     name, path, x, y = exported
-    p = subprocess.run([sys.executable, "-m", "snnc.cli", "info", path], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    assert "CubaLIF" in p.stdout and "quantization report" in p.stdout and "Loihi fixed point" in p.stdout
+    rc, out, err = cli("info", path)
+    assert rc == 0, err
+    assert "CubaLIF" in out and "quantization report" in out and "Loihi fixed point" in out
 
 
 # ----------------------------------------------------------------------------- the pass pipeline
 import json  # noqa: E402
 import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import zipfile  # noqa: E402
 
 import onnx  # noqa: E402

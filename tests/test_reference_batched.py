@@ -14,7 +14,7 @@ from snnc.compiler.ir import Conv2d, CubaLI, Delay, Dense, Flatten, Graph, Input
 from snnc.compiler.quantize import quantize
 from snnc.errors import SnncError
 
-from test_reference_fast import _lif, _spikes, branchy, chain_with_delays, conv_net
+from small_nets import branchy, chain_with_delays, conv_net, lif, spikes
 
 
 def _same_three_ways(graph, x):
@@ -22,6 +22,7 @@ def _same_three_ways(graph, x):
     a = run_reference(graph, x, "fixed", plan="batched")
     b = run_reference(graph, x, "fixed", plan="step")
     c = run_reference_spec(graph, x, "fixed")
+    assert (a.plan, b.plan, c.plan) == ("batched", "step", "spec")    # no silent fallback to the spec
     for o in graph.outputs:
         assert np.array_equal(a.outputs[o], b.outputs[o]), o
         assert np.array_equal(a.outputs[o], c.outputs[o]), o
@@ -62,7 +63,7 @@ def test_event_driven_and_float64_kernels(monkeypatch):
     """A low input rate takes the sparse (event) kernel; weights too large for float32 take
     float64; a negative weight exponent (floor after the sum) is applied as the spec."""
     g, x = chain_with_delays(n_in=200, hidden=(30, 10), T=50, N=3)
-    x = _spikes(x.shape, rate=0.01, seed=5)
+    x = spikes(x.shape, rate=0.01, seed=5)
     x[0, :5] = 1.0
     _, run = _same_three_ways(g, x)
     assert run.kernels["fc0"] == "sparse"
@@ -75,11 +76,11 @@ def test_event_driven_and_float64_kernels(monkeypatch):
     g = Graph()
     g.add("in", Input((2, 8, 8)))
     g.add("c", Conv2d(rng.normal(0.5, 1.0, (3, 2, 3, 3))), "in")
-    g.add("l", _lif((3, 6, 6), threshold=1e6), "c")
+    g.add("l", lif((3, 6, 6), threshold=1e6), "c")
     g.add("d", Delay(np.array(2)), "l")
     g.add("f", Flatten(), "d")
     g.add("fc", Dense(rng.normal(0.1, 1.0, (4, 108))), "f")
-    g.add("l2", _lif((4,)), "fc")
+    g.add("l2", lif((4,)), "fc")
     g.add("fro", Dense(rng.normal(0.5, 1.0, (4, 4))), "l2")
     g.add("ro", CubaLI((4,), current_decay=0.1, voltage_decay=0.2), "fro")
     g.add("out", Output((4,)), "ro")
@@ -99,15 +100,15 @@ def test_sumpool_and_fan_in():
     g = Graph()
     g.add("in", Input((2, 8, 8)))
     g.add("pool", SumPool2d((2, 2), (2, 2), weight=1.0), "in")
-    g.add("l", _lif((2, 4, 4)), "pool")
+    g.add("l", lif((2, 4, 4)), "pool")
     g.add("d1", Delay(np.array(1)), "l")
     g.add("d2", Delay(rng.integers(0, 4, (2, 4, 4))), "l")
     g.add("f1", Flatten(), "d1")
     g.add("f2", Flatten(), "d2")
     g.add("fc", Dense(rng.normal(0.3, 1.0, (6, 32))), "f1", "f2")     # one synapse, two sources
-    g.add("l2", _lif((6,)), "fc")
+    g.add("l2", lif((6,)), "fc")
     g.add("out", Output((6,)), "l2")
-    a, _ = _same_three_ways(quantize(g), _spikes((3, 2, 8, 8, 40), seed=9))
+    a, _ = _same_three_ways(quantize(g), spikes((3, 2, 8, 8, 40), seed=9))
     assert a.output.sum() > 0
 
 
@@ -121,11 +122,11 @@ def test_branchy_and_cycles():
     g = Graph()
     g.add("in", Input((10,)))
     g.add("fin", Dense(rng.normal(0.4, 1.0, (8, 10))), "in")
-    g.add("l", _lif((8,)), "fin", "rec")
+    g.add("l", lif((8,)), "fin", "rec")
     g.add("rd", Delay(np.array(1)), "l")
     g.add("rec", Dense(rng.normal(0.0, 0.5, (8, 8))), "rd")
     g.add("out", Output((8,)), "l")
-    g, x = quantize(g), _spikes((2, 10, 30), seed=3)
+    g, x = quantize(g), spikes((2, 10, 30), seed=3)
     assert not rb.batchable(g)
     with pytest.raises(SnncError, match="without cycles"):
         run_reference(g, x, "fixed", plan="batched")
@@ -143,19 +144,15 @@ def test_graded_input_rejected_and_chunks():
     assert np.array_equal(a.output, b.output)
 
 
-netx = pytest.importorskip("lava.lib.dl.netx")
-GTS = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava", "lib",
-                                    "dl", "netx", "gts"))
-
-
-@pytest.mark.skipif(not os.path.isdir(GTS), reason="lava-dl's netx ground truth not found")
-def test_pilotnet_lif_and_ntidigits():
+def test_pilotnet_lif_and_ntidigits(lava_dl):
     from snnc.frontends.netx_import import bias_input, import_netx
+    GTS = lava_dl.GTS
     g = quantize(import_netx(os.path.join(GTS, "pilotnet_lif", "network.net"), reset_interval=17))
     x = bias_input(np.load(os.path.join(GTS, "pilotnet_lif", "image.npy")), 24)[None]
     assert rb.batchable(g)
     a = run_reference(g, x, "fixed", plan="batched")
     b = run_reference(g, x, "fixed", plan="step")
+    assert (a.plan, b.plan) == ("batched", "step")
     assert np.array_equal(a.output, b.output)
     assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
     assert a.counts["conv1"].sum() > 0

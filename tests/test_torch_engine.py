@@ -15,7 +15,7 @@ from snnc.compiler.ir import Delay, Dense, Graph, Input, Output  # noqa: E402
 from snnc.compiler.quantize import quantize  # noqa: E402
 from snnc.errors import SnncError  # noqa: E402
 
-from test_reference_fast import _lif, _spikes, branchy, chain_with_delays, conv_net  # noqa: E402
+from small_nets import branchy, chain_with_delays, conv_net, lif, spikes  # noqa: E402
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                                  reason="no CUDA device"))]
@@ -25,6 +25,7 @@ def _same(graph, x, device):
     a = run_torch(graph, x, device=device)
     b = run_reference(graph, x, "fixed", plan="step")
     c = run_reference_spec(graph, x, "fixed")
+    assert b.plan == "step" and c.plan == "spec"        # three independent paths (no silent fallback)
     for o in graph.outputs:
         assert np.array_equal(a.outputs[o], b.outputs[o]), o
         assert np.array_equal(a.outputs[o], c.outputs[o]), o
@@ -48,7 +49,7 @@ def test_wrap_saturation_readout_and_resets(device):
     g = Graph()
     g.add("in", Input((64,)))
     g.add("fc", Dense(np.full((4, 64), 3.9)), "in")
-    g.add("l", _lif((4,), current_decay=0.5, voltage_decay=0.25, threshold=100000.0), "fc")
+    g.add("l", lif((4,), current_decay=0.5, voltage_decay=0.25, threshold=100000.0), "fc")
     g.add("fr", Dense(np.eye(4)), "l")
     g.add("ro", CubaLI((4,), current_decay=0.1, voltage_decay=0.2), "fr")
     g.add("out", Output((4,)), "ro")
@@ -66,32 +67,28 @@ def test_recurrent_graph_refused_and_api_registration():
     g = Graph()
     g.add("in", Input((10,)))
     g.add("fin", Dense(rng.normal(0.4, 1.0, (8, 10))), "in")
-    g.add("l", _lif((8,)), "fin", "rec")
+    g.add("l", lif((8,)), "fin", "rec")
     g.add("rd", Delay(np.array(1)), "l")
     g.add("rec", Dense(rng.normal(0.0, 0.5, (8, 8))), "rd")
     g.add("out", Output((8,)), "l")
     g = quantize(g)
     with pytest.raises(SnncError, match="recurrent"):
-        run_torch(g, _spikes((1, 10, 20)))
+        run_torch(g, spikes((1, 10, 20)))
     assert "torch" in api.ENGINES
     h, x = chain_with_delays(N=2)
     r = api.run(h, x[0], backend="torch")
     assert np.array_equal(r.output, run_reference(h, x[:1]).output[0])
 
 
-netx = pytest.importorskip("lava.lib.dl.netx")
-GTS = os.path.normpath(os.path.join(os.path.dirname(netx.__file__), *[".."] * 4, "tests", "lava", "lib",
-                                    "dl", "netx", "gts"))
-
-
-@pytest.mark.skipif(not os.path.isdir(GTS), reason="lava-dl's netx ground truth not found")
 @pytest.mark.parametrize("device", DEVICES)
-def test_pilotnet_lif(device):
+def test_pilotnetlif(device, lava_dl):
     from snnc.frontends.netx_import import bias_input, import_netx
+    GTS = lava_dl.GTS
     g = quantize(import_netx(os.path.join(GTS, "pilotnet_lif", "network.net"), reset_interval=17))
     x = bias_input(np.load(os.path.join(GTS, "pilotnet_lif", "image.npy")), 24)[None]
     a = run_torch(g, x, device=device)
     b = run_reference(g, x, "fixed", plan="step")
+    assert b.plan == "step"
     assert np.array_equal(a.output, b.output)
     assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
     assert a.counts["conv1"].sum() > 0

@@ -17,7 +17,8 @@ from snnc.calibrate import trace
 from snnc.errors import SnncError
 
 from slayer_nets import ALL as SLAYER_NETS
-from test_methods_nn import NETS as NN_NETS
+from nn_nets import NETS as NN_NETS
+from small_nets import reset_net as _reset_net
 
 
 def _onnx(tmp_path, net, x, name="m"):
@@ -138,29 +139,6 @@ def test_twin_refuses_clearly(tmp_path):
     bad.fixed[syn] = type(fx)(weight=np.asarray(fx.weight) + 2, weight_exp=fx.weight_exp)
     with pytest.raises(SnncError, match="not the quantization of its float weights"):
         snnc.twin(bad)
-
-
-def _reset_net(reset, reset_delay, seed=0, readout=False):
-    """Input(20) -> Dense -> CubaLIF(reset) -> Delay(1) -> Dense -> CubaLIF or CubaLI read-out,
-    plus a bias-driven population (no input) summed into the output's synapse; float weights."""
-    from snnc.compiler.ir import CubaLI, CubaLIF, Delay, Dense, Graph, Input, Output
-    rng = np.random.default_rng(seed)
-    g = Graph()
-    g.add("x", Input((20,)))
-    g.add("w1", Dense(rng.normal(0.1, 0.5, (16, 20))), "x")
-    g.add("h", CubaLIF((16,), 0.4, 0.1, 1.0, reset=reset, reset_delay=reset_delay, state_scale=0), "w1")
-    g.add("d", Delay(np.array(1)), "h")
-    g.add("b", CubaLIF((4,), 1.0, 0.2, 1.0, bias=0.3, reset=reset, reset_delay=reset_delay, state_scale=0))
-    g.add("db", Delay(np.array(1)), "b")
-    g.add("w2", Dense(rng.normal(0.2, 0.6, (6, 16))), "d")
-    g.add("w3", Dense(rng.normal(0.2, 0.6, (6, 4))), "db")
-    if readout:
-        g.add("o", CubaLI((6,), 0.5, 0.1, state_scale=0), "w2", "w3")
-    else:
-        g.add("o", CubaLIF((6,), 0.5, 0.1, 0.8, reset=reset, reset_delay=reset_delay, state_scale=0), "w2", "w3")
-    g.add("y", Output((6,)), "o")
-    x = (rng.random((3, 20, 40)) < 0.3).astype(np.float32)
-    return g, x
 
 
 @pytest.mark.parametrize("reset,delay", [("zero", False), ("subtract", False), ("subtract", True), ("none", False),

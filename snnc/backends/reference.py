@@ -794,7 +794,7 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
     if not supported(graph):
         from .reference_spec import run_reference_spec
         res = run_reference_spec(graph, spikes, mode)
-        res.engine = f"reference-{mode}"
+        res.engine, res.plan = f"reference-{mode}", "spec"
         return res
     if any(graph.nodes[k].kind == "graded" for k in inputs if k in graph.nodes):
         from ..compiler.quantize import graded_values       # the host rounds graded inputs
@@ -865,8 +865,6 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
             counts[p][lo:hi] = c
     if bar is not None:
         bar.close()
-    result = RunResult(output=outs[graph.outputs[0]], counts=counts, engine=f"reference-{mode}",
-                       seconds=time.perf_counter() - start)
-    result.outputs = outs
-    return result
+    return RunResult(output=outs[graph.outputs[0]], counts=counts, engine=f"reference-{mode}",
+                     seconds=time.perf_counter() - start, outputs=outs, plan="batched" if batched else "step")
 

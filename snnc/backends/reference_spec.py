@@ -288,7 +288,7 @@ def run_reference_spec(graph: Graph, spikes, mode: str = "fixed",
         for p in sd_pops:                       # sigma-delta: number of non-zero messages
             counts[p] += (res[p] != 0).astype(np.int64)
     result = RunResult(output=outs[graph.outputs[0]], counts=counts, engine=f"reference-spec-{mode}",
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, plan="spec")
     result.outputs = outs
     if state_steps:
         missing = sorted(set(state_steps) - set(state))
