@@ -78,6 +78,8 @@ def cmd_compile(a) -> int:
     lossy = [r for r in report if r["rounded"] or r["clipped"]]
     print(f"compiled {a.model} -> {out}: {len(graph.nodes)} nodes, "
           f"{sum(1 for n in graph.fixed)} with a fixed-point view")
+    for n in graph.metadata.get("nir_notes", ()):       # what the NIR import assumed or changed
+        print(f"note: {n}")
     if lossy:
         clipped = [r for r in lossy if r["clipped"]]
         print("quantization " + ("clipped" if clipped else "rounded") + " some parameters"
@@ -144,6 +146,11 @@ def cmd_info(a) -> int:
     if not graph.fixed:
         graph = api._as_graph(graph)          # fold pooling, quantize
     print(graph_table(graph))
+    notes = graph.metadata.get("nir_notes", ())
+    if notes:
+        print()
+        print("import notes")
+        print("\n".join(f"- {n}" for n in notes))
     print()
     print("quantization report")
     print(quantization_table(graph))

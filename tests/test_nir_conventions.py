@@ -410,3 +410,15 @@ def test_rockpool_test_graph_refused_in_one_line():
     shape [12] feeding 38 neurons: nir 1.0.8 cannot read it, and snnc says so naming the file."""
     with pytest.raises(SnncError, match=r"rockpool_braille.nir: nir 1.0.8 cannot read it: .*type mismatch"):
         import_nir(nir_file("rockpool_braille.nir"), convention="rockpool", dt=1e-4)
+
+
+def test_import_notes_printed_by_compile_and_info(cli, tmp_path):
+    """What the NIR import assumed (here Sinabs' multi-spike neurons) is printed by compile and info."""
+    src = os.path.join(os.path.dirname(__file__), "data", "nir", "cnn_sinabs.nir")
+    out = str(tmp_path / "cnn.snnc")
+    rc, stdout, err = cli("compile", src, "--convention", "sinabs", "-o", out)
+    assert rc == 0, err
+    assert "note: Sinabs' from_nir emits trunc(v/threshold) spikes per step" in stdout
+    rc, stdout, err = cli("info", out)
+    assert rc == 0, err
+    assert "import notes" in stdout and "MultiSpike" in stdout
