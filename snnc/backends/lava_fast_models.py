@@ -15,7 +15,7 @@ so A is the same integer matrix Lava computes (returned as int64 like Lava's sum
 later step is Lava's own code: the outputs are identical. Used for ``fixed_pt`` simulation runs
 (``lava_worker.sim_config``); hardware runs use Intel's compiler and are not affected.
 
-``PyConvModelFixedFast``: Lava's ``fixed_pt`` Conv model (``PyConvModelFixed``) computes each
+``conv_model_fast()``: Lava's ``fixed_pt`` Conv model (``PyConvModelFixed``) computes each
 step's convolution with ``lava.proc.conv.utils.conv_scipy`` (torch is switched off in Lava 0.10):
 one full-size ``scipy.signal.convolve2d`` per (output channel, input channel) pair, the stride
 applied afterwards by slicing, ~0.6 s per step for PilotNet's first layer. It sums integer
@@ -26,8 +26,9 @@ then Lava's own cast and 24-bit clamp; same send/recv order. Tested against ``co
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from lava.proc.conv.models import PyConvModelFixed
 from lava.proc.dense.models import PyDelayDenseModelBitAcc
 
 
@@ -77,20 +78,26 @@ def conv_lava_layout(x: np.ndarray, weight: np.ndarray, stride, padding, dilatio
     return out
 
 
-class PyConvModelFixedFast(PyConvModelFixed):
-    """Lava's fixed_pt Conv model; the convolution as an exact im2col product (module doc)."""
+@functools.lru_cache(maxsize=None)
+def conv_model_fast():
+    """``PyConvModelFixedFast``: Lava's fixed_pt Conv model with the convolution as an exact
+    im2col product (module doc). Made on first use: ``lava.proc.conv`` imports scipy.signal and
+    scipy.stats (~0.5-1.7 s), which a network without convolutions should not pay."""
+    from lava.proc.conv.models import PyConvModelFixed
 
-    def run_spk(self) -> None:
-        if self.a_buf is None:                       # Lava's own first-step handling
-            self.a_buf = np.zeros_like(self.a_out.shape)
-        self.a_out.send(self.a_buf)
-        if self.num_message_bits.item() > 0:
-            s_in = self.s_in.recv()
-        else:
-            s_in = self.s_in.recv().astype(bool)
-        a_out = conv_lava_layout(s_in, self.weight, self.stride, self.padding, self.dilation,
-                                 int(self.groups[0]))
-        self.a_buf = self.clamp_precision(a_out.astype(self.weight.dtype))
+    class PyConvModelFixedFast(PyConvModelFixed):
+        def run_spk(self) -> None:
+            if self.a_buf is None:                       # Lava's own first-step handling
+                self.a_buf = np.zeros_like(self.a_out.shape)
+            self.a_out.send(self.a_buf)
+            if self.num_message_bits.item() > 0:
+                s_in = self.s_in.recv()
+            else:
+                s_in = self.s_in.recv().astype(bool)
+            a_out = conv_lava_layout(s_in, self.weight, self.stride, self.padding, self.dilation,
+                                     int(self.groups[0]))
+            self.a_buf = self.clamp_precision(a_out.astype(self.weight.dtype))
+    return PyConvModelFixedFast
 
 
 def fast_model_map(plan) -> dict:
@@ -103,5 +110,5 @@ def fast_model_map(plan) -> dict:
         models[DelayDense] = PyDelayDenseModelBitAccFast
     if any(c.kind == "conv" for c in plan.conns):
         from lava.proc.conv.process import Conv
-        models[Conv] = PyConvModelFixedFast
+        models[Conv] = conv_model_fast()
     return models
