@@ -7,6 +7,11 @@
   ``Conv``, ``LIF``, io ``RingBuffer`` source/sinks) and the integer parameters of
   ``graph.fixed`` -- the processes hardware would run. Bit-exact with the IR's fixed semantics.
 - ``float``: ``select_tag="floating_pt"`` with the IR's float parameters (agreement reported only).
+- sigma-delta graphs (``Delta``/``SigmaDelta``/``Sigma``) are the same plan with ``lava.proc.sdn``
+  populations and graded synapses (fixed only; see ``lava_plan``).
+
+``prepare`` (plan, input checks) is shared with the hardware path (``loihi_hw``), so both run one
+plan; only the run configuration differs.
 
 Timing: the plan (``lava_plan``) gives every population a Lava start offset so that each IR
 path ``population -> Delay(d) -> synapse -> population`` gets exactly d steps (1 from the Lava
