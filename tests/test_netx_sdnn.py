@@ -295,3 +295,13 @@ def test_lava_refuses_sigma_delta_float_and_plans_it_as_populations():
     assert kinds == [("dense", "enc", "sd", True), ("dense", "sd", "sig", True), ("link", "in", "enc", False)]
     assert plan.input_kind == "delta" and plan.input_scale == (1 << 18) >> 12 and plan.io == "ringbuffer"
     assert plan.pops["sd"].bias_mant.tolist() == [32 << 12, -16 << 12] and plan.pops["sd"].vth == 16
+
+
+def test_lava_plan_refuses_what_lava_sdn_cannot_run_by_name():
+    """Graded messages through a synapse that would need a DelayDense: refused at planning,
+    naming the synapse (a Delta reading its Input through a Delay is refused by quantize)."""
+    from snnc.backends.lava_plan import plan_lava
+    g = _toy()
+    g.nodes["d"] = Delay(np.array(3))                 # 3 steps before syn: 2 more than Lava's own
+    with pytest.raises(SnncError, match=r"'syn' \(Dense\).*graded messages through a delayed synapse"):
+        plan_lava(quantize(g), 4)

@@ -3,7 +3,9 @@
 Reads ``JOB_DIR/job.pkl`` (``{"plan": LavaPlan, "spikes": (N, *shape, T) or None, "bias":
 {pop: (bias_exp, bias_mant (N, *lava_shape))}}``), builds the Lava network once, runs every sample
 from a zero state (state Vars are reset between samples) and writes ``JOB_DIR/result.pkl``
-(``{"spikes": {pop: (N, *shape, T) int8}, "timing": {...}}``).
+(``{"spikes": {pop: (N, *shape, T) int8, or float64 values for read-outs and sigma-delta
+messages}, "timing": {...}}``). ``build_processes(plan)`` returns the processes a run would
+compile, without running them (the hardware path's test compares them with lava-fixed's).
 Any failure: traceback on stderr, exit code 1.
 """
 from __future__ import annotations
