@@ -338,10 +338,10 @@ def _sdn_plan(pop: Population, mode: str) -> PopPlan:
 
 def _plan_input(net: Network, plan: LavaPlan) -> None:
     """The input's kind (spikes, graded, bias, or values read by Delta encoders) and the root."""
-    inode = net.graph.nodes[plan.input_name]
+    inode = net.populations[plan.input_name].node
     plan.input_kind, plan.root = inode.kind, plan.input_name
     if inode.kind == "bias":
-        fed = [d for s, d in net.graph.edges if s == plan.input_name and d in plan.pops]
+        fed = [n for n, p in plan.pops.items() if p.bias_input == plan.input_name]
         if not fed:
             raise _err(plan.input_name, inode, "the bias input feeds no population")
         plan.root = fed[0]
