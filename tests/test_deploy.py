@@ -3,7 +3,6 @@ the bundle (contents, run script in bit-accurate simulation), and hardware = sim
 import hashlib
 import json
 import os
-import pickle
 import subprocess
 import sys
 import time
@@ -13,7 +12,8 @@ import pytest
 
 from snnc.backends import loihi_hw
 from snnc.compiler import artifact
-from snnc.compiler.ir import CubaLIF, Dense, Graph, Input, Output
+from snnc.compiler.fixed import FixedCubaLIF, FixedSigmaDelta, FixedSynapse
+from snnc.compiler.ir import Conv2d, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Output, Sigma, SigmaDelta
 from snnc.compiler.quantize import quantize
 from snnc.deploy import BUNDLE_FILES
 
@@ -116,12 +116,113 @@ def test_bundle_contains_what_it_claims_and_runs_from_its_script(model, tmp_path
     assert code == 2 and "not empty" in err
 
 
+def conv_graph(seed=0):
+    """in (2,6,6) -> conv -> p1 (3,4,4) -> Flatten -> dense -> p2 (5,) -> out."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add("in", Input((2, 6, 6)))
+    g.add("conv", Conv2d(rng.uniform(-0.5, 1.5, (3, 2, 3, 3))), "in")
+    g.add("p1", CubaLIF((3, 4, 4), **LIF), "conv")
+    g.add("flat", Flatten(), "p1")
+    g.add("dense", Dense(rng.uniform(-0.5, 1.5, (5, 48))), "flat")
+    g.add("p2", CubaLIF((5,), **LIF), "dense")
+    g.add("out", Output((5,)), "p2")
+    return quantize(g)
+
+
+def recurrent_graph(seed=0):
+    """in (8,) -> fc -> r (6,), r -> Delay(1..2) -> rec -> r (a biased recurrent population)."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add("in", Input((8,)))
+    g.add("fc", Dense(rng.uniform(-0.5, 1.5, (6, 8))), "in")
+    g.add("r", CubaLIF((6,), bias=0.125, **LIF), "fc")
+    g.add("d", Delay(np.arange(6) % 2 + 1), "r")
+    g.add("rec", Dense(rng.uniform(-1, 1, (6, 6))), "d")
+    g.edges.append(("rec", "r"))
+    g.add("out", Output((6,)), "r")
+    return quantize(g)
+
+
+def sdnn_graph():
+    """in (3,) -> Delta -> dense -> SigmaDelta (biased) -> dense -> Sigma -> out, no Delays (as exported)."""
+    g = Graph()
+    g.add("in", Input((3,)))
+    g.add("enc", Delta((3,), threshold=0.5), "in")
+    g.add("syn", Dense(np.array([[1.0, 0.5, -0.25], [0.0, -1.0, 2.0]])), "enc")
+    g.add("sd", SigmaDelta((2,), threshold=0.25, bias=np.array([0.5, -0.25])), "syn")
+    g.add("syn2", Dense(np.array([[1.0, -1.0]])), "sd")
+    g.add("sig", Sigma((1,)), "syn2")
+    g.add("out", Output((1,)), "sig")
+    return quantize(g)
+
+
+def _described(procs):
+    """Per Lava process, in build order: its type, port shapes and every Var's init value."""
+    return [(type(p).__name__, {q.name: tuple(q.shape) for q in list(p.in_ports) + list(p.out_ports)},
+             {v.name: np.asarray(v.init).tolist() for v in p.vars}) for p in procs]
+
+
+def _inputs(g, seed=1):
+    shape = g.nodes[g.inputs[0]].shape
+    rng = np.random.default_rng(seed)
+    if any(type(v).__name__ == "Delta" for v in g.nodes.values()):
+        return rng.integers(-90, 90, (2,) + tuple(shape) + (12,)) / 64.0
+    return (rng.random((2,) + tuple(shape) + (12,)) < 0.3).astype(np.float32)
+
+
+@pytest.mark.parametrize("make", [small_graph, conv_graph, recurrent_graph, sdnn_graph],
+                         ids=["dense", "conv", "recurrent", "sigma-delta"])
+def test_hardware_path_builds_the_lava_fixed_processes(make):
+    """The processes the hardware path builds (``loihi_hw.hardware_plan`` -> lava_worker) and
+    those a lava-fixed run builds (``lava_backend.prepare``, what ``run_lava`` sends) are equal:
+    types, port shapes, every Var's initial value; and they hold the graph's fixed-point integers."""
+    from snnc.backends import lava_backend, lava_worker
+    g = make()
+    x = _inputs(g)
+    hw_plan = loihi_hw.hardware_plan(g, x)[0]
+    sim_plan = lava_backend.prepare(g, x, "fixed")[0]
+    hw, sim = lava_worker.build_processes(hw_plan), lava_worker.build_processes(sim_plan)
+    assert _described(hw) == _described(sim)
+    by = {}
+    for p in hw:
+        by.setdefault(type(p).__name__, []).append(p)
+    for name, fx in g.fixed.items():
+        if isinstance(fx, FixedSynapse) and isinstance(g.nodes[name], Dense):     # one Dense per source
+            mats = [np.asarray(p.vars.weights.init) for p in by.get("Dense", []) + by.get("DelayDense", [])
+                    if p.name.startswith(name + "#")]
+            w = np.asarray(fx.weight)
+            if w.shape[1] == 48:                   # fed by (3, 4, 4): Lava's (x, y, f) flat order
+                w = w[:, np.arange(48).reshape(3, 4, 4).transpose(2, 1, 0).ravel()]
+            assert len(mats) == 1 and np.array_equal(mats[0], w), name
+        elif isinstance(fx, FixedCubaLIF):
+            lif = [p for p in by["LIF"] if p.name == name]
+            assert len(lif) == 1 and int(lif[0].vars.vth.init) == int(fx.vth), name
+        elif isinstance(fx, FixedSigmaDelta) and type(g.nodes[name]).__name__ == "SigmaDelta":
+            (sd,) = by["SigmaDelta"]             # Lava step 1 is its IR step 0: bias held at 0 until then
+            assert hw_plan.pops[name].gate_bias and not np.any(sd.vars.bias.init)
+            assert hw_plan.pops[name].bias_mant.tolist() == [int(b) << 12 for b in np.ravel(fx.bias)]
+            assert int(np.ravel(sd.vars.vth.init)[0]) == int(fx.vth) << 12
+    kinds = sorted(by)
+    rec = f"Recorder{len(lava_worker.recorded_populations(hw_plan))}"      # one recorder of every recorded population
+    expect = {"dense": ["Dense", "Injector", "LIF", rec],
+              "conv": ["Conv", "Dense", "Injector", "LIF", rec] if hw_plan.conns[0].kind == "conv"
+              else ["Dense", "Injector", "LIF", rec],
+              "recurrent": ["DelayDense", "Dense", "Injector", "LIF", rec],
+              "sigma-delta": ["Delta", "Dense", rec, "RingBuffer", "Sigma", "SigmaDelta"]}
+    assert kinds == expect[{small_graph: "dense", conv_graph: "conv", recurrent_graph: "recurrent",
+                            sdnn_graph: "sigma-delta"}[make]]
+    # the other options reach both paths alike (Lava Conv processes, RingBuffer io)
+    hw = lava_worker.build_processes(loihi_hw.hardware_plan(g, x, conv_as="conv", io="ringbuffer")[0])
+    sim = lava_worker.build_processes(lava_backend.prepare(g, x, "fixed", conv_as="conv", io="ringbuffer")[0])
+    assert _described(hw) == _described(sim)
+    assert ("Conv" in {type(p).__name__ for p in hw}) == (make is conv_graph)
+
+
 def test_hardware_processes_are_the_bit_accurate_simulation_processes(tmp_path):
-    """The plan sent to Loihi is plan_lava(..., 'fixed'); run through the hardware path with only
-    the run configuration swapped for Loihi2SimCfg(fixed_pt), it gives lava-fixed's spikes."""
-    from snnc.backends.lava_plan import plan_lava
+    """The hardware path run with only the run configuration swapped for the CPU simulation's
+    (``run_config("sim-fixed")``) gives lava-fixed's spikes."""
     g = small_graph()
-    assert pickle.dumps(loihi_hw.hardware_plan(g, 16)) == pickle.dumps(plan_lava(g, 16, "fixed"))
     path = str(tmp_path / "net.snnc")
     artifact.save(g, path)
     x = (np.random.default_rng(1).random((20, 16)) < 0.3).astype(np.float32)

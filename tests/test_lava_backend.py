@@ -524,3 +524,33 @@ def test_fast_conv_model_equals_lavas_conv():
         want = utils.conv_scipy(x, w, (kx, ky), s, p, d, g).astype(w.dtype)
         got = conv_lava_layout(x, w, s, p, d, g).astype(w.dtype)
         assert got.shape == want.shape and np.array_equal(got, want), trial
+
+
+def test_plan_reads_only_the_lowered_network():
+    """lava_plan walks no graph itself (no predecessors/successors/edges, no shape inference of
+    its own): every structure comes from compiler.lower; and a plan's connections are the lowered
+    connections' source paths, one Lava synapse each, with offsets from their delays."""
+    import inspect
+    import snnc.backends.lava_plan as lp
+    from snnc.compiler.lower import lower
+    from snnc.compiler.quantize import quantize
+    src = inspect.getsource(lp)
+    for walk in (".predecessors(", ".successors(", ".edges", "output_shape(", "check("):
+        assert walk not in src, walk
+    g = Graph()
+    g.add("in", Input((5,)))
+    g.add("fc1", Dense(np.full((5, 5), 0.5)), "in")
+    g.add("lif1", CubaLIF((5,), 0.1, 0.05, 1.0), "fc1")
+    g.add("d", Delay(np.array(3)), "lif1")
+    g.add("fc2", Dense(np.full((4, 5), 0.5)), "d", "in")             # two source paths, one synapse
+    g.add("lif2", CubaLIF((4,), 0.1, 0.05, 1.0), "fc2")
+    g.add("out", Output((4,)), "lif2")
+    q = quantize(g)
+    plan = plan_lava(q, 10, "fixed")
+    paths = [(s.pop, c.dst) for c in lower(q).connections for s in c.sources]
+    assert sorted((c.src, c.dst) for c in plan.conns) == sorted(paths) == \
+        [("in", "lif1"), ("in", "lif2"), ("lif1", "lif2")]
+    # lif1 at offset 1; lif2 >= max(in + 1, lif1 + 1 - 3) = 1; extra steps: in->lif2 0, lif1->lif2 3 - 1 = 2
+    assert (plan.pops["lif1"].offset, plan.pops["lif2"].offset) == (1, 1)
+    extra = {c.src: (0 if c.delays is None else int(c.delays.max())) for c in plan.conns if c.dst == "lif2"}
+    assert extra == {"in": 0, "lif1": 2}

@@ -277,11 +277,31 @@ def test_toy_lava_fixed_equals_reference(cum):
     assert np.array_equal(res.output, run_reference(g, x).output)
 
 
-def test_lava_refuses_sigma_delta_float_and_deploy_plan():
+def test_lava_refuses_sigma_delta_float_and_plans_it_as_populations():
+    """Sigma-delta is a population kind of the one layered plan (lava-fixed and hardware): the
+    toy's Delay(1) before each synapse is the Lava synapse's own step (offsets 0), the Delta reads
+    the Input through a link, the synapses carry graded messages; float is refused by name."""
     from snnc.backends.lava_backend import run_lava
     from snnc.backends.lava_plan import plan_lava
     g = quantize(_toy())
     with pytest.raises(SnncError, match=r"'enc'.*fixed point only"):
         run_lava(g, np.zeros((1, 3, 4)), mode="float")
-    with pytest.raises(SnncError, match=r"'enc' \(Delta\)"):
-        plan_lava(g, 4)
+    with pytest.raises(SnncError, match=r"'enc' \(Delta\).*fixed point only"):
+        plan_lava(g, 4, "float")
+    plan = plan_lava(g, 4)
+    assert {n: (p.kind, p.offset) for n, p in plan.pops.items()} == \
+        {"in": ("input", 0), "enc": ("delta", 0), "sd": ("sigma_delta", 0), "sig": ("sigma", 0)}
+    kinds = sorted((c.kind, c.src, c.dst, c.num_message_bits > 0) for c in plan.conns)
+    assert kinds == [("dense", "enc", "sd", True), ("dense", "sd", "sig", True), ("link", "in", "enc", False)]
+    assert plan.input_kind == "delta" and plan.input_scale == (1 << 18) >> 12 and plan.io == "ringbuffer"
+    assert plan.pops["sd"].bias_mant.tolist() == [32 << 12, -16 << 12] and plan.pops["sd"].vth == 16
+
+
+def test_lava_plan_refuses_what_lava_sdn_cannot_run_by_name():
+    """Graded messages through a synapse that would need a DelayDense: refused at planning,
+    naming the synapse (a Delta reading its Input through a Delay is refused by quantize)."""
+    from snnc.backends.lava_plan import plan_lava
+    g = _toy()
+    g.nodes["d"] = Delay(np.array(3))                 # 3 steps before syn: 2 more than Lava's own
+    with pytest.raises(SnncError, match=r"'syn' \(Dense\).*graded messages through a delayed synapse"):
+        plan_lava(quantize(g), 4)

@@ -7,6 +7,11 @@
   ``Conv``, ``LIF``, io ``RingBuffer`` source/sinks) and the integer parameters of
   ``graph.fixed`` -- the processes hardware would run. Bit-exact with the IR's fixed semantics.
 - ``float``: ``select_tag="floating_pt"`` with the IR's float parameters (agreement reported only).
+- sigma-delta graphs (``Delta``/``SigmaDelta``/``Sigma``) are the same plan with ``lava.proc.sdn``
+  populations and graded synapses (fixed only; see ``lava_plan``).
+
+``prepare`` (plan, input checks) is shared with the hardware path (``loihi_hw``), so both run one
+plan; only the run configuration differs.
 
 Timing: the plan (``lava_plan``) gives every population a Lava start offset so that each IR
 path ``population -> Delay(d) -> synapse -> population`` gets exactly d steps (1 from the Lava
@@ -24,9 +29,10 @@ per population.
 Speed (CPU simulation; see ``lava_plan``'s module doc): ``conv_as="auto"`` runs a Conv2d /
 SumPool2d connection as a Lava ``Dense`` with its materialized weight matrix when that is exact and
 small (``"conv"`` keeps Lava's ``Conv`` process, as on hardware; ``"dense"`` forces the lowering or
-raises), and ``io="channels"`` feeds and reads the network with io ``Injector``/``Extractor``
-(one message per step) instead of ``RingBuffer`` ``Var.set``/``Var.get`` (one message per
-element). Synapse buffers whose source was silent at the end of a sample are not reset (they are
+raises), ``io="channels"`` feeds the network with an io ``Injector`` (one message per step)
+instead of a ``RingBuffer`` ``Var.set`` (one message per element), and one
+``lava_recorder.Recorder`` process records every population (one host read per step, instead of a
+sink process per population). Synapse buffers whose source was silent at the end of a sample are not reset (they are
 already zero). ``fixed_pt`` DelayDense runs with ``lava_fast_models.PyDelayDenseModelBitAccFast``
 (Lava's model with the activation summed over the spiking inputs only, identical integers; Lava's
 own rebuilds a (delays x out x in) matrix every step: N-TIDIGITS 3000 steps went from ~195 s to
@@ -46,10 +52,10 @@ from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
 from .child import run_child
-from .lava_plan import LavaPlan, bias_drive, plan_lava
+from .lava_plan import CONV_AS_DEFAULT, IO_DEFAULT, LavaPlan, bias_drive, plan_lava
 from .result import RunResult
 
-__all__ = ["run_lava", "plan_lava", "host_outputs"]
+__all__ = ["run_lava", "plan_lava", "host_outputs", "prepare"]
 
 
 def _run_worker(plan: LavaPlan, spikes, timeout: float, bias=None, record_state: bool = False) -> dict:
@@ -75,9 +81,10 @@ def _shift(x: np.ndarray, d: np.ndarray) -> np.ndarray:
 def host_outputs(plan: LavaPlan, x: np.ndarray, pops) -> dict:
     """Every graph Output from the recorded population spikes ``pops`` ({name: (N, *shape, T)})
     and the input ``x`` (N, *shape, T), as the reference simulator computes them (float64,
-    returned as float32 (N, *shape, T) by output name; float64 when the plan has CubaLI read-outs)."""
+    returned as float32 (N, *shape, T) by output name; float64 when the plan records values:
+    CubaLI read-outs, sigma-delta messages)."""
     n, T = x.shape[0], x.shape[-1]
-    odt = np.float64 if any(p.kind == "li" for p in plan.pops.values()) else np.float32
+    odt = np.float64 if any(p.records_values for p in plan.pops.values()) else np.float32
     outs = {}
     for op in plan.outputs:
         val = {}
@@ -100,40 +107,38 @@ def host_outputs(plan: LavaPlan, x: np.ndarray, pops) -> dict:
 
 
 def check_lava_input(plan: LavaPlan, x: np.ndarray, graph=None):
-    """Validate the input for ``plan``: returns (spikes int8 or None, per-sample biases); a graded
-    input: its integer messages ``x * 2**frac_bits`` (fixed) or its values (float)."""
+    """Validate the input for ``plan``: returns (spikes int8, or the integers a graded or Delta
+    input sends, or None; per-sample biases); a graded input: its integer messages
+    ``x * 2**frac_bits`` (fixed) or its values (float); a Delta input: ``x * input_scale``."""
     if plan.input_kind == "graded":
         from ..compiler.quantize import graded_messages, graded_values
         if plan.mode == "float":
             return graded_values(graph, plan.input_name, x), {}
         return graded_messages(graph, plan.input_name, x).astype(np.int32), {}
-    ishape = plan.pops[plan.input_name].shape if plan.input_kind == "spikes" else None
+    ishape = plan.pops[plan.input_name].shape if plan.input_kind != "bias" else None
+    if ishape is not None and tuple(x.shape[1:-1]) != tuple(ishape):
+        raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, "
+                        f"{', '.join(map(str, ishape))}, T), got {x.shape}")
+    if plan.input_kind == "delta":
+        xi = np.asarray(x, dtype=np.float64) * plan.input_scale
+        if not np.all(xi == np.round(xi)):
+            who = [p.name for p in plan.pops.values() if p.kind == "delta"]
+            raise SnncError(f"delta encoder {who[0]!r}: input is not a multiple of 1/{plan.input_scale} "
+                            "(Lava's Delta takes integers a_in in that unit)")
+        return xi.astype(np.int32), {}
     if plan.input_kind == "spikes":
         if not np.all((x == 0) | (x == 1)):
             raise SnncError("Lava backend: input must be binary spikes (0/1)")
-        if tuple(x.shape[1:-1]) != tuple(ishape):
-            raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, "
-                            f"{', '.join(map(str, ishape))}, T), got {x.shape}")
         return x.astype(np.int8), {}
     return None, bias_drive(plan, x)
 
 
-def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as: str = "auto",
-             io: str = "channels", record_state: bool = False) -> RunResult:
-    """Run ``graph`` on Lava. ``spikes``: binary ``(N, *input_shape, T)`` (a bias-kind input:
-    its values, constant over T per sample); see module doc. ``result.outputs`` holds every
-    Output by name, ``result.spikes`` every population's spikes ``(N, *shape, T)``.
-    ``record_state``: ``result.state`` = every CUBA population's final ``u`` and ``v`` read back
-    from Lava's Vars (fixed point: Loihi integers), after ``result.state_steps[pop]`` of that
-    population's own steps (the run is ``T`` + the largest start offset long; a population that
-    starts ``o`` steps late has run ``T + max_offset - o`` steps, on zero input after ``T``)."""
-    start = time.perf_counter()
+def prepare(graph, spikes, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT, io: str = IO_DEFAULT):
+    """What a Lava run sends to the worker: ``(plan, x, lava input, per-sample biases)`` for
+    ``spikes`` ``(N, *input_shape, T)``; ``run_lava`` and the hardware path (``loihi_hw``) both
+    call it, so they run one plan (only the run configuration differs)."""
     validate(graph)
     x = np.asarray(host_io.check_batch(graph, spikes, f"lava-{mode}")[graph.inputs[0]])
-    from .reference_sdn import has_sigma_delta
-    if has_sigma_delta(graph):
-        from .lava_sdn import run_lava_sdn      # sigma-delta (graded) graphs: lava.proc.sdn processes
-        return run_lava_sdn(graph, x, mode, timeout)
     if x.ndim < 2:
         raise SnncError(f"Lava backend: spikes must be (N, *input_shape, T), got shape {x.shape}")
     plan = plan_lava(graph, x.shape[-1], mode, conv_as=conv_as, io=io)
@@ -142,15 +147,34 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
         raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, {', '.join(map(str, ishape))}, T), "
                         f"got {x.shape}")
     xs, bias = check_lava_input(plan, x, graph)
-    res = _run_worker(plan, xs, timeout, bias, record_state)
-    pops = res["spikes"]
+    return plan, x, xs, bias
+
+
+def result_of(plan: LavaPlan, x: np.ndarray, pops: dict, timing: dict, engine: str, start: float) -> RunResult:
+    """The RunResult of a Lava run: every Output from the recorded populations (``host_outputs``),
+    spike (or message) counts, the recorded populations and the worker's timing."""
     outs = host_outputs(plan, x, pops)
-    counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items() if plan.pops[k].kind != "li"}
-    result = RunResult(output=outs[plan.output.name], counts=counts, engine=f"lava-{mode}",
+    counts = {k: (v != 0).sum(axis=-1, dtype=np.int64) for k, v in pops.items() if plan.pops[k].kind != "li"}
+    result = RunResult(output=outs[plan.output.name], counts=counts, engine=engine,
                        seconds=time.perf_counter() - start)
-    result.outputs = outs
-    result.spikes = pops
-    result.timing = res.get("timing", {})
+    result.outputs, result.spikes, result.timing = outs, pops, timing
+    return result
+
+
+def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as: str = CONV_AS_DEFAULT,
+             io: str = IO_DEFAULT, record_state: bool = False) -> RunResult:
+    """Run ``graph`` on Lava. ``spikes``: binary ``(N, *input_shape, T)`` (a bias-kind input:
+    its values, constant over T per sample; a Delta encoder's input: its values); see module doc.
+    ``result.outputs`` holds every Output by name, ``result.spikes`` every recorded population's
+    spikes ``(N, *shape, T)`` (sigma-delta: the messages, in values, of those an Output reads).
+    ``record_state``: ``result.state`` = every CUBA population's final ``u`` and ``v`` read back
+    from Lava's Vars (fixed point: Loihi integers), after ``result.state_steps[pop]`` of that
+    population's own steps (the run is ``T`` + the largest start offset long; a population that
+    starts ``o`` steps late has run ``T + max_offset - o`` steps, on zero input after ``T``)."""
+    start = time.perf_counter()
+    plan, x, xs, bias = prepare(graph, spikes, mode, conv_as, io)
+    res = _run_worker(plan, xs, timeout, bias, record_state)
+    result = result_of(plan, x, res["spikes"], res.get("timing", {}), f"lava-{mode}", start)
     if record_state:
         result.state = result.timing.pop("state")
         result.state_steps = {k: plan.run_steps - plan.pops[k].offset for k in result.state}

@@ -34,8 +34,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..compiler.ir import CubaLI, CubaLIF, Graph
-from ..compiler.passes import check
+from ..compiler.ir import Graph
+from ..compiler.lower import lower
 from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
@@ -47,14 +47,15 @@ CHUNK_BYTES = 32 << 20          # io buffers: at most this many bytes of output 
 
 # ----------------------------------------------------------------------------- layout
 def layout(graph: Graph, batch: int):
-    """(input name, input size, [(output, size)], [(population, size)], out vector length)."""
-    shapes = check(graph)
+    """(input name, input size, [(output, size)], [(population, size)], out vector length), read
+    from the lowered network (``compiler.lower``): every Output, every CubaLIF population."""
+    net = lower(graph)
     if len(graph.inputs) != 1:
         raise SnncError(f"fused Lava backend: needs exactly one Input, got {graph.inputs}")
     iname = graph.inputs[0]
-    isize = int(np.prod(shapes[iname]))
-    outs = [(o, int(np.prod(shapes[o]))) for o in graph.outputs]
-    pops = [(p, int(np.prod(shapes[p]))) for p, v in graph.nodes.items() if isinstance(v, CubaLIF)]
+    isize = net.populations[iname].size
+    outs = [(o.name, int(np.prod(o.shape))) for o in net.outputs]
+    pops = [(p.name, p.size) for p in net.populations.values() if p.kind == "lif"]
     total = batch * (sum(s for _, s in outs) + sum(s for _, s in pops))
     return iname, isize, outs, pops, total
 
@@ -71,7 +72,8 @@ def run_job(graph: Graph, spikes: np.ndarray, mode: str, chunk: Optional[int] = 
     t0 = time.perf_counter()
     n, T = spikes.shape[0], spikes.shape[-1]
     iname, isize, outs, pops, total = layout(graph, n)
-    shapes = check(graph)
+    low = lower(graph)
+    shapes = low.shapes
     if chunk is None:
         chunk = max(1, min(T, CHUNK_BYTES // max(1, 8 * (total + n * isize))))
     from .fused.process import FusedNetwork, PyFusedFixedModel, PyFusedFloatModel
@@ -110,7 +112,7 @@ def run_job(graph: Graph, spikes: np.ndarray, mode: str, chunk: Optional[int] = 
     finally:
         net.stop()
     out_arrays, pop_arrays, k = {}, {}, 0
-    odt = np.float64 if any(isinstance(v, CubaLI) for v in graph.nodes.values()) else np.float32
+    odt = np.float64 if any(p.kind == "li" for p in low.populations.values()) else np.float32
     for name, size in outs:
         block = raw[:, k:k + n * size].reshape((T, n) + tuple(shapes[name]))
         out_arrays[name] = np.ascontiguousarray(np.moveaxis(block, 0, -1), dtype=odt)
@@ -131,7 +133,7 @@ def run_lava_fused(graph: Graph, spikes, mode: str = "fixed", timeout: float = 6
     start = time.perf_counter()
     validate(graph)
     x = np.asarray(host_io.check_batch(graph, spikes, f"lava-fused-{mode}")[graph.inputs[0]])
-    shapes = check(graph)
+    shapes = lower(graph).shapes
     iname = graph.inputs[0] if len(graph.inputs) == 1 else None
     if iname is None:
         raise SnncError(f"fused Lava backend: needs exactly one Input, got {graph.inputs}")

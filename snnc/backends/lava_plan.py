@@ -1,39 +1,54 @@
-"""IR graph -> a plain description of the Lava network (no Lava import here).
+"""The lowered network -> a plain description of the Lava network (no Lava import here).
 
-The plan is computed in the calling process (so that unsupported IR raises ``SnncError`` at
-once) and handed to the worker (``lava_worker``), which only instantiates Lava processes.
+``plan_lava(graph, steps, mode, conv_as, io)`` reads ``compiler.lower.lower(graph)`` (the one
+walk of the graph) and is computed in the calling process (so that unsupported IR raises
+``SnncError`` at once); the worker (``lava_worker``) only instantiates Lava processes. The
+hardware path (``loihi_hw``) runs this same plan with the same defaults; only its run
+configuration differs.
 
 Mapping (see docs in ``lava_backend``):
-- populations: every ``Input`` (a RingBuffer source) and every ``CubaLIF`` (a Lava ``LIF``,
-  ``LIFRefractory`` or ``LIFReset``; reset "subtract"/"none", per-neuron decays, or a refractory
-  period with a periodic reset: snnc's ``lava_neurons.LIFResetRule``) and ``CubaLI`` (snnc's
-  ``lava_neurons.LeakyIntegrator``, which sends v: the host records it as the read-out);
+- populations (``Network.populations``): every ``Input`` (a RingBuffer/Injector source), every
+  ``CubaLIF`` (a Lava ``LIF``, ``LIFRefractory`` or ``LIFReset``; reset "subtract"/"none",
+  per-neuron decays, or a refractory period with a periodic reset: snnc's
+  ``lava_neurons.LIFResetRule``),
+  ``CubaLI`` (snnc's ``lava_neurons.LeakyIntegrator``, which sends v: the host records it as the
+  read-out) and the sigma-delta kinds ``"delta"``, ``"sigma_delta"``, ``"sigma"`` (Lava's
+  ``lava.proc.sdn`` ``Delta`` / ``SigmaDelta`` / ``Sigma`` with the integers of ``graph.fixed``;
+  fixed point only; their graded messages are recorded as values, integers / message scale);
   a population with no input (bias-driven) gets a zero-weight Dense from the input, so that
   Lava compiles it and its step 0 is aligned (offset 1, bias gated before);
   a (C, H, W) population lives in Lava's (x, y, f) = (W, H, C) layout, a 1-D one as is;
-- connections: one Lava synapse (Dense / DelayDense / Conv) per path
-  ``population -> [Delay | Flatten]* -> synapse -> [Delay]* -> CubaLIF``;
+- connections (``Network.connections``): one Lava synapse (Dense / DelayDense / Conv) per source
+  path ``population -> [Delay | Flatten]* -> synapse -> [Delay]* -> population``; a synapse that
+  reads graded messages (a graded Input or a sigma-delta population) gets ``num_message_bits``
+  (it computes ``W @ s``); an Input read by a ``Delta`` encoder without a synapse is a ``"link"``
+  (the source's port into the Delta's ``a_in``, no Lava step);
 - timing: each population P gets a Lava start offset o(P) (IR step t of P runs at Lava step
-  t + o(P), counting Lava steps from 0). A Lava synapse adds one step, so a connection whose
-  IR delay is d needs e = o(dst) - o(src) + d - 1 >= 0 extra steps (DelayDense); offsets are the
-  smallest that satisfy every connection (longest path, cycles need d >= 1).
+  t + o(P), counting Lava steps from 0). A Lava synapse adds one step (a link none), so a
+  connection whose IR delay is d needs e = o(dst) - o(src) + d - 1 >= 0 extra steps (DelayDense);
+  offsets are the smallest that satisfy every connection (longest path, cycles need d >= 1).
+  This holds for any delays: an SDNN exported from PyTorch (no Delays) and a netx SDNN (a
+  Delay(1) before every synapse) are the same plan with other offsets.
 
-Options (CPU simulation speed; the defaults of ``plan_lava`` are the hardware plan):
-- ``conv_as``: ``"conv"`` (default here; Lava ``Conv`` processes, what Loihi runs), ``"dense"``
+Options (CPU simulation speed; ``CONV_AS_DEFAULT``/``IO_DEFAULT`` are what ``lava-fixed`` and the
+hardware path both use):
+- ``conv_as``: ``"conv"`` (Lava ``Conv`` processes), ``"dense"``
   (every Conv2d/SumPool2d connection becomes a Lava ``Dense`` with the materialized weight matrix
-  in Lava's flat (x, y, f) layout; raises if that cannot be exact) or ``"auto"`` (``"dense"``
-  where it is exact and the matrix has at most ``DENSE_CONV_MAX_ENTRIES`` entries, else
-  ``"conv"``). Exactness in fixed_pt: Lava's fixed Conv uses its weights as they are and wraps
+  in Lava's flat (x, y, f) layout; raises if that cannot be exact) or ``"auto"`` (default:
+  ``"dense"`` where it is exact and the matrix has at most ``DENSE_CONV_MAX_ENTRIES`` entries,
+  else ``"conv"``; a convolution of graded messages stays a Conv). Exactness in fixed_pt: Lava's
+  fixed Conv uses its weights as they are and wraps
   its output to 24 bits signed; Dense clips/truncates weights by sign mode and does not wrap. The
   lowering is used only when every weight is an exact 8-bit Dense weight (``_check_dense_weights``
   with 8 bits) and the largest possible |input| of any neuron (sum of |w| over its fan-in) is
   below 2**23, so neither step can change a value: the spikes are identical. In floating_pt both
   compute the float64 sum of the weights of the spiking inputs, in a different order (identical
   whenever those sums are exact, e.g. weights that are multiples of 2**-k of moderate size).
-- ``io``: ``"ringbuffer"`` (default here; io ``RingBuffer`` source/sinks, input set and spikes
-  read through ``Var.set``/``Var.get``) or ``"channels"`` (io ``Injector``/``Extractor``: whole
-  vectors per step over a channel; Lava's Var get/set moves one element per message, which made
-  the ringbuffer sinks dominate the CPU run time). ``run_lava`` uses ``"auto"``/``"channels"``.
+- ``io``: the input source, ``"ringbuffer"`` (an io ``RingBuffer`` whose data is set through
+  ``Var.set``) or ``"channels"`` (default; an io ``Injector``: whole vectors per step over a
+  channel; Lava's Var get/set moves one element per message). Outputs are always read from one
+  ``lava_recorder.Recorder`` (every recorded population, one channel message per step). Graded and Delta inputs in fixed point always
+  use ``"ringbuffer"`` (the io Injector sends floats; the fixed RingBuffer sends int32).
 
 Periodic reset (``CubaLIF.reset_interval`` R > 0, ``reset_offset`` r): a Lava ``LIFReset`` (or
 ``LIFResetRule`` with the same rule), which
@@ -50,8 +65,8 @@ exponent e (0..7) per population chosen over the batch so that every value is ex
 13-bit signed mantissa (``bias_drive``). The input must be constant over the time steps of each
 sample (netx sets ``bias_mant`` once per sample); anything else is refused.
 
-Outputs: every ``Output`` is computed on the host from the recorded spikes of the populations
-(and the input) through Delay / Flatten / Average nodes (``OutputPlan.program``), as the
+Outputs: every ``Output`` is computed on the host from the recorded spikes (or values) of the
+populations (and the input) through Delay / Flatten / Average nodes (``Network.outputs``), as the
 reference simulator computes them.
 """
 from __future__ import annotations
@@ -64,18 +79,22 @@ import math
 import numpy as np
 
 from ..compiler.conv import conv_matrix  # noqa: F401  (re-exported)
-from ..compiler.fixed import FixedCubaLI, FixedCubaLIF, FixedSynapse, state_scale
-from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
-                           SumPool2d, _pair)
+from ..compiler.fixed import FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
+from ..compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph, _pair
+from ..compiler.lower import Connection, Network, OutputRead, Population, Source, lower
 from ..errors import SnncError
 
 MAX_DELAY = 62          # Loihi 2 synaptic delay limit as used by netx (DelayDense accepts <= 63)
 DENSE_CONV_MAX_ENTRIES = 4 * 1024 * 1024    # conv_as="auto": largest materialized matrix
 CONV_AS = ("conv", "dense", "auto")
 IO = ("ringbuffer", "channels")
+CONV_AS_DEFAULT = "auto"    # what lava-fixed and the hardware path run (module doc)
+IO_DEFAULT = "channels"
 MAX_RESET_PAD = 4096    # largest least common multiple of reset intervals padded to per sample
 BIAS_MANT_MAX = 4095    # Loihi's bias mantissa: 13-bit signed
 BIAS_EXP_MAX = 7        # ... and its 3-bit exponent
+SDN_KINDS = ("delta", "sigma_delta", "sigma")     # lava.proc.sdn populations (graded messages)
+VALUE_KINDS = ("li",) + SDN_KINDS                 # recorded as values, not as spikes
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -105,18 +124,20 @@ def flat_perm(shape) -> np.ndarray:
     return np.arange(n).reshape(shape).transpose(2, 1, 0).ravel()
 
 
+
+
 # ----------------------------------------------------------------------------- plan types
 @dataclass
 class PopPlan:
     name: str
-    kind: str                       # "input" | "lif" | "li" (CubaLI read-out: records v)
+    kind: str                       # "input" | "lif" | "li" (CubaLI read-out: records v) | SDN_KINDS
     shape: Tuple[int, ...]          # IR shape
     offset: int = 0
     # LIF parameters (Lava's own, already in Lava layout where per neuron)
     du: float = 0.0
     dv: float = 0.0
     vth: float = 0.0
-    bias_mant: Optional[np.ndarray] = None
+    bias_mant: Optional[np.ndarray] = None      # (SigmaDelta: Lava's ``bias`` Var, bias << exps)
     bias_exp: int = 0
     gate_bias: bool = False         # bias is held at 0 during the leading steps [0, offset)
     reset_interval: int = 0         # > 0: a Lava LIFReset with this interval ...
@@ -126,24 +147,39 @@ class PopPlan:
     refractory: int = 0             # > 0: v held at 0 for this many steps after a spike
     reset: str = "zero"             # CubaLIF.reset ("subtract"/"none": lava_neurons.LIFResetRule)
     reset_delay: bool = False       # CubaLIF.reset_delay
-    out_scale: float = 1.0          # "li": recorded v times this is the read-out (fixed: 1/S)
+    out_scale: float = 1.0          # VALUE_KINDS: recorded value times this is the read-out
+    # sigma-delta kinds: lava.proc.sdn parameters (vth above: Lava's integer vth)
+    spike_exp: int = 0
+    state_exp: int = 0
+    cum_error: bool = False
+    act_mode: str = "relu"          # SigmaDelta: "relu" | "unit"
+    record: bool = True             # a sink records it (sigma-delta: only what an Output reads)
 
     @property
     def lshape(self):
         return lava_shape(self.shape)
 
+    @property
+    def records_values(self) -> bool:
+        """Recorded as values (v of a read-out, graded messages), not as binary spikes."""
+        return self.kind in VALUE_KINDS
+
+    @property
+    def has_bias(self) -> bool:
+        return self.kind in ("lif", "li", "sigma_delta")
+
 
 @dataclass
 class ConnPlan:
     name: str
-    kind: str                       # "dense" | "conv"
+    kind: str                       # "dense" | "conv" | "link" (src port into dst a_in, no synapse)
     src: str
     dst: str
-    weight: np.ndarray              # Lava form: dense [out, in(lava order)]; conv (out, kw, kh, in/g)
+    weight: Optional[np.ndarray]    # Lava form: dense [out, in(lava order)]; conv (out, kw, kh, in/g)
     delays: Optional[np.ndarray] = None   # dense only: [out, in] extra steps, None = all zero
     weight_exp: int = 0
     num_weight_bits: int = 8
-    num_message_bits: int = 0       # > 0: graded integer messages from a graded Input (W @ s)
+    num_message_bits: int = 0       # > 0: graded integer messages (graded Input, sigma-delta): W @ s
     # conv only (Lava (x, y) order)
     stride: Tuple[int, int] = (1, 1)
     padding: Tuple[int, int] = (0, 0)
@@ -176,8 +212,10 @@ class LavaPlan:
     outputs: List[OutputPlan] = field(default_factory=list)
     input_name: str = ""
     input_kind: str = "spikes"      # "spikes" | "graded" (a Lava source) | "bias" (see module doc)
+    #                                 | "delta" (values read by Delta encoders: x * input_scale)
+    input_scale: int = 0            # "delta": Lava's a_in integers per 1.0
     root: str = ""                  # the process Lava runs (the source, or a bias-fed population)
-    io: str = "ringbuffer"          # see module doc
+    io: str = "channels"            # see module doc
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -212,110 +250,9 @@ def _float_decays(node, shape):
     return tuple(out)
 
 
-def _delay_over(steps, shape) -> np.ndarray:
-    return np.broadcast_to(np.asarray(steps, dtype=np.int64), shape)
-
-
-def _trace_back(graph: Graph, start: str, shapes: Dict[str, tuple]):
-    """All paths from ``start`` back through Delay/Flatten nodes to a population.
-
-    Returns a list of (population, delay array over the population's IR shape, flattened).
-    """
-    out = []
-
-    def walk(name: str, chain: List[str]):
-        node = graph.nodes[name]
-        if isinstance(node, Input) and node.kind not in ("spikes", "graded"):
-            raise _err(name, node, f"a {node.kind!r} input may feed only CubaLIF populations "
-                                   f"directly, not synapse {start!r}")
-        if isinstance(node, (Input, CubaLIF)):
-            pshape = tuple(shapes[name])
-            total = np.zeros(pshape, dtype=np.int64)
-            flattened = False
-            for n in reversed(chain):           # forward order from the population
-                nd = graph.nodes[n]
-                if isinstance(nd, Flatten):
-                    flattened = True
-                else:
-                    at = (int(np.prod(pshape)),) if flattened else pshape
-                    try:
-                        total = total + _delay_over(nd.steps, at).reshape(pshape)
-                    except ValueError:
-                        raise _err(n, nd, f"delay steps {np.shape(nd.steps)} do not fit {at}") from None
-            if np.any(total < 0):
-                raise _err(chain[-1] if chain else name, node, "negative delay")
-            out.append((name, total, flattened))
-            return
-        if isinstance(node, (Delay, Flatten)):
-            preds = graph.predecessors(name)
-            if not preds:
-                raise _err(name, node, "has no input")
-            for p in preds:
-                walk(p, chain + [name])
-            return
-        raise _err(name, node, f"feeds {start!r} directly; the Lava backend needs a spiking "
-                               "population (Input or CubaLIF) before every synapse and output")
-
-    for p in graph.predecessors(start):
-        walk(p, [])
-    if not out:
-        raise SnncError(f"Lava backend: node {start!r} has no input")
-    return out
-
-
-def _trace_forward(graph: Graph, syn: str):
-    """Paths from synapse ``syn`` forward through Delay/Flatten to CubaLIF populations.
-
-    Returns a list of (population, delay array over the synapse's output shape, flattened).
-    """
-    out = []
-
-    def walk(name: str, chain: List[str]):
-        node = graph.nodes[name]
-        if isinstance(node, (CubaLIF, CubaLI)):
-            out.append((name, chain))
-            return
-        if isinstance(node, (Delay, Flatten)):
-            for s in graph.successors(name):
-                walk(s, chain + [name])
-            return
-        raise _err(name, node, f"is fed by synapse {syn!r}; the Lava backend supports a synapse "
-                               "only directly (or through Delay) into a CubaLIF population")
-
-    for s in graph.successors(syn):
-        walk(s, [])
-    return out
-
-
-def _node_shapes(graph: Graph) -> Dict[str, tuple]:
-    """Output shape of every node (minimal, self-contained: populations carry their shapes)."""
-    shapes: Dict[str, tuple] = {}
-    for k, v in graph.nodes.items():
-        if isinstance(v, (Input, Output, CubaLIF, CubaLI)):
-            shapes[k] = tuple(v.shape)
-    pending = [k for k in graph.nodes if k not in shapes]
-    while pending:
-        progress = False
-        for k in list(pending):
-            preds = graph.predecessors(k)
-            if not preds:
-                raise SnncError(f"Lava backend: node {k!r} has no input")
-            if all(p in shapes for p in preds):
-                try:
-                    shapes[k] = tuple(graph.nodes[k].output_shape(shapes[preds[0]]))
-                except Exception as e:  # ShapeError
-                    raise _err(k, graph.nodes[k], str(e)) from None
-                pending.remove(k)
-                progress = True
-        if not progress:
-            raise SnncError(f"Lava backend: cannot infer the shapes of {pending}")
-    return shapes
-
 
 # ----------------------------------------------------------------------------- planning
-def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "conv",
-              io: str = "ringbuffer") -> LavaPlan:
-    """The Lava plan of ``graph`` for ``steps`` IR steps; ``conv_as``/``io``: see module doc."""
+def _check_options(graph: Graph, mode: str, conv_as: str, io: str) -> None:
     if mode not in ("fixed", "float"):
         raise ValueError(f"mode must be 'fixed' or 'float', got {mode!r}")
     if conv_as not in CONV_AS:
@@ -325,103 +262,181 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
     if len(graph.inputs) != 1 or not graph.outputs:
         raise SnncError(f"Lava backend: needs exactly one Input and at least one Output, got "
                         f"inputs {graph.inputs} and outputs {graph.outputs}")
-    shapes = _node_shapes(graph)
+
+
+def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT,
+              io: str = IO_DEFAULT) -> LavaPlan:
+    """The Lava plan of ``graph`` for ``steps`` IR steps, read from ``lower(graph)``;
+    ``conv_as``/``io``: see module doc."""
+    _check_options(graph, mode, conv_as, io)
+    net = lower(graph)
     plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0], io=io)
+    for pop in net.populations.values():
+        pp = _pop_plan(net, pop, mode)
+        if pp is not None:
+            plan.pops[pop.name] = pp
+    _plan_input(net, plan)
+    paths = _paths(net, plan)
+    off = _offsets(plan, paths)
+    _set_offsets(plan, off)
+    for i, (conn, source, src, dst) in enumerate(paths):
+        extra = off[dst] - off[src] - _latency(conn)            # e = that + d
+        if conn is None:                                        # a bias-driven population's zero link
+            plan.conns.append(_zero_link(plan, src, dst, mode))
+        elif conn.synapse is None:
+            plan.conns.append(_link_plan(net, conn, source, extra))
+        else:
+            plan.conns.append(_conn_plan(net, conn, source, f"{conn.name}#{i}", extra, mode, conv_as))
+    _check_connected(plan)
+    plan.outputs = [_output_plan(o, plan) for o in net.outputs]
+    plan.output = plan.outputs[0]
+    plan.run_steps = _run_steps(plan)
+    return plan
 
-    # populations and their parameters
-    for name, node in graph.nodes.items():
-        if isinstance(node, Input):
-            if node.kind in ("spikes", "graded"):
-                plan.pops[name] = PopPlan(name, "input", tuple(node.shape))
-            elif node.kind != "bias":
-                raise _err(name, node, f"input kind {node.kind!r} is not supported by the Lava backend")
-        elif isinstance(node, CubaLIF):
-            plan.pops[name] = _lif_plan(graph, name, node, mode)
-        elif isinstance(node, CubaLI):
-            plan.pops[name] = _li_plan(graph, name, node, mode)
-        elif not isinstance(node, (Output, Dense, Conv2d, SumPool2d, Flatten, Delay, Average)):
-            raise _err(name, node, "node type not supported by the Lava backend")
-    inode = graph.nodes[plan.input_name]
-    plan.input_kind = inode.kind
-    if inode.kind == "graded" and mode == "fixed":
-        plan.io = "ringbuffer"      # the io Injector sends floats; the fixed RingBuffer sends int32
-    plan.root = plan.input_name
+
+def _pop_plan(net: Network, pop: Population, mode: str) -> Optional[PopPlan]:
+    """The plan of one lowered population (None: a bias input, which is no Lava process)."""
+    node, graph = pop.node, net.graph
+    if pop.kind == "input":
+        if node.kind == "bias":
+            return None
+        if node.kind not in ("spikes", "graded"):
+            raise _err(pop.name, node, f"input kind {node.kind!r} is not supported by the Lava backend")
+        return PopPlan(pop.name, "input", pop.shape)
+    if pop.kind in SDN_KINDS:
+        return _sdn_plan(pop, mode)
+    if pop.kind == "li":
+        pp = _li_plan(graph, pop.name, node, mode)
+        if mode == "fixed":
+            pp.out_scale = 1.0 / float(pop.state_scale)
+        return pp
+    pp = _lif_plan(graph, pop.name, node, mode)
+    for b in pop.bias_inputs:
+        pp.bias_input = b
+        if mode == "fixed":
+            pp.bias_scale = int(pop.state_scale)
+    return pp
+
+
+def _message_scale(pop: Population) -> int:
+    """Integer units per 1.0 of a sigma-delta population's messages: S >> state_exp (Sigma: S)."""
+    if pop.kind == "sigma":
+        return int(pop.state_scale)
+    return int(pop.state_scale) >> int(pop.node.state_exp)
+
+
+def _sdn_plan(pop: Population, mode: str) -> PopPlan:
+    """A Delta / SigmaDelta / Sigma: Lava's lava.proc.sdn integers (fixed point only)."""
+    node, fx = pop.node, pop.fixed
+    if mode != "fixed":
+        raise _err(pop.name, node, f"sigma-delta runs on Lava in fixed point only (mode {mode!r}); "
+                                   "use mode='fixed' or the reference backend")
+    pp = PopPlan(pop.name, pop.kind, pop.shape, out_scale=1.0 / _message_scale(pop), record=False)
+    if pop.kind == "sigma":
+        return pp
+    if not isinstance(fx, FixedSigmaDelta):
+        raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
+                        f"(no fixed view for node {pop.name!r})")
+    vth = np.unique(np.asarray(fx.vth, dtype=np.int64))
+    if vth.size != 1:
+        raise _err(pop.name, node, f"per-neuron thresholds: Lava's {type(node).__name__} has one vth")
+    pp.vth, pp.spike_exp, pp.state_exp = int(vth[0]), int(fx.spike_exp), int(fx.state_exp)
+    pp.cum_error = bool(fx.cum_error)
+    if pop.kind == "sigma_delta":
+        pp.act_mode = fx.act_mode
+        bias = np.broadcast_to(np.asarray(fx.bias, dtype=np.int64), pop.shape) << (pp.spike_exp + pp.state_exp)
+        pp.bias_mant = to_lava(np.array(bias), len(pop.shape))     # the value of Lava's bias Var
+    return pp
+
+
+def _plan_input(net: Network, plan: LavaPlan) -> None:
+    """The input's kind (spikes, graded, bias, or values read by Delta encoders) and the root."""
+    inode = net.populations[plan.input_name].node
+    plan.input_kind, plan.root = inode.kind, plan.input_name
     if inode.kind == "bias":
-        fed = [d for s_, d in graph.edges if s_ == plan.input_name]
-        for d in fed:
-            dn = graph.nodes[d]
-            if isinstance(dn, Output):
-                continue
-            if not isinstance(dn, CubaLIF) or tuple(dn.shape) != tuple(inode.shape):
-                raise _err(plan.input_name, inode, f"a bias input may feed only CubaLIF populations "
-                                                   f"of its shape {tuple(inode.shape)} directly, not {d!r}")
-            pp = plan.pops[d]
-            pp.bias_input = plan.input_name
-            if mode == "fixed":
-                pp.bias_scale = state_scale(graph, d)
-        roots = [d for d in fed if d in plan.pops]
-        if not roots:
+        fed = [n for n, p in plan.pops.items() if p.bias_input == plan.input_name]
+        if not fed:
             raise _err(plan.input_name, inode, "the bias input feeds no population")
-        plan.root = roots[0]
+        plan.root = fed[0]
+        return
+    reads = net.out_of(plan.input_name)
+    links = [c for c in reads if c.synapse is None]
+    if links:
+        if len(links) != len(reads):
+            raise _err(plan.input_name, inode, "feeds both Delta encoders and synapses; on Lava an "
+                                               "input is either values for Delta encoders or spikes")
+        scales = {net.populations[c.dst].state_scale >> (plan.pops[c.dst].spike_exp + plan.pops[c.dst].state_exp)
+                  for c in links}
+        if len(scales) != 1:
+            raise _err(plan.input_name, inode, f"feeds Delta encoders of different input units {sorted(scales)}")
+        plan.input_kind, plan.input_scale = "delta", scales.pop()
+    if plan.input_kind in ("graded", "delta") and plan.mode == "fixed":
+        plan.io = "ringbuffer"      # the io Injector sends floats; the fixed RingBuffer sends int32
 
-    # connections: (src, syn, dst, pre-delay over src shape, post-delay over syn out shape, flatten)
-    raw = []
-    for name, node in graph.nodes.items():
-        if not isinstance(node, (Dense, Conv2d, SumPool2d)):
-            continue
-        if mode == "fixed" and name not in graph.fixed:
-            raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
-                            f"(no fixed view for node {name!r})")
-        ins = _trace_back(graph, name, shapes)
-        outs = _trace_forward(graph, name)
-        for dst, chain in outs:
-            post = np.zeros(shapes[name], dtype=np.int64)
-            for n in chain:
-                nd = graph.nodes[n]
-                if isinstance(nd, Flatten):
-                    if len(shapes[name]) != 1:
-                        raise _err(n, nd, "a Flatten after a convolution (before a population) is "
-                                          "not supported by the Lava backend")
-                else:
-                    post = post + _delay_over(nd.steps, shapes[name])
-            for src, pre, flat in ins:
-                raw.append((src, name, dst, pre, post, flat))
-    raw += _bias_only_connections(graph, plan, shapes)
 
-    # offsets: o(dst) >= o(src) + 1 - min(d) for every connection (Bellman-Ford longest path)
+def _paths(net: Network, plan: LavaPlan) -> List[tuple]:
+    """(connection, source, src, dst) for every source path of every connection, then
+    (None, None, input, population) for every population with no input (``_zero_link``)."""
+    out = []
+    for c in net.connections:
+        dst = net.populations[c.dst]
+        for s in c.sources:
+            src = net.populations[s.pop]
+            if src.kind == "input" and src.node.kind == "bias":
+                raise _err(s.pop, src.node, f"a 'bias' input may feed only CubaLIF populations directly, "
+                                            f"not {c.name!r}")
+            if (c.synapse is None) != (dst.kind == "delta" and src.kind == "input"):
+                what = f"synapse {c.name!r}" if c.synapse is not None else f"{s.pop!r} without a synapse"
+                raise _err(c.dst, dst.node, f"is fed by {what}; on Lava a Delta encoder reads the Input "
+                                            "directly and every other population reads synapses")
+            out.append((c, s, s.pop, c.dst))
+    fed = {c.dst for c in net.connections}
+    orphans = [n for n, p in plan.pops.items() if p.kind != "input" and n not in fed and not p.bias_input]
+    if orphans and plan.input_kind == "bias":
+        raise SnncError(f"Lava backend: populations {orphans} have no input and the graph's input is a bias "
+                        "input; connect them to a spike input")
+    return out + [(None, None, plan.input_name, d) for d in orphans]
+
+
+def _latency(conn: Optional[Connection]) -> int:
+    """Lava steps a connection takes by itself: 1 for a synapse, 0 for a link."""
+    return 0 if conn is not None and conn.synapse is None else 1
+
+
+def _min_delay(conn: Optional[Connection], source: Optional[Source]) -> int:
+    return 0 if conn is None else int(source.delay.min()) + int(conn.post_delay.min())
+
+
+def _offsets(plan: LavaPlan, paths) -> Dict[str, int]:
+    """o(dst) >= o(src) + latency - min(d) for every path (Bellman-Ford longest path)."""
     off = {p: 0 for p in plan.pops}
-    mind = [(src, dst, int(pre.min()) + int(post.min())) for src, _, dst, pre, post, _ in raw]
-    for it in range(len(off) + 1):
+    need = [(src, dst, _latency(c) - _min_delay(c, s)) for c, s, src, dst in paths]
+    for _ in range(len(off) + 1):
         changed = False
-        for src, dst, d in mind:
-            need = off[src] + 1 - d
-            if need > off[dst]:
-                off[dst] = need
+        for src, dst, k in need:
+            if off[src] + k > off[dst]:
+                off[dst] = off[src] + k
                 changed = True
         if not changed:
-            break
-    else:
-        raise SnncError("Lava backend: the graph has a cycle whose delay is too short for Lava "
-                        "(every cycle needs at least one step of delay per synapse)")
+            return off
+    raise SnncError("Lava backend: the graph has a cycle whose delay is too short for Lava "
+                    "(every cycle needs at least one step of delay per synapse)")
+
+
+def _set_offsets(plan: LavaPlan, off: Dict[str, int]) -> None:
+    """Offsets, bias gating during the leading steps and the reset phases (module doc)."""
     for p, o in off.items():
-        plan.pops[p].offset = o
         pp = plan.pops[p]
-        pp.gate_bias = pp.kind in ("lif", "li") and o > 0 and (bool(pp.bias_input) or
-                                                       bool(np.any(np.asarray(pp.bias_mant) != 0)))
+        pp.offset = o
+        pp.gate_bias = pp.has_bias and o > 0 and (bool(pp.bias_input) or
+                                                  bool(np.any(np.asarray(pp.bias_mant) != 0)))
         if pp.reset_interval:
             pp.reset_offset = (pp.reset_offset + o + 1) % pp.reset_interval
 
-    # Lava synapses
-    for i, (src, syn, dst, pre, post, flat) in enumerate(raw):
-        extra = off[dst] - off[src] - 1            # e = that + d
-        if syn is None:                            # a bias-driven population's zero link
-            plan.conns.append(_zero_link(plan, src, dst, mode))
-            continue
-        plan.conns.append(_conn_plan(graph, f"{syn}#{i}", syn, src, dst, pre, post, extra,
-                                     shapes, mode, conv_as))
 
-    # Lava compiles what is connected to the process it runs (the input source or, for a bias
-    # input, the first population it feeds)
+def _check_connected(plan: LavaPlan) -> None:
+    """Lava compiles what is connected to the process it runs (the input source or, for a bias
+    input, the first population it feeds): refuse populations it would not reach."""
     reached, frontier = {plan.root}, [plan.root]
     while frontier:
         p = frontier.pop()
@@ -436,86 +451,39 @@ def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = "con
                         f"{plan.root!r}, the process Lava runs (Lava compiles only the processes "
                         "connected to it)")
 
-    # outputs (host side)
-    plan.outputs = [_output_plan(graph, o, shapes, plan) for o in graph.outputs]
-    plan.output = plan.outputs[0]
 
-    # run length: T + the largest offset, a multiple of every reset interval (module doc)
-    L = int(steps) + max(off.values(), default=0)
+def _output_plan(o: OutputRead, plan: LavaPlan) -> OutputPlan:
+    """The host computation of an Output from the recorded populations (module doc)."""
+    program = []
+    for name, kind, arg, preds in o.program:
+        if kind == "synapse":
+            raise _err(name, arg, f"feeds output {o.name!r}; the Lava backend computes outputs on "
+                                  "the host from populations through Delay, Flatten and Average "
+                                  "only (put a CubaLIF population after a synapse)")
+        program.append((name, kind, arg, list(preds)))
+    for name in o.pops:
+        if name in plan.pops:
+            plan.pops[name].record = True
+    return OutputPlan(o.name, tuple(o.shape), program)
+
+
+def _run_steps(plan: LavaPlan) -> int:
+    """T + the largest offset, a multiple of every reset interval (module doc)."""
+    L = plan.steps + max((p.offset for p in plan.pops.values()), default=0)
     intervals = sorted({pp.reset_interval for pp in plan.pops.values() if pp.reset_interval})
-    if intervals:
-        period = 1
-        for r in intervals:
-            period = period * r // math.gcd(period, r)
-        if period > max(MAX_RESET_PAD, L):
-            who = [p for p, pp in plan.pops.items() if pp.reset_interval]
-            raise SnncError(f"Lava backend: populations {who} reset with intervals {intervals}, "
-                            f"whose least common multiple {period} is more than the "
-                            f"{max(MAX_RESET_PAD, L)} steps snnc pads a Lava run to (Lava's reset "
-                            "phase follows its global time step, so every sample must last a "
-                            "multiple of it)")
-        L = -(-L // period) * period
-    plan.run_steps = L
-    return plan
-
-
-def _output_plan(graph: Graph, oname: str, shapes, plan: LavaPlan) -> OutputPlan:
-    """The host computation of Output ``oname`` from the recorded populations (module doc)."""
-    program: List[Tuple[str, str, object, List[str]]] = []
-    done, visiting = set(), set()
-
-    def visit(name: str):
-        if name in done:
-            return
-        node = graph.nodes[name]
-        if name in visiting:
-            raise _err(name, node, f"is on a cycle without a population (on the way to {oname!r})")
-        visiting.add(name)
-        preds = graph.predecessors(name)
-        if name in plan.pops or isinstance(node, Input):
-            program.append((name, "pop", None, []))
-        elif isinstance(node, (Delay, Flatten, Average, Output)):
-            if not preds:
-                raise _err(name, node, "has no input")
-            for p in preds:
-                visit(p)
-            if isinstance(node, Delay):
-                ins = tuple(shapes[preds[0]])
-                try:
-                    arg = np.array(_delay_over(node.steps, ins))
-                except ValueError:
-                    raise _err(name, node, f"delay steps {np.shape(node.steps)} do not fit {ins}") from None
-                if np.any(arg < 0):
-                    raise _err(name, node, "negative delay")
-                program.append((name, "delay", arg, preds))
-            elif isinstance(node, Flatten):
-                program.append((name, "flatten", None, preds))
-            elif isinstance(node, Average):
-                program.append((name, "average", int(node.groups), preds))
-            else:
-                program.append((name, "output", None, preds))
-        else:
-            raise _err(name, node, f"feeds output {oname!r}; the Lava backend computes outputs on "
-                                   "the host from populations through Delay, Flatten and Average "
-                                   "only (put a CubaLIF population after a synapse)")
-        done.add(name)
-
-    visit(oname)
-    return OutputPlan(oname, tuple(graph.nodes[oname].shape), program)
-
-
-def _bias_only_connections(graph: Graph, plan: LavaPlan, shapes):
-    """(src, None, dst, pre, post, False) for every population with no incoming edge: a zero link
-    from the spike input (Lava compiles only what is connected to the process it runs)."""
-    orphans = [k for k, v in graph.nodes.items() if isinstance(v, (CubaLIF, CubaLI)) and not graph.predecessors(k)]
-    if not orphans:
-        return []
-    if plan.input_kind not in ("spikes", "graded") and graph.nodes[plan.input_name].kind == "bias":
-        raise SnncError(f"Lava backend: populations {orphans} have no input and the graph's input is a bias "
-                        "input; connect them to a spike input")
-    src = plan.input_name
-    zero = np.zeros(shapes[src], dtype=np.int64)
-    return [(src, None, d, zero, np.zeros(shapes[d], dtype=np.int64), False) for d in orphans]
+    if not intervals:
+        return L
+    period = 1
+    for r in intervals:
+        period = period * r // math.gcd(period, r)
+    if period > max(MAX_RESET_PAD, L):
+        who = [p for p, pp in plan.pops.items() if pp.reset_interval]
+        raise SnncError(f"Lava backend: populations {who} reset with intervals {intervals}, "
+                        f"whose least common multiple {period} is more than the "
+                        f"{max(MAX_RESET_PAD, L)} steps snnc pads a Lava run to (Lava's reset "
+                        "phase follows its global time step, so every sample must last a "
+                        "multiple of it)")
+    return -(-L // period) * period
 
 
 def _zero_link(plan: LavaPlan, src: str, dst: str, mode: str) -> ConnPlan:
@@ -525,6 +493,19 @@ def _zero_link(plan: LavaPlan, src: str, dst: str, mode: str) -> ConnPlan:
     w = np.zeros((n_out, n_in), dtype=np.int64 if mode == "fixed" else np.float64)
     return ConnPlan(f"{dst}#bias_only_link", "dense", src, dst, w,
                     src_flatten=len(plan.pops[src].shape) > 1, dst_reshape=len(plan.pops[dst].shape) > 1)
+
+
+def _link_plan(net: Network, conn: Connection, source: Source, extra: int) -> ConnPlan:
+    """An Input read by a Delta encoder: the source's port into the Delta's ``a_in``."""
+    if extra != 0 or source.delay.any() or conn.post_delay.any():
+        dst = net.populations[conn.dst]
+        raise _err(conn.dst, dst.node, "reads its Input through a delay; on Lava a Delta encoder reads the "
+                                       "Input directly (no synapse to hold a delay)")
+    if tuple(net.populations[source.pop].shape) != tuple(net.populations[conn.dst].shape):
+        dst = net.populations[conn.dst]
+        raise _err(conn.dst, dst.node, f"reads Input {source.pop!r} of another shape (through Flatten); "
+                                       "on Lava it must have the Input's shape")
+    return ConnPlan(conn.name, "link", source.pop, conn.dst, None)
 
 
 def _li_plan(graph: Graph, name: str, node: CubaLI, mode: str) -> PopPlan:
@@ -538,8 +519,7 @@ def _li_plan(graph: Graph, name: str, node: CubaLI, mode: str) -> PopPlan:
                             f"(no fixed view for node {name!r})")
         pp.du, pp.dv = _decays(fx, shape)        # per neuron: Vars of snnc's LeakyIntegrator
         bias = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), shape)
-        pp.bias_exp = int(fx.bias_exp)
-        pp.out_scale = 1.0 / float(state_scale(graph, name))
+        pp.bias_exp = int(fx.bias_exp)       # (out_scale: 1/S, set by _pop_plan)
     else:
         pp.du, pp.dv = _float_decays(node, shape)      # per neuron: snnc's LeakyIntegrator
         bias = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), shape)
@@ -582,44 +562,67 @@ def _lif_plan(graph: Graph, name: str, node: CubaLIF, mode: str) -> PopPlan:
     return pp
 
 
-def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode, conv_as="conv") -> ConnPlan:
-    node = graph.nodes[syn]
-    sshape = tuple(shapes[src])
-    fx = graph.fixed.get(syn) if mode == "fixed" else None
+
+def _graded(src: Population) -> bool:
+    """Whether ``src`` sends graded integer messages (a graded Input, a sigma-delta population)."""
+    return src.kind in SDN_KINDS or (src.kind == "input" and src.node.kind == "graded")
+
+
+def _conn_plan(net: Network, conn: Connection, source: Source, cname: str, extra: int, mode: str,
+               conv_as: str = "conv") -> ConnPlan:
+    """The Lava synapse of one source path of a lowered connection (module doc)."""
+    syn, node, src = conn.name, conn.synapse, net.populations[source.pop]
+    fx = conn.fixed if mode == "fixed" else None
     if mode == "fixed" and not isinstance(fx, FixedSynapse):
         raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
                         f"(no fixed view for node {syn!r})")
+    if conn.post_flatten and len(conn.out_shape) != 1:
+        raise _err(conn.path[0], net.graph.nodes[conn.path[0]], "a Flatten after a convolution (before a "
+                                                                "population) is not supported by the Lava backend")
     if isinstance(node, Dense):
-        w = np.asarray(fx.weight if fx is not None else node.weight)
-        w = w.astype(np.int64) if fx is not None else w.astype(np.float64)
-        delays = post.reshape(-1, 1) + pre.reshape(1, -1) + extra          # [out, in] IR order
-        if len(sshape) == 3:
-            perm = flat_perm(sshape)
-            w, delays = w[:, perm], delays[:, perm]
-        if delays.min() < 0:
-            raise _err(syn, node, "internal error: negative Lava delay")
-        if delays.max() > MAX_DELAY:
-            raise _err(syn, node, f"needs a synaptic delay of {int(delays.max())} steps; Loihi "
-                                  f"supports at most {MAX_DELAY}")
-        cp = ConnPlan(cname, "dense", src, dst, np.ascontiguousarray(w),
-                      delays=np.ascontiguousarray(delays) if delays.max() > 0 else None,
-                      src_flatten=len(sshape) == 3)
-        if fx is not None:
-            cp.weight_exp, cp.num_weight_bits = int(fx.weight_exp), int(fx.num_weight_bits)
-            _check_dense_weights(syn, node, cp)
-        if isinstance(graph.nodes[src], Input) and graph.nodes[src].kind == "graded":
-            if cp.delays is not None:
-                raise _err(syn, node, "a graded input through a delayed synapse is not supported")
-            if fx is not None and not fx.num_message_bits:
-                raise _err(syn, node, "reads a graded input but its fixed view takes binary spikes")
-            cp.num_message_bits = int(fx.num_message_bits) if fx is not None else 24
-        return cp
-    # Conv2d / SumPool2d: Lava Conv has no delay, so every extra step must be zero
-    total = np.unique(np.unique(post).reshape(-1, 1) + np.unique(pre).reshape(1, -1) + extra)
+        cp = _dense_plan(conn, source, cname, fx, extra)
+    else:
+        cp = _conv_plan(conn, source, cname, fx, extra, "conv" if _graded(src) else conv_as)
+    if _graded(src):
+        what = "a graded input" if src.kind == "input" else "graded messages"
+        if cp.delays is not None:
+            raise _err(syn, node, f"{what} through a delayed synapse is not supported")
+        if fx is not None and not fx.num_message_bits:
+            raise _err(syn, node, f"reads {what} but its fixed view takes binary spikes")
+        cp.num_message_bits = int(fx.num_message_bits) if fx is not None else 24
+    return cp
+
+
+def _dense_plan(conn: Connection, source: Source, cname: str, fx, extra: int) -> ConnPlan:
+    node, syn, sshape = conn.synapse, conn.name, tuple(source.delay.shape)
+    w = np.asarray(fx.weight if fx is not None else node.weight)
+    w = w.astype(np.int64) if fx is not None else w.astype(np.float64)
+    delays = conn.post_delay.reshape(-1, 1) + source.delay.reshape(1, -1) + extra     # [out, in] IR order
+    if len(sshape) == 3:
+        perm = flat_perm(sshape)
+        w, delays = w[:, perm], delays[:, perm]
+    if delays.min() < 0:
+        raise _err(syn, node, "internal error: negative Lava delay")
+    if delays.max() > MAX_DELAY:
+        raise _err(syn, node, f"needs a synaptic delay of {int(delays.max())} steps; Loihi "
+                              f"supports at most {MAX_DELAY}")
+    cp = ConnPlan(cname, "dense", source.pop, conn.dst, np.ascontiguousarray(w),
+                  delays=np.ascontiguousarray(delays) if delays.max() > 0 else None,
+                  src_flatten=len(sshape) == 3)
+    if fx is not None:
+        cp.weight_exp, cp.num_weight_bits = int(fx.weight_exp), int(fx.num_weight_bits)
+        _check_dense_weights(syn, node, cp)
+    return cp
+
+
+def _conv_plan(conn: Connection, source: Source, cname: str, fx, extra: int, conv_as: str) -> ConnPlan:
+    """Conv2d / SumPool2d: Lava Conv has no delay, so every extra step must be zero."""
+    node, syn, sshape = conn.synapse, conn.name, tuple(source.delay.shape)
+    total = np.unique(np.unique(conn.post_delay).reshape(-1, 1) + np.unique(source.delay).reshape(1, -1) + extra)
     if total.size != 1 or total[0] != 0:
         raise _err(syn, node, "a convolution whose connection needs extra delay (axonal delay or "
                               "unequal path timing) is not supported by Lava's Conv process")
-    if len(sshape) != 3:
+    if len(sshape) != 3 or source.flatten:
         raise _err(syn, node, f"convolution input must be (C, H, W), got {sshape}")
     if isinstance(node, Conv2d):
         w = np.asarray(fx.weight if fx is not None else node.weight)
@@ -637,15 +640,14 @@ def _conn_plan(graph, cname, syn, src, dst, pre, post, extra, shapes, mode, conv
         raise _err(syn, node, f"weight_exp {fx.weight_exp} != 0 is not supported (Lava's Conv "
                               "fixed-point model ignores the weight exponent)")
     if conv_as != "conv":
-        cp = _conv_as_dense(syn, node, cname, src, dst, w, sshape, tuple(shapes[syn]), stride,
+        cp = _conv_as_dense(syn, node, cname, source.pop, conn.dst, w, sshape, tuple(conn.out_shape), stride,
                             padding, dilation, groups, fx is not None, conv_as)
         if cp is not None:
             return cp
     lw = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))   # (out, kw, kh, in/g)
-    return ConnPlan(cname, "conv", src, dst, lw, stride=stride[::-1], padding=padding[::-1],
-                    dilation=dilation[::-1], groups=groups)
-
-
+    cp = ConnPlan(cname, "conv", source.pop, conn.dst, lw, stride=stride[::-1], padding=padding[::-1],
+                  dilation=dilation[::-1], groups=groups)
+    return cp
 
 
 def _conv_as_dense(syn, node, cname, src, dst, w, sshape, oshape, stride, padding, dilation,

@@ -3,7 +3,9 @@
 Reads ``JOB_DIR/job.pkl`` (``{"plan": LavaPlan, "spikes": (N, *shape, T) or None, "bias":
 {pop: (bias_exp, bias_mant (N, *lava_shape))}}``), builds the Lava network once, runs every sample
 from a zero state (state Vars are reset between samples) and writes ``JOB_DIR/result.pkl``
-(``{"spikes": {pop: (N, *shape, T) int8}, "timing": {...}}``).
+(``{"spikes": {pop: (N, *shape, T) int8, or float64 values for read-outs and sigma-delta
+messages}, "timing": {...}}``). ``build_processes(plan)`` returns the processes a run would
+compile, without running them (the hardware path's test compares them with lava-fixed's).
 Any failure: traceback on stderr, exit code 1.
 """
 from __future__ import annotations
@@ -13,94 +15,42 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .lava_plan import LavaPlan, from_lava, to_lava
+from .lava_plan import SDN_KINDS, LavaPlan, from_lava, to_lava
 from .lava_recorder import model_map as recorder_model_map, split
+
+SDN_STATE = ("sigma", "act", "residue", "error")   # lava.proc.sdn state Vars (reset between samples)
 
 
 def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Optional[dict] = None):
     """Instantiate the Lava processes of ``plan``; returns (procs, sinks, source, state_vars).
 
-    ``plan.io == "ringbuffer"``: the source is an io ``RingBuffer`` holding ``first_input``;
-    ``"channels"``: an io ``Injector`` buffering L steps. Every population's output goes to one
-    ``lava_recorder.Recorder`` (``sinks`` maps each recorded population to it), read by the host
-    once per step. A bias input has no source (None): the
-    populations it feeds start with bias ``bias[pop]`` of sample 0 (``lava_plan.bias_drive``).
-    Populations with a periodic reset are ``LIFReset``. ``state_vars`` lists (Var, conn or
-    None): LIF u and v, and every synapse's activation buffer with its connection.
+    ``plan.io == "ringbuffer"``: the source is an io ``RingBuffer`` holding ``first_input`` (zeros
+    when None); ``"channels"``: an io ``Injector`` buffering L steps. Every recorded population's
+    output goes to one ``lava_recorder.Recorder`` (``sinks`` maps each recorded population to it),
+    read by the host once per step. A bias input has no source (None): the populations it feeds
+    start with bias ``bias[pop]`` of sample 0 (``lava_plan.bias_drive``). Populations with a
+    periodic reset are ``LIFReset``; sigma-delta kinds are ``lava.proc.sdn`` processes.
+    ``state_vars`` lists (Var, conn or None): every population's state (LIF u and v; sigma, act,
+    residue, error) and every synapse's activation buffer with its connection.
     """
-    from lava.proc.dense.process import DelayDense, Dense
-    from lava.proc.lif.process import LIF, LIFReset
-
-    fixed = plan.mode == "fixed"
-    channels = plan.io == "channels"
-    L = plan.run_steps
     procs, sinks, state = {}, {}, []
     source = None
     for name, p in plan.pops.items():
         if p.kind == "input":
-            if channels:
-                from lava.proc.io.injector import Injector
-                source = Injector(shape=p.lshape, buffer_size=L)
-            else:
-                from lava.proc.io.source import RingBuffer as Source
-                source = Source(data=first_input)
-            procs[name] = source
+            source = procs[name] = _source(plan, p, first_input)
             continue
-        exp, mant = (bias[name][0], bias[name][1][0]) if bias and name in bias else (p.bias_exp, p.bias_mant)
-        mant = np.zeros_like(mant) if p.gate_bias else mant
-        kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=name)
-        custom = None
-        if p.kind in ("li", "lif"):
-            from .lava_neurons import make_population      # snnc's models: reset rules, read-outs
-            custom = make_population(p, **kw)
-        if custom is not None:
-            lif = custom
-            for k in ("s_prev", "ref_left"):
-                if hasattr(lif, k):
-                    state.append((getattr(lif, k), None))
-        elif getattr(p, "refractory", 0):
-            from .lava_refractory import make_lif
-            lif = make_lif(p.refractory, **kw)
-            state.append((lif.refractory_period_end, None))
-        elif p.reset_interval:
-            lif = LIFReset(reset_interval=p.reset_interval, reset_offset=p.reset_offset, **kw)
-        else:
-            lif = LIF(**kw)
-        procs[name] = lif
-        state += [(lif.u, None), (lif.v, None)]
+        proc, pstate = _population(p, bias)
+        procs[name] = proc
+        state += [(v, None) for v in pstate]
     for c in plan.conns:
-        src, dst = procs[c.src], procs[c.dst]
-        kw = {}
-        if fixed:
-            kw = dict(weight_exp=c.weight_exp, num_weight_bits=c.num_weight_bits)
-        if getattr(c, "num_message_bits", 0):
-            kw["num_message_bits"] = c.num_message_bits      # graded input: a = W @ s
-        if c.kind == "dense":
-            w = c.weight if fixed else c.weight.astype(float)
-            if c.delays is None:
-                syn = Dense(weights=w, name=c.name, **kw)
-            else:
-                syn = DelayDense(weights=w, delays=c.delays.astype(int), name=c.name, **kw)
-            out_port = src.out_port if src is source and channels else src.s_out
-            out_port = out_port.flatten() if c.src_flatten else out_port
-            out_port.connect(syn.s_in)
-            a_out = syn.a_out.reshape(plan.pops[c.dst].lshape) if c.dst_reshape else syn.a_out
-            a_out.connect(dst.a_in)
-            state.append((syn.a_buff, c))
-        else:
-            from lava.proc.conv.process import Conv     # lazy: imports scipy.signal/stats
-            syn = Conv(weight=c.weight, input_shape=plan.pops[c.src].lshape, padding=c.padding,
-                       stride=c.stride, dilation=c.dilation, groups=c.groups, name=c.name,
-                       **({"num_weight_bits": c.num_weight_bits} if fixed else {}))
-            out_port = src.out_port if src is source and channels else src.s_out
-            out_port.connect(syn.s_in)
-            syn.a_out.connect(dst.a_in)
-            state.append((syn.a_buf, c))
-        procs[c.name] = syn
+        syn = _synapse(plan, c, procs, source)
+        if syn is not None:
+            procs[c.name] = syn
+            state.append((syn.a_buff if c.kind == "dense" else syn.a_buf, c))
     recorded = recorded_populations(plan)
     if recorded:
         from .lava_recorder import Recorder
-        rec = Recorder([plan.pops[n].lshape for n in recorded], L)
+        rec = Recorder([plan.pops[n].lshape for n in recorded], plan.run_steps)
         for i, n in enumerate(recorded):
             procs[n].s_out.connect(getattr(rec, f"in_{i}"))
         sinks = {n: rec for n in recorded}
@@ -108,8 +58,102 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
 
 
 def recorded_populations(plan: LavaPlan):
-    """The populations whose output the host records (every one but the inputs), in plan order."""
-    return [n for n, p in plan.pops.items() if p.kind != "input"]
+    """The populations whose output the host records (``PopPlan.record``), in plan order."""
+    return [n for n, p in plan.pops.items() if p.kind != "input" and p.record]
+
+
+def build_processes(plan: LavaPlan) -> list:
+    """Every Lava process of ``plan`` as ``build`` makes it (source, populations, synapses, sinks;
+    zero input), built and not run: what a run would compile."""
+    procs, sinks, _, _ = build(plan, None, None)
+    return list(procs.values()) + list({id(r): r for r in sinks.values()}.values())
+
+
+def _source(plan: LavaPlan, p, first_input):
+    if plan.io == "channels":
+        from lava.proc.io.injector import Injector
+        return Injector(shape=p.lshape, buffer_size=plan.run_steps)
+    from lava.proc.io.source import RingBuffer as Source
+    if first_input is None:
+        first_input = lava_input(plan, np.zeros(p.shape + (plan.steps,)))
+    return Source(data=first_input)
+
+
+def _population(p, bias):
+    """The Lava process of a neuron population and its state Vars (reset between samples)."""
+    from lava.proc.lif.process import LIF, LIFReset
+
+    exp, mant = (bias[p.name][0], bias[p.name][1][0]) if bias and p.name in bias else (p.bias_exp, p.bias_mant)
+    mant = np.zeros_like(mant) if p.gate_bias else mant
+    if p.kind in SDN_KINDS:
+        proc = _sdn_population(p, mant)
+        return proc, [getattr(proc, v) for v in SDN_STATE if hasattr(proc, v)]
+    kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=p.name)
+    state = []
+    custom = None
+    if p.kind in ("li", "lif"):
+        from .lava_neurons import make_population      # snnc's models: reset rules, read-outs
+        custom = make_population(p, **kw)
+    if custom is not None:
+        lif = custom
+        state += [getattr(lif, k) for k in ("s_prev", "ref_left") if hasattr(lif, k)]
+    elif getattr(p, "refractory", 0):
+        from .lava_refractory import make_lif
+        lif = make_lif(p.refractory, **kw)
+        state.append(lif.refractory_period_end)
+    elif p.reset_interval:
+        lif = LIFReset(reset_interval=p.reset_interval, reset_offset=p.reset_offset, **kw)
+    else:
+        lif = LIF(**kw)
+    return lif, state + [lif.u, lif.v]
+
+
+def _sdn_population(p, bias):
+    """Lava's ``lava.proc.sdn`` Delta / SigmaDelta / Sigma with the plan's integers."""
+    from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
+
+    if p.kind == "sigma":
+        return Sigma(shape=p.lshape)
+    kw = dict(shape=p.lshape, vth=p.vth, spike_exp=p.spike_exp, state_exp=p.state_exp, cum_error=p.cum_error)
+    if p.kind == "delta":
+        return Delta(**kw)
+    act = ActivationMode.RELU if p.act_mode == "relu" else ActivationMode.UNIT
+    # Lava's SigmaDelta scales its bias argument by 2**(spike_exp + state_exp) into its Var;
+    # the plan holds the Var's value (what a bias set writes)
+    return SigmaDelta(act_mode=act, bias=np.asarray(bias, dtype=np.int64) >> (p.spike_exp + p.state_exp), **kw)
+
+
+def _synapse(plan: LavaPlan, c, procs, source):
+    """The Lava synapse of connection ``c``, connected (None for a link: a port into a_in)."""
+    from lava.proc.dense.process import DelayDense, Dense
+
+    fixed = plan.mode == "fixed"
+    src, dst = procs[c.src], procs[c.dst]
+    out_port = src.out_port if src is source and plan.io == "channels" else src.s_out
+    out_port = out_port.flatten() if c.src_flatten and len(out_port.shape) > 1 else out_port
+    if c.kind == "link":
+        out_port.connect(dst.a_in)
+        return None
+    kw = dict(weight_exp=c.weight_exp, num_weight_bits=c.num_weight_bits) if fixed else {}
+    if c.num_message_bits:
+        kw["num_message_bits"] = c.num_message_bits      # graded messages: a = W @ s
+    if c.kind == "dense":
+        w = c.weight if fixed else c.weight.astype(float)
+        if c.delays is None:
+            syn = Dense(weights=w, name=c.name, **kw)
+        else:
+            syn = DelayDense(weights=w, delays=c.delays.astype(int), name=c.name, **kw)
+        out_port.connect(syn.s_in)
+        a_out = syn.a_out.reshape(plan.pops[c.dst].lshape) if c.dst_reshape else syn.a_out
+        a_out.connect(dst.a_in)
+        return syn
+    kw.pop("weight_exp", None)
+    from lava.proc.conv.process import Conv     # lazy: imports scipy.signal/stats
+    syn = Conv(weight=c.weight, input_shape=plan.pops[c.src].lshape, padding=c.padding,
+               stride=c.stride, dilation=c.dilation, groups=c.groups, name=c.name, **kw)
+    out_port.connect(syn.s_in)
+    syn.a_out.connect(dst.a_in)
+    return syn
 
 
 def lava_input(plan: LavaPlan, sample: np.ndarray) -> np.ndarray:
@@ -123,10 +167,19 @@ def lava_input(plan: LavaPlan, sample: np.ndarray) -> np.ndarray:
 def _buffer_is_zero(conn, raw: Dict[str, np.ndarray]) -> bool:
     """After a sample, a synapse's activation buffer holds only what its source sent in the last
     (1 + largest extra delay) Lava steps: zero when the source was silent then."""
-    if conn is None:
+    if conn is None or conn.src not in raw:
         return False
     k = 1 + (int(conn.delays.max()) if conn.delays is not None else 0)
     return not np.any(raw[conn.src][..., -k:])
+
+
+def io_models(plan: LavaPlan) -> dict:
+    """The io Injector model of a "channels" plan: it carries no tag, so a tagged selection must
+    name it."""
+    if plan.io != "channels":
+        return {}
+    from lava.proc.io.injector import Injector, PyLoihiInjectorModel
+    return {Injector: PyLoihiInjectorModel}
 
 
 def sim_config(plan: LavaPlan):
@@ -140,10 +193,7 @@ def sim_config(plan: LavaPlan):
     models.update(neuron_model_map(plan))   # snnc's reset-rule LIF and leaky-integrator models
     models.update(fast_model_map(plan))     # bit-identical faster DelayDense and Conv (lava_fast_models)
     models.update(recorder_model_map(len(recorded_populations(plan))))   # no tag: named here
-    if plan.io == "channels":
-        # the io Injector model carries no tag: name it for the tagged selection
-        from lava.proc.io.injector import Injector, PyLoihiInjectorModel
-        models[Injector] = PyLoihiInjectorModel
+    models.update(io_models(plan))
     return Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models) if models else Loihi2SimCfg(select_tag=tag)
 
 
@@ -178,18 +228,18 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
     # the bias each population's Var holds now (as built), and what sample i needs
     cur = {name: (np.zeros_like(bias[name][1][0] if name in bias else p.bias_mant) if p.gate_bias
                   else (bias[name][1][0] if name in bias else p.bias_mant))
-           for name, p in plan.pops.items() if p.kind in ("lif", "li") and (p.gate_bias or name in bias)}
+           for name, p in plan.pops.items() if p.has_bias and (p.gate_bias or name in bias)}
 
     def want(name, i):
         return bias[name][1][i] if name in bias else plan.pops[name].bias_mant
 
     def set_bias(name, value):
         if not np.array_equal(cur[name], value):
-            procs[name].bias_mant.set(np.asarray(value, dtype=float))
+            _bias_var(procs[name]).set(np.asarray(value, dtype=float))
             cur[name] = value
             timing["bias_sets"] += 1
     out = {name: np.zeros((n,) + plan.pops[name].shape + (T,),
-                          dtype=np.float64 if plan.pops[name].kind == "li" else np.int8) for name in sinks}
+                          dtype=np.float64 if plan.pops[name].records_values else np.int8) for name in sinks}
     lifs = [name for name, p in plan.pops.items() if p.kind == "lif"] if record_state else []
     states = {name: {k: np.zeros((n,) + plan.pops[name].shape) for k in ("u", "v")} for name in lifs}
     started = [False]
@@ -254,13 +304,13 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
             steps(L - done)
             t = time.perf_counter()
             if sinks:
-                rec = next(iter(sinks.values()))
-                recorded = split(rec, np.stack([rec.receive() for _ in range(L)], axis=-1))
+                recorder = next(iter(sinks.values()))
+                recorded = split(recorder, np.stack([recorder.receive() for _ in range(L)], axis=-1))
             for name, data in zip(sinks, recorded if sinks else []):
                 p = plan.pops[name]
                 raw[name] = data
                 rec = from_lava(data[..., p.offset:p.offset + T], len(p.shape))
-                out[name][i] = rec * p.out_scale if p.kind == "li" else rec != 0
+                out[name][i] = rec * p.out_scale if p.records_values else rec != 0
             for name in lifs:
                 nd = len(plan.pops[name].shape)
                 for k in ("u", "v"):
@@ -274,6 +324,11 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
     if record_state:
         timing["state"] = states
     return out, timing
+
+
+def _bias_var(proc):
+    """The Var holding a population's bias: LIF's ``bias_mant``, SigmaDelta's ``bias``."""
+    return proc.bias_mant if hasattr(proc, "bias_mant") else proc.bias
 
 
 def _work(job: dict) -> dict:

@@ -5,19 +5,20 @@ Intel's Loihi 2 compiler and runtime (``lava-loihi``, INRC members only) provide
 ``require_runtime`` raises SnncError at once, naming what is missing and what works without it.
 
 The processes given to the hardware are the Lava backend's own: ``hardware_plan`` is
-``lava_plan.plan_lava(graph, steps, "fixed")`` (the bit-accurate ``fixed_pt`` plan that
-``snnc run --backend lava-fixed`` simulates) and ``lava_worker.build`` instantiates them. Only
-the run configuration differs (``Loihi2HwCfg`` instead of ``Loihi2SimCfg(select_tag="fixed_pt")``).
+``lava_backend.prepare(graph, spikes, "fixed")`` (the bit-accurate ``fixed_pt`` plan that
+``snnc run --backend lava-fixed`` simulates, same ``conv_as``/``io`` defaults; CUBA and
+sigma-delta populations alike) and ``lava_worker.build`` instantiates them. Only the run
+configuration differs (``Loihi2HwCfg`` instead of ``lava_worker.sim_config``).
 The run happens in the same timeout-guarded child process as every Lava run (``child.py``).
 """
 from __future__ import annotations
 
 import importlib.util
+import time
 from typing import Tuple
 
-import numpy as np
-
 from ..errors import SnncError
+from .lava_plan import CONV_AS_DEFAULT, IO_DEFAULT
 
 NC_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
 
@@ -61,33 +62,27 @@ def refuse_custom_neurons(graph) -> None:
                         "neuron (reset zero, spiking)")
 
 
-def hardware_plan(graph, steps: int):
-    """The fixed-point Lava plan sent to hardware: the same one the bit-accurate simulation runs."""
-    from .lava_plan import plan_lava
-    return plan_lava(graph, int(steps), "fixed")
+def hardware_plan(graph, spikes, conv_as: str = CONV_AS_DEFAULT, io: str = IO_DEFAULT):
+    """``(plan, x, lava input, per-sample biases)`` sent to hardware for ``spikes`` (N, *shape, T):
+    ``lava_backend.prepare(graph, spikes, "fixed", conv_as, io)``, the plan that ``lava-fixed``
+    simulates, with the same defaults."""
+    from .lava_backend import prepare
+    return prepare(graph, spikes, "fixed", conv_as, io)
 
 
-def run_config(name: str, plan=None):
-    """``"loihi2"``: Loihi2HwCfg (needs Intel's runtime); ``"sim-fixed"``: the same plan under
-    Loihi2SimCfg(select_tag="fixed_pt") (to check the hardware path without hardware), with snnc's
-    own fixed_pt models for the populations Lava's LIF cannot run (refractory, reset rules,
-    read-outs)."""
+def run_config(name: str, plan):
+    """``"loihi2"``: Loihi2HwCfg (needs Intel's runtime); ``"sim-fixed"``: the same plan under the
+    CPU simulation's configuration (``lava_worker.sim_config``: Loihi2SimCfg(select_tag="fixed_pt")
+    with snnc's fixed_pt models where Lava's cannot run a population), to check the hardware path
+    without hardware. Both name the io Injector model (untagged) of a "channels" plan and snnc's Recorder."""
     from .lava_recorder import model_map as recorder_models
-    from .lava_worker import recorded_populations
-    recorder = recorder_models(len(recorded_populations(plan))) if plan is not None else {}
+    from .lava_worker import io_models, recorded_populations, sim_config
     if name == "loihi2":
         from lava.magma.core.run_configs import Loihi2HwCfg
-        return Loihi2HwCfg(exception_proc_model_map=recorder) if recorder else Loihi2HwCfg()
+        models = {**io_models(plan), **recorder_models(len(recorded_populations(plan)))}
+        return Loihi2HwCfg(select_tag="fixed_pt", exception_proc_model_map=models) if models else Loihi2HwCfg()
     if name == "sim-fixed":
-        from lava.magma.core.run_configs import Loihi2SimCfg
-        models = dict(recorder)
-        if plan is not None:
-            from .lava_neurons import model_map as neuron_models
-            from .lava_refractory import model_map as refractory_models
-            models.update({**refractory_models(plan), **neuron_models(plan)})
-        if models:
-            return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
-        return Loihi2SimCfg(select_tag="fixed_pt")
+        return sim_config(plan)
     raise ValueError(f"unknown run configuration {name!r}")
 
 
@@ -108,39 +103,20 @@ def run_plan(plan, spikes, config: str = "loihi2", bias=None, timeout: float = 3
     return res["spikes"], res["timing"]
 
 
-def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, timeout: float = 3600.0):
+def run_hw(graph, spikes, config: str = "loihi2", check_runtime: bool = True, timeout: float = 3600.0,
+           conv_as: str = CONV_AS_DEFAULT, io: str = IO_DEFAULT):
     """Run ``graph`` on Loihi 2 (or the hardware path under ``config``); a RunResult like ``snnc.run``."""
     if config == "loihi2":
         refuse_custom_neurons(graph)
     if check_runtime and config == "loihi2":
         require_runtime()
-    import time
     from .host_io import prepare as check_input
-    from .lava_backend import check_lava_input, host_outputs
-    from .result import RunResult
-    from ..compiler.validate import validate
-    validate(graph)
+    from .lava_backend import result_of
     x, batched = check_input(graph, spikes)
-    from .reference_sdn import has_sigma_delta
-    if has_sigma_delta(graph):
-        from .lava_sdn import run_lava_sdn      # sigma-delta: the lava.proc.sdn processes of lava-fixed
-        r = run_lava_sdn(graph, x, "fixed", timeout, config=config)
-        if config != "loihi2":
-            r.engine = "loihi2-plan-simulated"
-        if not batched:
-            r.output = r.output[0]
-        return r
-    plan = hardware_plan(graph, x.shape[-1])
-    xs, bias = check_lava_input(plan, x, graph)
     t0 = time.perf_counter()
+    plan, x, xs, bias = hardware_plan(graph, x, conv_as, io)
     pops, timing = run_plan(plan, xs, config, bias, timeout)
-    # host side of the outputs, exactly as the Lava backend computes them
-    outs = host_outputs(plan, x, pops)
-    counts = {k: v.sum(axis=-1, dtype=np.int64) for k, v in pops.items() if plan.pops[k].kind != "li"}
-    r = RunResult(outs[plan.output.name], counts,
-                  engine="loihi2" if config == "loihi2" else "loihi2-plan-simulated",
-                  seconds=time.perf_counter() - t0)
-    r.outputs, r.spikes, r.timing = outs, pops, timing
+    r = result_of(plan, x, pops, timing, "loihi2" if config == "loihi2" else "loihi2-plan-simulated", t0)
     if not batched:
         r.output = r.output[0]
         r.counts = {k: v[0] for k, v in r.counts.items()}
