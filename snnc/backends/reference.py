@@ -402,7 +402,6 @@ class _Sim:
         units_out = output_units(self.g, self.mode)
         for read in net.outputs:
             self._output_ops(read, units_out)
-        self.outputs_view = {o: self.values[o] for o in self.g.outputs}
 
     def _make_rings(self):
         """A ring history per population or Input read through a delay, and per synapse whose
