@@ -507,7 +507,7 @@ class _Sim:
         spec = synapse_spec(c, self.fixed)
         inputs = [self._synapse_input(c, grp) for grp in synapse_inputs(self.net, c)]
         kind, w = _step_weights(spec, self.fixed, self.n)
-        exact = spec.exact_in_float64()
+        exact = not self.fixed or spec.exact_in_float64()
         per_input = spec.per_input
         post = scale if per_input else 1.0
         if kind != "conv-float" and not per_input and scale != 1.0:
