@@ -147,3 +147,16 @@ def test_torch_runs_snntorch_subtraction():
     assert np.array_equal(a.output, b.output)
     assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
     assert a.counts["l"].sum() > 0
+
+
+def test_torch_step_loop_on_cycles_and_fan_in():
+    pytest.importorskip("torch")
+    from snnc.backends.torch_engine import run_torch
+    q = quantize(wired_graph())
+    x = (np.random.default_rng(4).random((2, 6, 40)) < 0.4).astype(np.float32)
+    a = run_torch(q, x, device="cpu")
+    b = reference_spec.run_reference_spec(q, x, "fixed")
+    for o in q.outputs:
+        assert np.array_equal(a.outputs[o], b.outputs[o]), o
+    assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
+    assert a.counts["c"].sum() > 0

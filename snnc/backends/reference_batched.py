@@ -68,15 +68,17 @@ def _reads_spikes(net: Network, c: Connection) -> bool:
     return c.synapse is None or (not getattr(c.fixed, "num_message_bits", 0) and all(spikes(s.pop) for s in c.sources))
 
 
-def batchable(graph: Union[Graph, Network]) -> bool:
-    """True when the time-batched plan applies: CUBA populations, no cycle, every synapse reads
-    0/1 spikes (so that any summation order is exact)."""
+def cuba_on_spikes(graph: Union[Graph, Network]) -> bool:
+    """True when every population is CUBA and every synapse reads 0/1 spikes (so that any
+    summation order is exact): what the plan's kernels compute."""
     net = _net(graph)
-    if any(p.kind not in ("lif", "li") for p in net.neurons):
-        return False
-    if population_order(net) is None:
-        return False
-    return all(_reads_spikes(net, c) for c in net.connections)
+    return all(p.kind in ("lif", "li") for p in net.neurons) and all(_reads_spikes(net, c) for c in net.connections)
+
+
+def batchable(graph: Union[Graph, Network]) -> bool:
+    """True when the time-batched plan applies: ``cuba_on_spikes`` and no cycle."""
+    net = _net(graph)
+    return cuba_on_spikes(net) and population_order(net) is not None
 
 
 def macs_per_step(graph: Union[Graph, Network], n: int) -> int:
@@ -181,22 +183,56 @@ class NumpyArrays:
             np.clip(y, -CLAMP, CLAMP - 1, out=y)
         return y
 
-    def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
-        """All T steps of CUBA populations through the step plan's update."""
+    def zeros(self, shape) -> np.ndarray:
+        return np.zeros(shape, np.float64)
+
+    def at(self, x: np.ndarray, t: int, steps: np.ndarray) -> np.ndarray:
+        """``x[t - d]`` per neuron of a series ``x`` (T, N, *shape) (zero where t < d)."""
+        return _at(x, t, steps, np.zeros, lambda i: i)
+
+    def start(self, params: CubaParams, n: int, a_bound, drive: bool, scale: float) -> CubaGroup:
         grp = CubaGroup(params, n)
         grp.a_bound = a_bound
-        if d_all is not None:
+        if drive:
             grp.add_drive(params.names[0], scale)
         grp.finish()
+        return grp
+
+    def step(self, grp: CubaGroup, t: int, a, d) -> np.ndarray:
+        """One step of the step plan's update; returns the output (N, size) (reused: copy it)."""
+        if a is not None:
+            np.copyto(grp.a, a)
+        if d is not None:
+            np.copyto(grp.drive, d)
+        grp.update(t)
+        return grp.s
+
+    def finish(self, grp: CubaGroup):
+        return grp.count, dict(u=grp.u.copy(), v=grp.v.copy())
+
+    def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
+        """All T steps of CUBA populations through the step plan's update."""
+        grp = self.start(params, n, a_bound, d_all is not None, scale)
         out = np.empty((T, n, params.size), np.float64)
         for t in range(T):
-            if a_all is not None:
-                np.copyto(grp.a, a_all[t])
-            if d_all is not None:
-                np.copyto(grp.drive, d_all[t])
-            grp.update(t)
-            np.copyto(out[t], grp.s)
-        return out, grp.count, dict(u=grp.u.copy(), v=grp.v.copy())
+            out[t] = self.step(grp, t, a_all[t] if a_all is not None else None,
+                               d_all[t] if d_all is not None else None)
+        return (out,) + self.finish(grp)
+
+
+def _at(x, t: int, steps: np.ndarray, zeros, index):
+    """``x[t - d]`` per neuron (either array library: ``zeros(shape)``, ``index(np array)``)."""
+    T, n = x.shape[:2]
+    per = np.broadcast_to(steps, tuple(x.shape[2:])).reshape(-1)
+    if np.all(per == per[0]):
+        d = int(per[0])
+        return x[t - d] if t >= d else zeros(tuple(x.shape[1:]))
+    src = t - per
+    ok = np.nonzero(src >= 0)[0]
+    out = zeros((n, per.size))
+    xf = x.reshape(T, n, -1)
+    out[:, index(ok)] = xf[index(src[ok]), :, index(ok)].T
+    return out.reshape(tuple(x.shape[1:]))
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -213,9 +249,9 @@ class BatchedRun:
         self.g, self.data, self.T, self.n = graph, data, steps, n
         self.net = net if net is not None else lower(graph)
         self.order = population_order(self.net)
-        if self.order is None:
-            raise SnncError("reference: the time-batched plan needs a graph without cycles")
         self.xp = arrays if arrays is not None else NumpyArrays()
+        if self.order is None and not getattr(self.xp, "steps_cycles", False):
+            raise SnncError("reference: the time-batched plan needs a graph without cycles")
         self.values: Dict[str, object] = {}
         self.counts: Dict[str, np.ndarray] = {}
         self.state: Dict[str, Dict[str, np.ndarray]] = {}
@@ -228,7 +264,9 @@ class BatchedRun:
         return (self.T, self.n) + tuple(self.net.populations[pop].shape)
 
     def run(self) -> Dict[str, object]:
-        for name in self.order:
+        if self.order is None:
+            self._run_stepwise()
+        for name in self.order or ():
             if self.net.populations[name].kind == "input":
                 self.values[name] = self.xp.asarray(self.data[name])
             else:
@@ -293,6 +331,60 @@ class BatchedRun:
             self.counts[name] = np.asarray(self.xp.numpy(count)).reshape(shape).copy()
         self.state[name] = {k: np.asarray(self.xp.numpy(v)).reshape(shape) for k, v in state.items()}
         return out.reshape(self._rows(name))
+
+
+    # ------------------------------------------------------------------ cycles: a step loop
+    def _run_stepwise(self):
+        """A network with cycles: every population one step at a time in depth order, each
+        connection one product over the N rows of a step (the same kernels and updates)."""
+        net, xp, T, n = self.net, self.xp, self.T, self.n
+        for p in net.inputs:
+            self.values[p.name] = xp.asarray(self.data[p.name])
+        pops, self._ys = [], {}
+        for p in net.neurons:
+            self.values[p.name] = xp.zeros((T, n) + p.shape)
+            conns = ordered_into(net, p.name)
+            bounds = [self._bound(c) for c in conns]
+            a_bound = np.full(p.size, 64.0 * sum(bounds)) if conns and None not in bounds else None
+            params = cuba_params(net, [p.name], True)
+            st = xp.start(params, n, a_bound, bool(p.bias_inputs), float(p.state_scale))
+            pops.append((p, conns, st))
+        for t in range(T):
+            for p, conns, st in pops:
+                a = None
+                for c in conns:
+                    y = self._connection_at(c, t)
+                    a = y if a is None else a + y
+                d = None
+                if p.bias_inputs:
+                    d = sum(self.values[b][t].reshape(n, -1) for b in p.bias_inputs) * float(p.state_scale)
+                s = xp.step(st, t, a * 64.0 if a is not None else None, d)
+                self.values[p.name][t] = s.reshape((n,) + p.shape)
+        for p, _, st in pops:
+            count, state = xp.finish(st)
+            shape = (n,) + p.shape
+            if p.kind == "lif":
+                self.counts[p.name] = np.asarray(xp.numpy(count)).reshape(shape).copy()
+            self.state[p.name] = {k: np.asarray(xp.numpy(v)).reshape(shape) for k, v in state.items()}
+
+    def _connection_at(self, c: Connection, t: int):
+        """A connection's contribution at step ``t`` (N, size of its population)."""
+        n = self.n
+
+        def src(s, shape):
+            return self.xp.at(self.values[s.pop], t, s.delay).reshape(shape)
+        if c.synapse is None:
+            return sum(src(s, (n, -1)) for s in c.sources)
+        spec = synapse_spec(c, True)
+        y = None
+        for grp in synapse_inputs(self.net, c):
+            part = self.xp.synapse(spec, sum(src(s, (n,) + tuple(c.in_shape)) for s in grp))
+            y = part if y is None else y + part
+        if c.post_delay.any():
+            ys = self._ys.setdefault(c.name, self.xp.zeros((self.T, n) + tuple(c.out_shape)))
+            ys[t] = y.reshape((n,) + tuple(c.out_shape))
+            y = self.xp.at(ys, t, c.post_delay)
+        return y.reshape(n, -1)
 
 
 def run_batched(graph: Graph, data: Dict[str, np.ndarray], steps: int, n: int, net: Optional[Network] = None):

@@ -9,8 +9,10 @@ population's update runs ``T`` times elementwise, in float64 on the integers exa
 ``populations.CubaGroup``'s update (trunc of the 12-bit decay product, 24-bit wrap of u,
 saturation of v) on the same parameters (``populations.cuba_params``). The exactness argument is
 the reference's: every value is an integer held in float, products and sums are exact in float64
-(and in float32 where the bound ``sum|w| < 2**24`` holds, as each input is a 0/1 spike). Graphs
-with cycles, sigma-delta populations or graded synapses are refused (use ``reference``).
+(and in float32 where the bound ``sum|w| < 2**24`` holds, as each input is a 0/1 spike). A graph
+with cycles runs the same plan as a step loop (``BatchedRun._run_stepwise``: each connection one
+product over the N rows of a step). Sigma-delta populations and graded synapses are refused
+(use ``reference``).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from ..errors import SnncError
 from . import host_io
 from .plan import CLAMP, SynapseSpec, input_values
 from .populations import CubaParams
-from .reference_batched import F32_EXACT, BatchedRun, batchable
+from .reference_batched import F32_EXACT, BatchedRun, _at, cuba_on_spikes
 from .result import RunResult
 
 _HALF = float(U_WRAP >> 1)
@@ -47,6 +49,7 @@ class TorchArrays:
         import torch  # lazy: heavy
         self.torch, self.dev, self.threads = torch, device, threads
         self.kernels: Dict[str, str] = {}
+        self.steps_cycles = True            # cycles: BatchedRun's step loop
 
     def asarray(self, a, dtype=None):
         return self.torch.as_tensor(np.asarray(a), dtype=dtype or self.torch.float64, device=self.dev)
@@ -123,32 +126,50 @@ class TorchArrays:
     def _param(self, x):
         return self.asarray(x) if isinstance(x, np.ndarray) else x
 
-    def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
-        """T steps of the reference update (``populations.CubaGroup.update``), in torch float64."""
+    def zeros(self, shape):
+        return self.torch.zeros(tuple(shape), dtype=self.torch.float64, device=self.dev)
+
+    def at(self, x, t: int, steps: np.ndarray):
+        """``x[t - d]`` per neuron of a series ``x`` (T, N, *shape) (zero where t < d)."""
+        return _at(x, t, steps, self.zeros, lambda i: self.asarray(i, self.torch.int64))
+
+    def start(self, params: CubaParams, n: int, a_bound, drive: bool, scale: float):
+        """The state of one population (``a_bound`` unused: torch always wraps and clips)."""
         torch = self.torch
-        if d_all is not None and not bool(torch.all(d_all == torch.round(d_all))):
-            raise SnncError(f"population {params.names[0]!r}: bias input is not a multiple of "
-                            f"1/{int(scale)} (the population's state unit)")
-        p = {k: self._param(getattr(params, k)) for k in ("cu", "cv", "vth", "out_scale", "bias")}
-        refr = self.asarray(params.refr) if params.refr is not None else None
         u = torch.zeros((n, params.size), dtype=torch.float64, device=self.dev)
-        st = dict(u=u, v=torch.zeros_like(u), s=torch.zeros_like(u),
-                  ref=torch.zeros_like(u) if refr is not None else None,
-                  cnt=torch.zeros((n, params.size), dtype=torch.int64, device=self.dev))
-        out = torch.empty((T, n, params.size), dtype=torch.float64, device=self.dev)
+        return dict(params=params, scale=scale, u=u, v=torch.zeros_like(u), s=torch.zeros_like(u),
+                    p={k: self._param(getattr(params, k)) for k in ("cu", "cv", "vth", "out_scale", "bias")},
+                    refr=self.asarray(params.refr) if params.refr is not None else None,
+                    ref=torch.zeros_like(u) if params.refr is not None else None,
+                    cnt=torch.zeros((n, params.size), dtype=torch.int64, device=self.dev))
+
+    def step(self, st, t: int, a, d):
+        """One step of the reference update (``populations.CubaGroup.update``), in torch float64."""
+        params = st["params"]
+        if d is not None and not bool(self.torch.all(d == self.torch.round(d))):
+            raise SnncError(f"population {params.names[0]!r}: bias input is not a multiple of "
+                            f"1/{int(st['scale'])} (the population's state unit)")
+        for iv, off, sl in params.resets:
+            if t % iv == off:
+                st["u"][:, sl] = 0.0
+                st["v"][:, sl] = 0.0
+        self._integrate(params, st["p"], st, a, d)
+        if params.kind == "li":
+            st["s"] = st["v"] * st["p"]["out_scale"]
+        else:
+            self._spike(params, st["p"], st, st["refr"])
+        return st["s"]
+
+    def finish(self, st):
+        return st["cnt"], dict(u=st["u"], v=st["v"])
+
+    def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
+        """All T steps of one population."""
+        st = self.start(params, n, a_bound, d_all is not None, scale)
+        out = self.torch.empty((T, n, params.size), dtype=self.torch.float64, device=self.dev)
         for t in range(T):
-            for iv, off, sl in params.resets:
-                if t % iv == off:
-                    st["u"][:, sl] = 0.0
-                    st["v"][:, sl] = 0.0
-            self._integrate(params, p, st, a_all[t] if a_all is not None else None,
-                            d_all[t] if d_all is not None else None)
-            if params.kind == "li":
-                st["s"] = st["v"] * p["out_scale"]
-            else:
-                self._spike(params, p, st, refr)
-            out[t] = st["s"]
-        return out, st["cnt"], dict(u=st["u"], v=st["v"])
+            out[t] = self.step(st, t, a_all[t] if a_all is not None else None, d_all[t] if d_all is not None else None)
+        return (out,) + self.finish(st)
 
     def _integrate(self, params: CubaParams, p, st, a, d):
         torch = self.torch
@@ -200,9 +221,9 @@ def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Op
         raise SnncError("torch engine: fixed-point runs need the quantization pass first (snnc compile)")
     inputs = host_io.check_batch(graph, spikes, "torch")
     net = lower(graph)
-    if not batchable(net):
-        raise SnncError("torch engine: it runs feed-forward graphs of CUBA populations whose synapses read "
-                        "spikes; for recurrent or sigma-delta graphs use --backend reference")
+    if not cuba_on_spikes(net):
+        raise SnncError("torch engine: it runs graphs of CUBA populations whose synapses read 0/1 spikes; "
+                        "for sigma-delta or graded graphs use --backend reference")
     inputs = input_values(graph, inputs, "fixed")
     first = np.asarray(next(iter(inputs.values())))
     n, steps = first.shape[0], first.shape[-1]
