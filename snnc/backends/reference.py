@@ -48,7 +48,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..compiler.ir import (_pair, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
+from ..compiler.ir import (Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
                            SumPool2d)
 from ..compiler.lower import Connection, Network, OutputRead, Source, lower
 from ..compiler.validate import validate
@@ -318,6 +318,70 @@ def _step_weights(spec: SynapseSpec, fixed: bool, n: int):
     return "sparse", m
 
 
+class _SigmaDeltaPop:
+    """A Delta / SigmaDelta / Sigma population of the step plan: its summed input ``a``, output
+    ``value`` (messages; integers in fixed point), Lava's state and the count of messages sent."""
+
+    def __init__(self, graph: Graph, mode: str, pop, n: int):
+        shape = (n,) + pop.shape
+        self.g, self.mode, self.name, self.node = graph, mode, pop.name, pop.node
+        self.names = [pop.name]
+        self.a, self.value = np.zeros(shape), np.zeros(shape)
+        self.state = sdn.init_state(shape, np.int64 if mode == "fixed" else np.float64)
+        self.count = np.zeros(shape, np.int64) if pop.kind != "sigma" else None
+        self._ints = mode == "fixed" and not isinstance(pop.node, sdn.Delta)
+
+    def update(self, t: int) -> None:
+        """One step of ``reference_sdn.step`` (on a copy of the input: the state keeps it)."""
+        a = self.a.astype(np.int64) if self._ints else self.a.copy()
+        np.copyto(self.value, sdn.step(self.g, self.mode, self.name, self.node, self.state, a))
+        if self.count is not None:
+            np.add(self.count, self.value != 0, out=self.count)
+
+
+def _output_ops(sim, read: OutputRead, units: Dict[str, int]) -> np.ndarray:
+    """The host program of an output as ops of ``sim`` (an alias when it reads one population);
+    returns the buffer that holds the output's value each step."""
+    n, vals = sim.n, {}
+    for node, kind, arg, preds in read.program:
+        if kind == "pop":
+            vals[node] = sim.values[node]
+            continue
+        x = vals[preds[0]]
+        if len(preds) > 1:
+            x = np.zeros(x.shape)
+            sim._ops.append(_sum_op([vals[p] for p in preds], x))
+        shape = (n,) + tuple(sim.net.shapes[node])
+        if kind == "output" and node not in units:
+            vals[node] = _as_shape(x, shape)
+            continue
+        vals[node] = np.zeros(shape)
+        sim._ops.append(_host_op(sim, node, kind, arg, x, vals[node], units))
+    return vals[read.name]
+
+
+def _host_op(sim, node: str, kind: str, arg, x: np.ndarray, buf: np.ndarray, units) -> Op:
+    """One step of a host program node (delay, flatten, average, synapse, output units)."""
+    if kind == "delay":
+        ring = _Ring(x.shape, int(arg.max()) + 1, False)
+        write, read = ring.writer(x), ring.reader(np.asarray(arg), buf)
+
+        def delay(t):
+            write(t)
+            read(t)
+        return delay
+    if kind == "flatten":
+        return lambda t: np.copyto(buf, x.reshape(buf.shape))
+    if kind == "average":
+        xr = _as_shape(x, (sim.n, arg, -1))
+        return lambda t: np.mean(xr, axis=2, out=buf)
+    if kind == "synapse":
+        g, fixed = sim.g, sim.fixed
+        return lambda t: np.copyto(buf, host_synapse(g, node, arg, x, fixed).reshape(buf.shape))
+    unit = float(units[node])
+    return lambda t: np.divide(x, unit, out=buf)
+
+
 # ---------------------------------------------------------------------------- the step plan
 class _Sim:
     """The compiled step plan of ``graph`` for a batch of ``batch`` samples.
@@ -343,12 +407,11 @@ class _Sim:
         self._ops: List[Op] = []
         self._input_bufs: Dict[str, np.ndarray] = {}
         self._groups: List[CubaGroup] = []
-        self._sd_counts: Dict[str, np.ndarray] = {}
         self._rings: Dict[str, _Ring] = {}
         self._reads: Dict[tuple, np.ndarray] = {}
         self._syn_out: Dict[str, np.ndarray] = {}
         self._syn_placed: set = set()
-        self._sd_in: Dict[str, np.ndarray] = {}
+        self._sd: Dict[str, _SigmaDeltaPop] = {}
         self._shared = shared_synapses(self.net)
         self._build()
 
@@ -363,7 +426,7 @@ class _Sim:
                 compare = getattr(p.node, "spike_compare", ">") if not self.fixed else ">"
                 keys.setdefault((d, compare, reset_kind(p.node)), []).append(p.name)
             else:
-                sd.append((d, "sd", p.name))
+                sd.append((d, "sd", _SigmaDeltaPop(self.g, self.mode, p, self.n)))
         units = [(k[0], "cuba", CubaGroup(cuba_params(self.net, names, self.fixed), self.n))
                  for k, names in sorted(keys.items())]
         return sorted(units + sd, key=lambda u: (u[0], u[1] == "sd"))
@@ -379,21 +442,19 @@ class _Sim:
                 for p in u.names:
                     self.values[p], self.state[p] = u.view(u.s, p), u.state(p)
             else:
-                self._make_sd(u)
+                self._sd[u.name] = u
+                self.values[u.name], self.state[u.name] = u.value, u.state
         self._make_rings()
         for p in net.inputs:
             if p.name in self._rings:
                 self._ops.append(self._rings[p.name].writer(self.values[p.name]))
         for _, kind, u in units:
-            names = u.names if kind == "cuba" else [u]
-            for p in names:
+            for p in u.names:
                 self._wire(p, u if kind == "cuba" else None)
             if kind == "cuba":
                 u.finish()
-                self._ops.append(u.update)
-            else:
-                self._ops.append(self._sd_op(u))
-            for p in names:
+            self._ops.append(u.update)
+            for p in u.names:
                 if p in self._rings:
                     self._ops.append(self._rings[p].writer(self.values[p]))
         for name in list(self._syn_out):       # synapses read only after a delay: end of the step
@@ -401,7 +462,7 @@ class _Sim:
                 self._place_synapse(next(c for c in net.connections if c.name == name))
         units_out = output_units(self.g, self.mode)
         for read in net.outputs:
-            self._output_ops(read, units_out)
+            self.values[read.name] = _output_ops(self, read, units_out)
 
     def _make_rings(self):
         """A ring history per population or Input read through a delay, and per synapse whose
@@ -449,7 +510,7 @@ class _Sim:
         and the bias-input drive; sigma-delta: its summed input) before its update."""
         net, n = self.net, self.n
         conns = ordered_into(net, pop)
-        a = grp.a[:, grp.p.slices[pop]] if grp is not None else self._sd_in[pop]
+        a = grp.a[:, grp.p.slices[pop]] if grp is not None else self._sd[pop].a
         a2 = _as_shape(a, (n, -1)) if grp is None else a
         scale = 64.0 if (self.fixed and grp is not None) else 1.0
         direct = conns and all(c.synapse is not None and not c.post_delay.any() and self._shared[c.name] == 1
@@ -542,70 +603,6 @@ class _Sim:
                 rows = np.minimum(rows, float(1 << 23))
         return rows * post * len(inputs)
 
-    # ------------------------------------------------------------------ sigma-delta
-    def _make_sd(self, name: str):
-        p = self.net.populations[name]
-        shape = (self.n,) + p.shape
-        self._sd_in[name] = np.zeros(shape)
-        self.values[name] = np.zeros(shape)
-        self.state[name] = sdn.init_state(shape, np.int64 if self.fixed else np.float64)
-        if p.kind != "sigma":
-            self._sd_counts[name] = np.zeros(shape, np.int64)
-
-    def _sd_op(self, name: str) -> Op:
-        """One step of a Delta / SigmaDelta / Sigma population (``reference_sdn.step``)."""
-        g, mode, node = self.g, self.mode, self.net.populations[name].node
-        a, out, st, cnt = self._sd_in[name], self.values[name], self.state[name], self._sd_counts.get(name)
-        ints = self.fixed and not isinstance(node, sdn.Delta)
-
-        def op(t):
-            s = sdn.step(g, mode, name, node, st, a.astype(np.int64) if ints else a.copy())
-            np.copyto(out, s)
-            if cnt is not None:
-                np.add(cnt, out != 0, out=cnt)
-        return op
-
-    # ------------------------------------------------------------------ outputs
-    def _output_ops(self, read: OutputRead, units: Dict[str, int]):
-        """The host program of an output, per step (an alias when it reads one population)."""
-        n, vals = self.n, {}
-        for node, kind, arg, preds in read.program:
-            if kind == "pop":
-                vals[node] = self.values[node]
-                continue
-            x = vals[preds[0]]
-            if len(preds) > 1:
-                x = np.zeros(x.shape)
-                self._ops.append(_sum_op([vals[p] for p in preds], x))
-            shape = (n,) + tuple(self.net.shapes[node])
-            if kind == "output" and node not in units:
-                vals[node] = _as_shape(x, shape)
-                continue
-            buf = np.zeros(shape)
-            self._ops.append(self._host_op(node, kind, arg, x, buf, units))
-            vals[node] = buf
-        self.values[read.name] = vals[read.name]
-
-    def _host_op(self, node: str, kind: str, arg, x: np.ndarray, buf: np.ndarray, units) -> Op:
-        if kind == "delay":
-            ring = _Ring(x.shape, int(arg.max()) + 1, False)
-            write, read = ring.writer(x), ring.reader(np.asarray(arg), buf)
-
-            def delay(t):
-                write(t)
-                read(t)
-            return delay
-        if kind == "flatten":
-            return lambda t: np.copyto(buf, x.reshape(buf.shape))
-        if kind == "average":
-            xr = _as_shape(x, (self.n, arg, -1))
-            return lambda t: np.mean(xr, axis=2, out=buf)
-        if kind == "synapse":
-            g, fixed = self.g, self.fixed
-            return lambda t: np.copyto(buf, host_synapse(g, node, arg, x, fixed).reshape(buf.shape))
-        unit = float(units[node])
-        return lambda t: np.divide(x, unit, out=buf)
-
     # ------------------------------------------------------------------ running
     def step(self, t: int, x: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """One step: ``x`` maps input names to (N, *shape) values; returns the plan's values."""
@@ -632,8 +629,9 @@ class _Sim:
                 continue
             for p in grp.names:
                 out[p] = grp.view(grp.count, p).copy()
-        for p, c in self._sd_counts.items():
-            out[p] = c.copy()
+        for p, u in self._sd.items():
+            if u.count is not None:
+                out[p] = u.count.copy()
         return out
 
 
