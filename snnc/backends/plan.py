@@ -128,6 +128,23 @@ def input_values(graph: Graph, inputs: Dict[str, np.ndarray], mode: str) -> Dict
     return {k: (conv(graph, k, v) if graph.nodes[k].kind == "graded" else v) for k, v in inputs.items()}
 
 
+def result_buffers(net: Network, n: int, steps: int):
+    """What a run returns, zeroed: outputs ``{o: (N, *shape, T)}`` (float32 spikes; float64 when a
+    read-out or graded messages can be read) and counts ``{population: (N, *shape)}`` int64 of
+    the CubaLIF spikes and the sigma-delta messages sent."""
+    odt = np.float64 if any(p.kind != "lif" for p in net.neurons) else np.float32
+    outs = {o: np.zeros((n,) + tuple(net.shapes[o]) + (steps,), odt) for o in net.graph.outputs}
+    counts = {p.name: np.zeros((n,) + p.shape, np.int64) for p in net.neurons
+              if p.kind in ("lif", "delta", "sigma_delta")}
+    return outs, counts
+
+
+def time_major(inputs: Dict[str, np.ndarray], lo: int, hi: int) -> Dict[str, np.ndarray]:
+    """Samples ``lo:hi`` of ``{name: (N, *shape, T)}`` as contiguous float64 ``(T, n, *shape)``."""
+    return {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=np.float64)
+            for k, v in inputs.items()}
+
+
 def host_synapse(graph: Graph, name: str, node, x: np.ndarray, fixed: bool) -> np.ndarray:
     """A synapse computed on the host for an output (``x`` (R, *in_shape)): the spec's arithmetic."""
     if fixed:

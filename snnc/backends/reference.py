@@ -55,8 +55,8 @@ from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
 from . import reference_sdn as sdn
-from .plan import host_synapse, input_values, ordered_into, output_units, shared_synapses, synapse_inputs, \
-    synapse_spec, SynapseSpec
+from .plan import host_synapse, input_values, ordered_into, output_units, result_buffers, shared_synapses, \
+    synapse_inputs, synapse_spec, SynapseSpec, time_major
 from .populations import CubaGroup, cuba_params, reset_kind
 from .reference_batched import batchable, batched_pays, run_batched
 from .reference_spec import _rtz_decay, conv2d  # noqa: F401  (re-exported: public helpers)
@@ -643,11 +643,6 @@ def _progress(progress: bool, total: int, mode: str):
     return tqdm(total=total, unit="sample-step", unit_scale=True, desc=f"reference-{mode}")
 
 
-def _time_major(inputs: Dict[str, np.ndarray], lo: int, hi: int) -> Dict[str, np.ndarray]:
-    return {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=np.float64)
-            for k, v in inputs.items()}
-
-
 def _run_steps(sim: _Sim, data: Dict[str, np.ndarray], steps: int, odt, bar) -> Dict[str, np.ndarray]:
     """The step plan over ``steps`` steps of time-major ``data``; outputs (T, N, *shape)."""
     outputs = sim.g.outputs
@@ -667,11 +662,6 @@ def _run_steps(sim: _Sim, data: Dict[str, np.ndarray], steps: int, odt, bar) -> 
             bar.update(n * (every if t % every == every - 1 else (t % every) + 1))
     sim.t = steps - 1
     return rec
-
-
-def _counted(net: Network) -> List[str]:
-    """Populations whose activity ``RunResult.counts`` holds: CubaLIF spikes, sigma-delta messages."""
-    return [p.name for p in net.neurons if p.kind in ("lif", "delta", "sigma_delta")]
 
 
 def _use_batched(plan: str, mode: str, net: Network, n: int) -> bool:
@@ -703,24 +693,21 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
     inputs = input_values(graph, inputs, mode)
     shapes = net.shapes
     chunk = n if not batch_size else max(1, int(batch_size))
-    graded_out = any(p.kind != "lif" for p in net.neurons)
-    odt = np.float64 if graded_out else np.float32
-    outs = {o: np.zeros((n,) + tuple(shapes[o]) + (steps,), odt) for o in graph.outputs}
-    counts = {p: np.zeros((n,) + tuple(shapes[p]), np.int64) for p in _counted(net)}
+    outs, counts = result_buffers(net, n, steps)
     bar = _progress(progress, n * steps, mode)
     if batched:             # rows T * N per product; chunks sized to memory
         per_row = sum(int(np.prod(s)) for s in shapes.values())
         chunk = min(chunk, max(1, BATCHED_ENTRIES // max(1, steps * per_row)))
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
-        data = _time_major(inputs, lo, hi)
+        data = time_major(inputs, lo, hi)
         if batched:
             vals, cnts = run_batched(graph, data, steps, hi - lo, net=net)
             if bar is not None:
                 bar.update((hi - lo) * steps)
         else:
             sim = _Sim(graph, mode, hi - lo, net=net)
-            vals, cnts = _run_steps(sim, data, steps, odt, bar), sim.counts()
+            vals, cnts = _run_steps(sim, data, steps, outs[graph.outputs[0]].dtype, bar), sim.counts()
         for o in graph.outputs:
             outs[o][lo:hi] = np.moveaxis(vals[o], 0, -1)
         for p in counts:

@@ -27,7 +27,7 @@ from ..compiler.lower import lower
 from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
-from .plan import CLAMP, SynapseSpec, input_values
+from .plan import CLAMP, SynapseSpec, input_values, result_buffers, time_major
 from .populations import CubaParams
 from .reference_batched import F32_EXACT, BatchedRun, _at, cuba_on_spikes
 from .result import RunResult
@@ -232,9 +232,7 @@ def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Op
     chunk = max(1, CHUNK_ENTRIES // max(1, steps * per_row))
     if batch_size:
         chunk = min(chunk, int(batch_size))
-    odt = np.float64 if any(p.kind == "li" for p in net.neurons) else np.float32
-    outs = {o: np.zeros((n,) + tuple(net.shapes[o]) + (steps,), odt) for o in graph.outputs}
-    counts = {p.name: np.zeros((n,) + p.shape, np.int64) for p in net.neurons if p.kind == "lif"}
+    outs, counts = result_buffers(net, n, steps)
     allow = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False          # TF32 products are not exact
     saved = torch.get_num_threads()
@@ -244,8 +242,7 @@ def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Op
         with torch.no_grad():
             for lo in range(0, n, chunk):
                 hi = min(n, lo + chunk)
-                data = {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=np.float64)
-                        for k, v in inputs.items()}
+                data = time_major(inputs, lo, hi)
                 run = BatchedRun(graph, data, steps, hi - lo, net=net, arrays=TorchArrays(dev, int(threads or 1)))
                 vals = run.run()
                 for o in graph.outputs:
