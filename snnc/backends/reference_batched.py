@@ -255,6 +255,12 @@ class BatchedRun:
         self.values: Dict[str, object] = {}
         self.counts: Dict[str, np.ndarray] = {}
         self.state: Dict[str, Dict[str, np.ndarray]] = {}
+        self._specs: Dict[str, SynapseSpec] = {}
+
+    def _spec(self, c: Connection) -> SynapseSpec:
+        if c.name not in self._specs:
+            self._specs[c.name] = synapse_spec(c, True)
+        return self._specs[c.name]
 
     @property
     def kernels(self) -> Dict[str, str]:
@@ -289,7 +295,7 @@ class BatchedRun:
         if c.synapse is None:
             y = sum(self._source(s, (self.T, self.n, -1)) for s in c.sources)
         else:
-            spec = synapse_spec(c, True)
+            spec = self._spec(c)
             y = None
             for grp in synapse_inputs(self.net, c):
                 x = sum(self._source(s, (rows,) + tuple(c.in_shape)) for s in grp)
@@ -304,7 +310,7 @@ class BatchedRun:
         """A bound on |a_in| of a connection (its inputs are spikes), or None."""
         if c.synapse is None:
             return None
-        spec = synapse_spec(c, True)
+        spec = self._spec(c)
         b = spec.bound * (spec.floor_mul or 1.0) + (1.0 if spec.floor_mul else 0.0)
         b = min(b, CLAMP) if spec.clamp else b
         return b * len(synapse_inputs(self.net, c))
@@ -375,7 +381,7 @@ class BatchedRun:
             return self.xp.at(self.values[s.pop], t, s.delay).reshape(shape)
         if c.synapse is None:
             return sum(src(s, (n, -1)) for s in c.sources)
-        spec = synapse_spec(c, True)
+        spec = self._spec(c)
         y = None
         for grp in synapse_inputs(self.net, c):
             part = self.xp.synapse(spec, sum(src(s, (n,) + tuple(c.in_shape)) for s in grp))
