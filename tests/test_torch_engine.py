@@ -62,7 +62,9 @@ def test_wrap_saturation_readout_and_resets(device):
     _same(g2, x2, device)
 
 
-def test_recurrent_graph_refused_and_api_registration():
+def test_recurrent_graph_and_api_registration():
+    """A cycle runs as the shared plan's step loop, bit-identical with the reference; sigma-delta
+    graphs are refused with a pointer to the reference."""
     rng = np.random.default_rng(6)
     g = Graph()
     g.add("in", Input((10,)))
@@ -71,9 +73,20 @@ def test_recurrent_graph_refused_and_api_registration():
     g.add("rd", Delay(np.array(1)), "l")
     g.add("rec", Dense(rng.normal(0.0, 0.5, (8, 8))), "rd")
     g.add("out", Output((8,)), "l")
+    g.nodes["rd"] = Delay(rng.integers(1, 4, 8))             # per-neuron delays in the loop
     g = quantize(g)
-    with pytest.raises(SnncError, match="recurrent"):
-        run_torch(g, spikes((1, 10, 20)))
+    for x in (spikes((1, 10, 30), rate=0.5), spikes((3, 10, 30), rate=0.5, seed=2)):
+        a = _same(g, x, "cpu")
+        assert a.counts["l"].sum() > 0
+    from snnc.compiler.ir import Delta, SigmaDelta
+    h = Graph()
+    h.add("in", Input((3,)))
+    h.add("enc", Delta((3,), threshold=0.1), "in")
+    h.add("w", Dense(np.ones((2, 3))), "enc")
+    h.add("sd", SigmaDelta((2,), threshold=0.1), "w")
+    h.add("out", Output((2,)), "sd")
+    with pytest.raises(SnncError, match="sigma-delta"):
+        run_torch(quantize(h), np.zeros((1, 3, 4)))
     assert "torch" in api.ENGINES
     h, x = chain_with_delays(N=2)
     r = api.run(h, x[0], backend="torch")

@@ -1,141 +1,123 @@
-"""Time-batched fixed-point evaluation of feed-forward graphs: one kernel call per synapse for
-all steps of a batch, population by population in topological order.
+"""The time-batched plan of a lowered network (``compiler.lower``), fixed point, feed-forward:
+one kernel call per synapse for all steps of a batch, population by population in topological
+order. One plan, two array libraries: numpy here (``NumpyArrays``), torch in ``torch_engine``.
 
-In a graph without cycles, a synapse's input at every step is known as soon as its source
-population has run all its steps; so the synapse is one product over ``T * N`` rows (time-major,
-row ``t * N + i``) instead of ``T`` products over ``N``. Only the neuron update is sequential in
-time, and it is elementwise: it runs the step engine's own update op (``reference._Sim``) on each
-population, ``T`` times. Delays are shifts along the time axis; Flatten is a reshape.
+Without cycles, a synapse's input at every step is known as soon as its source populations have
+run all their steps; so a connection is one product over ``T * N`` rows (time-major, row
+``t * N + i``) instead of ``T`` products over ``N``. Only the neuron update is sequential in
+time, and it is elementwise: numpy runs the step plan's own in-place update
+(``populations.CubaGroup``) ``T`` times. Delays are shifts along the time axis; a flatten is a
+reshape.
 
 Every value is an integer held in float (Loihi fixed point), so each product is exact whatever
 the kernel's summation order: float64 always (|sums| < 2**53), float32 when the compile-time
 bound ``max_rows sum|w| * max|x| < 2**24`` proves every partial sum exact. Kernel per synapse,
 by a small cost model (``choose_kernel``): dense GEMM; im2col convolution (a GEMM per group);
 or event-driven sparse accumulation (CSR of the input spikes times the weights) when the
-measured spike rate is low. Results are bit-identical to the step engine (tests/test_reference_batched.py).
+measured spike rate is low. Results are bit-identical to the step plan
+(tests/test_reference_batched.py).
 
-Graphs with cycles, float mode and node types outside ``reference.FAST_NODES`` use the step engine.
+Graphs with cycles, float mode, sigma-delta populations and graded synapses use the step plan.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 
-from ..compiler.fixed import state_scale
-from ..compiler.ir import (_pair, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output,
-                           SumPool2d)
-from ..compiler.passes import check
+from ..compiler.ir import _pair, Conv2d, Dense, Graph
+from ..compiler.lower import Connection, Network, lower
 from ..errors import SnncError
+from .plan import CLAMP, SynapseSpec, ordered_into, run_output, output_units, shift_time, synapse_inputs, \
+    synapse_spec
+from .populations import CubaGroup, CubaParams, cuba_params
 
-POPULATIONS = (CubaLIF, CubaLI)
-SYNAPSES = (Dense, Conv2d, SumPool2d)
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
-CLAMP = float(1 << 23)              # Lava Conv: 24-bit output
 IM2COL_ENTRIES = 1 << 24            # rows of patches per im2col chunk (memory)
 SPARSE_RATE = 0.02                  # event-driven below this input spike rate (cost model)
 BATCHED_MIN_MACS = 1 << 20          # "auto": the time-batched plan from this many multiply-adds per step
 
 
-def acyclic_order(graph: Graph) -> Optional[List[str]]:
-    """A topological order over ALL edges (delayed ones too), or None when the graph has a cycle."""
-    indeg = {n: 0 for n in graph.nodes}
-    for _, d in graph.edges:
-        indeg[d] += 1
-    ready = [n for n in graph.nodes if indeg[n] == 0]
+def _net(g: Union[Graph, Network]) -> Network:
+    return g if isinstance(g, Network) else lower(g)
+
+
+def population_order(net: Network) -> Optional[List[str]]:
+    """Inputs and populations in an order where every connection's sources come before its
+    population (delayed connections too), or None when the network has a cycle."""
+    deps = {p: set() for p in net.populations}
+    for c in net.connections:
+        deps[c.dst].update(s.pop for s in c.sources)
+    for p in net.populations.values():
+        deps[p.name].update(p.bias_inputs)
     order: List[str] = []
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for s, d in graph.edges:
-            if s == n:
-                indeg[d] -= 1
-                if indeg[d] == 0:
-                    ready.append(d)
-    return order if len(order) == len(graph.nodes) else None
+    done: set = set()
+    while len(order) < len(deps):
+        ready = [p for p in deps if p not in done and deps[p] <= done]
+        if not ready:
+            return None
+        order.extend(ready)
+        done.update(ready)
+    return order
 
 
-def _spike_source(graph: Graph, name: str) -> bool:
-    """True when ``name``'s values are 0/1 spikes: a CubaLIF or a spike input, through Delay/Flatten."""
-    node = graph.nodes[name]
-    if isinstance(node, (Delay, Flatten)):
-        preds = graph.predecessors(name)
-        return len(preds) == 1 and _spike_source(graph, preds[0])
-    return isinstance(node, CubaLIF) or (isinstance(node, Input) and node.kind != "bias")
+def _reads_spikes(net: Network, c: Connection) -> bool:
+    def spikes(pop):
+        p = net.populations[pop]
+        return p.kind == "lif" or (p.kind == "input" and p.node.kind == "spikes")
+    return c.synapse is None or (not getattr(c.fixed, "num_message_bits", 0) and all(spikes(s.pop) for s in c.sources))
 
 
-def batchable(graph: Graph) -> bool:
-    """True when the time-batched plan applies: no cycle, bias inputs feed populations only,
-    every synapse reads spikes (so that any summation order is exact)."""
-    if acyclic_order(graph) is None:
-        return False
-    for k, node in graph.nodes.items():
-        if isinstance(node, Input) and node.kind == "bias":
-            if not all(isinstance(graph.nodes[s], POPULATIONS) for s in graph.successors(k)):
-                return False
-        if isinstance(node, SYNAPSES) and not all(_spike_source(graph, p) for p in graph.predecessors(k)):
-            return False
-    return True
+def cuba_on_spikes(graph: Union[Graph, Network]) -> bool:
+    """True when every population is CUBA and every synapse reads 0/1 spikes (so that any
+    summation order is exact): what the plan's kernels compute."""
+    net = _net(graph)
+    return all(p.kind in ("lif", "li") for p in net.neurons) and all(_reads_spikes(net, c) for c in net.connections)
 
 
-def macs_per_step(graph: Graph, n: int) -> int:
-    """Multiply-adds of all synapses in one step of ``n`` samples (dense count)."""
-    shapes = check(graph)
-    total = 0
-    for k, node in graph.nodes.items():
+def batchable(graph: Union[Graph, Network]) -> bool:
+    """True when the time-batched plan applies: ``cuba_on_spikes`` and no cycle."""
+    net = _net(graph)
+    return cuba_on_spikes(net) and population_order(net) is not None
+
+
+def macs_per_step(graph: Union[Graph, Network], n: int) -> int:
+    """Multiply-adds of all synapses in one step of ``n`` samples (dense count, once per synapse)."""
+    net = _net(graph)
+    seen, total = set(), 0
+    for c in net.connections:
+        if c.synapse is None or c.name in seen:
+            continue
+        seen.add(c.name)
+        node = c.synapse
         if isinstance(node, Dense):
             total += int(np.prod(np.shape(node.weight)))
         elif isinstance(node, Conv2d):
-            total += int(np.prod(shapes[k])) * int(np.prod(np.shape(node.weight)[1:]))
-        elif isinstance(node, SumPool2d):
-            total += int(np.prod(shapes[k])) * int(np.prod(_pair(node.kernel)))
+            total += int(np.prod(c.out_shape)) * int(np.prod(np.shape(node.weight)[1:]))
+        else:
+            total += int(np.prod(c.out_shape)) * int(np.prod(_pair(node.kernel)))
     return total * n
 
 
-def batched_pays(graph: Graph, n: int) -> bool:
+def batched_pays(graph: Union[Graph, Network], n: int) -> bool:
     """The plan-level cost model: the time-batched plan replaces T small products by one large
     one but calls each population's update T times on its own (the step plan updates all the
     populations of a depth together); it pays when the synapses dominate a step."""
     return macs_per_step(graph, n) >= BATCHED_MIN_MACS
 
 
-# ---------------------------------------------------------------------------- synapse kernels
-def synapse_weights(graph: Graph, name: str, in_shape) -> dict:
-    """The fixed-point synapse as the step engine computes it: integer weights (a positive weight
-    exponent folded in), ``floor_mul`` (2**exp for a negative exponent, applied after the sum),
-    ``clamp`` (Conv's 24-bit clamp can bind) and a bound on ``sum |w|`` per output neuron."""
-    node, fx = graph.nodes[name], graph.fixed[name]
-    if isinstance(node, Dense):
-        exp = int(fx.weight_exp)
-        w = np.asarray(fx.weight, dtype=np.float64)
-        if exp > 0:
-            w = w * float(2 ** exp)
-        bound = float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
-        return dict(kind="dense", w=w, floor_mul=float(2.0 ** exp) if exp < 0 else None, clamp=False,
-                    bound=bound)
-    c = in_shape[0]
-    if isinstance(node, SumPool2d):
-        w = np.broadcast_to(np.asarray(fx.weight, dtype=np.float64), (c, 1) + tuple(_pair(node.kernel)))
-        stride, padding, dilation, groups = node.stride, node.padding, (1, 1), c
-    else:
-        w = np.asarray(fx.weight, dtype=np.float64)
-        stride, padding, dilation, groups = node.stride, node.padding, node.dilation, node.groups
-    bound = float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()) if w.size else 0.0
-    return dict(kind="conv", w=np.ascontiguousarray(w), stride=_pair(stride), padding=_pair(padding),
-                dilation=_pair(dilation), groups=int(groups), floor_mul=None, clamp=bound >= CLAMP, bound=bound)
-
-
-def choose_kernel(spec: dict, x_max: float, rate: float) -> str:
+# ---------------------------------------------------------------------------- numpy kernels
+def choose_kernel(spec: SynapseSpec, x_max: float, rate: float) -> str:
     """The cheapest exact kernel: "sparse" (event-driven; Dense with binary input at a low spike
     rate), else "gemm32" when every partial sum is provably below 2**24, else "gemm64"."""
-    if spec["kind"] == "dense" and x_max <= 1.0 and rate < SPARSE_RATE:
+    if spec.kind == "dense" and x_max <= 1.0 and rate < SPARSE_RATE:
         return "sparse"
-    return "gemm32" if spec["bound"] * x_max < F32_EXACT else "gemm64"
+    return "gemm32" if spec.bound * x_max < F32_EXACT else "gemm64"
 
 
-def dense_all_steps(spec: dict, x: np.ndarray, kernel: str) -> np.ndarray:
+def dense_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str) -> np.ndarray:
     """``x (R, in) @ w.T`` for all R = T * N rows at once, exact (float64 result)."""
-    w = spec["w"]
+    w = spec.w
     if kernel == "sparse":
         import scipy.sparse as sp
         return np.asarray((sp.csr_matrix(x) @ w.T), dtype=np.float64)
@@ -143,14 +125,15 @@ def dense_all_steps(spec: dict, x: np.ndarray, kernel: str) -> np.ndarray:
     return (x.astype(dt, copy=False) @ w.T.astype(dt)).astype(np.float64, copy=False)
 
 
-def conv_all_steps(spec: dict, x: np.ndarray, out_shape, kernel: str) -> np.ndarray:
+def conv_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str) -> np.ndarray:
     """Convolution of ``x (R, C, H, W)`` by im2col: per group, patches (R*Ho*Wo, cpg*kh*kw) times
     the kernel matrix; chunked over R to bound memory. Returns (R, O, Ho, Wo) float64."""
-    w, (sh, sw), (ph, pw), (dh, dw), g = spec["w"], spec["stride"], spec["padding"], spec["dilation"], spec["groups"]
+    w = spec.w
+    (sh, sw), (ph, pw), (dh, dw), g = spec.conv
     o_n, cpg, kh, kw = w.shape
     opg = o_n // g
     r, c = x.shape[:2]
-    _, ho, wo = out_shape
+    _, ho, wo = spec.out_shape
     dt = np.float32 if kernel == "gemm32" else np.float64
     wm = w.reshape(g, opg, cpg * kh * kw).transpose(0, 2, 1).astype(dt)          # (g, K, opg)
     xp = np.pad(x.astype(dt, copy=False), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
@@ -163,157 +146,255 @@ def conv_all_steps(spec: dict, x: np.ndarray, out_shape, kernel: str) -> np.ndar
         p = win[lo:hi].reshape(hi - lo, g, cpg, ho, wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
         cols = np.ascontiguousarray(p).reshape(g, (hi - lo) * ho * wo, cpg * kh * kw)
         y = np.matmul(cols, wm)                                                   # (g, rows*Ho*Wo, opg)
-        y = y.reshape(g, hi - lo, ho, wo, opg).transpose(1, 0, 4, 2, 3).reshape(hi - lo, o_n, ho, wo)
-        out[lo:hi] = y
+        out[lo:hi] = y.reshape(g, hi - lo, ho, wo, opg).transpose(1, 0, 4, 2, 3).reshape(hi - lo, o_n, ho, wo)
     return out
 
 
-def synapse_post(y: np.ndarray, spec: dict) -> np.ndarray:
-    """The step engine's per-source post-processing: floor after a negative exponent, 24-bit clamp."""
-    if spec["floor_mul"] is not None:
-        np.multiply(y, spec["floor_mul"], out=y)
-        np.floor(y, out=y)
-    if spec["clamp"]:
-        np.clip(y, -CLAMP, CLAMP - 1, out=y)
-    return y
+class NumpyArrays:
+    """The time-batched plan's numpy kernels (``kernels``: the one chosen per synapse)."""
+
+    def __init__(self):
+        self.kernels: Dict[str, str] = {}
+
+    def asarray(self, x) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+    def numpy(self, x) -> np.ndarray:
+        return x
+
+    def shift(self, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        return shift_time(x, steps)
+
+    def synapse(self, spec: SynapseSpec, x: np.ndarray) -> np.ndarray:
+        """One synapse input over all rows ``x (R, *in_shape)`` -> (R, out) float64, post-processed."""
+        rows = x.shape[0]
+        if spec.kind == "dense":
+            x2 = x.reshape(rows, -1)
+            kernel = choose_kernel(spec, 1.0, float(np.count_nonzero(x2)) / max(1, x2.size))
+            y = dense_all_steps(spec, x2, kernel)
+        else:
+            kernel = choose_kernel(spec, 1.0, 1.0)
+            y = conv_all_steps(spec, x, kernel).reshape(rows, -1)
+        self.kernels[spec.name] = kernel if spec.kind == "dense" or kernel == "sparse" else "im2col-" + kernel
+        if spec.floor_mul is not None:
+            np.multiply(y, spec.floor_mul, out=y)
+            np.floor(y, out=y)
+        if spec.clamp:
+            np.clip(y, -CLAMP, CLAMP - 1, out=y)
+        return y
+
+    def zeros(self, shape) -> np.ndarray:
+        return np.zeros(shape, np.float64)
+
+    def at(self, x: np.ndarray, t: int, steps: np.ndarray) -> np.ndarray:
+        """``x[t - d]`` per neuron of a series ``x`` (T, N, *shape) (zero where t < d)."""
+        return _at(x, t, steps, np.zeros, lambda i: i)
+
+    def start(self, params: CubaParams, n: int, a_bound, drive: bool, scale: float) -> CubaGroup:
+        grp = CubaGroup(params, n)
+        grp.a_bound = a_bound
+        if drive:
+            grp.add_drive(params.names[0], scale)
+        grp.finish()
+        return grp
+
+    def step(self, grp: CubaGroup, t: int, a, d) -> np.ndarray:
+        """One step of the step plan's update; returns the output (N, size) (reused: copy it)."""
+        if a is not None:
+            np.copyto(grp.a, a)
+        if d is not None:
+            np.copyto(grp.drive, d)
+        grp.update(t)
+        return grp.s
+
+    def finish(self, grp: CubaGroup):
+        return grp.count, dict(u=grp.u.copy(), v=grp.v.copy())
+
+    def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
+        """All T steps of CUBA populations through the step plan's update."""
+        grp = self.start(params, n, a_bound, d_all is not None, scale)
+        out = np.empty((T, n, params.size), np.float64)
+        for t in range(T):
+            out[t] = self.step(grp, t, a_all[t] if a_all is not None else None,
+                               d_all[t] if d_all is not None else None)
+        return (out,) + self.finish(grp)
+
+
+def _at(x, t: int, steps: np.ndarray, zeros, index):
+    """``x[t - d]`` per neuron (either array library: ``zeros(shape)``, ``index(np array)``)."""
+    T, n = x.shape[:2]
+    per = np.broadcast_to(steps, tuple(x.shape[2:])).reshape(-1)
+    if np.all(per == per[0]):
+        d = int(per[0])
+        return x[t - d] if t >= d else zeros(tuple(x.shape[1:]))
+    src = t - per
+    ok = np.nonzero(src >= 0)[0]
+    out = zeros((n, per.size))
+    xf = x.reshape(T, n, -1)
+    out[:, index(ok)] = xf[index(src[ok]), :, index(ok)].T
+    return out.reshape(tuple(x.shape[1:]))
 
 
 # ---------------------------------------------------------------------------- the plan
 class BatchedRun:
-    """Evaluates a fixed-point feed-forward graph on time-major inputs ``{name: (T, N, *shape)}``.
+    """Evaluates a fixed-point feed-forward network on time-major inputs ``{name: (T, N, *shape)}``.
 
-    ``run()`` returns every node's value ``(T, N, *shape)``; afterwards ``counts`` holds spike
-    counts per population (N, *shape) and ``state[pop]`` its final ``u``/``v``; ``kernels`` the
-    kernel chosen per synapse."""
+    ``run()`` returns the values ``(T, N, *shape)`` of inputs, populations and outputs; afterwards
+    ``counts`` holds spike counts per population (N, *shape) and ``state[pop]`` its final
+    ``u``/``v``; ``kernels`` the kernel chosen per synapse. ``arrays``: the array library
+    (``NumpyArrays`` or the torch engine's)."""
 
-    def __init__(self, graph: Graph, data: Dict[str, np.ndarray], steps: int, n: int):
-        from .reference import _Sim           # circular otherwise: the step engine's own neuron update
+    def __init__(self, graph: Graph, data: Dict[str, np.ndarray], steps: int, n: int,
+                 net: Optional[Network] = None, arrays=None):
         self.g, self.data, self.T, self.n = graph, data, steps, n
-        self.shapes = check(graph)
-        self.order = acyclic_order(graph)
-        if self.order is None:
+        self.net = net if net is not None else lower(graph)
+        self.order = population_order(self.net)
+        self.xp = arrays if arrays is not None else NumpyArrays()
+        if self.order is None and not getattr(self.xp, "steps_cycles", False):
             raise SnncError("reference: the time-batched plan needs a graph without cycles")
-        self.sim = _Sim(graph, "fixed", n, build=False)
-        self.values: Dict[str, np.ndarray] = {}
+        self.values: Dict[str, object] = {}
         self.counts: Dict[str, np.ndarray] = {}
         self.state: Dict[str, Dict[str, np.ndarray]] = {}
-        self.kernels: Dict[str, str] = {}
-        self.bounds: Dict[str, float] = {}         # max |value| of each synapse (inputs are spikes)
+        self._specs: Dict[str, SynapseSpec] = {}
 
-    def _full(self, name):
-        return (self.T, self.n) + tuple(self.shapes[name])
+    def _spec(self, c: Connection) -> SynapseSpec:
+        if c.name not in self._specs:
+            self._specs[c.name] = synapse_spec(c, True)
+        return self._specs[c.name]
 
-    def _sum(self, srcs: List[str], shape) -> np.ndarray:
-        out = np.array(self.values[srcs[0]], dtype=np.float64).reshape(shape)
-        for s in srcs[1:]:
-            np.add(out, self.values[s].reshape(shape), out=out)
-        return out
+    @property
+    def kernels(self) -> Dict[str, str]:
+        return self.xp.kernels
 
-    def run(self) -> Dict[str, np.ndarray]:
-        g = self.g
-        for name in self.order:
-            node = g.nodes[name]
-            preds = g.predecessors(name)
-            if isinstance(node, Input):
-                x = self.data[name]
-                if node.kind != "bias" and self.sim._feeds_synapse(name) and not np.all((x == 0) | (x == 1)):
-                    raise SnncError("fixed-point runs take binary spikes; got graded values at the input "
-                                    f"{name!r} of a synapse")
-                self.values[name] = x
-            elif isinstance(node, Delay):
-                self.values[name] = self._delay(name, node, self._sum(preds, self._full(name)))
-            elif isinstance(node, Flatten):
-                self.values[name] = self._sum(preds, self._full(preds[0])).reshape(self._full(name))
-            elif isinstance(node, SYNAPSES):
-                self.values[name] = self._synapse(name, preds)
-            elif isinstance(node, POPULATIONS):
-                self.values[name] = self._population(name, node, preds)
-            elif isinstance(node, Average):
-                x = self._sum(preds, self._full(preds[0])).reshape(self.T * self.n, node.groups, -1)
-                self.values[name] = np.mean(x, axis=2).reshape(self._full(name))
-            elif isinstance(node, Output):
-                self.values[name] = self._sum(preds, self._full(name))
+    def _rows(self, pop: str):
+        return (self.T, self.n) + tuple(self.net.populations[pop].shape)
+
+    def run(self) -> Dict[str, object]:
+        if self.order is None:
+            self._run_stepwise()
+        for name in self.order or ():
+            if self.net.populations[name].kind == "input":
+                self.values[name] = self.xp.asarray(self.data[name])
             else:
-                raise SnncError(f"reference: node {name!r} of type {type(node).__name__} is not supported")
+                self.values[name] = self._population(name)
+        units = output_units(self.g, "fixed")
+        recorded = {k: self.xp.numpy(v) for k, v in self.values.items()}
+        for read in self.net.outputs:
+            self.values[read.name] = run_output(self.net, read, recorded, True, units)
         return self.values
 
-    def _delay(self, name, node, x: np.ndarray) -> np.ndarray:
-        """``out[t] = x[t - d]`` per neuron (zero while t < d)."""
-        steps = np.broadcast_to(np.asarray(node.steps, dtype=np.int64), self.shapes[name]).reshape(-1)
-        T = self.T
-        out = np.zeros_like(x)
-        if np.all(steps == steps[0]):
-            d = int(steps[0])
-            if d < T:
-                out[d:] = x[:T - d]
-            return out
-        xf, of = x.reshape(T, self.n, -1), out.reshape(T, self.n, -1)
-        for d in np.unique(steps):
-            d = int(d)
-            if d >= T:
-                continue
-            idx = np.nonzero(steps == d)[0]
-            of[d:, :, idx] = xf[:T - d, :, idx]
-        return out
+    def _source(self, s, shape):
+        x = self.values[s.pop]
+        if s.delay.any():
+            x = self.xp.shift(x, s.delay)
+        return x.reshape(shape)
 
-    def _synapse(self, name, preds) -> np.ndarray:
-        node = self.g.nodes[name]
-        in_shape = tuple(self.shapes[preds[0]])
-        spec = synapse_weights(self.g, name, in_shape)
+    def _connection(self, c: Connection):
+        """A connection's contribution over all steps, (T, N, size of its population)."""
         rows = self.T * self.n
-        out = None
-        for s in preds:
-            x = self.values[s]
-            x_max = 1.0                            # spikes (batchable)
-            if spec["kind"] == "dense":
-                x2 = x.reshape(rows, -1)
-                rate = float(np.count_nonzero(x2)) / max(1, x2.size)
-                kernel = choose_kernel(spec, x_max, rate)
-                y = dense_all_steps(spec, x2, kernel)
-            else:
-                kernel = choose_kernel(spec, x_max, 1.0)
-                y = conv_all_steps(spec, x.reshape((rows,) + in_shape), self.shapes[name], kernel)
-            self.kernels[name] = kernel if isinstance(node, Dense) or kernel == "sparse" else "im2col-" + kernel
-            y = synapse_post(y, spec)
-            out = y if out is None else out + y
-        b = spec["bound"] * (spec["floor_mul"] or 1.0) + (1.0 if spec["floor_mul"] else 0.0)
-        self.bounds[name] = min(b, CLAMP) * len(preds) if spec["clamp"] else b * len(preds)
-        return out.reshape(self._full(name))
+        if c.synapse is None:
+            y = sum(self._source(s, (self.T, self.n, -1)) for s in c.sources)
+        else:
+            spec = self._spec(c)
+            y = None
+            for grp in synapse_inputs(self.net, c):
+                x = sum(self._source(s, (rows,) + tuple(c.in_shape)) for s in grp)
+                part = self.xp.synapse(spec, x)
+                y = part if y is None else y + part
+            y = y.reshape((self.T, self.n) + tuple(c.out_shape))
+            if c.post_delay.any():
+                y = self.xp.shift(y, c.post_delay)
+        return y.reshape(self.T, self.n, -1)
 
-    def _population(self, name, node, preds) -> np.ndarray:
-        """All T steps of one population through the step engine's update op."""
-        g, sim, T, n = self.g, self.sim, self.T, self.n
-        size = int(np.prod(self.shapes[name]))
-        bias_in = [q for q in preds if isinstance(g.nodes[q], Input) and g.nodes[q].kind == "bias"]
-        syn = [q for q in preds if q not in bias_in]
-        grp = sim._make_group([name])
-        # a static bound on |a| lets the update skip range tests that cannot fire (as the step plan)
-        grp.a_bound = (np.full(size, 64.0 * sum(self.bounds[q] for q in syn)) if syn and all(q in self.bounds for q in syn)
-                       else None)
-        a_all = self._sum(syn, (T, n, size)) * 64.0 if syn else None
-        d_all = None
-        if bias_in:
-            sc = float(state_scale(g, name))
-            d_all = self._sum(bias_in, (T, n, size)) * sc
-            grp.drive = np.zeros_like(grp.a)
-            grp.drive_ops = [(name, grp.drive, sc)]
-        update = sim._update_op(grp)
-        out = np.empty((T, n, size), np.float64)
+    def _bound(self, c: Connection) -> Optional[float]:
+        """A bound on |a_in| of a connection (its inputs are spikes), or None."""
+        if c.synapse is None:
+            return None
+        spec = self._spec(c)
+        b = spec.bound * (spec.floor_mul or 1.0) + (1.0 if spec.floor_mul else 0.0)
+        b = min(b, CLAMP) if spec.clamp else b
+        return b * len(synapse_inputs(self.net, c))
+
+    def _population(self, name: str):
+        """All T steps of one population: its connections summed (x 64), the bias-input drive."""
+        pop = self.net.populations[name]
+        conns = ordered_into(self.net, name)
+        a_all = None
+        for c in conns:
+            y = self._connection(c)
+            a_all = y if a_all is None else a_all + y
+        if a_all is not None:
+            a_all = a_all * 64.0
+        bounds = [self._bound(c) for c in conns]
+        a_bound = np.full(pop.size, 64.0 * sum(bounds)) if conns and None not in bounds else None
+        d_all, sc = None, float(pop.state_scale)
+        if pop.bias_inputs:
+            d_all = sum(self.values[b].reshape(self.T, self.n, -1) for b in pop.bias_inputs) * sc
+        params = cuba_params(self.net, [name], True)
+        out, count, state = self.xp.population(params, self.T, self.n, a_all, d_all, a_bound, sc)
+        shape = (self.n,) + pop.shape
+        if pop.kind == "lif":
+            self.counts[name] = np.asarray(self.xp.numpy(count)).reshape(shape).copy()
+        self.state[name] = {k: np.asarray(self.xp.numpy(v)).reshape(shape) for k, v in state.items()}
+        return out.reshape(self._rows(name))
+
+
+    # ------------------------------------------------------------------ cycles: a step loop
+    def _run_stepwise(self):
+        """A network with cycles: every population one step at a time in depth order, each
+        connection one product over the N rows of a step (the same kernels and updates)."""
+        net, xp, T, n = self.net, self.xp, self.T, self.n
+        for p in net.inputs:
+            self.values[p.name] = xp.asarray(self.data[p.name])
+        pops, self._ys = [], {}
+        for p in net.neurons:
+            self.values[p.name] = xp.zeros((T, n) + p.shape)
+            conns = ordered_into(net, p.name)
+            bounds = [self._bound(c) for c in conns]
+            a_bound = np.full(p.size, 64.0 * sum(bounds)) if conns and None not in bounds else None
+            params = cuba_params(net, [p.name], True)
+            st = xp.start(params, n, a_bound, bool(p.bias_inputs), float(p.state_scale))
+            pops.append((p, conns, st))
         for t in range(T):
-            if a_all is not None:
-                np.copyto(grp.a, a_all[t])
-            if d_all is not None:
-                np.copyto(grp.drive, d_all[t])
-            update(t)
-            np.copyto(out[t], grp.s)
-        if isinstance(node, CubaLIF):
-            self.counts[name] = grp.count.reshape((n,) + tuple(self.shapes[name])).copy()
-        self.state[name] = {k: v.copy() for k, v in sim.state[name].items()}
-        return out.reshape(self._full(name))
+            for p, conns, st in pops:
+                a = None
+                for c in conns:
+                    y = self._connection_at(c, t)
+                    a = y if a is None else a + y
+                d = None
+                if p.bias_inputs:
+                    d = sum(self.values[b][t].reshape(n, -1) for b in p.bias_inputs) * float(p.state_scale)
+                s = xp.step(st, t, a * 64.0 if a is not None else None, d)
+                self.values[p.name][t] = s.reshape((n,) + p.shape)
+        for p, _, st in pops:
+            count, state = xp.finish(st)
+            shape = (n,) + p.shape
+            if p.kind == "lif":
+                self.counts[p.name] = np.asarray(xp.numpy(count)).reshape(shape).copy()
+            self.state[p.name] = {k: np.asarray(xp.numpy(v)).reshape(shape) for k, v in state.items()}
+
+    def _connection_at(self, c: Connection, t: int):
+        """A connection's contribution at step ``t`` (N, size of its population)."""
+        n = self.n
+
+        def src(s, shape):
+            return self.xp.at(self.values[s.pop], t, s.delay).reshape(shape)
+        if c.synapse is None:
+            return sum(src(s, (n, -1)) for s in c.sources)
+        spec = self._spec(c)
+        y = None
+        for grp in synapse_inputs(self.net, c):
+            part = self.xp.synapse(spec, sum(src(s, (n,) + tuple(c.in_shape)) for s in grp))
+            y = part if y is None else y + part
+        if c.post_delay.any():
+            ys = self._ys.setdefault(c.name, self.xp.zeros((self.T, n) + tuple(c.out_shape)))
+            ys[t] = y.reshape((n,) + tuple(c.out_shape))
+            y = self.xp.at(ys, t, c.post_delay)
+        return y.reshape(n, -1)
 
 
-def run_batched(graph: Graph, data: Dict[str, np.ndarray], steps: int, n: int):
+def run_batched(graph: Graph, data: Dict[str, np.ndarray], steps: int, n: int, net: Optional[Network] = None):
     """Time-major inputs ``{name: (T, N, *shape)}`` -> (outputs ``{o: (T, N, *shape)}``, counts)."""
-    run = BatchedRun(graph, data, steps, n)
+    run = BatchedRun(graph, data, steps, n, net=net)
     values = run.run()
     return {o: values[o] for o in graph.outputs}, run.counts

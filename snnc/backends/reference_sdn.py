@@ -1,9 +1,10 @@
 """Sigma-delta nodes (``Delta``, ``SigmaDelta``, ``Sigma``) in the reference simulator.
 
 The exact step of Lava's ``lava.proc.sdn`` models (``fixed_pt``: ``PyDeltaModelFixed``,
-``PySigmaDeltaModelFixed``, ``PySigmaModelFixed``; ``floating_pt`` for float mode), used by the
-spec simulator (``reference_spec._Sim``), which runs every graph that has these nodes. Graded
-messages between nodes are Lava's integers in fixed mode (a synapse with ``num_message_bits`` > 0
+``PySigmaDeltaModelFixed``, ``PySigmaModelFixed``; ``floating_pt`` for float mode): the update
+op of the sigma-delta population kinds of the reference step plan (``reference._Sim``) and the
+executable spec's (``reference_spec._Sim``). Graded messages between nodes are Lava's integers
+in fixed mode (a synapse with ``num_message_bits`` > 0
 computes ``W @ s``); an ``Output`` that reads them converts to values (integer / message scale).
 """
 from __future__ import annotations

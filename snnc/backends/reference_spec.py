@@ -1,8 +1,12 @@
 """The reference simulator's executable specification: the plain, node-by-node form.
 
-``snnc.backends.reference`` is the fast engine; this module is the readable statement of the same
-semantics it is tested against (bit-identical outputs, counts and states, both modes). It is
-not used to run models.
+``snnc.backends.reference`` is the fast engine (a step plan compiled from the lowered network,
+``compiler.lower``); this module is an INDEPENDENT interpreter of the IR graph itself (its own
+walk over the nodes in topological order, int64 arithmetic, no lowering, no plan), the readable
+statement of the same semantics. It is the oracle of the tests (tests/test_reference_fast.py,
+test_reference_plan.py: bit-identical outputs, counts and states, both modes) and is not used to
+run models: ``run_reference`` never calls it, for any graph (sigma-delta and graded ones
+included).
 
 Reference simulator of the IR: numpy, batch-vectorized, time-stepped.
 
@@ -30,8 +34,6 @@ from ..compiler.passes import check, topo_order
 from ..errors import SnncError
 from . import reference_sdn as sdn
 from .result import RunResult
-
-
 
 
 def _reset(node: CubaLIF, v: np.ndarray, s: np.ndarray, vth) -> np.ndarray:

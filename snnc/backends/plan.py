@@ -1,0 +1,212 @@
+"""What the array engines (the step plan ``reference``, the time-batched plan ``reference_batched``
+and the torch engine) build from the lowered network (``compiler.lower``), engine-independent:
+
+- ``synapse_spec(conn, fixed)``: a connection's synapse as the engines compute it (weights with a
+  positive exponent folded in, the floor after a negative one, Conv's 24-bit clamp, a bound on
+  ``sum |w|`` per output neuron, whether it reads graded messages);
+- ``synapse_inputs`` / ``ordered_into``: the sources of a connection grouped by the synapse input
+  they reach and the connections into a population, in the spec's summation order (so float runs
+  add in the same order as ``reference_spec``);
+- ``host_synapse`` and ``run_output``: the outputs' host programs over recorded values;
+- ``input_values``: the values an engine feeds (graded inputs rounded by the host).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..compiler.conv import conv2d
+from ..compiler.ir import _pair, Dense, Graph, SumPool2d
+from ..compiler.lower import Connection, Network, OutputRead, Source
+from ..errors import SnncError
+from . import reference_sdn as sdn
+
+CLAMP = float(1 << 23)              # Lava Conv: 24-bit output
+F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
+F64_EXACT = float(1 << 53)          # float64 sums of integers are exact below this
+MESSAGE_MAX = float(1 << 32)        # |graded message| of a sigma-delta population (int32 state) or Input
+
+
+@dataclass(frozen=True, eq=False)
+class SynapseSpec:
+    """A connection's synapse. ``kind`` "dense" or "conv"; ``w`` float64 (fixed: Loihi integer
+    weights, a positive exponent folded in; float: the IR weights); ``floor_mul`` 2**exp for a
+    negative exponent (floor after the sum), ``clamp`` Conv's 24-bit clamp can bind; ``bound``
+    max over output neurons of ``sum |w|``; ``graded``: reads graded messages (not 0/1 spikes);
+    ``conv``: (stride, padding, dilation, groups) with ``w`` (O, C/groups, kh, kw)."""
+    name: str
+    kind: str
+    w: np.ndarray
+    floor_mul: Optional[float]
+    clamp: bool
+    bound: float
+    graded: bool
+    in_shape: Tuple[int, ...]
+    out_shape: Tuple[int, ...]
+    conv: Optional[tuple] = None
+
+    @property
+    def per_input(self) -> bool:
+        """True when each synapse input is post-processed on its own (floor, clamp)."""
+        return self.floor_mul is not None or self.clamp
+
+    def exact_in_float64(self) -> bool:
+        """Every partial sum below 2**53 (spikes, or graded messages up to MESSAGE_MAX)."""
+        return self.bound * (MESSAGE_MAX if self.graded else 1.0) < F64_EXACT
+
+
+def synapse_spec(conn: Connection, fixed: bool) -> SynapseSpec:
+    node = conn.synapse
+    fx = conn.fixed if fixed else None
+    if fixed and fx is None:
+        raise SnncError(f"synapse {conn.name!r}: fixed-point run needs the quantization pass first")
+    w = np.asarray(fx.weight if fixed else node.weight, dtype=np.float64)
+    graded = bool(getattr(fx, "num_message_bits", 0)) if fixed else False
+    if isinstance(node, Dense):
+        exp = int(fx.weight_exp) if fixed else 0
+        if exp > 0:
+            w = w * float(2 ** exp)
+        bound = float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
+        return SynapseSpec(conn.name, "dense", w, float(2.0 ** exp) if exp < 0 else None, False, bound, graded,
+                           conn.in_shape, conn.out_shape)
+    c = conn.in_shape[0]
+    if isinstance(node, SumPool2d):
+        w = np.broadcast_to(w, (c, 1) + tuple(_pair(node.kernel)))
+        args = (_pair(node.stride), _pair(node.padding), (1, 1), c)
+    else:
+        args = (_pair(node.stride), _pair(node.padding), _pair(node.dilation), int(node.groups))
+    bound = float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()) if w.size else 0.0
+    return SynapseSpec(conn.name, "conv", np.ascontiguousarray(w), None, fixed and bound >= CLAMP, bound, graded,
+                       conn.in_shape, conn.out_shape, args)
+
+
+def _next_to(seq_last: Tuple[str, ...], default: str) -> str:
+    return seq_last[-1] if seq_last else default
+
+
+def synapse_inputs(net: Network, conn: Connection) -> List[List[Source]]:
+    """The sources of ``conn`` grouped by the synapse input (the synapse's predecessor) they reach,
+    in the predecessors' order: the spec sums the sources of one input, then applies the synapse
+    to each input and sums the results."""
+    if conn.synapse is None:
+        return [list(conn.sources)]
+    preds = net.graph.predecessors(conn.name)
+    groups: Dict[str, List[Source]] = {}
+    for s in conn.sources:
+        groups.setdefault(_next_to(s.path, s.pop), []).append(s)
+    return [groups[k] for k in sorted(groups, key=preds.index)]
+
+
+def ordered_into(net: Network, pop: str) -> List[Connection]:
+    """The connections into ``pop`` in the order of ``pop``'s predecessors (the spec's sum)."""
+    preds = net.graph.predecessors(pop)
+
+    def key(c: Connection) -> int:
+        if c.synapse is not None:
+            return preds.index(_next_to(c.path, c.name))
+        s = c.sources[0]
+        return preds.index(_next_to(s.path, s.pop))
+    return sorted(net.into(pop), key=key)
+
+
+def shared_synapses(net: Network) -> Dict[str, int]:
+    """How many connections each synapse feeds (a synapse followed by a fork feeds several)."""
+    out: Dict[str, int] = {}
+    for c in net.connections:
+        if c.synapse is not None:
+            out[c.name] = out.get(c.name, 0) + 1
+    return out
+
+
+def input_values(graph: Graph, inputs: Dict[str, np.ndarray], mode: str) -> Dict[str, np.ndarray]:
+    """The values each input sends: graded inputs on their grid (fixed point: integer messages
+    ``round(x * 2**frac_bits)``; float: ``x`` rounded to the grid), others as given."""
+    from ..compiler.quantize import graded_messages, graded_values
+    conv = graded_messages if mode == "fixed" else graded_values
+    return {k: (conv(graph, k, v) if graph.nodes[k].kind == "graded" else v) for k, v in inputs.items()}
+
+
+def result_buffers(net: Network, n: int, steps: int):
+    """What a run returns, zeroed: outputs ``{o: (N, *shape, T)}`` (float32 spikes; float64 when a
+    read-out or graded messages can be read) and counts ``{population: (N, *shape)}`` int64 of
+    the CubaLIF spikes and the sigma-delta messages sent."""
+    odt = np.float64 if any(p.kind != "lif" for p in net.neurons) else np.float32
+    outs = {o: np.zeros((n,) + tuple(net.shapes[o]) + (steps,), odt) for o in net.graph.outputs}
+    counts = {p.name: np.zeros((n,) + p.shape, np.int64) for p in net.neurons
+              if p.kind in ("lif", "delta", "sigma_delta")}
+    return outs, counts
+
+
+def time_major(inputs: Dict[str, np.ndarray], lo: int, hi: int) -> Dict[str, np.ndarray]:
+    """Samples ``lo:hi`` of ``{name: (N, *shape, T)}`` as contiguous float64 ``(T, n, *shape)``."""
+    return {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=np.float64)
+            for k, v in inputs.items()}
+
+
+def host_synapse(graph: Graph, name: str, node, x: np.ndarray, fixed: bool) -> np.ndarray:
+    """A synapse computed on the host for an output (``x`` (R, *in_shape)): the spec's arithmetic."""
+    if fixed:
+        fx = graph.fixed[name]
+        w, x = np.asarray(fx.weight, dtype=np.int64), np.asarray(x).astype(np.int64)
+    else:
+        w = np.asarray(node.weight, dtype=np.float64)
+    if isinstance(node, Dense):
+        a = x @ w.T
+        if fixed and fx.weight_exp:
+            a = a << fx.weight_exp if fx.weight_exp > 0 else a >> -fx.weight_exp
+        return a
+    if isinstance(node, SumPool2d):
+        c = x.shape[1]
+        a = conv2d(x, np.broadcast_to(w, (c, 1) + tuple(node.kernel)), node.stride, node.padding, (1, 1), c)
+    else:
+        a = conv2d(x, w, node.stride, node.padding, node.dilation, node.groups)
+    return np.clip(a, -(1 << 23), (1 << 23) - 1) if fixed else a
+
+
+def output_units(graph: Graph, mode: str) -> Dict[str, int]:
+    """Per Output that reads graded messages (fixed point): their integer units per 1.0."""
+    return sdn.output_scales(graph, mode)
+
+
+def shift_time(x: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``out[t] = x[t - d]`` per neuron along axis 0 of ``x`` (T, N, *shape); zero while t < d."""
+    T = x.shape[0]
+    steps = np.broadcast_to(steps, x.shape[2:]).reshape(-1)
+    out = np.zeros_like(x)
+    xf, of = x.reshape(T, x.shape[1], -1), out.reshape(T, x.shape[1], -1)
+    for d in np.unique(steps):
+        d = int(d)
+        if d >= T:
+            continue
+        if np.all(steps == d):
+            of[d:] = xf[:T - d]
+            break
+        idx = np.nonzero(steps == d)[0]
+        of[d:, :, idx] = xf[:T - d, :, idx]
+    return out
+
+
+def run_output(net: Network, read: OutputRead, values: Dict[str, np.ndarray], fixed: bool,
+               units: Dict[str, int]) -> np.ndarray:
+    """Output ``read`` over all steps from recorded ``values`` {population or input: (T, N, *shape)}."""
+    graph = net.graph
+    vals: Dict[str, np.ndarray] = {}
+    for node, kind, arg, preds in read.program:
+        if kind == "pop":
+            vals[node] = values[node]
+            continue
+        x = vals[preds[0]] if len(preds) == 1 else sum(vals[p] for p in preds)
+        if kind == "delay":
+            vals[node] = shift_time(x, arg)
+        elif kind == "flatten":
+            vals[node] = x.reshape(x.shape[:2] + (-1,))
+        elif kind == "average":
+            vals[node] = x.reshape(x.shape[:2] + (arg, -1)).mean(axis=3)
+        elif kind == "synapse":
+            y = host_synapse(graph, node, arg, x.reshape((-1,) + x.shape[2:]), fixed)
+            vals[node] = y.reshape(x.shape[:2] + y.shape[1:]).astype(np.float64)
+        else:                                   # the Output
+            vals[node] = x / units[node] if node in units else x
+    return vals[read.name]

@@ -1,0 +1,256 @@
+"""CUBA population updates of the numpy engines (the step plan and the time-batched plan).
+
+``cuba_params(net, names, fixed)`` reads the per-neuron parameters of CUBA populations of a
+lowered network (``compiler.lower``), concatenated in C order: the update rule (``reset_kind``),
+decay factors, bias, threshold, refractory period, read-out scale and reset schedule. A
+``CubaGroup`` holds their state ``(N, total)`` in float64 buffers and ``update(t)`` advances it
+in place. Fixed point (Loihi integers held in float64, exact: |u|, |v| < 2**25)::
+
+    u = trunc(u * (4096 - decay_u) / 4096) + a          a = a_in << 6; u wraps at 24 bits
+    v = trunc(v * (4096 - decay_v) / 4096) + u + bias   v saturates at +-(2**23 - 1)
+    s = v > vth << 6                                     then the reset (CubaLIF docstring)
+
+Float (Lava ``floating_pt``): ``u = u * (1 - du) + a``, ``v = v * (1 - dv) + u + bias``,
+``s = v > vth``. A CubaLI read-out outputs ``v / S`` (fixed) or ``v`` (float).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..compiler.fixed import U_WRAP, V_MAX
+from ..compiler.ir import CubaLI
+from ..errors import SnncError
+
+HALF = float(U_WRAP >> 1)
+VMAX = float(V_MAX)
+
+
+def reset_kind(node) -> str:
+    """The update rule: "li" (read-out), "zero", "sub" (immediate subtraction), "late"
+    (subtraction one step late), "snt" (snnTorch's immediate subtraction) or "none"."""
+    if isinstance(node, CubaLI):
+        return "li"
+    if node.reset == "subtract":
+        return "late" if node.reset_delay else "sub"
+    if node.reset == "subtract_snntorch":
+        return "snt"
+    return node.reset
+
+
+def _compact(arr: np.ndarray):
+    """A scalar where every neuron has the same value (cheaper broadcasts)."""
+    return float(arr[0]) if arr.size and np.all(arr == arr[0]) else arr
+
+
+@dataclass(eq=False)
+class CubaParams:
+    """Per-neuron parameters of CUBA populations updated together (module doc). ``slices``: each
+    population's columns; ``resets``: (interval, offset, slice) of ``reset_interval``."""
+    names: List[str]
+    shapes: Dict[str, Tuple[int, ...]]
+    slices: Dict[str, slice]
+    size: int
+    kind: str
+    fixed: bool
+    cu: object
+    cv: object
+    bias: object
+    vth: object
+    refr: Optional[np.ndarray]
+    out_scale: object
+    ge: bool
+    resets: List[Tuple[int, int, slice]] = field(default_factory=list)
+
+
+def cuba_params(net, names: List[str], fixed: bool) -> CubaParams:
+    """The parameters of CUBA populations ``names`` (one kind of update) of lowered ``net``."""
+    pops = [net.populations[p] for p in names]
+    sizes = [p.size for p in pops]
+    offs = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+
+    def per_neuron(values):
+        return np.concatenate([np.broadcast_to(np.asarray(v, dtype=np.float64), p.shape).reshape(-1)
+                               for p, v in zip(pops, values)])
+
+    nodes = [p.node for p in pops]
+    kind = reset_kind(nodes[0])
+    out_scale = 1.0
+    if fixed:
+        fxs = [p.fixed for p in pops]
+        cu = per_neuron([(4096 - np.asarray(f.decay_u, np.int64)) / 4096.0 for f in fxs])
+        cv = per_neuron([(4096 - np.asarray(f.decay_v, np.int64)) / 4096.0 for f in fxs])
+        bias = per_neuron([np.asarray(f.bias_mant, dtype=np.int64) << int(f.bias_exp) for f in fxs])
+        vth = per_neuron([np.asarray(getattr(f, "vth", 0), dtype=np.int64) << 6 for f in fxs])
+        refr = per_neuron([int(getattr(f, "refractory", 0)) for f in fxs])
+        if kind == "li":                    # read-out: v_int / S
+            out_scale = _compact(per_neuron([1.0 / p.state_scale for p in pops]))
+    else:
+        cu = per_neuron([1 - np.asarray(nd.current_decay, dtype=np.float64) for nd in nodes])
+        cv = per_neuron([1 - np.asarray(nd.voltage_decay, dtype=np.float64) for nd in nodes])
+        bias = per_neuron([nd.bias for nd in nodes])
+        vth = per_neuron([getattr(nd, "threshold", 0.0) for nd in nodes])
+        refr = per_neuron([int(getattr(nd, "refractory", 0)) for nd in nodes])
+    slices = {p.name: slice(int(a), int(b)) for p, a, b in zip(pops, offs[:-1], offs[1:])}
+    resets = [(int(nd.reset_interval), int(nd.reset_offset) % int(nd.reset_interval), slices[p.name])
+              for p, nd in zip(pops, nodes) if getattr(nd, "reset_interval", 0)]
+    return CubaParams(list(names), {p.name: p.shape for p in pops}, slices, int(offs[-1]), kind, fixed,
+                      _compact(cu), _compact(cv), _compact(bias) if np.any(bias != 0) else None, _compact(vth),
+                      refr if np.any(refr) else None, out_scale,
+                      (not fixed) and getattr(nodes[0], "spike_compare", ">") != ">", resets)
+
+
+class CubaGroup:
+    """The state of CUBA populations updated together, ``(N, total)`` float64, and their update.
+
+    ``a``: synaptic input (fixed: already ``<< 6``); ``drive``: bias-input drive or None;
+    ``s``: output (spikes, or the read-out's value); ``a_bound``: a static bound on |a| per
+    neuron, or None (see ``range_checks``)."""
+
+    def __init__(self, params: CubaParams, n: int):
+        self.p, self.n = params, n
+        tot = params.size
+        self.u, self.v, self.a, self.s = (np.zeros((n, tot)) for _ in range(4))
+        self.sb = np.zeros((n, tot), bool)
+        self.count = np.zeros((n, tot), np.int64)
+        self.ref = np.zeros((n, tot)) if params.refr is not None else None
+        self.drive: Optional[np.ndarray] = None
+        self.drive_checks: List[Tuple[str, np.ndarray, float]] = []
+        self.a_bound: Optional[np.ndarray] = np.zeros(tot) if params.fixed else None
+        self.late = np.zeros((n, tot)) if params.kind == "late" else None
+        self.above = np.zeros((n, tot), bool) if params.kind == "snt" else None
+        self.m = np.zeros((n, tot)) if params.kind == "snt" else None
+        self._checks = None
+
+    @property
+    def names(self) -> List[str]:
+        return self.p.names
+
+    @property
+    def kind(self) -> str:
+        return self.p.kind
+
+    def view(self, buf: np.ndarray, pop: str) -> np.ndarray:
+        """Population ``pop``'s columns of a group buffer, as (N, *shape) (a view)."""
+        v = buf[:, self.p.slices[pop]].view()
+        v.shape = (self.n,) + tuple(self.p.shapes[pop])
+        return v
+
+    def state(self, pop: str) -> Dict[str, np.ndarray]:
+        st = dict(u=self.view(self.u, pop), v=self.view(self.v, pop))
+        if self.ref is not None:
+            st["ref"] = self.view(self.ref, pop)
+        return st
+
+    def add_drive(self, pop: str, scale: float) -> np.ndarray:
+        """The drive columns of ``pop`` (bias inputs times ``scale``, written by the caller)."""
+        if self.drive is None:
+            self.drive = np.zeros_like(self.a)
+        d = self.drive[:, self.p.slices[pop]]
+        self.drive_checks.append((pop, d, scale))
+        return d
+
+    def range_checks(self) -> Tuple[bool, bool, bool]:
+        """Which of (u wrap, v > V_MAX, v < -V_MAX) can happen, from the static bound B on |a|:
+        |u| <= B / (1 - cu) by induction (u starts at 0 and resets to 0); after a step v <= max(vth,
+        0), so before the compare v <= max(vth, 0) + Umax + bias, and v >= -(Umax + max(-bias, 0))
+        / (1 - cv). Where the bound cannot exclude it, the step tests the values."""
+        p = self.p
+        if self.a_bound is None or self.drive is not None or p.kind != "zero":
+            return True, True, True
+        one = np.ones_like(self.a_bound)
+        cu, cv = np.asarray(p.cu) * one, np.asarray(p.cv) * one
+        if np.any(cu >= 1) or np.any(cv >= 1):
+            return True, True, True
+        umax = self.a_bound / (1 - cu)
+        bias = np.asarray(p.bias if p.bias is not None else 0.0) * one
+        check_u = bool(np.any(umax > HALF - 1))
+        vth = np.maximum(np.asarray(p.vth) * one, 0)
+        check_vmax = check_u or bool(np.any(vth + umax + np.maximum(bias, 0) > VMAX))
+        check_vmin = check_u or bool(np.any((umax + np.maximum(-bias, 0)) / (1 - cv) > VMAX))
+        return check_u, check_vmax, check_vmin
+
+    def finish(self) -> None:
+        """Call once the inputs are wired (``a_bound``, ``drive``): fixes the range tests."""
+        self._checks = self.range_checks()
+
+    # ------------------------------------------------------------------ the step
+    def update(self, t: int) -> None:
+        p = self.p
+        for interval, offset, sl in p.resets:
+            if t % interval == offset:
+                self.u[:, sl] = 0.0
+                self.v[:, sl] = 0.0
+        if self.above is not None:              # "subtract_snntorch": the stored v of the last step
+            np.greater(self.v, p.vth, out=self.above)
+        if p.fixed:
+            self._integrate_fixed()
+        else:
+            self._integrate_float()
+        if p.kind == "li":                      # read-out: the output is v (fixed: in values)
+            np.multiply(self.v, p.out_scale, out=self.s)
+            return
+        self._spike()
+
+    def _integrate_fixed(self) -> None:
+        p, u, v = self.p, self.u, self.v
+        check_u, check_vmax, check_vmin = self._checks
+        np.multiply(u, p.cu, out=u)
+        np.trunc(u, out=u)
+        np.add(u, self.a, out=u)
+        if check_u and (u.max() > HALF or u.min() <= -HALF):
+            np.copyto(u, np.where(u > HALF, u - U_WRAP, u))
+            np.copyto(u, np.where(u <= -HALF, u + U_WRAP, u))
+        np.multiply(v, p.cv, out=v)
+        np.trunc(v, out=v)
+        np.add(v, u, out=v)
+        if p.bias is not None:
+            np.add(v, p.bias, out=v)
+        if self.drive is not None:
+            for pop, dv, sc in self.drive_checks:
+                if not np.all(dv == np.round(dv)):
+                    raise SnncError(f"population {pop!r}: bias input is not a multiple of "
+                                    f"1/{int(sc)} (the population's state unit)")
+            np.add(v, self.drive, out=v)
+        if self.late is not None:               # delayed subtraction: after the decay, before the clip
+            np.multiply(self.s, p.vth, out=self.late)
+            np.subtract(v, self.late, out=v)
+        if (check_vmax and v.max() > VMAX) or (check_vmin and v.min() < -VMAX):
+            np.clip(v, -VMAX, VMAX, out=v)
+
+    def _integrate_float(self) -> None:
+        p, u, v = self.p, self.u, self.v
+        np.multiply(u, p.cu, out=u)
+        np.add(u, self.a, out=u)
+        np.multiply(v, p.cv, out=v)
+        np.add(v, u, out=v)
+        if p.bias is not None:
+            np.add(v, p.bias, out=v)
+        if self.drive is not None:
+            np.add(v, self.drive, out=v)
+        if self.late is not None:
+            np.multiply(self.s, p.vth, out=self.late)
+            np.subtract(v, self.late, out=v)
+
+    def _spike(self) -> None:
+        p, v, sb, ref = self.p, self.v, self.sb, self.ref
+        compare = np.greater_equal if p.ge else np.greater
+        if ref is not None:
+            v[ref > 0] = 0.0
+            np.maximum(ref - 1, 0, out=ref)
+        if self.above is not None:
+            np.multiply(self.above, p.vth, out=self.m)
+            np.subtract(v, self.m, out=self.m)
+            compare(self.m, p.vth, out=sb)
+        else:
+            compare(v, p.vth, out=sb)
+        if p.kind == "zero":
+            np.copyto(v, 0.0, where=sb)
+        elif p.kind in ("sub", "snt"):
+            np.subtract(v, p.vth, out=v, where=sb)
+        np.copyto(self.s, sb)
+        np.add(self.count, sb, out=self.count)
+        if ref is not None:
+            np.copyto(ref, np.broadcast_to(p.refr, ref.shape), where=sb)
