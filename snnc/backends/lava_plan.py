@@ -319,10 +319,11 @@ def _pop_plan(net: Network, pop: Population, mode: str) -> Optional[PopPlan]:
 
 
 def _message_scale(pop: Population) -> int:
-    """Integer units per 1.0 of a sigma-delta population's messages: S >> state_exp (Sigma: S)."""
+    """Integer units per 1.0 of a sigma-delta population's messages: S >> state_exp of its fixed
+    view (Sigma: S)."""
     if pop.kind == "sigma":
         return int(pop.state_scale)
-    return int(pop.state_scale) >> int(pop.node.state_exp)
+    return int(pop.state_scale) >> int(pop.fixed.state_exp)
 
 
 def _sdn_plan(pop: Population, mode: str) -> PopPlan:
@@ -331,12 +332,12 @@ def _sdn_plan(pop: Population, mode: str) -> PopPlan:
     if mode != "fixed":
         raise _err(pop.name, node, f"sigma-delta runs on Lava in fixed point only (mode {mode!r}); "
                                    "use mode='fixed' or the reference backend")
+    if pop.kind != "sigma" and not isinstance(fx, FixedSigmaDelta):
+        raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
+                        f"(no fixed view for node {pop.name!r})")
     pp = PopPlan(pop.name, pop.kind, pop.shape, out_scale=1.0 / _message_scale(pop), record=False)
     if pop.kind == "sigma":
         return pp
-    if not isinstance(fx, FixedSigmaDelta):
-        raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
-                        f"(no fixed view for node {pop.name!r})")
     vth = np.unique(np.asarray(fx.vth, dtype=np.int64))
     if vth.size != 1:
         raise _err(pop.name, node, f"per-neuron thresholds: Lava's {type(node).__name__} has one vth")

@@ -460,7 +460,7 @@ class _Sim:
         for name in list(self._syn_out):       # synapses read only after a delay: end of the step
             if name not in self._syn_placed:
                 self._place_synapse(next(c for c in net.connections if c.name == name))
-        units_out = output_units(self.g, self.mode)
+        units_out = output_units(net, self.mode)
         for read in net.outputs:
             self.values[read.name] = _output_ops(self, read, units_out)
 
