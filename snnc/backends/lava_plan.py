@@ -265,11 +265,11 @@ def _check_options(graph: Graph, mode: str, conv_as: str, io: str) -> None:
 
 
 def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT,
-              io: str = IO_DEFAULT) -> LavaPlan:
-    """The Lava plan of ``graph`` for ``steps`` IR steps, read from ``lower(graph)``;
-    ``conv_as``/``io``: see module doc."""
+              io: str = IO_DEFAULT, net: Optional[Network] = None) -> LavaPlan:
+    """The Lava plan of ``graph`` for ``steps`` IR steps, read from ``lower(graph)`` (or ``net``,
+    the caller's lowering of ``graph``); ``conv_as``/``io``: see module doc."""
     _check_options(graph, mode, conv_as, io)
-    net = lower(graph)
+    net = net if net is not None else lower(graph)
     plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0], io=io)
     for pop in net.populations.values():
         pp = _pop_plan(net, pop, mode)

@@ -44,16 +44,11 @@ def _err(name: str, msg: str) -> SnncError:
     return SnncError(f"export-net: node {name!r}: {msg}")
 
 
-def _readers(net: Network, pop: str) -> List[str]:
-    """Outputs that read population (or Input) ``pop``."""
-    return [o.name for o in net.outputs if pop in o.pops]
-
-
 def _next(net: Network, cur: str) -> Optional[Connection]:
     """The one connection out of ``cur`` (its recurrent ones aside), or None where an Output reads
     it; refuses branches and a chain that ends without an Output."""
     outs = [c for c in net.out_of(cur) if c.dst != cur]
-    reads = _readers(net, cur)
+    reads = net.readers(cur)
     if len(outs) + len(reads) > 1:
         raise _err(cur, f"feeds {[c.name for c in outs] + reads}; a netx file is a chain of layers (no branches)")
     if not outs and not reads:
@@ -140,7 +135,7 @@ def _cuba_input(net: Network, w: "_Writer") -> Tuple[List[dict], str, Optional[i
     if node.kind != "bias":
         return [dict(type="input", shape=tuple(node.shape))], inp, None
     driven = [p for p in net.populations.values() if inp in p.bias_inputs]
-    if len(driven) != 1 or net.out_of(inp) or _readers(net, inp):
+    if len(driven) != 1 or net.out_of(inp) or net.readers(inp):
         raise _err(inp, "a bias input must drive one CubaLIF population")
     pop = driven[0]
     if net.into(pop.name) or len(pop.bias_inputs) > 1:
@@ -438,7 +433,7 @@ def _export_sdnn(net: Network, path: str) -> List[str]:
 def _sdnn_encoder(net: Network, inp: str) -> str:
     """The Delta encoder the input feeds directly and alone (netx's SDNN input layer)."""
     links = net.out_of(inp)
-    c = links[0] if len(links) == 1 and not _readers(net, inp) else None
+    c = links[0] if len(links) == 1 and not net.readers(inp) else None
     if (c is None or c.synapse is not None or net.populations[c.dst].kind != "delta" or c.sources[0].path
             or len(c.sources) != 1 or net.into(c.dst) != [c]):
         raise _err(inp, "must feed exactly one Delta encoder (netx's SDNN input layer)")

@@ -685,8 +685,8 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
         raise SnncError(f"reference: plan must be 'auto', 'step' or 'batched', got {plan!r}")
     start = time.perf_counter()
     validate(graph)
-    inputs = host_io.check_batch(graph, spikes, f"reference-{mode}")
     net = lower(graph)
+    inputs = host_io.check_batch(net, spikes, f"reference-{mode}")
     first = np.asarray(next(iter(inputs.values())))
     n, steps = first.shape[0], first.shape[-1]
     batched = _use_batched(plan, mode, net, n)
