@@ -317,6 +317,10 @@ def _direct_links(graph: Graph, pop: str, shapes) -> List[Connection]:
         elif isinstance(node, WIRES):
             for p in graph.predecessors(name):
                 walk(p, [name] + chain)
+        elif not isinstance(node, SYNAPSES):
+            raise _err(name, node, f"feeds population {pop!r}; a population reads synapses, Delay/Flatten "
+                                   "paths from populations or Inputs, and bias inputs (an Average is a host "
+                                   "read-out: it feeds only Outputs)")
 
     for p in graph.predecessors(pop):
         walk(p, [])
