@@ -274,10 +274,25 @@ def legalize(graph: Graph) -> Graph:
     return graph
 
 
+def _next_hops(net: Network, name: str) -> List[str]:
+    """The nodes that node ``name`` feeds directly, read off the lowered network: the next node on
+    every connection's way (source, its Delay/Flatten path, the synapse, its path, the population),
+    the Output programs' steps that read it, the populations it drives as a bias input."""
+    hops: List[str] = []
+    for c in net.connections:
+        syn = (c.name,) if c.synapse is not None else ()
+        for src in c.sources:
+            chain = (src.pop,) + src.path + syn + c.path + (c.dst,)
+            hops += [chain[i + 1] for i in range(len(chain) - 1) if chain[i] == name]
+    hops += [n for o in net.outputs for n, _, _, preds in o.program if name in preds]
+    hops += [p.name for p in net.populations.values() if name in p.bias_inputs]
+    return list(dict.fromkeys(hops))
+
+
 def _legal_node(net: Network, name: str, node) -> None:
     """The Loihi rules of one node; Inputs, Average and Flatten by what they feed directly."""
     graph = net.graph
-    succ = graph.successors(name)
+    succ = _next_hops(net, name) if isinstance(node, (Input, Average, Flatten)) else []
     if isinstance(node, (CubaLIF, CubaLI)):
         _population_inputs(net, name)
         if node.state_scale and node.state_scale % 64:
@@ -362,7 +377,7 @@ def graded_messages(graph: Graph, name: str, x: np.ndarray) -> np.ndarray:
     xi = xi.astype(np.int64)
     if name in graph.nodes and graph.fixed:
         ax = np.abs(xi)                     # (N, C) or (N, C, T)
-        for syn in graph.successors(name):
+        for syn in [c.name for c in lower(graph).out_of(name) if c.synapse is not None]:
             fx = graph.fixed.get(syn)
             if fx is None or not getattr(fx, "num_message_bits", 0):
                 continue
