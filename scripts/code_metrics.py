@@ -93,7 +93,8 @@ def report(rev: str) -> str:
             f"modules walking graph edges outside the allowed ones: {len(m['walkers'])} "
             f"({sum(len(v) for v in m['walkers'].values())} functions)"]
     rows += [f"  {p}: {', '.join(v)}" for p, v in sorted(m["walkers"].items())]
-    rows += [f"  long: {n:4d} {name}{' (class)' if c else ''}" for n, name, c in m["long"][:12]]
+    rows += [f"  long function: {n:4d} {name}" for n, name, _ in funcs[:6]]
+    rows += [f"  long class:    {n:4d} {name}" for n, name, _ in classes[:6]]
     return "\n".join(rows)
 
 
