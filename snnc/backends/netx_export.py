@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..compiler.fixed import FixedCubaLIF, FixedSynapse
+from ..compiler.fixed import FixedCubaLIF, FixedSynapse, state_scale as fixed_state_scale
 from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Sigma, SigmaDelta
 from ..compiler.lower import Connection, Network, lower
 from ..compiler.pipeline import ensure_compiled
@@ -380,8 +380,8 @@ def _sdnn_neuron(net: Network, name: str) -> dict:
         if int(getattr(fx, k)) != NETX_SDNN[k]:
             raise _err(name, f"{k} {getattr(fx, k)}: netx's SDNN neurons have {k} {NETX_SDNN[k]} "
                              "(a .net file cannot store another)")
-    if int(node.state_scale) != NETX_SDNN["state_scale"]:
-        raise _err(name, f"state_scale {node.state_scale}: netx's SDNN neurons have 2**18")
+    if fixed_state_scale(g, name) != NETX_SDNN["state_scale"]:
+        raise _err(name, f"state_scale {fixed_state_scale(g, name)}: netx's SDNN neurons have 2**18")
     if fx.cum_error:
         raise _err(name, "cumulative error cannot be written: netx's SDNN neurons never use it")
     if isinstance(node, SigmaDelta) and fx.act_mode != "relu":
