@@ -19,6 +19,7 @@ import numpy as np
 
 from .compiler import artifact
 from .compiler.estimates import Estimate, counts_from_run, estimate
+from .compiler.fixed import delta_input_scale
 from .compiler.ir import Graph
 from .compiler.lower import Network, lower
 from .compiler.mapping import Mapping, map_graph
@@ -40,7 +41,7 @@ def _delta_scale(net: Network) -> int:
     for c in net.out_of(net.graph.inputs[0]):
         p = net.populations[c.dst]
         if c.synapse is None and p.kind == "delta":
-            return int(p.node.state_scale) >> (int(p.node.spike_exp) + int(p.node.state_exp))
+            return delta_input_scale(net.graph, c.dst)
     return 0
 
 

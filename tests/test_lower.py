@@ -113,3 +113,32 @@ def test_cycle_without_delay_is_refused():
     g.add("out", ir.Output((2,)), "p")
     with pytest.raises(SnncError, match="cycle"):
         lower(g)
+
+
+def test_average_into_a_population_is_refused_not_dropped():
+    """An Average is a host read-out: feeding a population with it is refused by name (the
+    lowering once dropped that input silently, and reference-float ran the rest)."""
+    g = ir.Graph()
+    g.add("in", ir.Input((4,)))
+    g.add("fc", ir.Dense(np.ones((4, 4))), "in")
+    g.add("a", lif((4,)), "fc")
+    g.add("avg", ir.Average(2), "a")
+    g.add("b", lif((2,)), "avg")
+    g.add("out", ir.Output((2,)), "b")
+    g.lint()
+    with pytest.raises(SnncError, match="node 'avg' \\(Average\\): feeds population 'b'.*feeds only Outputs"):
+        lower(g)
+
+
+def test_readers_and_connection_queries():
+    """Network.readers (the Outputs reading a population), of_synapse, source_pops, last_hop and
+    slot (the place among the destination's inputs), against the graph written here."""
+    g = conv_recurrent_graph()
+    net = lower(g)
+    assert net.readers("p2") == ["out"] and net.readers("p1") == ["out1"] and net.readers("in") == []
+    (dense,) = net.of_synapse("dense")
+    assert dense.dst == "p2" and dense.source_pops == ["p1"] and dense.last_hop == "dense"
+    assert g.predecessors("p2") == ["dense", "b", "rec"]          # b: a bias input, no connection
+    assert {c.name: c.slot for c in net.into("p2")} == {"dense": 0, "rec": 2}
+    (rec,) = net.of_synapse("rec")
+    assert rec.last_hop == "rec" and rec.sources[0].path == ("d2",)

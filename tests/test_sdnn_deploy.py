@@ -218,8 +218,8 @@ def test_export_net_round_trip_through_lava_dl_netx(tmp_path, net, crop, cli):
         frame = frame[:crop, :crop]
     steps = 9 if crop is None else 12
     x = sdnn_input(frame, steps)[None]
-    from snnc.compiler.quantize import _message_scale
-    scale = _message_scale(g, g.predecessors(g.outputs[0])[0])   # netx's integers per 1.0
+    from snnc.compiler.fixed import message_scale
+    scale = message_scale(g, g.predecessors(g.outputs[0])[0])   # netx's integers per 1.0
     assert scale == (OUT_SCALE if crop is None else OUT_SCALE >> 6)   # Sigma / SigmaDelta output
     want = run_reference(g, x).output[0] * scale
     assert np.array_equal(run_reference(h, x).output[0] * scale, want)

@@ -13,17 +13,18 @@ An input array is valid for a graph when:
   values a ``Delta`` encoder reads are any finite numbers.
 
 ``prepare(graph, x)`` checks a user array (one sample or a batch) and returns ``(N, *shape, T)``
-float32 and whether it was a batch; ``check_batch(graph, inputs)`` checks the ``(N, *shape, T)``
-arrays an engine receives (by input name). Both raise ``SnncError`` naming the input.
+float32 and whether it was a batch; ``check_batch(net, inputs)`` checks the ``(N, *shape, T)``
+arrays an engine receives (by input name) against the lowered network the engine runs (its
+shapes, what each input feeds). Both raise ``SnncError`` naming the input.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Tuple, Union
 
 import numpy as np
 
-from ..compiler.ir import Conv2d, Delay, Dense, Flatten, Graph, SumPool2d
-from ..compiler.passes import infer_shapes
+from ..compiler.ir import Graph
+from ..compiler.lower import Network, lower
 from ..errors import SnncError
 
 GRADED_LIMIT = 1 << 23          # Loihi 2 graded spike payload: |x_int| < 2**23
@@ -33,18 +34,23 @@ def _squeezed(shape) -> Tuple[int, ...]:
     return tuple(int(s) for s in shape if s != 1)
 
 
-def _reads_spikes(graph: Graph, name: str) -> bool:
+def _reads_spikes(net: Network, name: str) -> bool:
     """Whether Input ``name``'s values reach a synapse (through Delay/Flatten): binary spikes."""
-    seen, todo = set(), [name]
-    while todo:
-        for s in graph.successors(todo.pop()):
-            node = graph.nodes[s]
-            if isinstance(node, (Dense, Conv2d, SumPool2d)):
-                return True
-            if isinstance(node, (Delay, Flatten)) and s not in seen:
-                seen.add(s)
-                todo.append(s)
+    if any(c.synapse is not None for c in net.out_of(name)):
+        return True
+    for o in net.outputs:                   # a host synapse of an Output
+        reached = {name}
+        for node, kind, _, preds in o.program:
+            if any(p in reached for p in preds):
+                if kind == "synapse":
+                    return True
+                if kind in ("delay", "flatten"):
+                    reached.add(node)
     return False
+
+
+def _net(model: Union[Graph, Network]) -> Network:
+    return model if isinstance(model, Network) else lower(model)
 
 
 def _numbers(x, what: str) -> np.ndarray:
@@ -58,15 +64,15 @@ def _numbers(x, what: str) -> np.ndarray:
     return a
 
 
-def check_values(graph: Graph, name: str, x: np.ndarray, what: str = "") -> None:
+def check_values(net: Network, name: str, x: np.ndarray, what: str = "") -> None:
     """The values of Input ``name`` (any layout): finite; binary for spikes; graded in range."""
     what = what or f"input {name!r}"
     a = _numbers(x, what)
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
         bad = "NaN" if np.any(np.isnan(a)) else "inf"
         raise SnncError(f"{what}: values must be finite, found {bad}")
-    node = graph.nodes[name]
-    if node.kind == "spikes" and _reads_spikes(graph, name) and a.dtype.kind != "b" \
+    node = net.graph.nodes[name]
+    if node.kind == "spikes" and _reads_spikes(net, name) and a.dtype.kind != "b" \
             and not np.all((a == 0) | (a == 1)):
         v = a[(a != 0) & (a != 1)].ravel()[0]
         raise SnncError(f"{what}: spike inputs take binary spikes (0 or 1) on every engine; found {v!r}. "
@@ -102,23 +108,27 @@ def _sizes(x: np.ndarray, what: str) -> None:
         raise SnncError(f"{what}: an empty batch (N = 0); give at least one sample")
 
 
-def prepare(graph: Graph, spikes, what: str = "input") -> Tuple[np.ndarray, bool]:
-    """A user's array for the graph's (first) input -> ``(N, *shape, T)`` float32, had_batch."""
+def prepare(model: Union[Graph, Network], spikes, what: str = "input") -> Tuple[np.ndarray, bool]:
+    """A user's array for the (first) input of a graph or its lowered network -> ``(N, *shape, T)``
+    float32, had_batch."""
     x = _numbers(spikes, what)
-    shape = tuple(infer_shapes(graph)[graph.inputs[0]])
+    net = _net(model)
+    graph = net.graph
+    shape = tuple(net.shapes[graph.inputs[0]])
     if x.ndim < 2:
         raise SnncError(f"{what}: shape {tuple(x.shape)} has no time axis: expected ({', '.join(map(str, shape))}, T)")
     xb, batched = _fit(x, shape, what)
     _sizes(xb, what)
-    check_values(graph, graph.inputs[0], xb, what)
+    check_values(net, graph.inputs[0], xb, what)
     return xb.astype(np.float32), batched
 
 
-def check_batch(graph: Graph, inputs, engine: str = "") -> Dict[str, np.ndarray]:
-    """What an engine receives: ``{input name: (N, *shape, T)}`` (or one array for the first input)."""
+def check_batch(net: Network, inputs, engine: str = "") -> Dict[str, np.ndarray]:
+    """What an engine receives: ``{input name: (N, *shape, T)}`` (or one array for the first input),
+    checked against the lowered network ``net`` the engine runs."""
+    graph, shapes = net.graph, net.shapes
     if not isinstance(inputs, dict):
         inputs = {graph.inputs[0]: inputs}
-    shapes = infer_shapes(graph)
     n = t = None
     for name, x in inputs.items():
         what = f"{engine + ': ' if engine else ''}input {name!r}"
@@ -132,6 +142,6 @@ def check_batch(graph: Graph, inputs, engine: str = "") -> Dict[str, np.ndarray]
         if (n, t) != (None, None) and (a.shape[0], a.shape[-1]) != (n, t):
             raise SnncError(f"{what}: N and T {(a.shape[0], a.shape[-1])} differ from the other inputs' {(n, t)}")
         n, t = a.shape[0], a.shape[-1]
-        check_values(graph, name, a, what)
+        check_values(net, name, a, what)
     return inputs
 

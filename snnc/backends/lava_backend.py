@@ -48,6 +48,7 @@ import time
 
 import numpy as np
 
+from ..compiler.lower import lower
 from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
@@ -138,10 +139,11 @@ def prepare(graph, spikes, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT, 
     ``spikes`` ``(N, *input_shape, T)``; ``run_lava`` and the hardware path (``loihi_hw``) both
     call it, so they run one plan (only the run configuration differs)."""
     validate(graph)
-    x = np.asarray(host_io.check_batch(graph, spikes, f"lava-{mode}")[graph.inputs[0]])
+    net = lower(graph)
+    x = np.asarray(host_io.check_batch(net, spikes, f"lava-{mode}")[graph.inputs[0]])
     if x.ndim < 2:
         raise SnncError(f"Lava backend: spikes must be (N, *input_shape, T), got shape {x.shape}")
-    plan = plan_lava(graph, x.shape[-1], mode, conv_as=conv_as, io=io)
+    plan = plan_lava(graph, x.shape[-1], mode, conv_as=conv_as, io=io, net=net)
     ishape = tuple(graph.nodes[plan.input_name].shape)
     if tuple(x.shape[1:-1]) != ishape:
         raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, {', '.join(map(str, ishape))}, T), "

@@ -35,7 +35,7 @@ from typing import Optional
 import numpy as np
 
 from ..compiler.ir import Graph
-from ..compiler.lower import lower
+from ..compiler.lower import Network, lower
 from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
@@ -46,13 +46,12 @@ CHUNK_BYTES = 32 << 20          # io buffers: at most this many bytes of output 
 
 
 # ----------------------------------------------------------------------------- layout
-def layout(graph: Graph, batch: int):
+def layout(net: Network, batch: int):
     """(input name, input size, [(output, size)], [(population, size)], out vector length), read
     from the lowered network (``compiler.lower``): every Output, every CubaLIF population."""
-    net = lower(graph)
-    if len(graph.inputs) != 1:
-        raise SnncError(f"fused Lava backend: needs exactly one Input, got {graph.inputs}")
-    iname = graph.inputs[0]
+    if len(net.graph.inputs) != 1:
+        raise SnncError(f"fused Lava backend: needs exactly one Input, got {net.graph.inputs}")
+    iname = net.graph.inputs[0]
     isize = net.populations[iname].size
     outs = [(o.name, int(np.prod(o.shape))) for o in net.outputs]
     pops = [(p.name, p.size) for p in net.populations.values() if p.kind == "lif"]
@@ -71,8 +70,8 @@ def run_job(graph: Graph, spikes: np.ndarray, mode: str, chunk: Optional[int] = 
 
     t0 = time.perf_counter()
     n, T = spikes.shape[0], spikes.shape[-1]
-    iname, isize, outs, pops, total = layout(graph, n)
     low = lower(graph)
+    iname, isize, outs, pops, total = layout(low, n)
     shapes = low.shapes
     if chunk is None:
         chunk = max(1, min(T, CHUNK_BYTES // max(1, 8 * (total + n * isize))))
@@ -132,8 +131,9 @@ def run_lava_fused(graph: Graph, spikes, mode: str = "fixed", timeout: float = 6
         raise ValueError(f"mode must be 'fixed' or 'float', got {mode!r}")
     start = time.perf_counter()
     validate(graph)
-    x = np.asarray(host_io.check_batch(graph, spikes, f"lava-fused-{mode}")[graph.inputs[0]])
-    shapes = lower(graph).shapes
+    net = lower(graph)
+    x = np.asarray(host_io.check_batch(net, spikes, f"lava-fused-{mode}")[graph.inputs[0]])
+    shapes = net.shapes
     iname = graph.inputs[0] if len(graph.inputs) == 1 else None
     if iname is None:
         raise SnncError(f"fused Lava backend: needs exactly one Input, got {graph.inputs}")

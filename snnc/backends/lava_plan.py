@@ -265,11 +265,11 @@ def _check_options(graph: Graph, mode: str, conv_as: str, io: str) -> None:
 
 
 def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT,
-              io: str = IO_DEFAULT) -> LavaPlan:
-    """The Lava plan of ``graph`` for ``steps`` IR steps, read from ``lower(graph)``;
-    ``conv_as``/``io``: see module doc."""
+              io: str = IO_DEFAULT, net: Optional[Network] = None) -> LavaPlan:
+    """The Lava plan of ``graph`` for ``steps`` IR steps, read from ``lower(graph)`` (or ``net``,
+    the caller's lowering of ``graph``); ``conv_as``/``io``: see module doc."""
     _check_options(graph, mode, conv_as, io)
-    net = lower(graph)
+    net = net if net is not None else lower(graph)
     plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0], io=io)
     for pop in net.populations.values():
         pp = _pop_plan(net, pop, mode)
@@ -319,10 +319,11 @@ def _pop_plan(net: Network, pop: Population, mode: str) -> Optional[PopPlan]:
 
 
 def _message_scale(pop: Population) -> int:
-    """Integer units per 1.0 of a sigma-delta population's messages: S >> state_exp (Sigma: S)."""
+    """Integer units per 1.0 of a sigma-delta population's messages: S >> state_exp of its fixed
+    view (Sigma: S)."""
     if pop.kind == "sigma":
         return int(pop.state_scale)
-    return int(pop.state_scale) >> int(pop.node.state_exp)
+    return int(pop.state_scale) >> int(pop.fixed.state_exp)
 
 
 def _sdn_plan(pop: Population, mode: str) -> PopPlan:
@@ -331,12 +332,12 @@ def _sdn_plan(pop: Population, mode: str) -> PopPlan:
     if mode != "fixed":
         raise _err(pop.name, node, f"sigma-delta runs on Lava in fixed point only (mode {mode!r}); "
                                    "use mode='fixed' or the reference backend")
+    if pop.kind != "sigma" and not isinstance(fx, FixedSigmaDelta):
+        raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
+                        f"(no fixed view for node {pop.name!r})")
     pp = PopPlan(pop.name, pop.kind, pop.shape, out_scale=1.0 / _message_scale(pop), record=False)
     if pop.kind == "sigma":
         return pp
-    if not isinstance(fx, FixedSigmaDelta):
-        raise SnncError(f"Lava backend: fixed-point run needs the quantization pass first "
-                        f"(no fixed view for node {pop.name!r})")
     vth = np.unique(np.asarray(fx.vth, dtype=np.int64))
     if vth.size != 1:
         raise _err(pop.name, node, f"per-neuron thresholds: Lava's {type(node).__name__} has one vth")

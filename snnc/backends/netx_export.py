@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..compiler.fixed import FixedCubaLIF, FixedSynapse
+from ..compiler.fixed import FixedCubaLIF, FixedSynapse, state_scale as fixed_state_scale
 from ..compiler.ir import Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Sigma, SigmaDelta
 from ..compiler.lower import Connection, Network, lower
 from ..compiler.pipeline import ensure_compiled
@@ -44,16 +44,11 @@ def _err(name: str, msg: str) -> SnncError:
     return SnncError(f"export-net: node {name!r}: {msg}")
 
 
-def _readers(net: Network, pop: str) -> List[str]:
-    """Outputs that read population (or Input) ``pop``."""
-    return [o.name for o in net.outputs if pop in o.pops]
-
-
 def _next(net: Network, cur: str) -> Optional[Connection]:
     """The one connection out of ``cur`` (its recurrent ones aside), or None where an Output reads
     it; refuses branches and a chain that ends without an Output."""
     outs = [c for c in net.out_of(cur) if c.dst != cur]
-    reads = _readers(net, cur)
+    reads = net.readers(cur)
     if len(outs) + len(reads) > 1:
         raise _err(cur, f"feeds {[c.name for c in outs] + reads}; a netx file is a chain of layers (no branches)")
     if not outs and not reads:
@@ -140,7 +135,7 @@ def _cuba_input(net: Network, w: "_Writer") -> Tuple[List[dict], str, Optional[i
     if node.kind != "bias":
         return [dict(type="input", shape=tuple(node.shape))], inp, None
     driven = [p for p in net.populations.values() if inp in p.bias_inputs]
-    if len(driven) != 1 or net.out_of(inp) or _readers(net, inp):
+    if len(driven) != 1 or net.out_of(inp) or net.readers(inp):
         raise _err(inp, "a bias input must drive one CubaLIF population")
     pop = driven[0]
     if net.into(pop.name) or len(pop.bias_inputs) > 1:
@@ -385,8 +380,8 @@ def _sdnn_neuron(net: Network, name: str) -> dict:
         if int(getattr(fx, k)) != NETX_SDNN[k]:
             raise _err(name, f"{k} {getattr(fx, k)}: netx's SDNN neurons have {k} {NETX_SDNN[k]} "
                              "(a .net file cannot store another)")
-    if int(node.state_scale) != NETX_SDNN["state_scale"]:
-        raise _err(name, f"state_scale {node.state_scale}: netx's SDNN neurons have 2**18")
+    if fixed_state_scale(g, name) != NETX_SDNN["state_scale"]:
+        raise _err(name, f"state_scale {fixed_state_scale(g, name)}: netx's SDNN neurons have 2**18")
     if fx.cum_error:
         raise _err(name, "cumulative error cannot be written: netx's SDNN neurons never use it")
     if isinstance(node, SigmaDelta) and fx.act_mode != "relu":
@@ -438,7 +433,7 @@ def _export_sdnn(net: Network, path: str) -> List[str]:
 def _sdnn_encoder(net: Network, inp: str) -> str:
     """The Delta encoder the input feeds directly and alone (netx's SDNN input layer)."""
     links = net.out_of(inp)
-    c = links[0] if len(links) == 1 and not _readers(net, inp) else None
+    c = links[0] if len(links) == 1 and not net.readers(inp) else None
     if (c is None or c.synapse is not None or net.populations[c.dst].kind != "delta" or c.sources[0].path
             or len(c.sources) != 1 or net.into(c.dst) != [c]):
         raise _err(inp, "must feed exactly one Delta encoder (netx's SDNN input layer)")

@@ -21,7 +21,6 @@ from ..compiler.conv import conv2d
 from ..compiler.ir import _pair, Dense, Graph, SumPool2d
 from ..compiler.lower import Connection, Network, OutputRead, Source
 from ..errors import SnncError
-from . import reference_sdn as sdn
 
 CLAMP = float(1 << 23)              # Lava Conv: 24-bit output
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
@@ -88,27 +87,19 @@ def _next_to(seq_last: Tuple[str, ...], default: str) -> str:
 
 def synapse_inputs(net: Network, conn: Connection) -> List[List[Source]]:
     """The sources of ``conn`` grouped by the synapse input (the synapse's predecessor) they reach,
-    in the predecessors' order: the spec sums the sources of one input, then applies the synapse
-    to each input and sums the results."""
+    in the predecessors' order (the lowering lists sources in that order): the spec sums the
+    sources of one input, then applies the synapse to each input and sums the results."""
     if conn.synapse is None:
         return [list(conn.sources)]
-    preds = net.graph.predecessors(conn.name)
     groups: Dict[str, List[Source]] = {}
     for s in conn.sources:
         groups.setdefault(_next_to(s.path, s.pop), []).append(s)
-    return [groups[k] for k in sorted(groups, key=preds.index)]
+    return list(groups.values())
 
 
 def ordered_into(net: Network, pop: str) -> List[Connection]:
     """The connections into ``pop`` in the order of ``pop``'s predecessors (the spec's sum)."""
-    preds = net.graph.predecessors(pop)
-
-    def key(c: Connection) -> int:
-        if c.synapse is not None:
-            return preds.index(_next_to(c.path, c.name))
-        s = c.sources[0]
-        return preds.index(_next_to(s.path, s.pop))
-    return sorted(net.into(pop), key=key)
+    return sorted(net.into(pop), key=lambda c: c.slot)
 
 
 def shared_synapses(net: Network) -> Dict[str, int]:
@@ -165,9 +156,9 @@ def host_synapse(graph: Graph, name: str, node, x: np.ndarray, fixed: bool) -> n
     return np.clip(a, -(1 << 23), (1 << 23) - 1) if fixed else a
 
 
-def output_units(graph: Graph, mode: str) -> Dict[str, int]:
+def output_units(net: Network, mode: str) -> Dict[str, int]:
     """Per Output that reads graded messages (fixed point): their integer units per 1.0."""
-    return sdn.output_scales(graph, mode)
+    return net.output_units() if mode == "fixed" else {}
 
 
 def shift_time(x: np.ndarray, steps: np.ndarray) -> np.ndarray:

@@ -460,7 +460,7 @@ class _Sim:
         for name in list(self._syn_out):       # synapses read only after a delay: end of the step
             if name not in self._syn_placed:
                 self._place_synapse(next(c for c in net.connections if c.name == name))
-        units_out = output_units(self.g, self.mode)
+        units_out = output_units(net, self.mode)
         for read in net.outputs:
             self.values[read.name] = _output_ops(self, read, units_out)
 
@@ -685,8 +685,8 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
         raise SnncError(f"reference: plan must be 'auto', 'step' or 'batched', got {plan!r}")
     start = time.perf_counter()
     validate(graph)
-    inputs = host_io.check_batch(graph, spikes, f"reference-{mode}")
     net = lower(graph)
+    inputs = host_io.check_batch(net, spikes, f"reference-{mode}")
     first = np.asarray(next(iter(inputs.values())))
     n, steps = first.shape[0], first.shape[-1]
     batched = _use_batched(plan, mode, net, n)

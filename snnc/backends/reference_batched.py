@@ -277,7 +277,7 @@ class BatchedRun:
                 self.values[name] = self.xp.asarray(self.data[name])
             else:
                 self.values[name] = self._population(name)
-        units = output_units(self.g, "fixed")
+        units = output_units(self.net, "fixed")
         recorded = {k: self.xp.numpy(v) for k, v in self.values.items()}
         for read in self.net.outputs:
             self.values[read.name] = run_output(self.net, read, recorded, True, units)

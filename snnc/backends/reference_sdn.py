@@ -13,6 +13,7 @@ from typing import Dict
 
 import numpy as np
 
+from ..compiler.fixed import delta_input_scale
 from ..compiler.ir import SIGMA_DELTA, Delta, Graph, Sigma
 from ..errors import SnncError
 
@@ -21,21 +22,6 @@ STATE = ("sigma", "act", "residue", "error")
 
 def init_state(shape, dtype) -> Dict[str, np.ndarray]:
     return {k: np.zeros(shape, dtype) for k in STATE}
-
-
-def output_scales(graph: Graph, mode: str) -> Dict[str, int]:
-    """Fixed mode: for each Output that reads graded messages, their units per 1.0."""
-    if mode != "fixed":
-        return {}
-    from ..compiler.quantize import _message_scale, _synapse_sources
-    out = {}
-    for o in graph.outputs:
-        scales = {_message_scale(graph, src) for src in _synapse_sources(graph, o)}
-        if scales - {0}:
-            if len(scales) != 1:
-                raise SnncError(f"output {o!r} reads messages of different units {sorted(scales)}")
-            out[o] = scales.pop()
-    return out
 
 
 def has_sigma_delta(graph: Graph) -> bool:
@@ -64,7 +50,7 @@ def step(graph: Graph, mode: str, name: str, node, st: Dict[str, np.ndarray], a)
         shift = fx.spike_exp + fx.state_exp
         vth = np.asarray(fx.vth, dtype=np.int64) << shift
         if isinstance(node, Delta):
-            scale = int(node.state_scale) >> shift
+            scale = delta_input_scale(graph, name)
             x = np.asarray(a, dtype=np.float64) * scale
             if not np.all(x == np.round(x)):
                 raise SnncError(f"delta encoder {name!r}: input is not a multiple of 1/{scale} "

@@ -28,7 +28,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..compiler.conv import conv2d  # noqa: F401  (re-exported)
-from ..compiler.fixed import U_WRAP, V_MAX, state_scale
+from ..compiler.fixed import U_WRAP, V_MAX, message_scale, state_scale
 from ..compiler.ir import Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d
 from ..compiler.passes import check, topo_order
 from ..errors import SnncError
@@ -56,6 +56,27 @@ def _rtz_decay(x: np.ndarray, decay: int) -> np.ndarray:
     """``sign(x * (4096 - decay)) * (|x * (4096 - decay)| >> 12)`` in int64."""
     y = x * (4096 - decay)
     return np.sign(y) * (np.abs(y) >> 12)
+
+
+def _output_scales(graph: Graph) -> Dict[str, int]:
+    """Per Output that reads graded messages (through Delay/Flatten): their integer units per 1.0.
+    The spec's own walk of the graph (it is the oracle of the lowered engines: it never reads
+    ``compiler.lower``)."""
+    out = {}
+    for o in graph.outputs:
+        srcs, todo = [], list(graph.predecessors(o))
+        while todo:
+            n = todo.pop()
+            if isinstance(graph.nodes[n], (Delay, Flatten)):
+                todo.extend(graph.predecessors(n))
+            elif n not in srcs:
+                srcs.append(n)
+        scales = {message_scale(graph, n) for n in srcs}
+        if scales - {0}:
+            if len(scales) != 1:
+                raise SnncError(f"output {o!r} reads messages of different units {sorted(scales)}")
+            out[o] = scales.pop()
+    return out
 
 
 class _Sim:
@@ -87,7 +108,7 @@ class _Sim:
                 self.state[name] = dict(hist=np.zeros((node.max_steps + 1,) + shape, self.dtype),
                                         steps=steps)
         self.timed = [k for k, v in graph.nodes.items() if isinstance(v, Delay) and v.min_steps >= 1]
-        self.out_scale = sdn.output_scales(graph, mode)    # graded outputs: integers -> values
+        self.out_scale = _output_scales(graph) if mode == "fixed" else {}    # graded: integers -> values
         self.li_scale = {k: state_scale(graph, k) for k, v in graph.nodes.items()
                          if isinstance(v, CubaLI)}        # fixed: v integers -> values
 

@@ -219,8 +219,8 @@ def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Op
     validate(graph)
     if not graph.fixed:
         raise SnncError("torch engine: fixed-point runs need the quantization pass first (snnc compile)")
-    inputs = host_io.check_batch(graph, spikes, "torch")
     net = lower(graph)
+    inputs = host_io.check_batch(net, spikes, "torch")
     if not cuba_on_spikes(net):
         raise SnncError("torch engine: it runs graphs of CUBA populations whose synapses read 0/1 spikes; "
                         "for sigma-delta or graded graphs use --backend reference")

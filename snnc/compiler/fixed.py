@@ -119,6 +119,15 @@ def input_frac_bits(graph, syn: str) -> int:
     return int(getattr(graph.fixed.get(syn), "input_frac_bits", 0))
 
 
+def delta_input_scale(graph, name: str) -> int:
+    """Integer units per 1.0 of the values Delta encoder ``name`` reads in fixed point (Lava's
+    Delta ``a_in``): ``S >> (spike_exp + state_exp)`` of its fixed view (else of the node)."""
+    fx, node = graph.fixed.get(name), graph.nodes[name]
+    se = int(getattr(fx, "spike_exp", node.spike_exp))
+    st = int(getattr(fx, "state_exp", node.state_exp))
+    return state_scale(graph, name) >> (se + st)
+
+
 def message_scale(graph, name: str) -> int:
     """Integer units per 1.0 of the graded messages node ``name`` sends in fixed point:
     ``S >> state_exp`` for a Delta/SigmaDelta (its fixed view's), S for a Sigma (it sends sigma

@@ -24,13 +24,13 @@ per hop (Lava) derives its own offsets from ``connections``. Nothing here depend
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import SnncError
-from .fixed import state_scale
+from .fixed import message_scale, state_scale
 from .ir import (SIGMA_DELTA, Average, Conv2d, CubaLI, CubaLIF, Delay, Delta, Dense, Flatten, Graph, Input, Output,
                  Sigma, SigmaDelta, SumPool2d)
 from .passes import check
@@ -77,7 +77,8 @@ class Connection:
     node (float weights) or None; ``fixed``: its ``FixedSynapse`` or None; ``in_shape``: what
     the synapse reads (after the sources' Flatten); ``out_shape``: what it writes; ``post_delay``
     int64 steps over ``out_shape``; ``post_flatten``: a Flatten after the synapse; ``path``:
-    node names between the synapse and ``dst``."""
+    node names between the synapse and ``dst``; ``slot``: the place of ``last_hop`` among
+    ``dst``'s inputs (the order in which the graph sums them)."""
     name: str
     dst: str
     sources: Tuple[Source, ...]
@@ -88,6 +89,23 @@ class Connection:
     post_delay: np.ndarray
     post_flatten: bool = False
     path: Tuple[str, ...] = ()
+    slot: int = 0
+
+    @property
+    def source_pops(self) -> List[str]:
+        """The populations and Inputs whose messages reach the synapse, each once, in path order."""
+        return list(dict.fromkeys(s.pop for s in self.sources))
+
+    @property
+    def last_hop(self) -> str:
+        """The node right before ``dst`` on this connection (the synapse, a Delay/Flatten, or the
+        source population of a direct link)."""
+        if self.path:
+            return self.path[-1]
+        if self.synapse is not None:
+            return self.name
+        s = self.sources[0]
+        return s.path[-1] if s.path else s.pop
 
     @property
     def min_delay(self) -> int:
@@ -109,6 +127,20 @@ class OutputRead:
     @property
     def pops(self) -> List[str]:
         return [n for n, kind, _, _ in self.program if kind == "pop"]
+
+    def wired(self) -> List[str]:
+        """The program nodes whose values reach the Output through Delay/Flatten only (the
+        populations, Inputs, host synapses or Averages it reads as they are)."""
+        step = {n: (kind, preds) for n, kind, _, preds in self.program}
+        out, todo = [], list(step[self.name][1])
+        while todo:
+            n = todo.pop()
+            kind, preds = step[n]
+            if kind in ("delay", "flatten"):
+                todo.extend(preds)
+            elif n not in out:
+                out.append(n)
+        return out
 
 
 @dataclass
@@ -149,6 +181,26 @@ class Network:
     def out_of(self, pop: str) -> List[Connection]:
         """The connections with ``pop`` among their sources."""
         return [c for c in self.connections if any(s.pop == pop for s in c.sources)]
+
+    def of_synapse(self, syn: str) -> List[Connection]:
+        """The connections through synapse node ``syn`` (one per population it feeds)."""
+        return [c for c in self.connections if c.synapse is not None and c.name == syn]
+
+    def readers(self, pop: str) -> List[str]:
+        """The Outputs that read population (or Input) ``pop``."""
+        return [o.name for o in self.outputs if pop in o.pops]
+
+    def output_units(self) -> Dict[str, int]:
+        """Per Output that reads graded messages as they are (through Delay/Flatten): their
+        integer units per 1.0 in fixed point (``fixed.message_scale``)."""
+        out = {}
+        for o in self.outputs:
+            scales = {message_scale(self.graph, n) for n in o.wired()}
+            if scales - {0}:
+                if len(scales) != 1:
+                    raise SnncError(f"output {o.name!r} reads messages of different units {sorted(scales)}")
+                out[o.name] = scales.pop()
+        return out
 
     def __str__(self) -> str:
         rows = [f"lowered network: {len(self.populations)} populations, {len(self.connections)} connections"]
@@ -246,7 +298,8 @@ def _connection(graph: Graph, syn: Optional[str], dst: str, chain: List[str], so
     else:
         name, node, fx = syn, graph.nodes[syn], graph.fixed.get(syn)
         in_shape = tuple(shapes[graph.predecessors(syn)[0]])
-    return Connection(name, dst, tuple(sources), node, fx, in_shape, out_shape, post, flat, tuple(chain))
+    conn = Connection(name, dst, tuple(sources), node, fx, in_shape, out_shape, post, flat, tuple(chain))
+    return replace(conn, slot=graph.predecessors(dst).index(conn.last_hop))
 
 
 def _direct_links(graph: Graph, pop: str, shapes) -> List[Connection]:
@@ -264,6 +317,10 @@ def _direct_links(graph: Graph, pop: str, shapes) -> List[Connection]:
         elif isinstance(node, WIRES):
             for p in graph.predecessors(name):
                 walk(p, [name] + chain)
+        elif not isinstance(node, SYNAPSES):
+            raise _err(name, node, f"feeds population {pop!r}; a population reads synapses, Delay/Flatten "
+                                   "paths from populations or Inputs, and bias inputs (an Average is a host "
+                                   "read-out: it feeds only Outputs)")
 
     for p in graph.predecessors(pop):
         walk(p, [])

@@ -28,10 +28,10 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import SnncError
-from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse
-from .ir import (SIGMA_DELTA, Average, Conv2d, CubaLI, CubaLIF, Delay, Dense, Delta, Flatten, Graph, Input, Output,
+from .fixed import BIAS_MANT_MAX, VTH_MAX, FixedCubaLI, FixedCubaLIF, FixedSigmaDelta, FixedSynapse, message_scale
+from .ir import (SIGMA_DELTA, Average, Conv2d, CubaLI, CubaLIF, Dense, Delta, Flatten, Graph, Input, Output,
                  Sigma, SigmaDelta, SumPool2d)
-from .passes import check
+from .lower import Connection, Network, lower
 from .validate import check_fixed, check_params
 
 
@@ -39,13 +39,17 @@ def _synapse_weight(node) -> np.ndarray:
     return np.asarray(node.weight, dtype=np.float64)
 
 
-def _target_population(graph: Graph, name: str) -> str:
-    targets = graph.successors(name)
+def _target_population(net: Network, name: str) -> Connection:
+    """The one connection of synapse ``name``: it feeds one neuron population directly."""
+    graph, conns = net.graph, net.of_synapse(name)
+    targets = [c.path[0] if c.path else c.dst for c in conns]
+    targets += [n for o in net.outputs for n, _, _, preds in o.program if name in preds]
+    targets = list(dict.fromkeys(targets))
     if len(targets) != 1 or not isinstance(graph.nodes[targets[0]], (CubaLIF, CubaLI, SigmaDelta, Sigma)):
         kinds = [type(graph.nodes[t]).__name__ for t in targets]
         raise SnncError(f"synapse {name!r} must feed exactly one neuron population, feeds {targets} {kinds}: "
                         "Loihi adds synaptic input only into neurons")
-    return targets[0]
+    return conns[0]
 
 
 def _int_weights(w: np.ndarray, exp: int):
@@ -93,7 +97,7 @@ def _synapse_weights(graph: Graph, name: str, syn, w: np.ndarray):
     return q, exp, clipped
 
 
-def _population_scale(graph: Graph, name: str, node, inputs: List[str]) -> int:
+def _population_scale(graph: Graph, name: str, node, inputs: List[Connection]) -> int:
     """S for a population: its own for integer dynamics, a pinned one (calibration), else the
     largest power of two that fits (weights in 8-bit mantissas without exponent, threshold in
     17 bits; a CubaLI has no threshold)."""
@@ -106,7 +110,7 @@ def _population_scale(graph: Graph, name: str, node, inputs: List[str]) -> int:
         return S
     if node.state_scale:
         return int(node.state_scale)
-    wmax = max([np.max(np.abs(_synapse_weight(graph.nodes[s]))) for s in inputs] + [1e-12])
+    wmax = max([np.max(np.abs(_synapse_weight(c.synapse))) for c in inputs] + [1e-12])
     th = float(np.max(getattr(node, "threshold", 0.0)))
     w_scale = 1
     while w_scale * 2 * wmax <= 254 and w_scale * 2 * th <= VTH_MAX and w_scale < (1 << 16):
@@ -114,31 +118,36 @@ def _population_scale(graph: Graph, name: str, node, inputs: List[str]) -> int:
     return 64 * w_scale
 
 
-def _population_inputs(graph: Graph, name: str) -> List[str]:
-    """The synapses into population ``name`` (bias inputs aside); refuses any other source."""
-    inputs = [s for s in graph.predecessors(name) if isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d))]
-    lif = isinstance(graph.nodes[name], CubaLIF)
-    for s in graph.predecessors(name):
-        if lif and isinstance(graph.nodes[s], Input) and graph.nodes[s].kind == "bias":
-            continue                    # a per-step bias drive (netx input layers)
-        if not isinstance(graph.nodes[s], (Dense, Conv2d, SumPool2d)):
+def _into(net: Network, pop: str) -> List[Connection]:
+    """The connections into ``pop`` in the order of its inputs."""
+    return sorted(net.into(pop), key=lambda c: c.slot)
+
+
+def _population_inputs(net: Network, name: str) -> List[Connection]:
+    """The synapses into CUBA population ``name`` (bias inputs aside, ``Population.bias_inputs``);
+    refuses any other source and graded spikes."""
+    graph = net.graph
+    inputs = _into(net, name)
+    for c in inputs:
+        if c.synapse is None or c.path:
+            s = c.last_hop
             raise SnncError(f"population {name!r} receives input from {s!r} "
                             f"({type(graph.nodes[s]).__name__}), not from a synapse: Loihi neurons "
                             "take input only through synapses (add a Dense/Conv)")
-    for syn in inputs:
-        graded = [src for src in _synapse_sources(graph, syn) if _message_scale(graph, src)]
+    for c in inputs:
+        graded = [src for src in c.source_pops if message_scale(graph, src)]
         if graded:
-            raise SnncError(f"population {name!r}: synapse {syn!r} carries graded spikes from {graded}; "
+            raise SnncError(f"population {name!r}: synapse {c.name!r} carries graded spikes from {graded}; "
                             f"{type(graph.nodes[name]).__name__} populations take binary spikes only")
     return inputs
 
 
-def _quantize_synapses(graph: Graph, g: Graph, inputs: List[str], w_scale: int, report: List[Dict]) -> None:
-    for s in inputs:
-        syn = graph.nodes[s]
+def _quantize_synapses(graph: Graph, g: Graph, inputs: List[Connection], w_scale: int, report: List[Dict]) -> None:
+    for c in inputs:
+        s, syn = c.name, c.synapse
         w = _synapse_weight(syn) * w_scale
         q, exp, clipped = _synapse_weights(graph, s, syn, w)
-        k = _graded_frac_bits(graph, s)
+        k = _graded_frac_bits(graph, c)
         if k is None:
             g.fixed[s] = FixedSynapse(weight=q, weight_exp=exp)
         else:       # graded input: a = (W_int @ x_int) >> k with x_int = x * 2**k
@@ -170,9 +179,10 @@ def _quantize_bias(name: str, node, S: int, report: List[Dict]):
     return (int(mant) if np.ndim(mant) == 0 else mant), int(bexp)
 
 
-def _quantize_population(graph: Graph, g: Graph, name: str, node, report: List[Dict]) -> None:
+def _quantize_population(net: Network, g: Graph, name: str, node, report: List[Dict]) -> None:
     """Fixed view of a CubaLIF or CubaLI population and of the synapses into it."""
-    inputs = _population_inputs(graph, name)
+    graph = net.graph
+    inputs = _population_inputs(net, name)
     S = _population_scale(graph, name, node, inputs)
     w_scale = S // 64
     _quantize_synapses(graph, g, inputs, w_scale, report)
@@ -226,6 +236,7 @@ def quantize(graph: Graph) -> Graph:
     how many clipped, and the largest error (in the parameter's own units: weight, decay, ...).
     Runs ``legalize`` first, so a raw graph is refused with the same messages as in the
     pipeline (``snnc.compiler.pipeline.compile_graph``, which runs ``quantize_legal``).
+    Structure comes from the lowered network (``compiler.lower``), read before any fixed view.
     """
     return quantize_legal(legalize(graph))
 
@@ -233,13 +244,14 @@ def quantize(graph: Graph) -> Graph:
 def quantize_legal(graph: Graph) -> Graph:
     """``quantize`` of a graph that ``legalize`` has accepted (the pipeline's quantize pass)."""
     g = graph.copy()
+    net = lower(graph)
     report: List[Dict] = []
     for name, node in graph.nodes.items():
         if isinstance(node, (CubaLIF, CubaLI)):
-            _quantize_population(graph, g, name, node, report)
+            _quantize_population(net, g, name, node, report)
     for name, node in graph.nodes.items():
         if isinstance(node, SIGMA_DELTA):
-            _quantize_sigma_delta(graph, g, name, node, report)
+            _quantize_sigma_delta(net, g, name, node, report)
     g.metadata["quantization"] = report
     check_fixed(g)                      # every fixed-point field inside Loihi 2's widths
     return g
@@ -248,34 +260,50 @@ def quantize_legal(graph: Graph) -> Graph:
 # ----------------------------------------------------------------------------- legalize
 def legalize(graph: Graph) -> Graph:
     """The Loihi rules a graph must meet before quantization; returns ``graph`` unchanged or
-    raises SnncError naming the node. Structure (``check``) and parameters (``check_params``)
-    first, then: synapses feed exactly one population; populations take input only through
+    raises SnncError naming the node. Structure (the lowering's ``check``: ``lower(graph)``, the
+    one walk of the graph) and parameters (``check_params``) first, then: synapses feed exactly one population; populations take input only through
     synapses (bias inputs aside), binary spikes into CUBA, graded ones into sigma-delta; graded
     inputs feed Dense synapses only, bias inputs CubaLIF only; Average, CubaLI and Flatten feed
     what Loihi lets them; integer state scales fit Loihi's units (multiples of 64 for CUBA,
     powers of two for sigma-delta, with their exponents)."""
-    check(graph)
+    net = lower(graph)
     check_params(graph)                 # every parameter finite and inside what its node allows
     kinds = ((CubaLIF, CubaLI), SIGMA_DELTA, object)
     for name, node in sorted(graph.nodes.items(), key=lambda kv: [isinstance(kv[1], k) for k in kinds].index(True)):
-        _legal_node(graph, name, node)
+        _legal_node(net, name, node)
     return graph
 
 
-def _legal_node(graph: Graph, name: str, node) -> None:
-    succ = graph.successors(name)
+def _next_hops(net: Network, name: str) -> List[str]:
+    """The nodes that node ``name`` feeds directly, read off the lowered network: the next node on
+    every connection's way (source, its Delay/Flatten path, the synapse, its path, the population),
+    the Output programs' steps that read it, the populations it drives as a bias input."""
+    hops: List[str] = []
+    for c in net.connections:
+        syn = (c.name,) if c.synapse is not None else ()
+        for src in c.sources:
+            chain = (src.pop,) + src.path + syn + c.path + (c.dst,)
+            hops += [chain[i + 1] for i in range(len(chain) - 1) if chain[i] == name]
+    hops += [n for o in net.outputs for n, _, _, preds in o.program if name in preds]
+    hops += [p.name for p in net.populations.values() if name in p.bias_inputs]
+    return list(dict.fromkeys(hops))
+
+
+def _legal_node(net: Network, name: str, node) -> None:
+    """The Loihi rules of one node; Inputs, Average and Flatten by what they feed directly."""
+    graph = net.graph
+    succ = _next_hops(net, name) if isinstance(node, (Input, Average, Flatten)) else []
     if isinstance(node, (CubaLIF, CubaLI)):
-        _population_inputs(graph, name)
+        _population_inputs(net, name)
         if node.state_scale and node.state_scale % 64:
             raise SnncError(f"population {name!r}: state_scale {node.state_scale} is not a multiple of 64")
         if isinstance(node, CubaLIF) and node.spike_compare != ">" and node.reset != "zero":
             raise SnncError(f"population {name!r}: spike_compare '>=' with reset {node.reset!r} has no exact "
                             "fixed-point form (the subtracted threshold would be off by one unit); use '>'")
     elif isinstance(node, SIGMA_DELTA):
-        _legal_sigma_delta(graph, name, node)
+        _legal_sigma_delta(net, name, node)
     elif isinstance(node, (Dense, Conv2d, SumPool2d)):
-        _target_population(graph, name)
-        _graded_frac_bits(graph, name)
+        _graded_frac_bits(graph, _target_population(net, name))
     elif isinstance(node, Input):
         _legal_input(graph, name, node, succ)
     elif isinstance(node, Average) and any(not isinstance(graph.nodes[d], Output) for d in succ):
@@ -306,17 +334,17 @@ GRADED_MESSAGE_BITS = 24        # Loihi 2 graded spike payload (signed): |x_int|
 ACC_LIMIT = 1 << 31             # Lava's fixed Dense accumulates W @ s in int32
 
 
-def _graded_frac_bits(graph: Graph, syn: str):
-    """``frac_bits`` of the graded Input(s) feeding synapse ``syn``; None when it reads spikes."""
-    srcs = _synapse_sources(graph, syn)
+def _graded_frac_bits(graph: Graph, conn: Connection):
+    """``frac_bits`` of the graded Input(s) feeding the synapse of ``conn``; None when it reads spikes."""
+    syn, srcs = conn.name, conn.source_pops
     graded = [s for s in srcs if isinstance(graph.nodes[s], Input) and graph.nodes[s].kind == "graded"]
     if not graded:
         return None
-    node = graph.nodes[syn]
+    node = conn.synapse
     if not isinstance(node, Dense):
         raise SnncError(f"synapse {syn!r} reads the graded input {graded}: only Dense synapses take graded "
                         "inputs (Lava's Conv has no weight exponent)")
-    if len(graded) != len(srcs) or not all(s in graph.predecessors(syn) for s in graded):
+    if len(graded) != len(srcs) or any(s.path for s in conn.sources):
         raise SnncError(f"synapse {syn!r} must read its graded input {graded} directly and only it, "
                         f"reads {srcs}")
     ks = {int(graph.nodes[s].frac_bits) for s in graded}
@@ -349,7 +377,7 @@ def graded_messages(graph: Graph, name: str, x: np.ndarray) -> np.ndarray:
     xi = xi.astype(np.int64)
     if name in graph.nodes and graph.fixed:
         ax = np.abs(xi)                     # (N, C) or (N, C, T)
-        for syn in graph.successors(name):
+        for syn in [c.name for c in lower(graph).out_of(name) if c.synapse is not None]:
             fx = graph.fixed.get(syn)
             if fx is None or not getattr(fx, "num_message_bits", 0):
                 continue
@@ -363,29 +391,6 @@ def graded_messages(graph: Graph, name: str, x: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- sigma-delta
-def _message_scale(graph: Graph, name: str) -> int:
-    """Integer units per 1.0 of the messages a node sends: ``S >> state_exp`` for Delta and
-    SigmaDelta, S for Sigma (it sends sigma itself); 0 for binary spikes (anything else)."""
-    node = graph.nodes[name]
-    if isinstance(node, (Delta, SigmaDelta)):
-        return int(node.state_scale) >> int(node.state_exp)
-    if isinstance(node, Sigma):
-        return int(node.state_scale)
-    return 0
-
-
-def _synapse_sources(graph: Graph, syn: str) -> List[str]:
-    """The nodes whose messages reach synapse ``syn`` (through Delay and Flatten)."""
-    out, todo = [], list(graph.predecessors(syn))
-    while todo:
-        n = todo.pop()
-        if isinstance(graph.nodes[n], (Delay, Flatten)):
-            todo.extend(graph.predecessors(n))
-        elif n not in out:
-            out.append(n)
-    return out
-
-
 def _sd_int(report, name, what, value, unit):
     """``value * unit`` rounded to an integer (half to even), recorded in the report."""
     exact = np.asarray(value, dtype=np.float64) * unit
@@ -394,27 +399,28 @@ def _sd_int(report, name, what, value, unit):
     return int(q) if q.ndim == 0 else q
 
 
-def _legal_sigma_delta(graph: Graph, name: str, node) -> None:
+def _legal_sigma_delta(net: Network, name: str, node) -> None:
     """Delta reads graph inputs, SigmaDelta/Sigma read synapses of graded spikes of one unit that
     divides their state unit; S a power of two that holds the exponents."""
-    kind, S = type(node).__name__, int(node.state_scale)
+    graph, kind, S = net.graph, type(node).__name__, int(node.state_scale)
     if S <= 0 or S & (S - 1):
         raise SnncError(f"{kind} {name!r}: state_scale {S} is not a positive power of two")
-    preds = graph.predecessors(name)
+    conns = _into(net, name)
     if isinstance(node, Delta):
-        bad = [p for p in preds if not (isinstance(graph.nodes[p], Input) and graph.nodes[p].kind == "spikes")]
+        bad = [c.last_hop for c in conns if c.synapse is not None or c.sources[0].path
+               or not (isinstance(graph.nodes[c.sources[0].pop], Input) and graph.nodes[c.sources[0].pop].kind == "spikes")]
         if bad:
             raise SnncError(f"delta encoder {name!r} reads graph inputs directly (Lava's Delta a_in); "
                             f"it is fed by {bad}")
     else:
-        bad = [p for p in preds if not isinstance(graph.nodes[p], (Dense, Conv2d, SumPool2d))]
+        bad = [c.last_hop for c in conns if c.synapse is None or c.path]
         if bad:
             raise SnncError(f"{kind} {name!r} receives input from {bad}, not from a synapse")
-        for syn in preds:
-            m = _sd_message_unit(graph, name, syn)
+        for c in conns:
+            m = _sd_message_unit(graph, name, c)
             if S % m:
                 raise SnncError(f"{kind} {name!r}: state unit 1/{S} is not a multiple of the "
-                                f"message unit 1/{m} of {_synapse_sources(graph, syn)}")
+                                f"message unit 1/{m} of {c.source_pops}")
     if not isinstance(node, Sigma):
         se, st = int(node.spike_exp), int(node.state_exp)
         if se < 0 or st < 0 or (1 << (se + st)) > S:
@@ -424,12 +430,12 @@ def _legal_sigma_delta(graph: Graph, name: str, node) -> None:
                         "(Lava's SigmaDelta has relu and identity/unit)")
 
 
-def _sd_message_unit(graph: Graph, name: str, syn: str) -> int:
-    """Integer units per 1.0 of the graded messages synapse ``syn`` carries into ``name``."""
-    srcs = _synapse_sources(graph, syn)
-    scales = {_message_scale(graph, src) for src in srcs}
+def _sd_message_unit(graph: Graph, name: str, conn: Connection) -> int:
+    """Integer units per 1.0 of the graded messages the synapse of ``conn`` carries into ``name``."""
+    syn, srcs = conn.name, conn.source_pops
+    scales = {message_scale(graph, src) for src in srcs}
     if 0 in scales:
-        binary = [src for src in srcs if not _message_scale(graph, src)]
+        binary = [src for src in srcs if not message_scale(graph, src)]
         raise SnncError(f"{type(graph.nodes[name]).__name__} {name!r}: synapse {syn!r} reads binary spikes from "
                         f"{binary}; sigma-delta neurons take graded spikes (from Delta/SigmaDelta)")
     if len(scales) != 1:
@@ -437,13 +443,13 @@ def _sd_message_unit(graph: Graph, name: str, syn: str) -> int:
     return scales.pop()
 
 
-def _quantize_sigma_delta(graph: Graph, g: Graph, name: str, node, report: List[Dict]) -> None:
+def _quantize_sigma_delta(net: Network, g: Graph, name: str, node, report: List[Dict]) -> None:
     """Fixed view of a Delta/SigmaDelta/Sigma and of the synapses into it (legal graph)."""
     S = int(node.state_scale)
     if not isinstance(node, Delta):
-        for syn in graph.predecessors(name):
-            w_scale = S // _sd_message_unit(graph, name, syn)
-            syn_node = graph.nodes[syn]
+        for c in _into(net, name):
+            w_scale = S // _sd_message_unit(net.graph, name, c)
+            syn, syn_node = c.name, c.synapse
             w = _synapse_weight(syn_node) * w_scale
             q, exp, clipped = quantize_weights(w, allow_exp=isinstance(syn_node, Dense))
             g.fixed[syn] = FixedSynapse(weight=q, weight_exp=exp, num_message_bits=16)

@@ -43,7 +43,7 @@ class PyFusedModel(PyLoihiProcessModel):
         graph = pickle.loads(proc_params["graph"])
         n = int(proc_params["batch"])
         self._sim = _Sim(graph, proc_params["mode"], n)
-        iname, _, outs, pops, total = layout(graph, n)
+        iname, _, outs, pops, total = layout(self._sim.net, n)
         self._inbuf = self._sim.input_buffers[iname]
         self._out = np.zeros(total)
         parts, k = [], 0
