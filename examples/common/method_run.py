@@ -89,6 +89,21 @@ def _torch_counts(net):
             for name, m in net.named_modules() if isinstance(m, snnc.nn.LIF)}
 
 
+FUSED_CHUNK = 100       # samples per fused Lava run (one run of 1,000 CNN samples overflows its channels)
+
+
+def _run_chunked(graph, x, engine, timeout):
+    """``snnc.run`` on ``x``; the fused Lava engines in runs of ``FUSED_CHUNK`` samples (each
+    sample starts from a zero state, so the chunks are independent)."""
+    step = FUSED_CHUNK if engine.startswith("lava-fused") else len(x)
+    outs, counts = [], []
+    for i in range(0, len(x), step):
+        r = snnc.run(graph, x[i:i + step], backend=engine, timeout=timeout)
+        outs.append(r.output)
+        counts.append(r.counts)
+    return np.concatenate(outs), {k: np.concatenate([c[k] for c in counts]) for k in counts[0]}
+
+
 def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
              engines=("reference", "lava-float", "lava-fixed"), log=print, lava_samples=None, extra=None,
              engine_samples=None):
@@ -129,8 +144,8 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
         xe = x_te[:k] if k else x_te
         log(f"running {engine} on {len(xe)} samples ...")
         t = time.perf_counter()
-        r = snnc.run(graph, xe, backend=engine, timeout=timeout)
-        results[engine] = (r.output, r.counts, time.perf_counter() - t)
+        out, counts = _run_chunked(graph, xe, engine, timeout)
+        results[engine] = (out, counts, time.perf_counter() - t)
     ref_counts = results["pytorch"][1]
     report = dict(meta, samples=int(len(x_te)), steps=int(x_te.shape[-1]),
                   quantization_exact=not lossy, quantization_lossy=lossy,
