@@ -4,7 +4,7 @@ One row per network and training setting; several seeds (``-seed<k>`` reports) g
 std (sample, ddof 1) of the PyTorch test accuracy. ``PUBLISHED``: the paper's number for the same architecture
 and data set (from the papers' tables), None where the paper has none.
 
-    python examples/mnist/table.py
+    python examples/mnist/table.py [--readme]     # --readme: also into README.md (between its markers)
 """
 import glob
 import json
@@ -96,5 +96,18 @@ def markdown(table):
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])
 
 
+def write_readme(text, path=os.path.join(HERE, "README.md")):
+    """Replace what stands between ``<!-- mnist table -->`` and ``<!-- /mnist table -->``."""
+    doc = open(path).read()
+    head, rest = doc.split("<!-- mnist table -->", 1)
+    _, tail = rest.split("<!-- /mnist table -->", 1)
+    with open(path, "w") as f:
+        f.write(f"{head}<!-- mnist table -->\n{text}\n<!-- /mnist table -->{tail}")
+
+
 if __name__ == "__main__":
-    print(markdown(rows(glob.glob(os.path.join(HERE, "results", "*.json")))))
+    import sys
+    md = markdown(rows(glob.glob(os.path.join(HERE, "results", "*.json"))))
+    print(md)
+    if "--readme" in sys.argv[1:]:
+        write_readme(md)
