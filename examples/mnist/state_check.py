@@ -96,9 +96,14 @@ def main(argv=None):
     print(f"{len(x_te)} test images; QAT forward with 24-bit wrap/saturation vs reference: "
           f"{len(d_lim)} differ {d_lim}")
     print(f"without wrap/saturation: {len(d_free)} differ {d_free}")
-    print(f"images where u passed +-2**23 or |v| passed 2**23 - 1: {len(where)} {sorted(where)}")
-    for i in sorted(where)[:20]:
-        print(f"  image {i}: first at {where[i][0]} ({len(where[i])} (layer, step, state) hits)")
+    kinds = {k: sorted(i for i, h in where.items() if any(x[2] == k for x in h)) for k in ("u", "v")}
+    rep.update(images_u_wrap=len(kinds["u"]), images_v_saturation=len(kinds["v"]))
+    print(f"images where u passed +-2**23 (would wrap): {len(kinds['u'])}; where |v| passed 2**23 - 1 "
+          f"(saturates): {len(kinds['v'])}")
+    for i in d_free:
+        hits = where.get(i, [])
+        print(f"  image {i} (differs without the limits): {sum(x[2] == 'u' for x in hits)} u-wrap and "
+              f"{sum(x[2] == 'v' for x in hits)} v-saturation (layer, step) events, first {hits[:1]}")
     with open(os.path.join(out, "state_check.json"), "w") as f:
         json.dump(rep, f, indent=1)
     return 0
