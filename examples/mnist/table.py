@@ -49,7 +49,8 @@ def _fixed(r):
     if fx["samples"] != 1000:
         s += f"; PyTorch on them {100 * fx['pytorch_accuracy_same_samples']:.2f} %"
     for k2, f2 in rest:
-        s += f"; {k2} on the {_n(f2['samples'])}: {'identical' if f2['identical_to_pytorch'] else 'differs'}"
+        on = "all 1,000" if f2["samples"] == 1000 else f"the first {f2['samples']}"
+        s += f"; {k2} on {on}: {'identical' if f2['identical_to_pytorch'] else 'differs'}"
     return s + ")"
 
 
