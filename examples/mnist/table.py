@@ -83,7 +83,7 @@ def rows(paths):
                     str(r0["steps"]), acc_s,
                     _fixed(r0), _fixed_same(reps),
                     _ref(reps),
-                    str(r0["loihi2"]["cores"]), f"{r0['train_seconds'] / 60:.1f} min, {r0['settings']['epochs']} epochs",
+                    str(r0["loihi2"]["cores"]), f"{r0['train_seconds'] / 60:.1f} min, {r0['settings']['epochs']} epoch{'s' * (r0['settings']['epochs'] != 1)}",
                     f"{pub:.2f} %" if pub else "-", f"{acc.mean() - pub:+.2f}" if pub else "-"])
     return out
 
