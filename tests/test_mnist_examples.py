@@ -76,20 +76,24 @@ def test_events_split_has_both_polarities_and_digits_differ(ev):
     assert not np.array_equal(e[0], e[1])
 
 
-def _quick(method, arch, tmp_path, samples=4):
+def _quick(method, arch, tmp_path, samples=4, fused=True):
+    """``fused``: also the fused Lava process on all ``samples`` (binary inputs only), the
+    per-layer Lava fixed point then on the first 2 (``--engine-samples``)."""
     script = os.path.join(ROOT, "examples", "mnist", "run.py")
     env = dict(os.environ, PYTHONPATH=ROOT)
+    engines = "reference,lava-fused-fixed,lava-fixed" if fused else "reference,lava-fixed"
     p = subprocess.run([sys.executable, script, "--method", method, "--arch", arch, "--quick",
-                        "--samples", str(samples), "--engines", "reference,lava-fixed", "--out", str(tmp_path)],
+                        "--samples", str(samples), "--engines", engines, "--out", str(tmp_path)]
+                       + (["--engine-samples", "lava-fixed=2"] if fused else []),
                        env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     rep = json.load(open(tmp_path / "quick-qat" / "report.json"))      # each method's default trainer
     eng = rep["engines"]
     assert rep["quantization_exact"] and rep["samples"] == samples
-    for e in ("onnxruntime", "reference", "lava-fixed"):
-        assert eng[e]["samples"] == samples
+    for e in ("onnxruntime", "reference", "lava-fixed") + (("lava-fused-fixed",) if fused else ()):
+        assert eng[e]["samples"] == (2 if fused and e == "lava-fixed" else samples)
         assert eng[e]["identical_to_pytorch"], (e, eng[e])
-        assert eng[e]["accuracy"] == eng["pytorch"]["accuracy"]
+        assert eng[e]["accuracy"] == eng[e]["pytorch_accuracy_same_samples"]
         for layer, v in eng[e]["layers"].items():
             assert v["neuron_counts_equal_to_pytorch"] == 1.0, (e, layer)
     assert rep["loihi2"]["cores"] >= len(rep["loihi2"]["layers"]) >= 2
@@ -107,7 +111,15 @@ def test_quick_stbp_mlp(tmp_path):
 @pytest.mark.parametrize("method,arch", [("tssl_bp", "mlp"), ("hm2_bp", "mlp"), ("st_rsbp", "rnn"),
                                          ("stbp", "nmnist-mlp")])
 def test_quick_method(method, arch, tmp_path):
-    _quick(method, arch, tmp_path)
+    _quick(method, arch, tmp_path, fused=method != "tssl_bp")     # TSSL-BP's MLP input is graded
+    if method == "hm2_bp":          # the state check: with Loihi's 24-bit limits, equal to the reference
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "mnist", "state_check.py"),
+                            "--method", method, "--arch", arch, "--quick", "--tag", "quick-qat",
+                            "--out", str(tmp_path)], env=dict(os.environ, PYTHONPATH=ROOT),
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+        rep = json.load(open(tmp_path / "quick-qat" / "state_check.json"))
+        assert rep["images"] == 24 and rep["differ_from_reference_with_limits"] == []
 
 
 @pytest.mark.slow

@@ -89,11 +89,29 @@ def _torch_counts(net):
             for name, m in net.named_modules() if isinstance(m, snnc.nn.LIF)}
 
 
+FUSED_CHUNK = 100       # samples per fused Lava run (one run of 1,000 CNN samples overflows its channels)
+
+
+def _run_chunked(graph, x, engine, timeout):
+    """``snnc.run`` on ``x``; the fused Lava engines in runs of ``FUSED_CHUNK`` samples (each
+    sample starts from a zero state, so the chunks are independent)."""
+    step = FUSED_CHUNK if engine.startswith("lava-fused") else len(x)
+    outs, counts = [], []
+    for i in range(0, len(x), step):
+        r = snnc.run(graph, x[i:i + step], backend=engine, timeout=timeout)
+        outs.append(r.output)
+        counts.append(r.counts)
+    return np.concatenate(outs), {k: np.concatenate([c[k] for c in counts]) for k in counts[0]}
+
+
 def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
-             engines=("reference", "lava-float", "lava-fixed"), log=print, lava_samples=None, extra=None):
+             engines=("reference", "lava-float", "lava-fixed"), log=print, lava_samples=None, extra=None,
+             engine_samples=None):
     """Export, compile, run every engine, write ``out_dir/report.json``; returns the report.
     ``lava_samples``: the Lava engines run only the first that many test samples (their accuracy
-    and agreement are on those; each engine's ``samples`` says how many). ``extra(graph, path)``:
+    and agreement are on those; each engine's ``samples`` says how many); ``engine_samples``:
+    {engine: N} overrides that per engine (e.g. all images on ``lava-fused-fixed``, the first 100
+    on the per-layer ``lava-fixed`` as a check). ``extra(graph, path)``:
     a dict merged into the report (e.g. the Loihi 2 mapping)."""
     from snnc.backends.onnx_runtime import run_onnxruntime
     from snnc.parity import agreement
@@ -122,11 +140,12 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
     r = run_onnxruntime(onnx_path, x_te)
     results["onnxruntime"] = (r.output, r.counts, r.seconds)
     for engine in engines:
-        xe = x_te[:lava_samples] if lava_samples and engine.startswith("lava") else x_te
+        k = (engine_samples or {}).get(engine, lava_samples if engine.startswith("lava") else None)
+        xe = x_te[:k] if k else x_te
         log(f"running {engine} on {len(xe)} samples ...")
         t = time.perf_counter()
-        r = snnc.run(graph, xe, backend=engine, timeout=timeout)
-        results[engine] = (r.output, r.counts, time.perf_counter() - t)
+        out, counts = _run_chunked(graph, xe, engine, timeout)
+        results[engine] = (out, counts, time.perf_counter() - t)
     ref_counts = results["pytorch"][1]
     report = dict(meta, samples=int(len(x_te)), steps=int(x_te.shape[-1]),
                   quantization_exact=not lossy, quantization_lossy=lossy,
@@ -181,6 +200,17 @@ def load(net, path):
     return ck.get("meta", {})
 
 
+def _engine_samples(text):
+    """``lava-fixed=100,lava-float=50`` -> {"lava-fixed": 100, "lava-float": 50}."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        name, _, n = item.partition("=")
+        if not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--engine-samples: {item!r} is not ENGINE=N (N a positive integer)")
+        out[name] = int(n)
+    return out
+
+
 def _fmt(v):
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -228,6 +258,9 @@ def main(spec, argv=None):
     p.add_argument("--validate", action="store_true",
                    help=f"train on the training split minus a {method_data.VAL_SIZE}-sample stratified hold-out, "
                         "report the hold-out accuracy (validation.json); no test split, no export")
+    p.add_argument("--engine-samples", default="",
+                   help="per engine, the first N test samples: e.g. lava-fixed=100,lava-float=100 "
+                        "(overrides --lava-samples for those engines)")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("--engines", default="reference,lava-float,lava-fixed")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and mini-batch order")
@@ -302,5 +335,6 @@ def main(spec, argv=None):
     print("== export, compile, test split ==")
     rep = evaluate(net, x_te, y_te, spec["predict"], out, spec["name"], meta, timeout=a.timeout,
                    engines=tuple(e for e in a.engines.split(",") if e), lava_samples=a.lava_samples,
+                   engine_samples=_engine_samples(a.engine_samples),
                    extra=spec.get("extra"))
     return 0 if rep else 1

@@ -1,10 +1,10 @@
 """The README table of examples/mnist from the committed reports (results/*.json).
 
 One row per network and training setting; several seeds (``-seed<k>`` reports) give the mean and
-std of the PyTorch test accuracy. ``PUBLISHED``: the paper's number for the same architecture
+std (sample, ddof 1) of the PyTorch test accuracy. ``PUBLISHED``: the paper's number for the same architecture
 and data set (from the papers' tables), None where the paper has none.
 
-    python examples/mnist/table.py
+    python examples/mnist/table.py [--readme]     # --readme: also into README.md (between its markers)
 """
 import glob
 import json
@@ -27,11 +27,36 @@ PUBLISHED = {         # example name -> (best published accuracy %, source)
 }
 
 
-def _fixed(fx):
-    if fx["samples"] == 1000:
-        return f"{100 * fx['accuracy']:.2f} % (all 1,000)"
-    return (f"{100 * fx['accuracy']:.2f} % (first {fx['samples']}; PyTorch on them "
-            f"{100 * fx['pytorch_accuracy_same_samples']:.2f} %)")
+FIXED = ("lava-fused-fixed", "lava-fixed")     # Lava fixed point: the fused process, the per-layer processes
+
+
+def _lava_fixed(r):
+    """The Lava fixed-point engines of a report, the one with the most samples first."""
+    e = [(k, r["engines"][k]) for k in FIXED if k in r["engines"]]
+    return sorted(e, key=lambda kv: -kv[1]["samples"])
+
+
+def _n(m):
+    return "all 1,000" if m == 1000 else f"first {m}"
+
+
+def _fixed(r):
+    e = _lava_fixed(r)
+    if not e:
+        return "-"
+    (k, fx), rest = e[0], e[1:]
+    s = f"{100 * fx['accuracy']:.2f} % ({_n(fx['samples'])}, {k}"
+    if fx["samples"] != 1000:
+        s += f"; PyTorch on them {100 * fx['pytorch_accuracy_same_samples']:.2f} %"
+    for k2, f2 in rest:
+        on = "all 1,000" if f2["samples"] == 1000 else f"the first {f2['samples']}"
+        s += f"; {k2} on {on}: {'identical' if f2['identical_to_pytorch'] else 'differs'}"
+    return s + ")"
+
+
+def _fixed_same(reps):
+    e = [fx for r in reps for _, fx in _lava_fixed(r)]
+    return ("yes" if all(fx["identical_to_pytorch"] for fx in e) else "no") if e else "-"
 
 
 def _ref(reps):
@@ -51,16 +76,14 @@ def rows(paths):
     for key, reps in groups.items():
         r0 = min(reps, key=lambda r: r["seed"])
         acc = np.array([100 * r["engines"]["pytorch"]["accuracy"] for r in reps])
-        fx = r0["engines"].get("lava-fixed", {})
         pub = PUBLISHED.get(r0["example"], (None, ""))[0]
         seeds = ", ".join(str(r["seed"]) for r in sorted(reps, key=lambda r: r["seed"]))
-        acc_s = f"{acc.mean():.2f} ± {acc.std():.2f} % (seeds {seeds}; Lava column: seed {r0['seed']})" if len(acc) > 1 else f"{acc[0]:.2f} %"
-        out.append([r0["method"], r0["architecture"].split(",")[0].split(" (")[0], r0["dataset"].split(",")[0],
+        acc_s = f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f} % (seeds {seeds}; Lava column: seed {r0['seed']})" if len(acc) > 1 else f"{acc[0]:.2f} %"
+        out.append([r0["method"], r0["architecture"].split(",")[0].split(" (")[0], re.split(r",(?![^(]*\))", r0["dataset"])[0],
                     str(r0["steps"]), acc_s,
-                    _fixed(fx) if fx else "-",
-                    ("yes" if all(r["engines"]["lava-fixed"]["identical_to_pytorch"] for r in reps) else "no") if fx else "-",
+                    _fixed(r0), _fixed_same(reps),
                     _ref(reps),
-                    str(r0["loihi2"]["cores"]), f"{r0['train_seconds'] / 60:.1f} min, {r0['settings']['epochs']} epochs",
+                    str(r0["loihi2"]["cores"]), f"{r0['train_seconds'] / 60:.1f} min, {r0['settings']['epochs']} epoch{'s' * (r0['settings']['epochs'] != 1)}",
                     f"{pub:.2f} %" if pub else "-", f"{acc.mean() - pub:+.2f}" if pub else "-"])
     return out
 
@@ -74,5 +97,18 @@ def markdown(table):
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])
 
 
+def write_readme(text, path=os.path.join(HERE, "README.md")):
+    """Replace what stands between ``<!-- mnist table -->`` and ``<!-- /mnist table -->``."""
+    doc = open(path).read()
+    head, rest = doc.split("<!-- mnist table -->", 1)
+    _, tail = rest.split("<!-- /mnist table -->", 1)
+    with open(path, "w") as f:
+        f.write(f"{head}<!-- mnist table -->\n{text}\n<!-- /mnist table -->{tail}")
+
+
 if __name__ == "__main__":
-    print(markdown(rows(glob.glob(os.path.join(HERE, "results", "*.json")))))
+    import sys
+    md = markdown(rows(glob.glob(os.path.join(HERE, "results", "*.json"))))
+    print(md)
+    if "--readme" in sys.argv[1:]:
+        write_readme(md)

@@ -13,7 +13,8 @@ models and Loihi 2 run): u, v are integers in units of ``1/state_scale`` of the 
 decays are 12-bit (``round(4096*decay)``) with round-toward-zero, the threshold is quantized to
 1/64 of ``state_scale/4096``. Feed it with synapses quantized by ``weight_quant()`` and the
 compiled model reproduces the PyTorch spikes bit for bit on Lava fixed_pt.
-(The 24-bit wrap of u and saturation of v are not modelled: keep |u|, |v| < 2**23 / S.)
+u wraps at 24 bits (``u > 2**23 -> u - 2**24``, ``u <= -2**23 -> u + 2**24``) and v saturates at
+``+-(2**23 - 1)`` as on Loihi (in the forward values only: the gradient passes straight through).
 
 Method presets (``stbp``, ``tssl``, ``hm2``) give the exact mapping of each method's neuron.
 """
@@ -46,6 +47,24 @@ class _TruncSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         return g
+
+
+_HALF, _WRAP, _VMAX = float(1 << 23), float(1 << 24), float((1 << 23) - 1)
+
+
+def _wrap_u(u: torch.Tensor) -> torch.Tensor:
+    """Loihi's 24-bit signed u: wraps around (values only; straight-through gradient)."""
+    if bool((u > _HALF).any()) or bool((u <= -_HALF).any()):
+        w = torch.where(u > _HALF, u - _WRAP, torch.where(u <= -_HALF, u + _WRAP, u))
+        return u + (w - u).detach()
+    return u
+
+
+def _saturate_v(v: torch.Tensor) -> torch.Tensor:
+    """Loihi's 24-bit v saturates at +-(2**23 - 1) (values only; straight-through gradient)."""
+    if bool((v.abs() > _VMAX).any()):
+        return v + (v.clamp(-_VMAX, _VMAX) - v).detach()
+    return v
 
 
 class LIF(torch.nn.Module):
@@ -174,8 +193,8 @@ class LIF(torch.nn.Module):
             if w_rec is not None:
                 xt = xt + s @ w_rec.T
             if q:
-                u = _TruncSTE.apply(u * ku) + _RoundSTE.apply(xt * scale)
-                v_pre = _TruncSTE.apply(v * kv) + (u.detach() if tsslbp else u)
+                u = _wrap_u(_TruncSTE.apply(u * ku) + _RoundSTE.apply(xt * scale))
+                v_pre = _saturate_v(_TruncSTE.apply(v * kv) + (u.detach() if tsslbp else u))
             else:
                 u = u * ku + xt * scale
                 v_pre = v * kv + (u.detach() if tsslbp else u)
