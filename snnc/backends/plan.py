@@ -12,7 +12,7 @@ and the torch engine) build from the lowered network (``compiler.lower``), engin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -35,7 +35,8 @@ class SynapseSpec:
     weights, a positive exponent folded in; float: the IR weights); ``floor_mul`` 2**exp for a
     negative exponent (floor after the sum), ``clamp`` Conv's 24-bit clamp can bind; ``bound``
     max over output neurons of ``sum |w|``; ``graded``: reads graded messages (not 0/1 spikes);
-    ``conv``: (stride, padding, dilation, groups) with ``w`` (O, C/groups, kh, kw)."""
+    ``conv``: (stride, padding, dilation, groups) with ``w`` (O, C/groups, kh, kw); ``cache``: the
+    engines' kernel matrices derived from ``w``, made once."""
     name: str
     kind: str
     w: np.ndarray
@@ -46,6 +47,7 @@ class SynapseSpec:
     in_shape: Tuple[int, ...]
     out_shape: Tuple[int, ...]
     conv: Optional[tuple] = None
+    cache: dict = field(default_factory=dict, repr=False)   # kernel matrices made once per dtype
 
     @property
     def per_input(self) -> bool:
