@@ -176,6 +176,12 @@ def shift_time(x: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """``out[t] = x[t - d]`` per neuron along axis 0 of ``x`` (T, N, *shape); zero while t < d."""
     T = x.shape[0]
     steps = np.broadcast_to(steps, x.shape[2:]).reshape(-1)
+    if steps.size and np.all(steps == steps[0]):            # one delay: a copy, zeros only for t < d
+        d = min(int(steps[0]), T)
+        out = np.empty_like(x)
+        out[:d] = 0
+        out[d:] = x[:T - d]
+        return out
     out = np.zeros_like(x)
     xf, of = x.reshape(T, x.shape[1], -1), out.reshape(T, x.shape[1], -1)
     for d in np.unique(steps):
