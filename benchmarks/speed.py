@@ -186,6 +186,7 @@ def measure(spec):
         import snnc.backends.lava_backend  # noqa: F401  (imports outside the timing, as for netx)
         import snnc.backends.lava_fused  # noqa: F401
         import snnc.backends.reference  # noqa: F401
+        import h5py  # noqa: F401  (netx's import of lava.lib.dl.netx loads it outside the timing too)
         if eng == "torch":
             import torch  # noqa: F401  (lazy: heavy; imported outside the timing)
         from snnc.api import run as snnc_run
@@ -403,7 +404,7 @@ def main():
                     help="re-render the Markdown table and plot from the JSON at --out (no runs)")
     ap.add_argument("--quick", action="store_true", help="short runs (~2 min)")
     ap.add_argument("--no-eval", action="store_true", help="skip snnc eval throughput vs workers")
-    ap.add_argument("--eval-engines", default="lava-fixed,reference,torch")
+    ap.add_argument("--eval-engines", default="lava-fixed,lava-fused-fixed,reference,torch")
     ap.add_argument("--cases", default="ntidigits,pilotnet,digits,family")
     ap.add_argument("--engines", default=",".join(ENGINES))
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "speed.json"))

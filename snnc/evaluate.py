@@ -10,7 +10,8 @@
   (graded or membrane read-outs). The class is the argmax, ties to the lowest class. The default
   is ``graph.metadata["readout"]`` when an exporter recorded one, else ``count``.
 - Samples are split into contiguous shards run by ``workers`` local processes (every engine; a
-  Lava engine's shard runs in its own Lava child as ``snnc run`` does) or by tasks of a Ray
+  Lava engine's shard runs in its own Lava child as ``snnc run`` does, so there the workers are
+  threads, each waiting on its shard's child: no second process start-up per worker) or by tasks of a Ray
   cluster (``ray="local"`` starts one on this machine, else an address such as ``"auto"`` or
   ``"ray://host:10001"``; Ray is the ``ray`` extra). Every sample of every engine starts from a
   zero state, so the result does not depend on the sharding (tested: 1 vs 2 workers, Ray).
@@ -21,7 +22,7 @@ import json
 import math
 import multiprocessing
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -140,10 +141,17 @@ def _local(graph, x, parts, engine, readout, timeout, workers, bar):
             yield i, _run_shard(graph, x[s:e], engine, readout, timeout)
             bar.update(e - s)
         return
-    ctx = multiprocessing.get_context("spawn")       # no fork of a process that may hold Lava or torch threads
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(graph,)) as pool:
-        futures = {pool.submit(_run_shard_in_worker, x[s:e], engine, readout, timeout): i
-                   for i, (s, e) in enumerate(parts)}
+    if registry.ENGINES[engine].lava:
+        # a Lava shard already runs in its own child process (one OS process per Lava process,
+        # one BLAS thread each): a thread per worker waits on it, no second process start-up
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="snnc-eval")
+        submit = lambda s, e: pool.submit(_run_shard, graph, x[s:e], engine, readout, timeout)  # noqa: E731
+    else:
+        ctx = multiprocessing.get_context("spawn")   # no fork of a process that may hold Lava or torch threads
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(graph,))
+        submit = lambda s, e: pool.submit(_run_shard_in_worker, x[s:e], engine, readout, timeout)  # noqa: E731
+    with pool:
+        futures = {submit(s, e): i for i, (s, e) in enumerate(parts)}
         pending = set(futures)
         try:
             while pending:

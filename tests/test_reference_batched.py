@@ -59,6 +59,25 @@ def test_conv_pool_groups_stride_padding():
         assert run.kernels["c1"].startswith("im2col") and run.kernels["p"].startswith("im2col")
 
 
+def test_conv_dilation_groups_asymmetric_stride_padding(monkeypatch):
+    """The channel-first im2col on dilation, groups and unequal strides/padding, in both
+    kernel dtypes, equals the step plan and the spec."""
+    rng = np.random.default_rng(11)
+    g = Graph()
+    g.add("in", Input((4, 11, 9)))
+    g.add("c", Conv2d(rng.normal(0.4, 1.0, (6, 2, 3, 2)), stride=(2, 1), padding=(1, 2),
+                      dilation=(2, 1), groups=2), "in")
+    g.add("l", lif((6, 5, 12)), "c")
+    g.add("out", Output((6, 5, 12)), "l")
+    q = quantize(g)
+    x = (rng.random((3, 4, 11, 9, 20)) < 0.35).astype(np.float32)
+    a, run = _same_three_ways(q, x)
+    assert a.output.sum() > 0 and run.kernels["c"] == "im2col-gemm32"
+    monkeypatch.setattr(rb, "F32_EXACT", 1.0)               # no float32 proof: float64
+    _, run = _same_three_ways(q, x)
+    assert run.kernels["c"] == "im2col-gemm64"
+
+
 def test_event_driven_and_float64_kernels(monkeypatch):
     """A low input rate takes the sparse (event) kernel; weights too large for float32 take
     float64; a negative weight exponent (floor after the sum) is applied as the spec."""

@@ -12,7 +12,7 @@ and the torch engine) build from the lowered network (``compiler.lower``), engin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -34,7 +34,8 @@ class SynapseSpec:
     weights, a positive exponent folded in; float: the IR weights); ``floor_mul`` 2**exp for a
     negative exponent (floor after the sum), ``clamp`` Conv's 24-bit clamp can bind; ``bound``
     max over output neurons of ``sum |w|``; ``graded``: reads graded messages (not 0/1 spikes);
-    ``conv``: (stride, padding, dilation, groups) with ``w`` (O, C/groups, kh, kw)."""
+    ``conv``: (stride, padding, dilation, groups) with ``w`` (O, C/groups, kh, kw); ``cache``: the
+    engines' kernel matrices derived from ``w``, made once."""
     name: str
     kind: str
     w: np.ndarray
@@ -45,6 +46,7 @@ class SynapseSpec:
     in_shape: Tuple[int, ...]
     out_shape: Tuple[int, ...]
     conv: Optional[tuple] = None
+    cache: dict = field(default_factory=dict, repr=False)   # kernel matrices made once per dtype
 
     @property
     def per_input(self) -> bool:
@@ -165,6 +167,12 @@ def shift_time(x: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """``out[t] = x[t - d]`` per neuron along axis 0 of ``x`` (T, N, *shape); zero while t < d."""
     T = x.shape[0]
     steps = np.broadcast_to(steps, x.shape[2:]).reshape(-1)
+    if steps.size and np.all(steps == steps[0]):            # one delay: a copy, zeros only for t < d
+        d = min(int(steps[0]), T)
+        out = np.empty_like(x)
+        out[:d] = 0
+        out[d:] = x[:T - d]
+        return out
     out = np.zeros_like(x)
     xf, of = x.reshape(T, x.shape[1], -1), out.reshape(T, x.shape[1], -1)
     for d in np.unique(steps):

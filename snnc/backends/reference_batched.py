@@ -122,32 +122,49 @@ def dense_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str) -> np.ndarray
         import scipy.sparse as sp
         return np.asarray((sp.csr_matrix(x) @ w.T), dtype=np.float64)
     dt = np.float32 if kernel == "gemm32" else np.float64
-    return (x.astype(dt, copy=False) @ w.T.astype(dt)).astype(np.float64, copy=False)
+    key = "_dense_t_" + np.dtype(dt).name
+    wt = spec.cache.get(key)
+    if wt is None:
+        wt = spec.cache[key] = np.ascontiguousarray(w.T, dtype=dt)
+    return (x.astype(dt, copy=False) @ wt).astype(np.float64, copy=False)
 
 
 def conv_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str) -> np.ndarray:
-    """Convolution of ``x (R, C, H, W)`` by im2col: per group, patches (R*Ho*Wo, cpg*kh*kw) times
-    the kernel matrix; chunked over R to bound memory. Returns (R, O, Ho, Wo) float64."""
-    w = spec.w
+    """Convolution of ``x (R, C, H, W)`` by im2col in channel-first order: per row, the patches
+    (C*kh*kw, Ho*Wo) are copied once (cast to the kernel's dtype in the same copy, the inner run
+    along Wo) and multiplied by the kernel matrix (groups, O/groups, C/groups*kh*kw), so the
+    product comes out (R, O, Ho*Wo) with no transpose; chunked over R to bound memory.
+    Returns (R, O, Ho, Wo) float64."""
     (sh, sw), (ph, pw), (dh, dw), g = spec.conv
-    o_n, cpg, kh, kw = w.shape
-    opg = o_n // g
+    o_n, cpg, kh, kw = spec.w.shape
     r, c = x.shape[:2]
     _, ho, wo = spec.out_shape
     dt = np.float32 if kernel == "gemm32" else np.float64
-    wm = w.reshape(g, opg, cpg * kh * kw).transpose(0, 2, 1).astype(dt)          # (g, K, opg)
-    xp = np.pad(x.astype(dt, copy=False), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    wm = _conv_matrix(spec, dt)                                                   # (g, opg, K)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     win = np.lib.stride_tricks.sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-    win = win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo]                     # (R, C, Ho, Wo, kh, kw)
+    win = win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo].transpose(0, 1, 4, 5, 2, 3)  # (R, C, kh, kw, Ho, Wo)
     out = np.empty((r, o_n, ho, wo), np.float64)
     per = max(1, IM2COL_ENTRIES // max(1, ho * wo * c * kh * kw))
+    cols = np.empty((min(r, per), c, kh, kw, ho, wo), dt)
     for lo in range(0, r, per):
         hi = min(r, lo + per)
-        p = win[lo:hi].reshape(hi - lo, g, cpg, ho, wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-        cols = np.ascontiguousarray(p).reshape(g, (hi - lo) * ho * wo, cpg * kh * kw)
-        y = np.matmul(cols, wm)                                                   # (g, rows*Ho*Wo, opg)
-        out[lo:hi] = y.reshape(g, hi - lo, ho, wo, opg).transpose(1, 0, 4, 2, 3).reshape(hi - lo, o_n, ho, wo)
+        part = cols[:hi - lo]
+        np.copyto(part, win[lo:hi], casting="same_kind")
+        y = np.matmul(wm, part.reshape(hi - lo, g, cpg * kh * kw, ho * wo))       # (rows, g, opg, P)
+        out[lo:hi] = y.reshape(hi - lo, o_n, ho, wo)
     return out
+
+
+def _conv_matrix(spec: SynapseSpec, dt) -> np.ndarray:
+    """The kernel as (groups, O/groups, C/groups*kh*kw) in ``dt``, made once per synapse."""
+    key = "_conv_matrix_" + np.dtype(dt).name
+    m = spec.cache.get(key)
+    if m is None:
+        o_n = spec.w.shape[0]
+        g = spec.conv[3]
+        m = spec.cache[key] = np.ascontiguousarray(spec.w.reshape(g, o_n // g, -1), dtype=dt)
+    return m
 
 
 class NumpyArrays:
@@ -211,13 +228,37 @@ class NumpyArrays:
         return grp.count, dict(u=grp.u.copy(), v=grp.v.copy())
 
     def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
-        """All T steps of CUBA populations through the step plan's update."""
+        """All T steps of CUBA populations through the step plan's update, without copies: the
+        group reads step ``t``'s input and drive as views of ``a_all``/``d_all`` and writes its
+        output into ``out[t]`` (the drive's state-unit test is made once over all steps)."""
         grp = self.start(params, n, a_bound, d_all is not None, scale)
+        if d_all is not None:
+            for pop, _, sc in grp.drive_checks:
+                if not np.all(d_all == np.round(d_all)):
+                    raise SnncError(f"population {pop!r}: bias input is not a multiple of "
+                                    f"1/{int(sc)} (the population's state unit)")
+            grp.drive_checks = []
         out = np.empty((T, n, params.size), np.float64)
+        direct = grp.late is None               # "late" reads the last step's output
         for t in range(T):
-            out[t] = self.step(grp, t, a_all[t] if a_all is not None else None,
-                               d_all[t] if d_all is not None else None)
+            if a_all is not None:
+                grp.a = a_all[t]
+            if d_all is not None:
+                grp.drive = d_all[t]
+            if direct:
+                grp.s = out[t]
+            grp.update(t)
+            if not direct:
+                out[t] = grp.s
         return (out,) + self.finish(grp)
+
+
+def _total(parts):
+    """The sum of an iterable of arrays; the one array itself (no copy) when there is one."""
+    total = None
+    for x in parts:
+        total = x if total is None else total + x
+    return total
 
 
 def _at(x, t: int, steps: np.ndarray, zeros, index):
@@ -293,12 +334,12 @@ class BatchedRun:
         """A connection's contribution over all steps, (T, N, size of its population)."""
         rows = self.T * self.n
         if c.synapse is None:
-            y = sum(self._source(s, (self.T, self.n, -1)) for s in c.sources)
+            y = _total(self._source(s, (self.T, self.n, -1)) for s in c.sources)
         else:
             spec = self._spec(c)
             y = None
             for grp in synapse_inputs(self.net, c):
-                x = sum(self._source(s, (rows,) + tuple(c.in_shape)) for s in grp)
+                x = _total(self._source(s, (rows,) + tuple(c.in_shape)) for s in grp)
                 part = self.xp.synapse(spec, x)
                 y = part if y is None else y + part
             y = y.reshape((self.T, self.n) + tuple(c.out_shape))
@@ -329,7 +370,7 @@ class BatchedRun:
         a_bound = np.full(pop.size, 64.0 * sum(bounds)) if conns and None not in bounds else None
         d_all, sc = None, float(pop.state_scale)
         if pop.bias_inputs:
-            d_all = sum(self.values[b].reshape(self.T, self.n, -1) for b in pop.bias_inputs) * sc
+            d_all = _total(self.values[b].reshape(self.T, self.n, -1) for b in pop.bias_inputs) * sc
         params = cuba_params(self.net, [name], True)
         out, count, state = self.xp.population(params, self.T, self.n, a_all, d_all, a_bound, sc)
         shape = (self.n,) + pop.shape
