@@ -20,12 +20,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .backends.reference import _Sim
+from .backends.reference import _Sim, supported
+from .backends.reference_spec import _Sim as SpecSim
 from .compiler import calibrate as sel
 from .compiler.fold import fold_pooling
-from .compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph, SumPool2d
+from .compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph, Input, SumPool2d
 from .compiler.passes import check, topo_order
-from .compiler.quantize import quantize
+from .compiler.fixed import state_scale
+from .compiler.quantize import graded_messages, graded_values, quantize
 from .errors import SnncError
 
 SYNAPSES = (Dense, Conv2d, SumPool2d)
@@ -53,9 +55,9 @@ def _data(graph: Graph, data, max_samples: int) -> np.ndarray:
     if len(graph.inputs) != 1:
         raise SnncError(f"calibration takes graphs with one input, this one has {graph.inputs}")
     name = graph.inputs[0]
-    if graph.nodes[name].kind != "spikes":
-        raise SnncError(f"calibration: input {name!r} is {graph.nodes[name].kind!r}; calibration takes "
-                        "spike inputs only")
+    kind = graph.nodes[name].kind
+    if kind not in ("spikes", "graded"):
+        raise SnncError(f"calibration: input {name!r} is {kind!r}; calibration takes spike or graded inputs")
     x = np.asarray(data, dtype=np.float64)
     shape = tuple(check(graph)[name])
     if x.ndim == len(shape) + 1:
@@ -64,8 +66,10 @@ def _data(graph: Graph, data, max_samples: int) -> np.ndarray:
         want = ", ".join(map(str, shape))
         raise SnncError(f"calibration data: shape {x.shape} does not fit the model input: expected "
                         f"({want}, T) or a batch (N, {want}, T), time last")
-    if not np.all((x == 0) | (x == 1)):
+    if kind == "spikes" and not np.all((x == 0) | (x == 1)):
         raise SnncError("calibration data must be binary spikes (0/1)")
+    if not np.all(np.isfinite(x)):
+        raise SnncError(f"calibration data for the graded input {name!r} must be finite (found NaN or inf)")
     return x[:max_samples]
 
 
@@ -75,13 +79,17 @@ def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
     first output ``(N, *shape, T)`` and (``stats``) per population the largest |u| and |v|
     (float units) seen."""
     n, steps = x.shape[0], x.shape[-1]
-    sim = _Sim(graph, mode, n)
+    sim, x = _simulator(graph, mode, x)
     pops = [k for k, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
     out_name = graph.outputs[0]
-    spk = {p: np.zeros((steps,) + sim.values[p].shape, bool if isinstance(graph.nodes[p], CubaLIF) else np.float64)
+    shapes = check(graph)
+    spk = {p: np.zeros((steps, n) + tuple(shapes[p]), bool if isinstance(graph.nodes[p], CubaLIF) else np.float64)
            for p in pops}
-    out = np.zeros((steps,) + sim.values[out_name].shape, np.float64)
+    out = np.zeros((steps, n) + tuple(shapes[out_name]), np.float64)
     ranges = {p: [0.0, 0.0] for p in pops}
+    li_unit = {}        # the step engine's fixed read-outs are integers v: values are v / S
+    if not isinstance(sim, _Sim) and mode == "fixed":
+        li_unit = {p: float(state_scale(graph, p)) for p in pops if isinstance(graph.nodes[p], CubaLI)}
     xt = np.ascontiguousarray(np.moveaxis(x, -1, 0))
     inp = graph.inputs[0]
     for t in range(steps):
@@ -90,7 +98,7 @@ def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
             if spk[p].dtype == bool:
                 np.not_equal(vals[p], 0, out=spk[p][t])
             else:
-                spk[p][t] = vals[p]
+                spk[p][t] = vals[p] / li_unit.get(p, 1.0)
             if stats:
                 st = sim.state[p]
                 ranges[p][0] = max(ranges[p][0], float(np.max(np.abs(st["u"]), initial=0.0)))
@@ -98,6 +106,18 @@ def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
         out[t] = vals[out_name]
     spikes = {p: np.moveaxis(a, 0, -1) for p, a in spk.items()}
     return spikes, np.moveaxis(out, 0, -1), ranges
+
+
+def _simulator(graph: Graph, mode: str, x: np.ndarray):
+    """The reference engine's step simulator for ``graph`` and the input as it steps it: the
+    compiled plan where it applies, else (graded inputs) the spec engine on the host's graded
+    values (float) or integer graded spikes (fixed)."""
+    if supported(graph):
+        return _Sim(graph, mode, x.shape[0]), x
+    inp = graph.inputs[0]
+    if graph.nodes[inp].kind == "graded":
+        x = graded_messages(graph, inp, x) if mode == "fixed" else graded_values(graph, inp, x)
+    return SpecSim(graph, mode, x.shape[0]), x
 
 
 def flow_order(graph: Graph) -> List[str]:
@@ -153,7 +173,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
         fixed_k = int(node.state_scale) // 64 if node.state_scale else 0
         k_max = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias)
         cands = sel.candidates(syns, k_max, fixed_k, quantiles)
-        own = (int(naive.metadata["state_scale"][p]), {s: int(naive.fixed[s].weight_exp) for s in syns})
+        own = (int(naive.metadata["state_scale"][p]), {s: _exponent(naive, s) for s in syns})
         k_hard = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias,
                                             state_limit=float(1 << 23))
         if own not in cands and own[0] <= 64 * k_hard:      # (it may break the bias or 24-bit limits)
@@ -188,7 +208,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     kept = _downstream(naive_spk, float_spk, pops) < _downstream(cal_spk, float_spk, pops)
     if kept:       # the greedy choice lost to the uncalibrated pass over the whole network: keep that
         scales = {"state_scale": dict(naive.metadata["state_scale"]),
-                  "weight_exp": {k: int(v.weight_exp) for k, v in naive.fixed.items() if hasattr(v, "weight_exp")},
+                  "weight_exp": {k: _exponent(naive, k) for k, v in naive.fixed.items() if hasattr(v, "weight_exp")},
                   "vth": {}}
         cal = quantize(_pinned(g0, scales))
         cal_spk, cal_out = naive_spk, naive_out
@@ -196,6 +216,16 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
                                           float_out, naive_out, cal_out)
     cal.metadata["calibration"]["kept_uncalibrated"] = bool(kept)
     return cal
+
+
+def _exponent(q: Graph, syn: str) -> int:
+    """The mantissa exponent ``e`` of a quantized synapse (``W k / 2**e``), as ``metadata["scales"]``
+    pins it: its ``weight_exp``, plus ``frac_bits`` after a graded input (``weight_exp = e - k``)."""
+    exp = int(q.fixed[syn].weight_exp)
+    srcs = [q.nodes[s] for s in q.predecessors(syn)] if syn in q.nodes else []
+    if getattr(q.fixed[syn], "num_message_bits", 0) and srcs and isinstance(srcs[0], Input):
+        exp += int(srcs[0].frac_bits)
+    return exp
 
 
 def _score(fixed, ref):
@@ -228,7 +258,8 @@ def _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, n
         syn = {}
         for s, (w, _) in _synapses(g0, p).items():
             fx = cal.fixed[s]
-            syn[s] = dict(weight_exp=int(fx.weight_exp), **sel.weight_stats(w, fx.weight, int(fx.weight_exp), S // 64))
+            e = _exponent(cal, s)
+            syn[s] = dict(weight_exp=e, **sel.weight_stats(w, fx.weight, e, S // 64))
         row = dict(population=p, state_scale=S, synapses=syn, candidates=tried[p])
         if isinstance(g0.nodes[p], CubaLIF):
             vth = cal.fixed[p].vth

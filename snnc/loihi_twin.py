@@ -6,6 +6,9 @@ from ``graph.fixed``:
 
 - a synapse sends ``a = (m @ s) << weight_exp`` with 8-bit mantissas ``m`` (Conv and pooling:
   ``conv(s, m)`` clamped to 24 bits, no exponent);
+- a graded (analog) Input sends the integer graded spikes ``x_int = round(x * 2**k)`` (``k`` its
+  ``frac_bits``; Lava's ``num_message_bits``) to Dense synapses, which send
+  ``a = floor((m @ x_int) * 2**weight_exp)`` (there ``weight_exp = e - k``: an arithmetic shift);
 - a CUBA population: ``u = rtz(u (4096 - decay_u) / 4096) + (a << 6)`` wrapping at 24 bits,
   ``v = rtz(v (4096 - decay_v) / 4096) + u + bias`` (``- (vth << 6) s[t-1]`` for the delayed
   subtraction) saturating at ±(2**23 - 1), held at 0 while refractory, ``s = v > vth << 6``,
@@ -37,7 +40,7 @@ from .compiler import artifact
 from .compiler.fold import fold_pooling
 from .compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
 from .compiler.passes import check, topo_order
-from .compiler.quantize import quantize
+from .compiler.quantize import graded_messages, quantize
 from .errors import SnncError
 
 SYNAPSES = (Dense, Conv2d, SumPool2d)
@@ -62,14 +65,24 @@ def _check(graph: Graph) -> None:
         if not isinstance(node, TWIN_NODES):
             raise SnncError(f"twin: node {name!r} ({type(node).__name__}) is not supported yet; the twin "
                             "takes Dense, Conv2d, SumPool2d, Flatten, Delay and CubaLIF graphs")
-        if isinstance(node, Input) and node.kind != "spikes":
-            raise SnncError(f"twin: input {name!r} is {node.kind!r}; the twin takes spike inputs only")
+        if isinstance(node, Input) and node.kind not in ("spikes", "graded"):
+            raise SnncError(f"twin: input {name!r} is {node.kind!r}; the twin takes spike and graded inputs")
         if isinstance(node, CubaLIF) and node.graded:
             raise SnncError(f"twin: population {name!r} sends graded spikes; not supported yet")
-        if isinstance(node, SYNAPSES) and getattr(graph.fixed.get(name), "num_message_bits", 0):
-            raise SnncError(f"twin: synapse {name!r} reads graded spikes; not supported yet")
+        if (isinstance(node, SYNAPSES) and getattr(graph.fixed.get(name), "num_message_bits", 0)
+                and _graded_bits(graph, name) is None):
+            raise SnncError(f"twin: synapse {name!r} reads graded spikes from a population; not supported yet")
     if len(graph.inputs) != 1:
         raise SnncError(f"twin: the graph must have one input, has {graph.inputs}")
+
+
+def _graded_bits(graph: Graph, syn: str):
+    """``frac_bits`` of the graded Input a Dense synapse reads (quantize checked: it reads only
+    that input, directly); None for a synapse of spikes."""
+    srcs = [graph.nodes[s] for s in graph.predecessors(syn)]
+    if isinstance(graph.nodes[syn], Dense) and srcs and all(isinstance(n, Input) and n.kind == "graded" for n in srcs):
+        return int(srcs[0].frac_bits)
+    return None
 
 
 def _target(graph: Graph, syn: str) -> str:
@@ -119,8 +132,8 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
     class Twin(torch.nn.Module):
         """Loihi 2 integer dynamics of ``graph`` as a torch module (see the ``snnc.loihi_twin`` module doc).
 
-        ``forward(x)``: spikes ``(N, *input_shape, T)`` -> the first Output ``(N, *shape, T)``
-        (float64); ``self.spikes`` then holds every spiking population's spikes and
+        ``forward(x)``: spikes (a graded input: real values, rounded to its grid) ``(N, *input_shape,
+        T)`` -> the first Output ``(N, *shape, T)`` (float64); ``self.spikes`` then holds every spiking population's spikes and
         ``self.readouts`` every CubaLI read-out's values ``(N, *shape, T)``."""
 
         def __init__(self, graph: Graph):
@@ -137,6 +150,9 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             S = graph.metadata.get("state_scale", {})
             self.state_scale = {p: int(S[p]) for p, n in graph.nodes.items() if isinstance(n, POPULATIONS)}
             self.readouts: Dict[str, torch.Tensor] = {}
+            inp = graph.nodes[graph.inputs[0]]
+            self.graded = inp.kind == "graded"         # analog input: integer graded spikes
+            self.frac_bits = {s: _graded_bits(graph, s) or 0 for s, n in graph.nodes.items() if isinstance(n, Dense)}
             for name, node in graph.nodes.items():
                 if isinstance(node, (Dense, Conv2d)):
                     key = re.sub(r"\W", "_", name)
@@ -157,14 +173,21 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
         def mantissas(self, syn: str):
             """The 8-bit weight mantissas of ``syn`` (straight-through gradient to its weight)."""
             w = self.weights[self._key[syn]]
-            exp = int(self.graph.fixed[syn].weight_exp)
-            return _MantissaSTE.apply(w * float(self.w_scale(syn)) / (2.0 ** exp))
+            return _MantissaSTE.apply(w * float(self.w_scale(syn)) / (2.0 ** self.mantissa_exp(syn)))
+
+        def mantissa_exp(self, syn: str) -> int:
+            """The exponent ``e`` of ``W k / 2**e`` (the fixed view's, plus ``frac_bits`` after a
+            graded input, whose ``weight_exp`` is ``e - frac_bits``)."""
+            return int(self.graph.fixed[syn].weight_exp) + self.frac_bits.get(syn, 0)
 
         # ------------------------------------------------------------------ dynamics
         def _synapse(self, name, x, m):
             node, fx = self.graph.nodes[name], self.graph.fixed[name]
             if isinstance(node, Dense):
                 a = x @ m[name].T
+                if self.frac_bits.get(name):        # graded: (m @ x_int) >> (k - e), a floor
+                    a = a * (2.0 ** int(fx.weight_exp))
+                    return _ste(a, torch.floor(a.detach()))
                 return a * float(2 ** int(fx.weight_exp)) if fx.weight_exp else a
             if isinstance(node, SumPool2d):
                 c = x.shape[1]
@@ -224,7 +247,9 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             want = (n,) + tuple(self.shapes[g.inputs[0]]) + (steps,)
             if tuple(x.shape) != want:
                 raise SnncError(f"twin: input shape {tuple(x.shape)}, expected {want} (N, *shape, T)")
-            if not bool(torch.all((x == 0) | (x == 1))):
+            if self.graded:     # the host's integer graded spikes (checks: finite, 24 bits, int32 sums)
+                x = torch.as_tensor(graded_messages(g, g.inputs[0], x.numpy()).astype(np.float64))
+            elif not bool(torch.all((x == 0) | (x == 1))):
                 raise SnncError("twin: the input must be binary spikes (0/1)")
             state: Dict[str, dict] = {}
             for name, node in g.nodes.items():
@@ -264,7 +289,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                     elif isinstance(node, CubaLI):
                         out[name] = self._readout(name, inp, state[name])
                     elif isinstance(node, Output):
-                        out[name] = inp
+                        out[name] = sum(out[s] * self._message_unit(s) for s in g.predecessors(name))
                 for p in pops:
                     rec[p].append(out[p])
                 outs.append(out[g.outputs[0]])
@@ -272,6 +297,11 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self.spikes = {p: torch.stack(v, -1) for p, v in rec.items() if p in lif}
             self.readouts = {p: torch.stack(v, -1) for p, v in rec.items() if p not in lif}
             return torch.stack(outs, -1)
+
+        def _message_unit(self, name) -> float:
+            """Value of one message unit of ``name``: ``2**-k`` for the graded input, else 1."""
+            node = self.graph.nodes[name]
+            return 2.0 ** -int(node.frac_bits) if isinstance(node, Input) and node.kind == "graded" else 1.0
 
         def _delay_out(self, st, t, n, name):
             steps, hist = st["steps"], st["hist"]
@@ -298,7 +328,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 g.nodes[name] = dataclasses.replace(g.nodes[name], weight=w)
             g.metadata["scales"] = dict(
                 state_scale=dict(self.state_scale),
-                weight_exp={s: int(self.graph.fixed[s].weight_exp) for s in self._key},
+                weight_exp={s: self.mantissa_exp(s) for s in self._key},
                 vth={p: (int(self.graph.fixed[p].vth) if np.ndim(self.graph.fixed[p].vth) == 0
                          else np.asarray(self.graph.fixed[p].vth).astype(int).tolist())
                      for p in self.state_scale if isinstance(self.graph.nodes[p], CubaLIF)})
