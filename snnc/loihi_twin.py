@@ -40,7 +40,7 @@ from .compiler import artifact
 from .compiler.fold import fold_pooling
 from .compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
 from .compiler.passes import check, topo_order
-from .compiler.quantize import graded_messages, quantize
+from .compiler.quantize import ACC_LIMIT, GRADED_MESSAGE_BITS, quantize
 from .errors import SnncError
 
 SYNAPSES = (Dense, Conv2d, SumPool2d)
@@ -247,8 +247,9 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             want = (n,) + tuple(self.shapes[g.inputs[0]]) + (steps,)
             if tuple(x.shape) != want:
                 raise SnncError(f"twin: input shape {tuple(x.shape)}, expected {want} (N, *shape, T)")
-            if self.graded:     # the host's integer graded spikes (checks: finite, 24 bits, int32 sums)
-                x = torch.as_tensor(graded_messages(g, g.inputs[0], x.numpy()).astype(np.float64))
+            mant = {k: self.mantissas(k) for k in self._key}         # once per forward
+            if self.graded:
+                x = self._graded_messages(x, mant)
             elif not bool(torch.all((x == 0) | (x == 1))):
                 raise SnncError("twin: the input must be binary spikes (0/1)")
             state: Dict[str, dict] = {}
@@ -262,7 +263,6 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 elif isinstance(node, Delay):
                     state[name] = dict(hist=[], steps=np.broadcast_to(np.asarray(node.steps, np.int64),
                                                                       self.shapes[name]))
-            mant = {k: self.mantissas(k) for k in self._key}         # once per forward
             timed = [k for k, v in g.nodes.items() if isinstance(v, Delay) and v.min_steps >= 1]
             pops = [k for k, v in g.nodes.items() if isinstance(v, POPULATIONS)]
             rec = {p: [] for p in pops}
@@ -297,6 +297,28 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self.spikes = {p: torch.stack(v, -1) for p, v in rec.items() if p in lif}
             self.readouts = {p: torch.stack(v, -1) for p, v in rec.items() if p not in lif}
             return torch.stack(outs, -1)
+
+        def _graded_messages(self, x, mant):
+            """The host's integer graded spikes ``round(x * 2**k)`` (half to even, as
+            ``quantize.graded_messages``), refusing non-finite values, messages beyond 24 bits and
+            sums ``|m| @ |x_int|`` that could overflow Lava's int32 accumulator (current mantissas)."""
+            name = self.graph.inputs[0]
+            k = int(self.graph.nodes[name].frac_bits)
+            if not bool(torch.all(torch.isfinite(x))):
+                raise SnncError(f"twin: graded input {name!r}: values must be finite (found NaN or inf)")
+            xi = torch.round(x * float(1 << k))
+            if bool(torch.any(xi.abs() >= float(1 << (GRADED_MESSAGE_BITS - 1)))):
+                raise SnncError(f"twin: graded input {name!r}: |x| * 2**{k} must be below "
+                                f"2**{GRADED_MESSAGE_BITS - 1} (Loihi graded spike payload)")
+            ax = xi.abs().movedim(-1, 1).reshape(-1, xi.shape[1])            # (N*T, C)
+            for syn in self.graph.successors(name):
+                if self.frac_bits.get(syn):
+                    bound = float((ax @ mant[syn].detach().abs().T).max()) if ax.numel() else 0.0
+                    if bound >= ACC_LIMIT:
+                        raise SnncError(f"twin: graded input {name!r}: sum |W| * |x| * 2**{k} into synapse "
+                                        f"{syn!r} can reach {int(bound)} >= 2**31 (Lava's int32 accumulator); "
+                                        "lower frac_bits or scale the input")
+            return xi
 
         def _message_unit(self, name) -> float:
             """Value of one message unit of ``name``: ``2**-k`` for the graded input, else 1."""
