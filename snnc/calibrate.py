@@ -8,13 +8,17 @@ model of ``p`` and of every population after it (those still at the uncalibrated
 choice that helps ``p`` but hurts what it drives loses. If the result disagrees more than the
 uncalibrated pass over the whole network, the uncalibrated scales are kept (and reported). For each ``p``: the
 candidates ``(S, weight exponents)`` of the clip quantiles plus the uncalibrated pass's own
-choice (so calibration is never worse on the calibration data), then a few threshold mantissas
-around the chosen one. The result is a quantized graph with the choices pinned in
+choice (so calibration is never worse on the calibration data); then bias correction (the
+population's bias minus the mean input error of its rounded weights on the calibration data,
+``(W_q - W) @ E[x]``, Nagel et al. 2019), kept if it lowers the downstream disagreement; then a
+few threshold mantissas around the chosen one. A kept correction changes the float bias of the
+returned graph (its float view is the float model plus the correction; the report gives its size). The result is a quantized graph with the choices pinned in
 ``metadata["scales"]`` and the per-layer report in ``metadata["calibration"]``.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -24,7 +28,8 @@ from .backends.reference import _Sim, supported
 from .backends.reference_spec import _Sim as SpecSim
 from .compiler import calibrate as sel
 from .compiler.fold import fold_pooling
-from .compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph, Input, SumPool2d
+from .compiler.conv import conv2d
+from .compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, SumPool2d
 from .compiler.passes import check, topo_order
 from .compiler.fixed import state_scale
 from .compiler.quantize import graded_messages, graded_values, quantize
@@ -152,8 +157,64 @@ def _with(scales: Dict, pop: str, S: int, exps: Dict[str, int], vth=None) -> Dic
     return out
 
 
+def _rate(g0: Graph, name: str, float_spk: Dict, x: np.ndarray):
+    """Mean value per neuron (over samples and steps) of what node ``name`` sends in the float
+    model: a population's spike rate, the input's mean; through Flatten and Delay (a delay shifts
+    spikes in time, not their mean). None where it is not known (a read-out, a fan-in sum)."""
+    node = g0.nodes[name]
+    if isinstance(node, Input):
+        v = graded_values(g0, name, x) if node.kind == "graded" else x
+        return np.asarray(v, np.float64).mean(axis=(0, -1))
+    if isinstance(node, CubaLIF):
+        return float_spk[name].mean(axis=(0, -1))
+    preds = g0.predecessors(name)
+    if isinstance(node, (Flatten, Delay)) and len(preds) == 1:
+        r = _rate(g0, preds[0], float_spk, x)
+        return None if r is None else (r.reshape(-1) if isinstance(node, Flatten) else r)
+    return None
+
+
+def _current_error(g0: Graph, q: Graph, syn: str, S: int, float_spk: Dict, x: np.ndarray):
+    """The mean synaptic input error per target neuron (threshold units per step) that the weight
+    rounding of ``syn`` causes on the calibration data: ``(W_q - W) @ E[x]`` (a convolution of the
+    mean input map for Conv), with ``W_q = m 2**e / k`` the dequantized mantissas; None if unknown."""
+    node = g0.nodes[syn]
+    if not isinstance(node, (Dense, Conv2d)):
+        return None                     # pooling weights are exact (a power of two times S/64)
+    srcs = g0.predecessors(syn)
+    rates = [_rate(g0, s_, float_spk, x) for s_ in srcs]
+    if not rates or any(r is None for r in rates):
+        return None
+    r = sum(rates)
+    dw = np.asarray(q.fixed[syn].weight, np.float64) * 2.0 ** _exponent(q, syn) / (S // 64) - node.weight
+    if isinstance(node, Dense):
+        return dw @ r
+    return conv2d(r[None], dw, node.stride, node.padding, node.dilation, node.groups)[0]
+
+
+def _bias_corrected(g0: Graph, q: Graph, pop: str, S: int, float_spk: Dict, x: np.ndarray):
+    """``g0`` with population ``pop``'s float bias corrected for the mean input error of its
+    rounded weights (bias correction, Nagel et al. 2019, "Data-free quantization through weight
+    equalization and bias correction"): ``bias - E[dI] / current_decay`` (the steady state of u
+    under a constant input error dI). Returns ``(graph, correction)`` or None (nothing to correct)."""
+    node = g0.nodes[pop]
+    du = np.asarray(node.current_decay, np.float64)
+    if np.any(du <= 0):
+        return None                     # u integrates without leak: a constant error has no steady state
+    errs = [_current_error(g0, q, s_, S, float_spk, x) for s_ in _synapses(g0, pop)]
+    if not errs or any(e is None for e in errs):
+        return None
+    corr = -sum(errs) / du
+    if not np.any(corr):
+        return None
+    g = g0.copy()
+    bias = np.broadcast_to(np.asarray(node.bias, np.float64), tuple(node.shape)) + corr
+    g.nodes[pop] = dataclasses.replace(node, bias=bias)
+    return g, corr
+
+
 def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, refine_threshold: bool = True,
-              max_samples: int = 512, progress: Optional[callable] = None) -> Graph:
+              max_samples: int = 512, progress: Optional[callable] = None, bias_correction: bool = True) -> Graph:
     """Quantize ``graph`` (IR, float-trained or not; a compiled graph is re-quantized from its
     float parameters) with scales chosen on calibration spikes ``data`` ``(N, *shape, T)``.
 
@@ -167,6 +228,8 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     scales: Dict = {"state_scale": {}, "weight_exp": {}, "vth": {}}
     pops = flow_order(g0)
     tried: Dict[str, int] = {}
+    corrected: Dict[str, np.ndarray] = {}         # population -> its bias correction (threshold units)
+    g_float = g0
     for i_p, p in enumerate(pops):
         node = g0.nodes[p]
         syns = _synapses(g0, p)
@@ -191,6 +254,18 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
         i = sel.best([r[1] for r in results], [r[2] for r in results])
         scales, score, S = results[i]
         n_tried = len(results)
+        if bias_correction:
+            bc = _bias_corrected(g0, quantize(_pinned(g0, scales)), p, S, float_spk, x)
+            try:
+                spk = None if bc is None else trace(quantize(_pinned(bc[0], scales)), "fixed", x)[0]
+            except SnncError:
+                spk = None                  # the corrected bias does not fit this S's 13-bit mantissa
+            if spk is not None:
+                sc = _downstream(spk, float_spk, pops[i_p:])
+                n_tried += 1
+                if sel.best([score, sc], [S, S]) == 1 and sc != score:
+                    g0, score = bc[0], sc
+                    corrected[p] = bc[1]
         if refine_threshold and isinstance(node, CubaLIF) and node.spike_compare == ">":
             vth0 = quantize(_pinned(g0, scales)).fixed[p].vth
             for vth in sel.threshold_candidates(vth0):
@@ -207,6 +282,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     cal_spk, cal_out, _ = trace(cal, "fixed", x)
     kept = _downstream(naive_spk, float_spk, pops) < _downstream(cal_spk, float_spk, pops)
     if kept:       # the greedy choice lost to the uncalibrated pass over the whole network: keep that
+        g0, corrected = g_float, {}
         scales = {"state_scale": dict(naive.metadata["state_scale"]),
                   "weight_exp": {k: _exponent(naive, k) for k, v in naive.fixed.items() if hasattr(v, "weight_exp")},
                   "vth": {}}
@@ -214,6 +290,10 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
         cal_spk, cal_out = naive_spk, naive_out
     cal.metadata["calibration"] = _report(g0, cal, pops, float_spk, naive_spk, cal_spk, tried, x,
                                           float_out, naive_out, cal_out)
+    for row in cal.metadata["calibration"]["layers"]:
+        c = corrected.get(row["population"])
+        row["bias_correction"] = None if c is None else dict(
+            max_abs=float(np.max(np.abs(c))), mean_abs=float(np.mean(np.abs(c))))
     cal.metadata["calibration"]["kept_uncalibrated"] = bool(kept)
     return cal
 

@@ -148,6 +148,37 @@ def train_float(name, x_fit, y_fit, x_val, y_val, cfg, minutes=None):
     return net, dict(tutorial_loss=s1, count_loss=s2)
 
 
+def surrogate(net, kind):
+    """The twin's surrogate gradient, in threshold units (``(v - vth) / S``, as snnTorch's
+    ``mem - threshold``): ``"trained"``, the one the float model was trained with (fc: snnTorch's
+    default ``atan(alpha=2)``; conv: ``fast_sigmoid(slope=25)``), or snnc's ``SigmoidDerivative(0.25)``."""
+    import math
+
+    from snnc.nn.surrogates import SigmoidDerivative, Surrogate
+
+    class FastSigmoid(Surrogate):
+        name = "fast_sigmoid"
+
+        def __init__(self, slope):
+            self.slope = float(slope)
+
+        def derivative(self, x):
+            return 1.0 / (self.slope * x.abs() + 1.0) ** 2
+
+    class ATan(Surrogate):
+        name = "atan"
+
+        def __init__(self, alpha):
+            self.alpha = float(alpha)
+
+        def derivative(self, x):
+            return self.alpha / 2 / (1 + (math.pi / 2 * self.alpha * x) ** 2)
+
+    if kind == "sigmoid":
+        return SigmoidDerivative(0.25)
+    return ATan(2.0) if net == "fc" else FastSigmoid(25.0)
+
+
 def tune_twin(twin, x_fit, y_fit, x_val, y_val, cfg, minutes=None):
     """The count loss on the twin (its output spikes are Loihi's), best hold-out epoch."""
     def evaluate():
@@ -215,7 +246,6 @@ def nir_row(net, xt, y, y_float, engine, out_dir, onnx_out):
 def main(argv=None):
     import snnc
     from snnc.api import import_model
-    from snnc.nn.surrogates import SigmoidDerivative
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--net", choices=["fc", "conv"], default="fc")
@@ -237,6 +267,8 @@ def main(argv=None):
                     help="rate-coded spikes (tutorial 1) or the analog image at every step (tutorial 5; fc)")
     ap.add_argument("--train-minutes", type=float, help="wall-clock budget of the float training (both stages)")
     ap.add_argument("--twin-minutes", type=float, help="wall-clock budget of the twin's fine-tuning")
+    ap.add_argument("--twin-surrogate", choices=["trained", "sigmoid"], default="trained",
+                    help="the twin's surrogate gradient: the float model's own, or SigmoidDerivative(0.25)")
     ap.add_argument("--train-only", action="store_true", help="stop after training (and saving) the float model")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="models and graphs go to OUT/<net>[-quick]")
     a = ap.parse_args(argv)
@@ -328,7 +360,8 @@ def main(argv=None):
     row("snnc PTQ (calibrated)", cal)
     report["calibration"] = cal.metadata["calibration"]
 
-    twin = snnc.twin(cal, surrogate=SigmoidDerivative(0.25))
+    twin = snnc.twin(cal, surrogate=surrogate(name, a.twin_surrogate))
+    report["twin_surrogate"] = repr(twin.surrogate)
     t0 = time.time()
     n_tw = a.twin_images or len(y_fit)
     report["twin_training"] = tune_twin(twin, xfit_tl[:n_tw], y_fit[:n_tw], x_val.movedim(0, -1).contiguous(),
