@@ -229,6 +229,7 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     pops = flow_order(g0)
     tried: Dict[str, int] = {}
     corrected: Dict[str, np.ndarray] = {}         # population -> its bias correction (threshold units)
+    bias_tried: Dict[str, Dict] = {}              # population -> the correction tried and its scores
     g_float = g0
     for i_p, p in enumerate(pops):
         node = g0.nodes[p]
@@ -263,7 +264,11 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
             if spk is not None:
                 sc = _downstream(spk, float_spk, pops[i_p:])
                 n_tried += 1
-                if sel.best([score, sc], [S, S]) == 1 and sc != score:
+                kept_bc = sel.best([score, sc], [S, S]) == 1 and sc != score
+                bias_tried[p] = dict(kept=bool(kept_bc), max_abs=float(np.max(np.abs(bc[1]))),
+                                     mean_abs=float(np.mean(np.abs(bc[1]))),
+                                     downstream_error_without=score[0], downstream_error_with=sc[0])
+                if kept_bc:
                     g0, score = bc[0], sc
                     corrected[p] = bc[1]
         if refine_threshold and isinstance(node, CubaLIF) and node.spike_compare == ">":
@@ -294,6 +299,8 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
         c = corrected.get(row["population"])
         row["bias_correction"] = None if c is None else dict(
             max_abs=float(np.max(np.abs(c))), mean_abs=float(np.mean(np.abs(c))))
+        if row["population"] in bias_tried:        # downstream errors: summed mismatch fractions
+            row["bias_correction_tried"] = dict(bias_tried[row["population"]], kept=c is not None)
     cal.metadata["calibration"]["kept_uncalibrated"] = bool(kept)
     return cal
 

@@ -338,6 +338,13 @@ def main(argv=None):
         np.array_equal(ref_float.output, y_float)), mismatches=int(np.sum(ref_float.output != y_float)))
     ref_act = float_traces(graph, xt)
 
+    path = os.path.join(out_dir, "report.json") if a.quick else os.path.join(HERE, "results", f"{stem}.json")
+
+    def save():
+        """The report so far (``partial`` until the last row is in)."""
+        with open(path, "w") as f:
+            json.dump(report, f, indent=1)
+
     def row(label, g):
         t0 = time.time()
         res = snnc.run(g, xt, backend=a.engine, timeout=3600)
@@ -350,15 +357,18 @@ def main(argv=None):
                              check_identical=bool(np.array_equal(chk.output, res.output[:a.check_images])))
         log(f"{label}: {100 * acc:.2f} % ({a.engine}, {secs:.0f} s; {a.check_engine} on {a.check_images} "
             f"identical: {report[label]['check_identical']}); agreement {report[label]['agreement']}")
+        report["partial"] = True
+        save()
         return res
 
     naive = snnc.compile(graph)
+    res_naive = row("snnc PTQ (uncalibrated)", naive)
     t0 = time.time()
     cal = snnc.compile(graph, calibrate=xfit_tl[:a.calib].numpy())
     report["calibration_seconds"] = time.time() - t0
-    res_naive = row("snnc PTQ (uncalibrated)", naive)
-    row("snnc PTQ (calibrated)", cal)
     report["calibration"] = cal.metadata["calibration"]
+    log(f"calibrated on {a.calib} fit images ({report['calibration_seconds']:.0f} s)")
+    row("snnc PTQ (calibrated)", cal)
 
     twin = snnc.twin(cal, surrogate=surrogate(name, a.twin_surrogate))
     report["twin_surrogate"] = repr(twin.surrogate)
@@ -389,9 +399,8 @@ def main(argv=None):
     if name == "fc" and a.input == "rate":
         report["nir"] = nir_row(net, xt, y_te, y_float, a.engine, out_dir, res_naive.output)
         log(f"NIR: {report['nir']}")
-    path = os.path.join(out_dir, "report.json") if a.quick else os.path.join(HERE, "results", f"{stem}.json")
-    with open(path, "w") as f:
-        json.dump(report, f, indent=1)
+    report.pop("partial", None)
+    save()
     log(f"wrote {path}")
     return report
 
