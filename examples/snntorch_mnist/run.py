@@ -196,13 +196,16 @@ def accuracy(out, y):
     return float(np.mean(np.asarray(out).sum(-1).argmax(1) == np.asarray(y)))
 
 
-def agreement(graph, xt, ref_act=None):
+def agreement(graph, xt, ref_act=None, keep=None):
     """Per population: fraction of (sample, neuron, step) entries where ``graph`` in fixed point
-    equals the float model (``ref_act``: per-chunk float traces, computed once)."""
+    (the reference engine) equals the float model (``ref_act``: per-chunk float traces, computed
+    once); ``keep``: a list that receives the per-chunk fixed traces."""
     from snnc.calibrate import trace
     same, total = {}, {}
     for i, s in enumerate(range(0, len(xt), CHUNK)):
         act, _, _ = trace(graph, "fixed", xt[s:s + CHUNK])
+        if keep is not None:
+            keep.append(act)
         for p, a in act.items():
             same[p] = same.get(p, 0) + int(np.sum(a == ref_act[i][p]))
             total[p] = total.get(p, 0) + a.size
@@ -210,8 +213,10 @@ def agreement(graph, xt, ref_act=None):
 
 
 def float_traces(graph, xt):
+    """snnc's float reference engine on ``xt``, by chunks: (per-chunk population traces, output)."""
     from snnc.calibrate import trace
-    return [trace(graph, "float", xt[s:s + CHUNK])[0] for s in range(0, len(xt), CHUNK)]
+    runs = [trace(graph, "float", xt[s:s + CHUNK]) for s in range(0, len(xt), CHUNK)]
+    return [r[0] for r in runs], np.concatenate([r[1] for r in runs])
 
 
 def nir_row(net, xt, y, y_float, engine, out_dir, onnx_out):
@@ -320,7 +325,10 @@ def main(argv=None):
         with open(model_path + ".json", "w") as f:
             json.dump(hist, f, indent=1)
         report["float_training"] = hist
-    acc_float = float_accuracy(net, name, x_te, y_te_t)
+    net.eval()
+    with torch.no_grad():
+        spk_float = torch.cat([run(net, name, x_te[:, s:s + 250])[0] for s in range(0, len(y_te), 250)], 1)
+    acc_float = float((spk_float.sum(0).argmax(1) == y_te_t).float().mean())
     log(f"snnTorch float, test: {100 * acc_float:.2f} %")
     if a.train_only:
         return report
@@ -330,13 +338,11 @@ def main(argv=None):
     onnx = os.path.join(out_dir, f"{name}.onnx")
     snnc.export(net.eval(), x_te[:, :2], onnx, time_axis=0)
     graph = import_model(onnx)
-    ref_float = snnc.run(graph, xt, backend="reference-float")
-    with torch.no_grad():
-        spk_float = torch.cat([run(net, name, x_te[:, s:s + 250])[0] for s in range(0, len(y_te), 250)], 1)
+    ref_act, ref_out = float_traces(graph, xt)
     y_float = spk_float.movedim(0, -1).numpy()
     report["snntorch float"] = dict(accuracy=acc_float, reference_float_identical=bool(
-        np.array_equal(ref_float.output, y_float)), mismatches=int(np.sum(ref_float.output != y_float)))
-    ref_act = float_traces(graph, xt)
+        np.array_equal(ref_out, y_float)), mismatches=int(np.sum(ref_out != y_float)))
+    log(f"snnc float reference == snnTorch: {report['snntorch float']['reference_float_identical']}")
 
     path = os.path.join(out_dir, "report.json") if a.quick else os.path.join(HERE, "results", f"{stem}.json")
 
@@ -345,13 +351,13 @@ def main(argv=None):
         with open(path, "w") as f:
             json.dump(report, f, indent=1)
 
-    def row(label, g):
+    def row(label, g, keep=None):
         t0 = time.time()
         res = snnc.run(g, xt, backend=a.engine, timeout=3600)
         secs = time.time() - t0
         chk = snnc.run(g, xt[:a.check_images], backend=a.check_engine, timeout=3600)
         acc = accuracy(res.output, y_te)
-        report[label] = dict(accuracy=acc, vs_float=acc - acc_float, agreement=agreement(g, xt, ref_act),
+        report[label] = dict(accuracy=acc, vs_float=acc - acc_float, agreement=agreement(g, xt, ref_act, keep),
                              engine=a.engine, engine_seconds=secs, output_spikes=int(res.output.sum()),
                              check_engine=a.check_engine, check_images=a.check_images,
                              check_identical=bool(np.array_equal(chk.output, res.output[:a.check_images])))
@@ -388,10 +394,10 @@ def main(argv=None):
     y_twin = np.concatenate(outs)
     tuned = twin.to_graph()
     snnc.compile(tuned, os.path.join(out_dir, "tuned.snnc"))
-    res = row("fine-tuned twin", tuned)
-    from snnc.calibrate import trace
-    pop_same = {p: all(np.array_equal(trace(tuned, "fixed", xt[s:s + CHUNK])[0][p], v[i].astype(bool))
-                       for i, s in enumerate(range(0, len(y_te), CHUNK))) for p, v in pops.items()}
+    ref_fixed = []                      # the reference engine's traces of the tuned graph, per chunk
+    res = row("fine-tuned twin", tuned, ref_fixed)
+    pop_same = {p: all(np.array_equal(ref_fixed[i][p], v[i].astype(bool)) for i in range(len(ref_fixed)))
+                for p, v in pops.items()}
     report["fine-tuned twin"].update(twin_accuracy=accuracy(y_twin, y_te),
                                      twin_identical=bool(np.array_equal(y_twin, res.output)),
                                      twin_populations_identical_to_reference=pop_same)
