@@ -427,6 +427,8 @@ def table(nets=("fc", "conv")):
         fl = r["snntorch float"]
         lines.append(f"| {name} | snnTorch float | snnTorch | {100 * fl['accuracy']:.2f} % | | |")
         for row in ROWS:
+            if row not in r:            # a partial run
+                continue
             v = r[row]
             agree = ", ".join(f"{p} {100 * x:.3f} %" for p, x in v["agreement"].items())
             lines.append(f"| {name} | {row} | {v['engine']} | {100 * v['accuracy']:.2f} % | "
