@@ -72,10 +72,17 @@ def _check(graph: Graph) -> None:
         if isinstance(node, CubaLIF) and node.graded:
             raise SnncError(f"twin: population {name!r} sends graded spikes; not supported yet")
         if (isinstance(node, SYNAPSES) and getattr(graph.fixed.get(name), "num_message_bits", 0)
-                and not input_frac_bits(graph, name)):
+                and not _reads_graded_input(graph, name)):
             raise SnncError(f"twin: synapse {name!r} reads graded spikes from a population; not supported yet")
     if len(graph.inputs) != 1:
         raise SnncError(f"twin: the graph must have one input, has {graph.inputs}")
+
+
+def _reads_graded_input(graph: Graph, syn: str) -> bool:
+    """Synapse ``syn`` reads a graded Input (the quantization pass checked: a Dense reading only
+    it, directly)."""
+    srcs = [graph.nodes[s] for s in graph.predecessors(syn)]
+    return bool(srcs) and all(isinstance(n, Input) and n.kind == "graded" for n in srcs)
 
 
 def _check_lowered(net: Network) -> None:
@@ -169,7 +176,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self.readouts: Dict[str, torch.Tensor] = {}
             self.graded = graph.nodes[graph.inputs[0]].kind == "graded"   # analog input: graded spikes
             self.frac_bits = {c.name: input_frac_bits(graph, c.name) for c in net.connections
-                              if c.synapse is not None}
+                              if c.synapse is not None and _reads_graded_input(graph, c.name)}   # k (may be 0)
             for c in net.connections:
                 if isinstance(c.synapse, (Dense, Conv2d)) and c.name not in self._key:
                     key = re.sub(r"\W", "_", c.name)
@@ -202,7 +209,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             node, fx = self.graph.nodes[name], self.graph.fixed[name]
             if isinstance(node, Dense):
                 a = x @ m[name].T
-                if self.frac_bits.get(name):        # graded: (m @ x_int) >> (k - e), a floor
+                if name in self.frac_bits:          # graded: (m @ x_int) >> (k - e), a floor
                     a = a * (2.0 ** int(fx.weight_exp))
                     return _ste(a, torch.floor(a.detach()))
                 return a * float(2 ** int(fx.weight_exp)) if fx.weight_exp else a
@@ -303,12 +310,12 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 raise SnncError(f"twin: graded input {name!r}: |x| * 2**{k} must be below "
                                 f"2**{GRADED_MESSAGE_BITS - 1} (Loihi graded spike payload)")
             ax = xi.abs().movedim(-1, 1).reshape(-1, xi.shape[1])            # (N*T, C)
-            for c in self.net.connections:
-                if self.frac_bits.get(c.name) and ax.numel():
-                    bound = float((ax @ mant[c.name].detach().abs().T).max())
+            for syn in self.frac_bits:
+                if ax.numel():
+                    bound = float((ax @ mant[syn].detach().abs().T).max())
                     if bound >= ACC_LIMIT:
                         raise SnncError(f"twin: graded input {name!r}: sum |W| * |x| * 2**{k} into synapse "
-                                        f"{c.name!r} can reach {int(bound)} >= 2**31 (Lava's int32 "
+                                        f"{syn!r} can reach {int(bound)} >= 2**31 (Lava's int32 "
                                         "accumulator); lower frac_bits or scale the input")
             return xi
 

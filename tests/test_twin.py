@@ -246,6 +246,17 @@ def test_twin_graded_input_equals_reference(calibrated):
             fx.weight_exp + 8
 
 
+def test_twin_graded_input_of_integers():
+    """frac_bits 0 (integer analog values, ``weight_exp`` >= 0, nothing floored): still graded
+    spikes into the first Dense; twin == reference."""
+    g, x = _graded_net(k=0)
+    graph = snnc.compile(g)
+    fx = graph.fixed["fc1"]
+    assert fx.num_message_bits and fx.input_frac_bits == 0
+    twin, y = _same_as_reference(graph, np.round(x * 3))
+    assert y.sum() > 20
+
+
 def test_twin_graded_input_equals_lava_fixed():
     """Lava's fixed_pt Dense with num_message_bits (graded spikes from the host)."""
     g, x = _graded_net()
