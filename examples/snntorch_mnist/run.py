@@ -432,7 +432,7 @@ def table(nets=("fc", "conv")):
             v = r[row]
             agree = ", ".join(f"{p} {100 * x:.3f} %" for p, x in v["agreement"].items())
             lines.append(f"| {name} | {row} | {v['engine']} | {100 * v['accuracy']:.2f} % | "
-                         f"{100 * v['vs_float']:+.2f} | {agree} |")
+                         f"{round(100 * v['vs_float'], 2) + 0.0:+.2f} | {agree} |")
         if "nir" in r:
             n = r["nir"]
             lines.append(f"| {name} | snnTorch export_to_nir -> snnc PTQ (uncalibrated) | {n['engine']} | "
