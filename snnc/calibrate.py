@@ -8,26 +8,33 @@ model of ``p`` and of every population after it (those still at the uncalibrated
 choice that helps ``p`` but hurts what it drives loses. If the result disagrees more than the
 uncalibrated pass over the whole network, the uncalibrated scales are kept (and reported). For each ``p``: the
 candidates ``(S, weight exponents)`` of the clip quantiles plus the uncalibrated pass's own
-choice (so calibration is never worse on the calibration data), then a few threshold mantissas
-around the chosen one. The result is a quantized graph with the choices pinned in
-``metadata["scales"]`` and the per-layer report in ``metadata["calibration"]``.
+choice (so calibration is never worse on the calibration data); then bias correction (the
+population's bias minus the mean input error of its rounded weights on the calibration data,
+``(W_q - W) @ E[x]``, Nagel et al. 2019), kept if it lowers the downstream disagreement; then a
+few threshold mantissas around the chosen one. A kept correction changes the float bias of the
+returned graph (its float view is the float model plus the correction; the report gives its
+size). The result is a quantized graph with the choices pinned in ``metadata["scales"]`` and the
+per-layer report in ``metadata["calibration"]``.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .backends.plan import input_values
 from .backends.reference import _Sim
 from .compiler import calibrate as sel
-from .compiler.fold import fold_pooling
-from .compiler.ir import CubaLI, CubaLIF, Dense, Graph
+from .compiler.conv import conv2d
 from .compiler.fixed import state_scale
-from .compiler.lower import Network, lower
+from .compiler.fold import fold_pooling
+from .compiler.ir import Conv2d, CubaLI, CubaLIF, Dense, Graph
+from .compiler.lower import Connection, Network, lower
 from .compiler.passes import topo_order
-from .compiler.quantize import quantize
+from .compiler.quantize import graded_values, quantize
 from .errors import SnncError
 
 POPULATIONS = (CubaLIF, CubaLI)
@@ -50,13 +57,13 @@ def _pinned(graph: Graph, scales: Dict) -> Graph:
 
 
 def _data(graph: Graph, data, max_samples: int) -> np.ndarray:
-    """Calibration spikes as a float64 batch ``(N, *shape, T)``."""
+    """Calibration spikes (a graded input: real values) as a float64 batch ``(N, *shape, T)``."""
     if len(graph.inputs) != 1:
         raise SnncError(f"calibration takes graphs with one input, this one has {graph.inputs}")
     name = graph.inputs[0]
-    if graph.nodes[name].kind != "spikes":
-        raise SnncError(f"calibration: input {name!r} is {graph.nodes[name].kind!r}; calibration takes "
-                        "spike inputs only")
+    kind = graph.nodes[name].kind
+    if kind not in ("spikes", "graded"):
+        raise SnncError(f"calibration: input {name!r} is {kind!r}; calibration takes spike or graded inputs")
     x = np.asarray(data, dtype=np.float64)
     shape = tuple(graph.shapes()[name])
     if x.ndim == len(shape) + 1:
@@ -65,8 +72,10 @@ def _data(graph: Graph, data, max_samples: int) -> np.ndarray:
         want = ", ".join(map(str, shape))
         raise SnncError(f"calibration data: shape {x.shape} does not fit the model input: expected "
                         f"({want}, T) or a batch (N, {want}, T), time last")
-    if not np.all((x == 0) | (x == 1)):
+    if kind == "spikes" and not np.all((x == 0) | (x == 1)):
         raise SnncError("calibration data must be binary spikes (0/1)")
+    if not np.all(np.isfinite(x)):
+        raise SnncError(f"calibration data for the graded input {name!r} must be finite (found NaN or inf)")
     return x[:max_samples]
 
 
@@ -74,9 +83,10 @@ def trace(graph: Graph, mode: str, x: np.ndarray, stats: bool = False):
     """Run ``graph`` on ``x`` in the reference engine; returns ``(activity, output, ranges)``:
     every population's spikes ``(N, *shape, T)`` (bool; a CubaLI read-out: its values), the
     first output ``(N, *shape, T)`` and (``stats``) per population the largest |u| and |v|
-    (float units) seen."""
+    (float units) seen. A graded input's ``x`` is what the host rounds (``plan.input_values``)."""
     n, steps = x.shape[0], x.shape[-1]
     sim = _Sim(graph, mode, n)
+    x = input_values(graph, {graph.inputs[0]: x}, mode)[graph.inputs[0]]
     pops = [k for k, v in graph.nodes.items() if isinstance(v, POPULATIONS)]
     out_name = graph.outputs[0]
     spk = {p: np.zeros((steps,) + sim.values[p].shape, bool if isinstance(graph.nodes[p], CubaLIF) else np.float64)
@@ -143,10 +153,90 @@ def _with(scales: Dict, pop: str, S: int, exps: Dict[str, int], vth=None) -> Dic
     return out
 
 
+def _rate(net: Network, c: Connection, float_spk: Dict, x: np.ndarray):
+    """Mean value per neuron (over samples and steps) of what connection ``c``'s synapse reads in
+    the float model: its sources' spike rates (an Input: its mean value), flattened where the
+    path flattens, summed (a delay shifts spikes in time, not their mean). None where a source is
+    not a spiking population or an Input (a read-out, a sigma-delta population)."""
+    r = 0.0
+    for s in c.sources:
+        p = net.populations[s.pop]
+        if p.kind == "input":
+            v = graded_values(net.graph, s.pop, x) if p.node.kind == "graded" else x
+            m = np.asarray(v, np.float64).mean(axis=(0, -1))
+        elif p.kind == "lif":
+            m = float_spk[s.pop].mean(axis=(0, -1))
+        else:
+            return None
+        r = r + (m.reshape(-1) if s.flatten else m)
+    return r
+
+
+def _current_error(net: Network, q: Graph, c: Connection, S: int, float_spk: Dict, x: np.ndarray):
+    """The mean synaptic input error per target neuron (threshold units per step) that the weight
+    rounding of connection ``c`` causes on the calibration data: ``(W_q - W) @ E[x]`` (a
+    convolution of the mean input map for Conv), with ``W_q = m 2**e / k`` the dequantized
+    mantissas (``e``: the weight's own exponent); None if unknown."""
+    node = c.synapse
+    if not isinstance(node, (Dense, Conv2d)):
+        return None                     # pooling weights are exact (a power of two times S/64)
+    r = _rate(net, c, float_spk, x)
+    if r is None:
+        return None
+    fx = q.fixed[c.name]
+    dw = np.asarray(fx.weight, np.float64) * 2.0 ** fx.own_weight_exp / (S // 64) - node.weight
+    if isinstance(node, Dense):
+        e = dw @ r
+    else:
+        e = conv2d(np.asarray(r, np.float64)[None], dw, node.stride, node.padding, node.dilation, node.groups)[0]
+    return e.reshape(-1) if c.post_flatten else e
+
+
+def _bias_corrected(g0: Graph, net: Network, q: Graph, pop: str, S: int, float_spk: Dict, x: np.ndarray):
+    """``g0`` with population ``pop``'s float bias corrected for the mean input error of its
+    rounded weights (bias correction, Nagel et al. 2019, "Data-free quantization through weight
+    equalization and bias correction"): ``bias - E[dI] / current_decay`` (the steady state of u
+    under a constant input error dI). Returns ``(graph, correction)`` or None (nothing to correct)."""
+    node = g0.nodes[pop]
+    du = np.asarray(node.current_decay, np.float64)
+    if np.any(du <= 0):
+        return None                     # u integrates without leak: a constant error has no steady state
+    errs = [_current_error(net, q, c, S, float_spk, x) for c in net.into(pop) if c.synapse is not None]
+    if not errs or any(e is None for e in errs):
+        return None
+    corr = -sum(errs) / du
+    if not np.any(corr):
+        return None
+    g = g0.copy()
+    bias = np.broadcast_to(np.asarray(node.bias, np.float64), tuple(node.shape)) + corr
+    g.nodes[pop] = dataclasses.replace(node, bias=bias)
+    return g, corr
+
+
+def _try_bias_correction(g0, net, scales, p, S, score, float_spk, x, downstream):
+    """The bias correction of ``p`` under ``scales``: ``(graph, correction, score, tried)`` with
+    the corrected graph and its downstream score, or None (nothing to correct, or the corrected
+    bias does not fit this S's 13-bit mantissa)."""
+    bc = _bias_corrected(g0, net, quantize(_pinned(g0, scales)), p, S, float_spk, x)
+    if bc is None:
+        return None
+    try:
+        spk = trace(quantize(_pinned(bc[0], scales)), "fixed", x)[0]
+    except SnncError:
+        return None
+    sc = _downstream(spk, float_spk, downstream)
+    kept = sel.best([score, sc], [S, S]) == 1 and sc != score
+    tried = dict(kept=bool(kept), max_abs=float(np.max(np.abs(bc[1]))), mean_abs=float(np.mean(np.abs(bc[1]))),
+                 downstream_error_without=score[0], downstream_error_with=sc[0])
+    return bc[0], bc[1], sc, tried
+
+
 def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, refine_threshold: bool = True,
-              max_samples: int = 512, progress: Optional[callable] = None) -> Graph:
+              max_samples: int = 512, progress: Optional[callable] = None, bias_correction: bool = True) -> Graph:
     """Quantize ``graph`` (IR, float-trained or not; a compiled graph is re-quantized from its
-    float parameters) with scales chosen on calibration spikes ``data`` ``(N, *shape, T)``.
+    float parameters) with scales chosen on calibration spikes ``data`` ``(N, *shape, T)``
+    (a graded input: its real values); ``bias_correction``: try the per-population bias
+    correction (module doc).
 
     Returns the quantized graph; ``metadata["scales"]`` pins the choices, ``metadata
     ["calibration"]`` is the per-layer report (see ``snnc.compiler.calibrate.calibration_table``)."""
@@ -159,13 +249,16 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     net = lower(g0)
     pops = flow_order(g0, net)
     tried: Dict[str, int] = {}
+    corrected: Dict[str, np.ndarray] = {}         # population -> its bias correction (threshold units)
+    bias_tried: Dict[str, Dict] = {}              # population -> the correction tried and its scores
+    g_float = g0
     for i_p, p in enumerate(pops):
         node = g0.nodes[p]
         syns = _synapses(net, p)
         fixed_k = int(node.state_scale) // 64 if node.state_scale else 0
         k_max = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias)
         cands = sel.candidates(syns, k_max, fixed_k, quantiles)
-        own = (state_scale(naive, p), {s: int(naive.fixed[s].weight_exp) for s in syns})
+        own = (state_scale(naive, p), {s: naive.fixed[s].own_weight_exp for s in syns})
         k_hard = fixed_k or sel.scale_limit(getattr(node, "threshold", 0.0), *ranges[p], node.bias,
                                             state_limit=float(1 << 23))
         if own not in cands and own[0] <= 64 * k_hard:      # (it may break the bias or 24-bit limits)
@@ -183,6 +276,13 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
         i = sel.best([r[1] for r in results], [r[2] for r in results])
         scales, score, S = results[i]
         n_tried = len(results)
+        bc = _try_bias_correction(g0, net, scales, p, S, score, float_spk, x, pops[i_p:]) if bias_correction \
+            else None
+        if bc is not None:
+            n_tried += 1
+            bias_tried[p] = bc[3]
+            if bc[3]["kept"]:
+                g0, corrected[p], score = bc[0], bc[1], bc[2]
         if refine_threshold and isinstance(node, CubaLIF) and node.spike_compare == ">":
             vth0 = quantize(_pinned(g0, scales)).fixed[p].vth
             for vth in sel.threshold_candidates(vth0):
@@ -199,13 +299,20 @@ def calibrate(graph: Graph, data, quantiles: Sequence[float] = sel.QUANTILES, re
     cal_spk, cal_out, _ = trace(cal, "fixed", x)
     kept = _downstream(naive_spk, float_spk, pops) < _downstream(cal_spk, float_spk, pops)
     if kept:       # the greedy choice lost to the uncalibrated pass over the whole network: keep that
+        g0, corrected = g_float, {}
         scales = {"state_scale": {p: state_scale(naive, p) for p in pops},
-                  "weight_exp": {k: int(v.weight_exp) for k, v in naive.fixed.items() if hasattr(v, "weight_exp")},
+                  "weight_exp": {k: v.own_weight_exp for k, v in naive.fixed.items() if hasattr(v, "weight_exp")},
                   "vth": {}}
         cal = quantize(_pinned(g0, scales))
         cal_spk, cal_out = naive_spk, naive_out
     cal.metadata["calibration"] = _report(net, cal, pops, float_spk, naive_spk, cal_spk, tried, x,
                                           float_out, naive_out, cal_out)
+    for row in cal.metadata["calibration"]["layers"]:
+        c = corrected.get(row["population"])
+        row["bias_correction"] = None if c is None else dict(
+            max_abs=float(np.max(np.abs(c))), mean_abs=float(np.mean(np.abs(c))))
+        if row["population"] in bias_tried:        # downstream errors: summed mismatch fractions
+            row["bias_correction_tried"] = dict(bias_tried[row["population"]], kept=c is not None)
     cal.metadata["calibration"]["kept_uncalibrated"] = bool(kept)
     return cal
 
@@ -240,7 +347,8 @@ def _report(net, cal, pops, float_spk, naive_spk, cal_spk, tried, x, float_out, 
         syn = {}
         for s, (w, _) in _synapses(net, p).items():
             fx = cal.fixed[s]
-            syn[s] = dict(weight_exp=int(fx.weight_exp), **sel.weight_stats(w, fx.weight, int(fx.weight_exp), S // 64))
+            e = fx.own_weight_exp        # the weight's exponent (a graded input's frac bits not in it)
+            syn[s] = dict(weight_exp=e, **sel.weight_stats(w, fx.weight, e, S // 64))
         row = dict(population=p, state_scale=S, synapses=syn, candidates=tried[p])
         if net.populations[p].kind == "lif":
             vth = cal.fixed[p].vth

@@ -6,6 +6,9 @@ from ``graph.fixed``:
 
 - a synapse sends ``a = (m @ s) << weight_exp`` with 8-bit mantissas ``m`` (Conv and pooling:
   ``conv(s, m)`` clamped to 24 bits, no exponent);
+- a graded (analog) Input sends the integer graded spikes ``x_int = round(x * 2**k)`` (``k`` its
+  ``frac_bits``; Lava's ``num_message_bits``) to Dense synapses, which send
+  ``a = floor((m @ x_int) * 2**weight_exp)`` (there ``weight_exp = e - k``: an arithmetic shift);
 - a CUBA population: ``u = rtz(u (4096 - decay_u) / 4096) + (a << 6)`` wrapping at 24 bits,
   ``v = rtz(v (4096 - decay_v) / 4096) + u + bias`` (``- (vth << 6) s[t-1]`` for the delayed
   subtraction) saturating at ±(2**23 - 1), held at 0 while refractory, ``s = v > vth << 6``,
@@ -36,10 +39,11 @@ from typing import Dict, Union
 import numpy as np
 
 from .compiler import artifact
+from .compiler.fixed import input_frac_bits
 from .compiler.ir import Conv2d, CubaLI, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output, SumPool2d, _pair
 from .compiler.lower import Connection, Network, lower
 from .compiler.pipeline import ensure_compiled
-from .compiler.quantize import quantize
+from .compiler.quantize import ACC_LIMIT, GRADED_MESSAGE_BITS, quantize
 from .errors import SnncError
 
 SYNAPSES = (Dense, Conv2d, SumPool2d)
@@ -63,14 +67,22 @@ def _check(graph: Graph) -> None:
         if not isinstance(node, TWIN_NODES):
             raise SnncError(f"twin: node {name!r} ({type(node).__name__}) is not supported yet; the twin "
                             "takes Dense, Conv2d, SumPool2d, Flatten, Delay and CubaLIF graphs")
-        if isinstance(node, Input) and node.kind != "spikes":
-            raise SnncError(f"twin: input {name!r} is {node.kind!r}; the twin takes spike inputs only")
+        if isinstance(node, Input) and node.kind not in ("spikes", "graded"):
+            raise SnncError(f"twin: input {name!r} is {node.kind!r}; the twin takes spike and graded inputs")
         if isinstance(node, CubaLIF) and node.graded:
             raise SnncError(f"twin: population {name!r} sends graded spikes; not supported yet")
-        if isinstance(node, SYNAPSES) and getattr(graph.fixed.get(name), "num_message_bits", 0):
-            raise SnncError(f"twin: synapse {name!r} reads graded spikes; not supported yet")
+        if (isinstance(node, SYNAPSES) and getattr(graph.fixed.get(name), "num_message_bits", 0)
+                and not _reads_graded_input(graph, name)):
+            raise SnncError(f"twin: synapse {name!r} reads graded spikes from a population; not supported yet")
     if len(graph.inputs) != 1:
         raise SnncError(f"twin: the graph must have one input, has {graph.inputs}")
+
+
+def _reads_graded_input(graph: Graph, syn: str) -> bool:
+    """Synapse ``syn`` reads a graded Input (the quantization pass checked: a Dense reading only
+    it, directly)."""
+    srcs = [graph.nodes[s] for s in graph.predecessors(syn)]
+    return bool(srcs) and all(isinstance(n, Input) and n.kind == "graded" for n in srcs)
 
 
 def _check_lowered(net: Network) -> None:
@@ -142,8 +154,9 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
     class Twin(torch.nn.Module):
         """Loihi 2 integer dynamics of ``graph`` as a torch module (see the ``snnc.loihi_twin`` module doc).
 
-        ``forward(x)``: spikes ``(N, *input_shape, T)`` -> the first Output ``(N, *shape, T)``
-        (float64); ``self.spikes`` then holds every spiking population's spikes and
+        ``forward(x)``: spikes (a graded input: real values, rounded to its grid) ``(N,
+        *input_shape, T)`` -> the first Output ``(N, *shape, T)`` (float64); ``self.spikes`` then
+        holds every spiking population's spikes and
         ``self.readouts`` every CubaLI read-out's values ``(N, *shape, T)``."""
 
         def __init__(self, graph: Graph):
@@ -161,6 +174,9 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self.spikes: Dict[str, torch.Tensor] = {}
             self.state_scale = {p.name: p.state_scale for p in net.populations.values() if p.kind != "input"}
             self.readouts: Dict[str, torch.Tensor] = {}
+            self.graded = graph.nodes[graph.inputs[0]].kind == "graded"   # analog input: graded spikes
+            self.frac_bits = {c.name: input_frac_bits(graph, c.name) for c in net.connections
+                              if c.synapse is not None and _reads_graded_input(graph, c.name)}   # k (may be 0)
             for c in net.connections:
                 if isinstance(c.synapse, (Dense, Conv2d)) and c.name not in self._key:
                     key = re.sub(r"\W", "_", c.name)
@@ -181,14 +197,21 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
         def mantissas(self, syn: str):
             """The 8-bit weight mantissas of ``syn`` (straight-through gradient to its weight)."""
             w = self.weights[self._key[syn]]
-            exp = int(self.graph.fixed[syn].weight_exp)
-            return _MantissaSTE.apply(w * float(self.w_scale(syn)) / (2.0 ** exp))
+            return _MantissaSTE.apply(w * float(self.w_scale(syn)) / (2.0 ** self.mantissa_exp(syn)))
+
+        def mantissa_exp(self, syn: str) -> int:
+            """The exponent ``e`` of ``W k / 2**e``: the fixed view's ``weight_exp`` plus the graded
+            input's ``frac_bits`` (a synapse reading one has ``weight_exp = e - frac_bits``)."""
+            return int(self.graph.fixed[syn].own_weight_exp)
 
         # ------------------------------------------------------------------ dynamics
         def _synapse(self, name, x, m):
             node, fx = self.graph.nodes[name], self.graph.fixed[name]
             if isinstance(node, Dense):
                 a = x @ m[name].T
+                if name in self.frac_bits:          # graded: (m @ x_int) >> (k - e), a floor
+                    a = a * (2.0 ** int(fx.weight_exp))
+                    return _ste(a, torch.floor(a.detach()))
                 return a * float(2 ** int(fx.weight_exp)) if fx.weight_exp else a
             if isinstance(node, SumPool2d):
                 c = x.shape[1]
@@ -248,10 +271,12 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             want = (n,) + tuple(self.shapes[net.graph.inputs[0]]) + (steps,)
             if tuple(x.shape) != want:
                 raise SnncError(f"twin: input shape {tuple(x.shape)}, expected {want} (N, *shape, T)")
-            if not bool(torch.all((x == 0) | (x == 1))):
+            mant = {k: self.mantissas(k) for k in self._key}         # once per forward
+            if self.graded:
+                x = self._graded_messages(x, mant)
+            elif not bool(torch.all((x == 0) | (x == 1))):
                 raise SnncError("twin: the input must be binary spikes (0/1)")
             state = {p.name: self._state((n,) + p.shape) for p in net.neurons}
-            mant = {k: self.mantissas(k) for k in self._key}         # once per forward
             hist: Dict[str, list] = {p: [] for p in net.populations}  # every population's output per step
             host: Dict[str, list] = {}                                # the output's delays
             outs = []
@@ -271,6 +296,28 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self.readouts = {p.name: torch.stack(hist[p.name], -1) for p in net.populations.values()
                              if p.kind == "li"}
             return torch.stack(outs, -1)
+
+        def _graded_messages(self, x, mant):
+            """The host's integer graded spikes ``round(x * 2**k)`` (half to even, as
+            ``quantize.graded_messages``), refusing non-finite values, messages beyond 24 bits and
+            sums ``|m| @ |x_int|`` that could overflow Lava's int32 accumulator (current mantissas)."""
+            name = self.graph.inputs[0]
+            k = int(self.graph.nodes[name].frac_bits)
+            if not bool(torch.all(torch.isfinite(x))):
+                raise SnncError(f"twin: graded input {name!r}: values must be finite (found NaN or inf)")
+            xi = torch.round(x * float(1 << k))
+            if bool(torch.any(xi.abs() >= float(1 << (GRADED_MESSAGE_BITS - 1)))):
+                raise SnncError(f"twin: graded input {name!r}: |x| * 2**{k} must be below "
+                                f"2**{GRADED_MESSAGE_BITS - 1} (Loihi graded spike payload)")
+            ax = xi.abs().movedim(-1, 1).reshape(-1, xi.shape[1])            # (N*T, C)
+            for syn in self.frac_bits:
+                if ax.numel():
+                    bound = float((ax @ mant[syn].detach().abs().T).max())
+                    if bound >= ACC_LIMIT:
+                        raise SnncError(f"twin: graded input {name!r}: sum |W| * |x| * 2**{k} into synapse "
+                                        f"{syn!r} can reach {int(bound)} >= 2**31 (Lava's int32 "
+                                        "accumulator); lower frac_bits or scale the input")
+            return xi
 
         @staticmethod
         def _state(shape) -> dict:
@@ -325,7 +372,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 g.nodes[name] = dataclasses.replace(g.nodes[name], weight=w)
             g.metadata["scales"] = dict(
                 state_scale=dict(self.state_scale),
-                weight_exp={s: int(self.graph.fixed[s].weight_exp) for s in self._key},
+                weight_exp={s: self.mantissa_exp(s) for s in self._key},
                 vth={p: (int(self.graph.fixed[p].vth) if np.ndim(self.graph.fixed[p].vth) == 0
                          else np.asarray(self.graph.fixed[p].vth).astype(int).tolist())
                      for p in self.state_scale if isinstance(self.graph.nodes[p], CubaLIF)})

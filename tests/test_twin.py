@@ -211,3 +211,128 @@ def test_twin_of_an_snntorch_model(tmp_path):
     with torch.no_grad():
         y = twin(xt).numpy()
     assert np.array_equal(run_reference(twin.to_graph(), xt).output, y)
+
+
+# ---------------------------------------------------------------------- graded (analog) inputs
+def _graded_net(seed=0, k=8, reset="subtract", reset_delay=True):
+    """Input(kind="graded") -> Dense -> CubaLIF -> Dense -> CubaLIF, float weights (as an analog
+    snnTorch input exports), and analog data off the 2**-k grid (the host rounds it)."""
+    from snnc.compiler.ir import CubaLIF, Dense, Graph, Input, Output
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add("x", Input((12,), kind="graded", frac_bits=k))
+    g.add("fc1", Dense(rng.normal(0.05, 0.4, (16, 12))), "x")
+    g.add("l1", CubaLIF((16,), 1.0, 0.1, 1.0, bias=rng.normal(0, 0.05, 16), reset=reset,
+                        reset_delay=reset_delay, state_scale=0), "fc1")
+    g.add("fc2", Dense(rng.normal(0.1, 0.6, (5, 16))), "l1")
+    g.add("l2", CubaLIF((5,), 1.0, 0.05, 1.0, reset=reset, reset_delay=reset_delay, state_scale=0), "fc2")
+    g.add("y", Output((5,)), "l2")
+    x = rng.uniform(-0.3, 1.2, (4, 12, 30))
+    return g, x
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_twin_graded_input_equals_reference(calibrated):
+    """Analog input (integer graded spikes into the first Dense, floored by the exponent shift):
+    the twin's output and every population == the reference engine's, plain and calibrated."""
+    g, x = _graded_net()
+    graph = snnc.compile(g, calibrate=x if calibrated else None)
+    fx = graph.fixed["fc1"]
+    assert fx.num_message_bits and fx.weight_exp < 0
+    twin, y = _same_as_reference(graph, x)
+    assert y.sum() > 20 and twin.spikes["l1"].sum() > 50
+    if calibrated:
+        assert graph.metadata["calibration"]["layers"][0]["synapses"]["fc1"]["weight_exp"] == \
+            fx.weight_exp + 8
+
+
+def test_twin_graded_input_of_integers():
+    """frac_bits 0 (integer analog values, ``weight_exp`` >= 0, nothing floored): still graded
+    spikes into the first Dense; twin == reference."""
+    g, x = _graded_net(k=0)
+    graph = snnc.compile(g)
+    fx = graph.fixed["fc1"]
+    assert fx.num_message_bits and fx.input_frac_bits == 0
+    twin, y = _same_as_reference(graph, np.round(x * 3))
+    assert y.sum() > 20
+
+
+def test_twin_graded_input_equals_lava_fixed():
+    """Lava's fixed_pt Dense with num_message_bits (graded spikes from the host)."""
+    g, x = _graded_net()
+    graph = snnc.compile(g, calibrate=x)
+    with torch.no_grad():
+        y = snnc.twin(graph)(x).numpy()
+    lava = snnc.run(graph, x, backend="lava-fixed", timeout=300)
+    assert np.array_equal(y, lava.output) and y.sum() > 20
+
+
+def test_twin_graded_input_fine_tune_then_compile(tmp_path):
+    """Fine-tuning steps change the graded synapse's mantissas; ``to_graph()`` (also saved and
+    reloaded) computes exactly the twin's spikes on the reference and on Lava."""
+    g, x = _graded_net(seed=3)
+    graph = snnc.compile(g)
+    twin = snnc.twin(graph, surrogate=sn.SigmoidDerivative(0.25))
+    before = {k: twin.mantissas(k).detach().numpy().copy() for k in twin._key}
+    losses = _fine_tune(twin, torch.as_tensor(x), torch.arange(x.shape[0]) % 5, steps=3, lr=0.05)
+    changed = {k: int(np.sum(twin.mantissas(k).detach().numpy() != before[k])) for k in before}
+    assert changed["fc1"] > 0 and all(np.isfinite(losses))
+    with torch.no_grad():
+        y = twin(x).numpy()
+    tuned = twin.to_graph()
+    assert tuned.fixed["fc1"].weight_exp == graph.fixed["fc1"].weight_exp
+    assert int(np.sum(tuned.fixed["fc1"].weight != graph.fixed["fc1"].weight)) == changed["fc1"]
+    path = str(tmp_path / "tuned.snnc")
+    snnc.compile(tuned, path)
+    _same_as_reference(snnc.compile(path), x)
+    assert np.array_equal(run_reference(snnc.compile(path), x).output, y)
+    lava = snnc.run(tuned, x, backend="lava-fixed", timeout=300)
+    assert np.array_equal(lava.output, y)
+
+
+def test_twin_graded_input_refuses_clearly():
+    g, x = _graded_net()
+    twin = snnc.twin(snnc.compile(g))
+    bad = x.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(SnncError, match="finite"):
+        twin(bad)
+    with pytest.raises(SnncError, match="below 2"):
+        twin(x * 1e6)
+
+
+def test_twin_of_an_snntorch_analog_input_model(tmp_path):
+    """snnTorch tutorial 5's way: the analog image at every step -> a graded Input on 2**-8;
+    snnTorch's forward == reference float on grid inputs, and twin == reference fixed."""
+    import snntorch as snn
+    from snnc.frontends.step_export import time_last
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = torch.nn.Linear(20, 30), snn.Leaky(beta=0.95)
+            self.fc2, self.lif2 = torch.nn.Linear(30, 5), snn.Leaky(beta=0.95)
+
+        def forward(self, x):
+            m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+            out = []
+            for t in range(x.shape[0]):
+                s1, m1 = self.lif1(self.fc1(x[t]), m1)
+                s2, m2 = self.lif2(self.fc2(s1), m2)
+                out.append(s2)
+            return torch.stack(out, 0)
+
+    torch.manual_seed(0)
+    net = Net()
+    img = torch.round(torch.rand(6, 20, generator=torch.Generator().manual_seed(1)) * 256) / 256
+    x = img.unsqueeze(0).repeat(25, 1, 1)                     # (T, N, 20): the same image every step
+    path = str(tmp_path / "analog.onnx")
+    snnc.export(net, x, path)
+    xt = time_last(x).numpy().astype(np.float64)
+    with torch.no_grad():
+        want = time_last(net(x)).numpy()
+    assert np.array_equal(snnc.run(path, xt, backend="reference-float").output, want)
+    g = snnc.compile(path, calibrate=xt)
+    assert g.nodes[g.inputs[0]].kind == "graded"
+    twin, y = _same_as_reference(g, xt)
+    assert y.sum() > 10

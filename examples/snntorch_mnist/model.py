@@ -10,8 +10,8 @@
   MaxPool2d``), a max of binary spikes, which Loihi computes exactly (a sum pool into a
   threshold-0.5 population).
 - Input: rate-coded spikes (``snntorch.spikegen.rate``, tutorial 1: a pixel of intensity p spikes
-  with probability p at each step), time first ``(T, N, ...)``; Loihi and ``snnc.twin`` take spikes
-  (tutorial 5 feeds the analog image at every step instead; a named deviation).
+  with probability p at each step), or (``analog``) tutorial 5's analog image at every step, on
+  the 2**-8 grid of snnc's graded input; time first ``(T, N, ...)``.
 Both return (spikes, membrane) of the output layer, time first ``(T, N, 10)``, as the tutorials do.
 """
 import snntorch as snn
@@ -82,6 +82,15 @@ def build(name):
 def run(net, name, x):
     """(spikes, membrane) of the output layer, time first, for spikes ``x`` (T, N, ...)."""
     return net(x) if name == "fc" else forward_pass(net, x)
+
+
+def analog(images, shape, steps=NUM_STEPS, frac_bits=8):
+    """Tutorial 5's input: the analog image at every step, on the grid ``2**-frac_bits`` (the
+    graded input snnc exports an analog input as; pixel / 255 moves by less than half a step):
+    images (N, 28, 28) in [0, 1] -> (T, N, *shape)."""
+    p = torch.as_tensor(images, dtype=torch.float32).reshape((len(images),) + tuple(shape))
+    p = torch.round(p * 2 ** frac_bits) / 2 ** frac_bits
+    return p.unsqueeze(0).expand((steps,) + tuple(p.shape)).contiguous()
 
 
 def rate(images, shape, steps=NUM_STEPS, seed=0):

@@ -18,7 +18,9 @@ the threshold mantissa within 17 bits and the bias within its 13-bit mantissa an
 Which candidate wins is decided by spikes, not by weight error: the orchestration
 (``snnc/calibrate.py``) runs each candidate in fixed point on the calibration data, with the
 populations before it already calibrated, and ``best`` picks the one whose spikes agree most
-with the float model's. The chosen scales are pinned in ``graph.metadata["scales"]``, which the
+with the float model's. The orchestration also tries a bias correction per population (its
+mean input error from weight rounding, removed through the bias) under the same score. The chosen
+scales are pinned in ``graph.metadata["scales"]``, which the
 quantization pass honours (``snnc/compiler/quantize.py``).
 """
 from __future__ import annotations
