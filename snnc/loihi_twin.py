@@ -71,22 +71,21 @@ def _check(graph: Graph) -> None:
             raise SnncError(f"twin: input {name!r} is {node.kind!r}; the twin takes spike and graded inputs")
         if isinstance(node, CubaLIF) and node.graded:
             raise SnncError(f"twin: population {name!r} sends graded spikes; not supported yet")
-        if (isinstance(node, SYNAPSES) and getattr(graph.fixed.get(name), "num_message_bits", 0)
-                and not _reads_graded_input(graph, name)):
-            raise SnncError(f"twin: synapse {name!r} reads graded spikes from a population; not supported yet")
     if len(graph.inputs) != 1:
         raise SnncError(f"twin: the graph must have one input, has {graph.inputs}")
 
 
-def _reads_graded_input(graph: Graph, syn: str) -> bool:
-    """Synapse ``syn`` reads a graded Input (the quantization pass checked: a Dense reading only
+def _reads_graded_input(net: Network, c: Connection) -> bool:
+    """Connection ``c`` reads a graded Input (the quantization pass checked: a Dense reading only
     it, directly)."""
-    srcs = [graph.nodes[s] for s in graph.predecessors(syn)]
-    return bool(srcs) and all(isinstance(n, Input) and n.kind == "graded" for n in srcs)
+    pops = [net.populations[s.pop] for s in c.sources]
+    return bool(pops) and all(p.kind == "input" and p.node.kind == "graded" for p in pops)
 
 
 def _check_lowered(net: Network) -> None:
     for c in net.connections:
+        if c.synapse is not None and getattr(c.fixed, "num_message_bits", 0) and not _reads_graded_input(net, c):
+            raise SnncError(f"twin: synapse {c.name!r} reads graded spikes from a population; not supported yet")
         if c.synapse is None:
             raise SnncError(f"twin: population {c.dst!r} is fed by {c.sources[0].pop!r} without a synapse; "
                             "not supported")
@@ -176,7 +175,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self.readouts: Dict[str, torch.Tensor] = {}
             self.graded = graph.nodes[graph.inputs[0]].kind == "graded"   # analog input: graded spikes
             self.frac_bits = {c.name: input_frac_bits(graph, c.name) for c in net.connections
-                              if c.synapse is not None and _reads_graded_input(graph, c.name)}   # k (may be 0)
+                              if c.synapse is not None and _reads_graded_input(net, c)}   # k (may be 0)
             for c in net.connections:
                 if isinstance(c.synapse, (Dense, Conv2d)) and c.name not in self._key:
                     key = re.sub(r"\W", "_", c.name)

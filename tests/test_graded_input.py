@@ -206,3 +206,23 @@ def test_onnx_graded_input_must_be_the_only_reader(order, tmp_path):
     onnx.save(m, path)
     with pytest.raises(SnncError, match="read only through its GradedInput"):
         import_onnx(path)
+
+
+def test_output_reading_the_graded_input_is_its_grid_value_on_every_engine():
+    """An Output that reads a graded Input directly gets the values the host sent, rounded to the
+    input's 2**-frac_bits grid, on reference fixed/float and Lava fixed alike (fixed point carries
+    integer messages round(x * 2**frac_bits): the read-out divides them back)."""
+    from snnc.compiler import ir
+    g = ir.Graph()
+    g.add("in", ir.Input((3,), kind="graded", frac_bits=4))
+    g.add("w", ir.Dense(np.full((2, 3), 0.5)), "in")
+    g.add("p", ir.CubaLIF((2,), 0.5, 0.25, 1.0), "w")
+    g.add("o", ir.Output((2,)), "p")
+    g.add("oin", ir.Output((3,)), "in")
+    q = quantize(g)
+    x = np.random.default_rng(0).random((2, 3, 6))
+    want = np.round(x * 16) / 16
+    runs = [run_reference(q, x, "fixed"), run_reference(q, x, "float"), run_lava(q, x, "fixed", timeout=300)]
+    for r in runs:
+        assert np.array_equal(r.outputs["oin"], want)
+        assert np.array_equal(r.outputs["o"], runs[0].outputs["o"]) and runs[0].outputs["o"].sum() > 0

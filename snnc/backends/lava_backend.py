@@ -54,6 +54,7 @@ from ..errors import SnncError
 from . import host_io
 from .child import run_child
 from .lava_plan import CONV_AS_DEFAULT, IO_DEFAULT, LavaPlan, bias_drive, plan_lava
+from .plan import input_values
 from .result import RunResult
 
 __all__ = ["run_lava", "plan_lava", "host_outputs", "prepare"]
@@ -176,6 +177,7 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
     start = time.perf_counter()
     plan, x, xs, bias = prepare(graph, spikes, mode, conv_as, io)
     res = _run_worker(plan, xs, timeout, bias, record_state)
+    x = input_values(graph, {graph.inputs[0]: x}, "float")[graph.inputs[0]]   # what the host sent (grid)
     result = result_of(plan, x, res["spikes"], res.get("timing", {}), f"lava-{mode}", start)
     if record_state:
         result.state = result.timing.pop("state")

@@ -192,10 +192,11 @@ class Network:
 
     def output_units(self) -> Dict[str, int]:
         """Per Output that reads graded messages as they are (through Delay/Flatten): their
-        integer units per 1.0 in fixed point (``fixed.message_scale``)."""
+        integer units per 1.0 in fixed point (``fixed.message_scale``; a graded Input's messages
+        are ``round(x * 2**frac_bits)``)."""
         out = {}
         for o in self.outputs:
-            scales = {message_scale(self.graph, n) for n in o.wired()}
+            scales = {_graded_input_scale(self.graph, n) or message_scale(self.graph, n) for n in o.wired()}
             if scales - {0}:
                 if len(scales) != 1:
                     raise SnncError(f"output {o.name!r} reads messages of different units {sorted(scales)}")
@@ -219,6 +220,12 @@ class Network:
         for o in self.outputs:
             rows.append(f"  output {o.name} {o.shape} <- {o.pops}")
         return "\n".join(rows)
+
+
+def _graded_input_scale(graph: Graph, name: str) -> int:
+    """2**frac_bits for a graded Input (its fixed-point messages), else 0."""
+    node = graph.nodes[name]
+    return (1 << int(node.frac_bits)) if isinstance(node, Input) and node.kind == "graded" else 0
 
 
 def _err(name: str, node, msg: str) -> SnncError:
