@@ -290,15 +290,7 @@ def _targets(graph: Graph, syn: str) -> List[Tuple[str, List[str]]]:
 def _connection(graph: Graph, syn: Optional[str], dst: str, chain: List[str], sources: List[Source],
                 shapes) -> Connection:
     out_shape = tuple(shapes[syn]) if syn is not None else tuple(shapes[dst])
-    post = np.zeros(out_shape, dtype=np.int64)
-    flat = False
-    for n in chain:
-        nd = graph.nodes[n]
-        if isinstance(nd, Flatten):
-            flat = True
-        else:
-            at = (int(np.prod(out_shape)),) if flat else out_shape
-            post = post + _steps_over(n, nd, at).reshape(out_shape)
+    post, flat = _chain_delay(graph, chain, out_shape)
     if syn is None:
         name, node, fx = f"{sources[0].pop}->{dst}", None, None
         in_shape = out_shape
@@ -334,17 +326,23 @@ def _direct_links(graph: Graph, pop: str, shapes) -> List[Connection]:
     return links
 
 
-def _sources_of_chain(graph: Graph, src: str, chain: List[str], shapes) -> Source:
-    pshape = tuple(shapes[src])
-    total = np.zeros(pshape, dtype=np.int64)
+def _chain_delay(graph: Graph, chain: List[str], shape) -> Tuple[np.ndarray, bool]:
+    """The summed Delay steps of the wire nodes ``chain`` (forward order) over ``shape`` (a Delay
+    after a Flatten counts over the flat neurons), and whether a Flatten is on it."""
+    total = np.zeros(tuple(shape), dtype=np.int64)
     flattened = False
     for n in chain:
         nd = graph.nodes[n]
         if isinstance(nd, Flatten):
             flattened = True
         else:
-            at = (int(np.prod(pshape)),) if flattened else pshape
-            total = total + _steps_over(n, nd, at).reshape(pshape)
+            at = (int(np.prod(shape)),) if flattened else tuple(shape)
+            total = total + _steps_over(n, nd, at).reshape(tuple(shape))
+    return total, flattened
+
+
+def _sources_of_chain(graph: Graph, src: str, chain: List[str], shapes) -> Source:
+    total, flattened = _chain_delay(graph, chain, shapes[src])
     return Source(src, total, flattened, tuple(chain))
 
 
