@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from .lava_plan import SDN_KINDS, LavaPlan, from_lava, to_lava
-from .lava_recorder import model_map as recorder_model_map, split
+from .lava_recorder import Recorder, model_map as recorder_model_map, split
 
 SDN_STATE = ("sigma", "act", "residue", "error")   # lava.proc.sdn state Vars (reset between samples)
 
@@ -49,7 +49,6 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
             state.append((syn.a_buff if c.kind == "dense" else syn.a_buf, c))
     recorded = recorded_populations(plan)
     if recorded:
-        from .lava_recorder import Recorder
         rec = Recorder([plan.pops[n].lshape for n in recorded], plan.run_steps)
         for i, n in enumerate(recorded):
             procs[n].s_out.connect(getattr(rec, f"in_{i}"))
