@@ -29,6 +29,21 @@ def _what(m) -> str:
     return f"{type(m).__module__}.{type(m).__name__}"
 
 
+def norm_mean(n, name: str) -> np.ndarray:
+    """The running mean a neuron's ``MeanOnlyBatchNorm`` subtracts (through its ``pre_hook_fx``
+    quantization), float64 per channel; SnncError naming block ``name`` for another norm or one in
+    training mode."""
+    if type(n.norm) is not slayer.neuron.norm.MeanOnlyBatchNorm:
+        raise SnncError(f"block '{name}' has neuron norm {_what(n.norm)}; snnc exports "
+                        "MeanOnlyBatchNorm (as a bias) only")
+    if n.norm.training:
+        raise SnncError(f"block '{name}' has a batch norm in training mode; call module.eval()")
+    with torch.no_grad():
+        mean = n.norm.running_mean
+        mean = n.norm.pre_hook_fx(mean) if n.norm.pre_hook_fx is not None else mean
+    return mean.cpu().numpy().astype(np.float64)
+
+
 def _slayer_class(m) -> type:
     """The nearest class of ``m`` defined by lava-dl (``m``'s own for a slayer block)."""
     return next(c for c in type(m).__mro__ if c.__module__.startswith("lava.lib.dl.slayer"))
@@ -189,14 +204,7 @@ def neuron_params(m, name: str, shape: Tuple[int, ...]) -> SimpleNamespace:
         raise SnncError(f"block '{name}' has dropout in training mode; call module.eval()")
     bias = np.zeros((), np.float32)
     if n.norm is not None:
-        if type(n.norm) is not slayer.neuron.norm.MeanOnlyBatchNorm:
-            raise SnncError(f"block '{name}' has neuron norm {_what(n.norm)}; snnc exports "
-                            "MeanOnlyBatchNorm (as a bias) only")
-        if n.norm.training:
-            raise SnncError(f"block '{name}' has a batch norm in training mode; call module.eval()")
-        with torch.no_grad():
-            b = -n.norm.pre_hook_fx(n.norm.running_mean)
-        bias = b.cpu().numpy().astype(np.float32)
+        bias = -norm_mean(n, name).astype(np.float32)
         bias = bias.reshape(bias.shape + (1,) * (len(shape) - 1))
     attrs = ops.cuba_attributes(int(du) / 4096.0, int(dv) / 4096.0, n.threshold, n.s_scale)
     if decays is not None:

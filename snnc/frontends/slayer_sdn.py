@@ -25,6 +25,7 @@ from lava.lib.dl import slayer
 
 from ..errors import SnncError
 from . import onnx_ops as ops
+from .slayer_blocks import norm_mean
 
 _SPIKE_EXP = _STATE_EXP = 6
 
@@ -77,15 +78,7 @@ def _bias(n, name: str, shape: Tuple[int, ...]) -> np.ndarray:
     col = (-1,) + (1,) * (len(shape) - 1)
     bias = np.zeros((), np.float64)
     if n.norm is not None:
-        if type(n.norm) is not slayer.neuron.norm.MeanOnlyBatchNorm:
-            raise SnncError(f"block '{name}' has neuron norm {type(n.norm).__name__}; snnc exports "
-                            "MeanOnlyBatchNorm (as a bias) only")
-        if n.norm.training:
-            raise SnncError(f"block '{name}' has a batch norm in training mode; call module.eval()")
-        with torch.no_grad():
-            mean = n.norm.running_mean
-            mean = n.norm.pre_hook_fx(mean) if n.norm.pre_hook_fx is not None else mean
-        bias = -mean.cpu().numpy().astype(np.float64).reshape(col)
+        bias = -norm_mean(n, name).reshape(col)
     if n.bias_is_set:
         b = n.bias.detach().cpu().numpy().astype(np.float64)
         bias = bias + (b.reshape(shape) if b.size == int(np.prod(shape)) else b.reshape(col))
