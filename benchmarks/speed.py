@@ -573,8 +573,8 @@ def summary(results):
 def eval_workers(a):
     """``snnc eval`` throughput vs workers (benchmarks/eval_workers.py, in a child): its rows."""
     out = os.path.join(tempfile.mkdtemp(prefix="snnc-evalw-"), "eval_workers.json")
-    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "eval_workers.py"), "--samples",
-           "32" if a.quick else "64", "--engines", a.eval_engines, "--out", out]
+    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "eval_workers.py"), "--engines", a.eval_engines,
+           "--out", out] + (["--samples", "32"] if a.quick else [])
     try:
         subprocess.run(cmd, check=True, timeout=a.timeout, env=dict(os.environ, PYTHONPATH=ROOT))
         with open(out) as f:

@@ -16,6 +16,10 @@ IR by hand), ``nn_nets`` (snnc.nn networks of the four training methods), ``step
 """
 import os
 
+# Lava's runtime sets multiprocessing's start method ("fork") when it is first imported and fails
+# ("context has already been set") if anything set it before; torch's ONNX export does, so a test
+# file that exports first and then imports a Lava model in-process failed when run on its own.
+import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
 import pytest
 
 import lava_dl_files

@@ -554,3 +554,34 @@ def test_plan_reads_only_the_lowered_network():
     assert (plan.pops["lif1"].offset, plan.pops["lif2"].offset) == (1, 1)
     extra = {c.src: (0 if c.delays is None else int(c.delays.max())) for c in plan.conns if c.dst == "lif2"}
     assert extra == {"in": 0, "lif1": 2}
+
+
+def _one_of_each_lava_process():
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import DelayDense, Dense
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.lif.process import LIF, LIFReset
+    from lava.proc.sdn.process import Delta, Sigma, SigmaDelta
+    return [Dense(weights=np.eye(2)), DelayDense(weights=np.eye(2), delays=np.ones((2, 2), int)),
+            LIF(shape=(2,)), LIFReset(shape=(2,), reset_interval=2),
+            Conv(weight=np.ones((1, 1, 1, 1)), input_shape=(2, 2, 1)), RingBuffer(data=np.zeros((2, 3))),
+            Sigma(shape=(2,)), Delta(shape=(2,), vth=1), SigmaDelta(shape=(2,), vth=1)]
+
+
+@pytest.mark.parametrize("tag", ["fixed_pt", "floating_pt"])
+def test_named_models_are_the_ones_lava_would_search_and_select(tag):
+    from lava.proc.dense.process import Dense
+    """lava_models.LAVA_PICKS names, for every Lava process snnc builds, the model that Lava's
+    own search (_find_proc_models) and Loihi2SimCfg's selection give."""
+    from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from snnc.backends.lava_models import LAVA_PICKS, lava_pick, name_models
+    procs = _one_of_each_lava_process()
+    assert {(type(p).__module__, type(p).__name__) for p in procs} == set(LAVA_PICKS)
+    for p in procs:
+        found = ProcGroupDiGraphs._find_proc_models(p)
+        assert lava_pick(type(p), tag) is Loihi2SimCfg(select_tag=tag).select(p, found), type(p).__name__
+    cfg = name_models(Loihi2SimCfg(select_tag=tag, exception_proc_model_map={Dense: int}), procs)
+    assert all(p in cfg.exception_proc_model_map for p in procs)
+    assert cfg.exception_proc_model_map[procs[0]] is int        # a class entry wins over the pick

@@ -106,6 +106,61 @@ def test_u_wrap_and_v_saturation(du, dv):
     assert seen_neg                               # u did wrap
 
 
+@pytest.mark.parametrize("plan", ["step", "batched"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_signed_bounds_keep_the_test_on_the_side_that_overflows(sign, plan):
+    """Weights strong on one side only (a weak other side): u wraps and v saturates on the strong
+    side exactly as in the spec, in both plans (the signed static bounds of
+    ``CubaGroup.range_checks`` must keep that side's test)."""
+    w = np.full((4, 64), sign * 3.9)
+    w[:, :8] = -sign * 0.5
+    g = Graph()
+    g.add("in", Input((64,)))
+    g.add("fc", Dense(w), "in")
+    g.add("l", lif((4,), current_decay=0.5, voltage_decay=0.25, threshold=100000.0), "fc")
+    g.add("out", Output((4,)), "l")
+    q = quantize(g)
+    q.fixed["fc"] = FixedSynapse(q.fixed["fc"].weight, weight_exp=3)
+    x = np.ones((2, 64, 40), np.float32)
+    with _spec_blocked():
+        a = run_reference(q, x, "fixed", plan=plan)
+    b = run_reference_spec(q, x, "fixed")
+    assert a.plan == plan
+    assert np.array_equal(a.output, b.output) and np.array_equal(a.counts["l"], b.counts["l"])
+    sim, spec = _Sim(q, "fixed", 2), _SpecSim(q, "fixed", 2)
+    wrapped = False
+    for t in range(40):
+        sim.step(t, {"in": x[..., t].astype(np.float64)})
+        spec.step(t, {"in": x[..., t].astype(np.int64)})
+        assert np.array_equal(sim.state["l"]["v"], spec.state["l"]["v"]), t
+        wrapped |= bool((sign * sim.state["l"]["u"] < 0).any())
+    assert wrapped                                # u did wrap on the strong side
+
+
+def test_signed_bounds_skip_the_side_that_cannot_overflow():
+    """``range_checks`` from (A_hi, A_lo): only the side whose bound reaches the 24-bit range is
+    tested each step; an unknown drive bound tests everything."""
+    from snnc.backends.populations import CubaGroup, cuba_params
+    from snnc.compiler.lower import lower
+    g = Graph()
+    g.add("in", Input((2,)))
+    g.add("fc", Dense(np.eye(2)), "in")
+    g.add("l", lif((2,), current_decay=0.5, voltage_decay=0.25, threshold=1.0), "fc")
+    g.add("out", Output((2,)), "l")
+    params = cuba_params(lower(quantize(g)), ["l"], True)
+    grp = CubaGroup(params, 1)
+    grp.a_bound, grp.a_low = np.full(2, 64.0 * 255), np.full(2, float(1 << 22))
+    assert grp.range_checks() == (True, True, True)          # u can reach 2**23 from below
+    grp.a_low = np.full(2, float(1 << 21))            # u >= -2**22, v >= -2**24
+    assert grp.range_checks() == (False, False, True)        # v can fall below -V_MAX only
+    grp.a_low = np.full(2, 64.0 * 255)
+    assert grp.range_checks() == (False, False, False)
+    grp.drive = np.zeros((1, 2))
+    assert grp.range_checks() == (True, True, True)          # a drive with no bound
+    grp.drive_bound = (np.zeros(2), np.zeros(2))
+    assert grp.range_checks() == (False, False, False)
+
+
 def test_graded_input_rejected_in_fixed_mode():
     from snnc.errors import SnncError
     g, x = chain_with_delays()

@@ -8,7 +8,7 @@ a child that leads its own process group:
   ``sys.path``), with ``sys.path`` set explicitly to the parent's snnc (the folder holding the
   ``snnc`` package this module belongs to), so a ``pickle.py`` in the user's folder is never
   imported and the child runs exactly the parent's snnc;
-- watched: the parent polls the child and its Lava processes every 0.25 s; a Lava process that
+- watched: the parent waits on the child and looks at its Lava processes every 0.25 s; a Lava process that
   is killed or crashes while the others wait is noticed at once (one that vanishes without an
   exit status within 10 s), its process group killed, and the error
   names it (pid, exit status, command); the timeout must be positive and finite;
@@ -186,7 +186,10 @@ def _watch(proc: subprocess.Popen, timeout: float, what: str, err_path: str) -> 
                                 f"{_tail(err_path)}")
         else:
             dead_since = None
-        time.sleep(POLL)
+        try:
+            proc.wait(timeout=POLL)          # returns as soon as the child ends
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def run_child(module: str, job: dict, timeout: float, what: str = "Lava run") -> dict:

@@ -40,6 +40,7 @@ from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
 from .child import run_child
+from .lava_models import name_models
 from .result import RunResult
 
 CHUNK_BYTES = 32 << 20          # io buffers: at most this many bytes of output per chunk
@@ -86,6 +87,7 @@ def run_job(graph: Graph, spikes: np.ndarray, mode: str, chunk: Optional[int] = 
     cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map={
         Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel,
         FusedNetwork: PyFusedFixedModel if mode == "fixed" else PyFusedFloatModel})
+    cfg = name_models(cfg, (inj, net, ext))            # no model search in Lava's compiler
     x = np.ascontiguousarray(np.moveaxis(spikes.reshape(n, isize, T), -1, 0).reshape(T, n * isize),
                              dtype=np.float64)
     raw = np.zeros((T, total), np.float64)
@@ -168,4 +170,6 @@ def _work(job: dict) -> dict:
 
 if __name__ == "__main__":
     from .child import child_main
+    from .lava_worker import skip_pandas
+    skip_pandas()
     child_main(_work)

@@ -16,6 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from .lava_plan import SDN_KINDS, LavaPlan, from_lava, to_lava
+from .lava_models import name_models
 from .lava_recorder import Recorder, model_map as recorder_model_map, split
 
 SDN_STATE = ("sigma", "act", "residue", "error")   # lava.proc.sdn state Vars (reset between samples)
@@ -221,8 +222,9 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
     first = lava_input(plan, spikes[0]) if spiking else None
     procs, sinks, source, state = build(plan, None if channels else first, bias)
     root = procs[plan.root]
-    if cfg is None:
-        cfg = sim_config(plan)
+    # every process named by instance: Lava's compiler then skips its model search (lava_models)
+    cfg = name_models(cfg if cfg is not None else sim_config(plan),
+                      list(procs.values()) + list({id(r): r for r in sinks.values()}.values()))
     gated = sorted({p.offset for p in plan.pops.values() if p.gate_bias})
     # the bias each population's Var holds now (as built), and what sample i needs
     cur = {name: (np.zeros_like(bias[name][1][0] if name in bias else p.bias_mant) if p.gate_bias
@@ -335,6 +337,16 @@ def _work(job: dict) -> dict:
     return {"spikes": spikes, "timing": timing}
 
 
+def skip_pandas() -> None:
+    """In the Lava child only: make ``import pandas`` fail at once. Lava's compiler builds its
+    graphs with networkx, whose ``to_networkx_graph`` imports pandas just to test whether its
+    input is a DataFrame (it is not; without pandas networkx skips the test): 0.2-0.6 s of every
+    run. Neither Lava's simulation nor snnc's models use pandas."""
+    import sys
+    sys.modules.setdefault("pandas", None)
+
+
 if __name__ == "__main__":
     from .child import child_main
+    skip_pandas()
     child_main(_work)

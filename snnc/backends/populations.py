@@ -106,8 +106,9 @@ class CubaGroup:
     """The state of CUBA populations updated together, ``(N, total)`` float64, and their update.
 
     ``a``: synaptic input (fixed: already ``<< 6``); ``drive``: bias-input drive or None;
-    ``s``: output (spikes, or the read-out's value); ``a_bound``: a static bound on |a| per
-    neuron, or None (see ``range_checks``)."""
+    ``s``: output (spikes, or the read-out's value); ``a_bound``: a static bound on ``a`` per
+    neuron, or None, and ``a_low`` one on ``-a`` (None: ``a_bound``); ``drive_bound``: (bound on
+    the drive, on its negative) per neuron, or None (see ``range_checks``)."""
 
     def __init__(self, params: CubaParams, n: int):
         self.p, self.n = params, n
@@ -119,10 +120,13 @@ class CubaGroup:
         self.drive: Optional[np.ndarray] = None
         self.drive_checks: List[Tuple[str, np.ndarray, float]] = []
         self.a_bound: Optional[np.ndarray] = np.zeros(tot) if params.fixed else None
+        self.a_low: Optional[np.ndarray] = None
+        self.drive_bound: Optional[Tuple[np.ndarray, np.ndarray]] = None
         self.late = np.zeros((n, tot)) if params.kind == "late" else None
         self.above = np.zeros((n, tot), bool) if params.kind == "snt" else None
         self.m = np.zeros((n, tot)) if params.kind == "snt" else None
         self._checks = None
+        self._u_is_a = bool(params.fixed and np.all(np.asarray(params.cu) == 0))
 
     @property
     def names(self) -> List[str]:
@@ -153,23 +157,30 @@ class CubaGroup:
         return d
 
     def range_checks(self) -> Tuple[bool, bool, bool]:
-        """Which of (u wrap, v > V_MAX, v < -V_MAX) can happen, from the static bound B on |a|:
-        |u| <= B / (1 - cu) by induction (u starts at 0 and resets to 0); after a step v <= max(vth,
-        0), so before the compare v <= max(vth, 0) + Umax + bias, and v >= -(Umax + max(-bias, 0))
-        / (1 - cv). Where the bound cannot exclude it, the step tests the values."""
+        """Which of (u wrap, v > V_MAX, v < -V_MAX) can happen, from the static bounds
+        ``-A_lo <= a <= A_hi`` (``a_low``, ``a_bound``) and ``-D_lo <= drive <= D_hi``: by
+        induction (u starts at 0, trunc moves toward 0) ``-A_lo / (1 - cu) <= u <= A_hi / (1 - cu)``;
+        after a step v <= max(vth, 0), so before the compare v <= max(vth, 0) + U_hi + bias+ + D_hi,
+        and v >= -(U_lo + bias- + D_lo) / (1 - cv). Where the bounds cannot exclude it, the step
+        tests the values."""
         p = self.p
-        if self.a_bound is None or self.drive is not None or p.kind != "zero":
+        unknown_drive = self.drive is not None and self.drive_bound is None
+        if self.a_bound is None or unknown_drive or p.kind != "zero":
             return True, True, True
         one = np.ones_like(self.a_bound)
         cu, cv = np.asarray(p.cu) * one, np.asarray(p.cv) * one
         if np.any(cu >= 1) or np.any(cv >= 1):
             return True, True, True
-        umax = self.a_bound / (1 - cu)
+        u_hi = self.a_bound / (1 - cu)
+        u_lo = (self.a_low if self.a_low is not None else self.a_bound) / (1 - cu)
         bias = np.asarray(p.bias if p.bias is not None else 0.0) * one
-        check_u = bool(np.any(umax > HALF - 1))
+        b_hi, b_lo = np.maximum(bias, 0), np.maximum(-bias, 0)
+        if self.drive is not None:
+            b_hi, b_lo = b_hi + self.drive_bound[0], b_lo + self.drive_bound[1]
+        check_u = bool(np.any(u_hi > HALF - 1) or np.any(u_lo > HALF - 1))
         vth = np.maximum(np.asarray(p.vth) * one, 0)
-        check_vmax = check_u or bool(np.any(vth + umax + np.maximum(bias, 0) > VMAX))
-        check_vmin = check_u or bool(np.any((umax + np.maximum(-bias, 0)) / (1 - cv) > VMAX))
+        check_vmax = check_u or bool(np.any(vth + u_hi + b_hi > VMAX))
+        check_vmin = check_u or bool(np.any((u_lo + b_lo) / (1 - cv) > VMAX))
         return check_u, check_vmax, check_vmin
 
     def finish(self) -> None:
@@ -197,9 +208,12 @@ class CubaGroup:
     def _integrate_fixed(self) -> None:
         p, u, v = self.p, self.u, self.v
         check_u, check_vmax, check_vmin = self._checks
-        np.multiply(u, p.cu, out=u)
-        np.trunc(u, out=u)
-        np.add(u, self.a, out=u)
+        if self._u_is_a:                        # decay_u = 4096: u = trunc(u * 0) + a = a
+            np.copyto(u, self.a)
+        else:
+            np.multiply(u, p.cu, out=u)
+            np.trunc(u, out=u)
+            np.add(u, self.a, out=u)
         if check_u and (u.max() > HALF or u.min() <= -HALF):
             np.copyto(u, np.where(u > HALF, u - U_WRAP, u))
             np.copyto(u, np.where(u <= -HALF, u + U_WRAP, u))

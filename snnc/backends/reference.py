@@ -295,12 +295,16 @@ def _conv_float_op(spec: SynapseSpec, x: np.ndarray, out: np.ndarray, first: boo
     return op
 
 
-def _row_sums(w) -> np.ndarray:
+def _row_sums(w) -> Tuple[np.ndarray, np.ndarray]:
+    """(sum of the positive weights, sum of the negative weights' magnitudes) per row: the most
+    a row's output can rise and fall on 0/1 input."""
     if hasattr(w, "indptr"):
-        rows = np.add.reduceat(np.abs(np.append(w.data, 0.0)), w.indptr[:-1])
-        rows[np.diff(w.indptr) == 0] = 0.0          # reduceat of an empty row
-        return rows
-    return np.abs(w).sum(axis=1)
+        def reduce(x):
+            rows = np.add.reduceat(np.append(x, 0.0), w.indptr[:-1])
+            rows[np.diff(w.indptr) == 0] = 0.0          # reduceat of an empty row
+            return rows
+        return reduce(np.maximum(w.data, 0.0)), reduce(np.maximum(-w.data, 0.0))
+    return np.maximum(w, 0.0).sum(axis=1), np.maximum(-w, 0.0).sum(axis=1)
 
 
 def _step_weights(spec: SynapseSpec, fixed: bool, n: int):
@@ -526,7 +530,10 @@ class _Sim:
                 if any(b is None for b in bounds):
                     grp.a_bound = None
                 else:
-                    grp.a_bound[grp.p.slices[pop]] = sum(bounds)
+                    if grp.a_low is None:
+                        grp.a_low = np.zeros_like(grp.a_bound)
+                    grp.a_bound[grp.p.slices[pop]] = sum(b[0] for b in bounds)
+                    grp.a_low[grp.p.slices[pop]] = sum(b[1] for b in bounds)
         elif conns:
             self._ops.append(_sum_op([_as_shape(self._conn_value(c), (n, -1)) for c in conns], a2, scale))
             if grp is not None:
@@ -562,9 +569,9 @@ class _Sim:
         if "syn:" + c.name in self._rings:
             self._ops.append(self._rings["syn:" + c.name].writer(out))
 
-    def _synapse_ops(self, c: Connection, out2: np.ndarray, scale: float) -> Optional[np.ndarray]:
+    def _synapse_ops(self, c: Connection, out2: np.ndarray, scale: float) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         """Ops writing the synapse's output (per synapse input, summed, as the spec) times ``scale``
-        into ``out2`` (N, -1); returns a bound on |output| per neuron (fixed point, spikes) or None."""
+        into ``out2`` (N, -1); returns bounds (on output, on -output) per neuron (fixed point, spikes) or None."""
         spec = synapse_spec(c, self.fixed)
         inputs = [self._synapse_input(c, grp) for grp in synapse_inputs(self.net, c)]
         kind, w = _step_weights(spec, self.fixed, self.n)
@@ -595,13 +602,13 @@ class _Sim:
                     self._ops.append(_add_op(out2, tmp, i == 0))
         if not self.fixed or spec.graded:
             return None
-        rows = _row_sums(w)
+        hi, lo = _row_sums(w)
         if per_input:
             fm = spec.floor_mul
-            rows = rows * (fm if fm is not None else 1.0) + (1.0 if fm else 0.0)
+            hi, lo = hi * (fm if fm is not None else 1.0), lo * (fm if fm is not None else 1.0) + (1.0 if fm else 0.0)
             if spec.clamp:
-                rows = np.minimum(rows, float(1 << 23))
-        return rows * post * len(inputs)
+                hi, lo = np.minimum(hi, float(1 << 23) - 1), np.minimum(lo, float(1 << 23))
+        return hi * post * len(inputs), lo * post * len(inputs)
 
     # ------------------------------------------------------------------ running
     def step(self, t: int, x: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ Graphs with cycles, float mode, sigma-delta populations and graded synapses use 
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -207,9 +207,13 @@ class NumpyArrays:
         """``x[t - d]`` per neuron of a series ``x`` (T, N, *shape) (zero where t < d)."""
         return _at(x, t, steps, np.zeros, lambda i: i)
 
-    def start(self, params: CubaParams, n: int, a_bound, drive: bool, scale: float) -> CubaGroup:
+    def start(self, params: CubaParams, n: int, a_bound, drive: bool, scale: float,
+              drive_bound=None) -> CubaGroup:
+        """A population's state; ``a_bound``: (A_hi, A_lo) or None, ``drive_bound``: (D_hi, D_lo)
+        or None (``CubaGroup.range_checks``)."""
         grp = CubaGroup(params, n)
-        grp.a_bound = a_bound
+        grp.a_bound, grp.a_low = (None, None) if a_bound is None else a_bound
+        grp.drive_bound = drive_bound
         if drive:
             grp.add_drive(params.names[0], scale)
         grp.finish()
@@ -231,7 +235,11 @@ class NumpyArrays:
         """All T steps of CUBA populations through the step plan's update, without copies: the
         group reads step ``t``'s input and drive as views of ``a_all``/``d_all`` and writes its
         output into ``out[t]`` (the drive's state-unit test is made once over all steps)."""
-        grp = self.start(params, n, a_bound, d_all is not None, scale)
+        d_bound = None
+        if d_all is not None:         # the drive is known for all steps: bound it once
+            d = d_all.reshape(-1, params.size)
+            d_bound = (np.maximum(d.max(axis=0), 0), np.maximum(-d.min(axis=0), 0))
+        grp = self.start(params, n, a_bound, d_all is not None, scale, d_bound)
         if d_all is not None:
             for pop, _, sc in grp.drive_checks:
                 if not np.all(d_all == np.round(d_all)):
@@ -251,6 +259,19 @@ class NumpyArrays:
             if not direct:
                 out[t] = grp.s
         return (out,) + self.finish(grp)
+
+
+def signed_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray]:
+    """(sum of the positive weights, of the negative weights' magnitudes) into each output
+    neuron (C order): what its input can rise and fall by on 0/1 spikes. Conv: per output
+    channel over the whole kernel (an edge neuron sees fewer taps, so it bounds them too)."""
+    w = spec.w
+    if spec.kind == "dense":
+        return np.maximum(w, 0.0).sum(axis=1), np.maximum(-w, 0.0).sum(axis=1)
+    per = int(np.prod(spec.out_shape[1:]))
+    flat = w.reshape(w.shape[0], -1)
+    return (np.repeat(np.maximum(flat, 0.0).sum(axis=1), per),
+            np.repeat(np.maximum(-flat, 0.0).sum(axis=1), per))
 
 
 def _total(parts):
@@ -347,14 +368,27 @@ class BatchedRun:
                 y = self.xp.shift(y, c.post_delay)
         return y.reshape(self.T, self.n, -1)
 
-    def _bound(self, c: Connection) -> Optional[float]:
-        """A bound on |a_in| of a connection (its inputs are spikes), or None."""
+    def _bound(self, c: Connection) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """Bounds (on a_in, on -a_in) per neuron of a connection (its inputs are spikes), or None."""
         if c.synapse is None:
             return None
         spec = self._spec(c)
-        b = spec.bound * (spec.floor_mul or 1.0) + (1.0 if spec.floor_mul else 0.0)
-        b = min(b, CLAMP) if spec.clamp else b
-        return b * len(synapse_inputs(self.net, c))
+        hi, lo = signed_row_sums(spec)
+        fm = spec.floor_mul or 1.0
+        hi, lo = hi * fm, lo * fm + (1.0 if spec.floor_mul else 0.0)
+        if spec.clamp:
+            hi, lo = np.minimum(hi, CLAMP - 1), np.minimum(lo, CLAMP)
+        k = len(synapse_inputs(self.net, c))
+        return hi * k, lo * k
+
+    def _a_bound(self, conns, size: int):
+        """(A_hi, A_lo) per neuron of a population's input ``a`` (x 64), or None (populations)."""
+        if not conns:                                  # no synapse: a = 0
+            return np.zeros(size), np.zeros(size)
+        bounds = [self._bound(c) for c in conns]
+        if None in bounds:
+            return None
+        return tuple(np.broadcast_to(64.0 * sum(b[i] for b in bounds), (size,)).copy() for i in (0, 1))
 
     def _population(self, name: str):
         """All T steps of one population: its connections summed (x 64), the bias-input drive."""
@@ -366,8 +400,7 @@ class BatchedRun:
             a_all = y if a_all is None else a_all + y
         if a_all is not None:
             a_all = a_all * 64.0
-        bounds = [self._bound(c) for c in conns]
-        a_bound = np.full(pop.size, 64.0 * sum(bounds)) if conns and None not in bounds else None
+        a_bound = self._a_bound(conns, pop.size)
         d_all, sc = None, float(pop.state_scale)
         if pop.bias_inputs:
             d_all = _total(self.values[b].reshape(self.T, self.n, -1) for b in pop.bias_inputs) * sc
@@ -391,8 +424,7 @@ class BatchedRun:
         for p in net.neurons:
             self.values[p.name] = xp.zeros((T, n) + p.shape)
             conns = ordered_into(net, p.name)
-            bounds = [self._bound(c) for c in conns]
-            a_bound = np.full(p.size, 64.0 * sum(bounds)) if conns and None not in bounds else None
+            a_bound = self._a_bound(conns, p.size)
             params = cuba_params(net, [p.name], True)
             st = xp.start(params, n, a_bound, bool(p.bias_inputs), float(p.state_scale))
             pops.append((p, conns, st))
