@@ -42,9 +42,9 @@ sys.path.insert(0, HERE)
 from common import mnist  # noqa: E402
 from model import analog, build, rate, run  # noqa: E402
 
-SETTINGS = dict(fc=dict(lr=5e-4, epochs=20, tune_epochs=8, twin_epochs=4, patience=4),
-                conv=dict(lr=1e-2, epochs=8, tune_epochs=8, twin_epochs=2, patience=4))
 TUNE_LR, BATCH, CHUNK = 2e-4, 128, 100
+SETTINGS = dict(fc=dict(lr=5e-4, tune_lr=TUNE_LR, epochs=20, tune_epochs=8, twin_epochs=4, patience=4),
+                conv=dict(lr=1e-2, tune_lr=TUNE_LR, epochs=8, tune_epochs=8, twin_epochs=2, patience=4))
 
 
 def log(msg):
@@ -144,7 +144,7 @@ def train_float(name, x_fit, y_fit, x_val, y_val, cfg, minutes=None):
     s1 = fit(Params(net), stage(membrane_loss), evaluate, cfg["epochs"], cfg["patience"], len(y_fit),
              cfg["lr"], "float (tutorial loss)", deadline=deadline)
     s2 = fit(Params(net), stage(count_loss), evaluate, cfg["tune_epochs"], cfg["patience"], len(y_fit),
-             TUNE_LR, "float (count loss)", deadline=deadline)
+             cfg["tune_lr"], "float (count loss)", deadline=deadline)
     return net, dict(tutorial_loss=s1, count_loss=s2)
 
 
@@ -188,7 +188,7 @@ def tune_twin(twin, x_fit, y_fit, x_val, y_val, cfg, minutes=None):
 
     def step(idx):
         return torch.nn.functional.cross_entropy(twin(x_fit[idx]).sum(-1), y_fit[idx])
-    return fit(Params(twin), step, evaluate, cfg["twin_epochs"], cfg["patience"], len(y_fit), TUNE_LR,
+    return fit(Params(twin), step, evaluate, cfg["twin_epochs"], cfg["patience"], len(y_fit), cfg["tune_lr"],
                "twin (count loss)", deadline=time.time() + 60 * minutes if minutes else None)
 
 
@@ -264,6 +264,9 @@ def main(argv=None):
     ap.add_argument("--test-images", type=int, default=0, help="first N test images only (0: all 1,000)")
     ap.add_argument("--calib", type=int, default=256, help="fit images used for calibration")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lr", type=float, help="Adam lr of the tutorial-loss stage (default per net)")
+    ap.add_argument("--tune-lr", type=float, help=f"Adam lr of the count-loss stages, float and twin (default {TUNE_LR})")
+    ap.add_argument("--patience", type=int, help="epochs without hold-out improvement before a stage stops")
     ap.add_argument("--epochs", type=int, help="most epochs of the tutorial-loss stage (default per net)")
     ap.add_argument("--tune-epochs", type=int, help="most epochs of the float count-loss stage")
     ap.add_argument("--twin-epochs", type=int, help="most epochs of the twin's fine-tuning")
@@ -279,7 +282,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     name, cfg = a.net, dict(SETTINGS[a.net])
-    cfg.update({k: getattr(a, k) for k in ("epochs", "tune_epochs", "twin_epochs") if getattr(a, k)})
+    cfg.update({k: getattr(a, k) for k in ("lr", "tune_lr", "patience", "epochs", "tune_epochs", "twin_epochs")
+                if getattr(a, k)})
     if a.input == "analog" and name != "fc":
         ap.error("--input analog: the fc net only (a graded input feeds a Dense synapse on Loihi)")
     analog_in = a.input == "analog"
@@ -308,7 +312,7 @@ def main(argv=None):
     y_tr_t, y_te_t = torch.from_numpy(y_tr), torch.from_numpy(y_te)
     x_fit, y_fit, x_val, y_val = x_tr[:, fit_i], y_tr_t[fit_i], x_tr[:, val_i], y_tr_t[val_i]
     report = dict(net=name, input=a.input, quick=a.quick, engine=a.engine, fit_images=len(fit_i), holdout_images=len(val_i),
-                  test_images=len(y_te), settings=cfg, tune_lr=TUNE_LR)
+                  test_images=len(y_te), settings=cfg, tune_lr=cfg["tune_lr"])
 
     model_path = os.path.join(out_dir, "float.pt")
     t0 = time.time()
@@ -326,12 +330,12 @@ def main(argv=None):
             json.dump(hist, f, indent=1)
         report["float_training"] = hist
     net.eval()
+    if a.train_only:                    # (the test split is not looked at while choosing)
+        return report
     with torch.no_grad():
         spk_float = torch.cat([run(net, name, x_te[:, s:s + 250])[0] for s in range(0, len(y_te), 250)], 1)
     acc_float = float((spk_float.sum(0).argmax(1) == y_te_t).float().mean())
     log(f"snnTorch float, test: {100 * acc_float:.2f} %")
-    if a.train_only:
-        return report
 
     xt = x_te.movedim(0, -1).contiguous().numpy()                   # (N, ..., T), time last
     xfit_tl = x_fit.movedim(0, -1).contiguous()
