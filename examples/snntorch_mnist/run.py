@@ -179,16 +179,28 @@ def surrogate(net, kind):
     return ATan(2.0) if net == "fc" else FastSigmoid(25.0)
 
 
-def tune_twin(twin, x_fit, y_fit, x_val, y_val, cfg, minutes=None):
-    """The count loss on the twin (its output spikes are Loihi's), best hold-out epoch."""
+def twin_loss(twin, kind, x, y):
+    """``"count"``: cross-entropy of the output spike counts (stage 2's loss); ``"membrane"``: the
+    tutorial loss (stage 1's), cross-entropy of the output population's membrane (threshold
+    units, as snnTorch's ``mem``) summed over steps."""
+    out = twin(x)
+    if kind == "count":
+        return torch.nn.functional.cross_entropy(out.sum(-1), y)
+    pop = [n for n, k, _, _ in twin.net.outputs[0].program if k == "pop"][0]
+    mem = twin.membranes[pop]
+    return sum(torch.nn.functional.cross_entropy(mem[..., t], y) for t in range(mem.shape[-1]))
+
+
+def tune_twin(twin, x_fit, y_fit, x_val, y_val, cfg, minutes=None, loss="count"):
+    """``loss`` (``twin_loss``) on the twin (its output spikes are Loihi's), best hold-out epoch."""
     def evaluate():
         with torch.no_grad():
             out = torch.cat([twin(x_val[s:s + CHUNK]) for s in range(0, len(y_val), CHUNK)])
         return float((out.sum(-1).argmax(1) == y_val).double().mean())
 
     def step(idx):
-        return torch.nn.functional.cross_entropy(twin(x_fit[idx]).sum(-1), y_fit[idx])
-    return fit(Params(twin), step, evaluate, cfg["twin_epochs"], cfg["patience"], len(y_fit), cfg["tune_lr"],
+        return twin_loss(twin, loss, x_fit[idx], y_fit[idx])
+    return fit(Params(twin), step, evaluate, cfg["twin_epochs"], cfg["patience"], len(y_fit), cfg["twin_lr"],
                "twin (count loss)", deadline=time.time() + 60 * minutes if minutes else None)
 
 
@@ -266,6 +278,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, help="Adam lr of the tutorial-loss stage (default per net)")
     ap.add_argument("--tune-lr", type=float, help=f"Adam lr of the count-loss stages, float and twin (default {TUNE_LR})")
+    ap.add_argument("--twin-lr", type=float, help="Adam lr of the twin's fine-tuning (default: --tune-lr)")
+    ap.add_argument("--twin-loss", choices=["count", "membrane"], default="count",
+                    help="the twin's loss: stage 2's (output spike counts) or stage 1's (output membrane)")
     ap.add_argument("--patience", type=int, help="epochs without hold-out improvement before a stage stops")
     ap.add_argument("--epochs", type=int, help="most epochs of the tutorial-loss stage (default per net)")
     ap.add_argument("--tune-epochs", type=int, help="most epochs of the float count-loss stage")
@@ -284,6 +299,7 @@ def main(argv=None):
     name, cfg = a.net, dict(SETTINGS[a.net])
     cfg.update({k: getattr(a, k) for k in ("lr", "tune_lr", "patience", "epochs", "tune_epochs", "twin_epochs")
                 if getattr(a, k)})
+    cfg["twin_lr"] = a.twin_lr or cfg["tune_lr"]
     if a.input == "analog" and name != "fc":
         ap.error("--input analog: the fc net only (a graded input feeds a Dense synapse on Loihi)")
     analog_in = a.input == "analog"
@@ -385,7 +401,8 @@ def main(argv=None):
     t0 = time.time()
     n_tw = a.twin_images or len(y_fit)
     report["twin_training"] = tune_twin(twin, xfit_tl[:n_tw], y_fit[:n_tw], x_val.movedim(0, -1).contiguous(),
-                                        y_val, cfg, a.twin_minutes)
+                                        y_val, cfg, a.twin_minutes, a.twin_loss)
+    report["twin_training"]["loss"] = a.twin_loss
     report["twin_training"]["images"] = n_tw
     report["twin_training"]["seconds"] = time.time() - t0
     with torch.no_grad():
@@ -398,6 +415,7 @@ def main(argv=None):
     y_twin = np.concatenate(outs)
     tuned = twin.to_graph()
     snnc.compile(tuned, os.path.join(out_dir, "tuned.snnc"))
+    snnc.compile(cal, os.path.join(out_dir, "calibrated.snnc"))
     ref_fixed = []                      # the reference engine's traces of the tuned graph, per chunk
     res = row("fine-tuned twin", tuned, ref_fixed)
     pop_same = {p: all(np.array_equal(ref_fixed[i][p], v[i].astype(bool)) for i in range(len(ref_fixed)))
