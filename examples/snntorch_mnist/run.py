@@ -260,6 +260,23 @@ def nir_row(net, xt, y, y_float, engine, out_dir, onnx_out):
                 output_entries_differing_from_onnx_ptq=int(np.sum(res.output != onnx_out)))
 
 
+def reuse_ptq(report, path, cal_path):
+    """``--reuse-ptq``: the PTQ rows and calibration of the last run's ``path`` and its saved
+    calibrated graph (refused unless that graph carries the same calibration report)."""
+    from snnc.compiler import artifact
+    with open(path) as f:
+        prev = json.load(f)
+    for k in PTQ_ROWS + ("calibration_seconds", "calibration"):
+        report[k] = prev[k]
+    cal = artifact.load(cal_path)
+    same = json.dumps(json.loads(json.dumps(cal.metadata["calibration"])), sort_keys=True) == \
+        json.dumps(prev["calibration"], sort_keys=True)
+    if not same:
+        raise SystemExit(f"--reuse-ptq: {cal_path} is not the calibrated graph of {path}")
+    log(f"PTQ rows and calibration reused from {path}, calibrated graph {cal_path}")
+    return cal
+
+
 def main(argv=None):
     import snnc
     from snnc.api import import_model
@@ -292,6 +309,8 @@ def main(argv=None):
     ap.add_argument("--twin-minutes", type=float, help="wall-clock budget of the twin's fine-tuning")
     ap.add_argument("--twin-surrogate", choices=["trained", "sigmoid"], default="trained",
                     help="the twin's surrogate gradient: the float model's own, or SigmoidDerivative(0.25)")
+    ap.add_argument("--reuse-ptq", action="store_true", help="keep the PTQ rows of results/<net>.json and "
+                    "load OUT/<net>/calibrated.snnc (its graph); run the twin only (rate input, conv)")
     ap.add_argument("--train-only", action="store_true", help="stop after training (and saving) the float model")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="models and graphs go to OUT/<net>[-quick]")
     a = ap.parse_args(argv)
@@ -300,6 +319,8 @@ def main(argv=None):
     cfg.update({k: getattr(a, k) for k in ("lr", "tune_lr", "patience", "epochs", "tune_epochs", "twin_epochs")
                 if getattr(a, k)})
     cfg["twin_lr"] = a.twin_lr or cfg["tune_lr"]
+    if a.reuse_ptq and (name == "fc" or a.quick):
+        ap.error("--reuse-ptq: the conv net's full run only (fc's NIR row needs the uncalibrated run)")
     if a.input == "analog" and name != "fc":
         ap.error("--input analog: the fc net only (a graded input feeds a Dense synapse on Loihi)")
     analog_in = a.input == "analog"
@@ -387,14 +408,17 @@ def main(argv=None):
         save()
         return res
 
-    naive = snnc.compile(graph)
-    res_naive = row("snnc PTQ (uncalibrated)", naive)
-    t0 = time.time()
-    cal = snnc.compile(graph, calibrate=xfit_tl[:a.calib].numpy())
-    report["calibration_seconds"] = time.time() - t0
-    report["calibration"] = cal.metadata["calibration"]
-    log(f"calibrated on {a.calib} fit images ({report['calibration_seconds']:.0f} s)")
-    row("snnc PTQ (calibrated)", cal)
+    if a.reuse_ptq:
+        cal = reuse_ptq(report, path, os.path.join(out_dir, "calibrated.snnc"))
+    else:
+        naive = snnc.compile(graph)
+        res_naive = row("snnc PTQ (uncalibrated)", naive)
+        t0 = time.time()
+        cal = snnc.compile(graph, calibrate=xfit_tl[:a.calib].numpy())
+        report["calibration_seconds"] = time.time() - t0
+        report["calibration"] = cal.metadata["calibration"]
+        log(f"calibrated on {a.calib} fit images ({report['calibration_seconds']:.0f} s)")
+        row("snnc PTQ (calibrated)", cal)
 
     twin = snnc.twin(cal, surrogate=surrogate(name, a.twin_surrogate))
     report["twin_surrogate"] = repr(twin.surrogate)
@@ -434,6 +458,7 @@ def main(argv=None):
 
 
 ROWS = ("snnc PTQ (uncalibrated)", "snnc PTQ (calibrated)", "fine-tuned twin")
+PTQ_ROWS = ROWS[:2]
 
 
 def table(nets=("fc", "conv")):
