@@ -201,7 +201,7 @@ def tune_twin(twin, x_fit, y_fit, x_val, y_val, cfg, minutes=None, loss="count")
     def step(idx):
         return twin_loss(twin, loss, x_fit[idx], y_fit[idx])
     return fit(Params(twin), step, evaluate, cfg["twin_epochs"], cfg["patience"], len(y_fit), cfg["twin_lr"],
-               "twin (count loss)", deadline=time.time() + 60 * minutes if minutes else None)
+               f"twin ({loss} loss)", deadline=time.time() + 60 * minutes if minutes else None)
 
 
 def accuracy(out, y):
