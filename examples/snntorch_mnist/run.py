@@ -461,7 +461,7 @@ ROWS = ("snnc PTQ (uncalibrated)", "snnc PTQ (calibrated)", "fine-tuned twin")
 PTQ_ROWS = ROWS[:2]
 
 
-def table(nets=("fc", "conv")):
+def table(nets=("fc", "conv", "fc-analog")):
     """The README's table (markdown) from ``results/<net>.json``."""
     lines = ["| net | model | engine | test accuracy | vs float | spike agreement with float, per population |",
              "|---|---|---|---|---|---|"]
