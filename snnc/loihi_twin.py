@@ -155,7 +155,8 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
 
         ``forward(x)``: spikes (a graded input: real values, rounded to its grid) ``(N,
         *input_shape, T)`` -> the first Output ``(N, *shape, T)`` (float64); ``self.spikes`` then
-        holds every spiking population's spikes and
+        holds every spiking population's spikes, ``self.membranes`` their membranes as tested
+        against the threshold (``(v - pending reset) / S``, threshold units: snnTorch's ``mem``) and
         ``self.readouts`` every CubaLI read-out's values ``(N, *shape, T)``."""
 
         def __init__(self, graph: Graph):
@@ -171,6 +172,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
             self.weights = torch.nn.ParameterDict()
             self._key: Dict[str, str] = {}
             self.spikes: Dict[str, torch.Tensor] = {}
+            self.membranes: Dict[str, torch.Tensor] = {}
             self.state_scale = {p.name: p.state_scale for p in net.populations.values() if p.kind != "input"}
             self.readouts: Dict[str, torch.Tensor] = {}
             self.graded = graph.nodes[graph.inputs[0]].kind == "graded"   # analog input: graded spikes
@@ -252,6 +254,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 v = torch.where(held, torch.zeros_like(v), v)
                 st["ref"] = torch.clamp(st["ref"] - 1, min=0)
             S = float(self.state_scale[name])
+            st["m"] = (v - carry) * (1.0 / S)
             s = spike((v - carry - vth) / S, self.surrogate, ">")
             r = s.detach() if self.detach_reset else s
             if node.reset == "zero":
@@ -277,6 +280,7 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                 raise SnncError("twin: the input must be binary spikes (0/1)")
             state = {p.name: self._state((n,) + p.shape) for p in net.neurons}
             hist: Dict[str, list] = {p: [] for p in net.populations}  # every population's output per step
+            mem: Dict[str, list] = {p.name: [] for p in net.neurons if p.kind == "lif"}
             host: Dict[str, list] = {}                                # the output's delays
             outs = []
             for t in range(steps):
@@ -289,9 +293,12 @@ def make_twin(model: Union[str, Graph], surrogate=None, detach_reset: bool = Tru
                     step = self._neuron(name, a, state[name], t) if p.kind == "lif" else \
                         self._readout(name, a, state[name])
                     hist[name].append(step)
+                    if name in mem:
+                        mem[name].append(state[name]["m"])
                 outs.append(self._output(net.outputs[0], t, hist, host, n))
             self.spikes = {p.name: torch.stack(hist[p.name], -1) for p in net.populations.values()
                            if p.kind == "lif"}
+            self.membranes = {p: torch.stack(v, -1) for p, v in mem.items()}
             self.readouts = {p.name: torch.stack(hist[p.name], -1) for p in net.populations.values()
                              if p.kind == "li"}
             return torch.stack(outs, -1)

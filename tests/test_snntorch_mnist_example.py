@@ -14,19 +14,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("net", ["fc", pytest.param("conv", marks=pytest.mark.slow),     # conv: ~1 min
-                                 pytest.param("fc-analog", marks=pytest.mark.slow)])  # lava-fixed: ~2 min
+                                 pytest.param("fc-analog", marks=pytest.mark.slow),   # lava-fixed: ~2 min
+                                 pytest.param("conv-membrane", marks=pytest.mark.slow)])  # the twin: membrane loss
 @pytest.mark.timeout(900)
 def test_snntorch_mnist_quick(net, tmp_path):
     """``fc-analog``: tutorial 5's analog image at every step (a graded input): the table's
-    engine is lava-fixed, checked against the reference engine."""
+    engine is lava-fixed, checked against the reference engine. ``conv-membrane``: the twin
+    fine-tuned with the tutorial's membrane loss (``--twin-loss membrane``)."""
     script = os.path.join(ROOT, "examples", "snntorch_mnist", "run.py")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    args = ["--net", net.split("-")[0]] + (["--input", "analog"] if net.endswith("analog") else [])
+    args = ["--net", net.split("-")[0]] + (["--input", "analog"] if net.endswith("analog") else []) + \
+        (["--twin-loss", "membrane"] if net.endswith("membrane") else [])
     p = subprocess.run([sys.executable, script, *args, "--quick", "--out", str(tmp_path)], env=env,
                        capture_output=True, text=True, timeout=900, check=False)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    with open(tmp_path / f"{net}-quick" / "report.json") as f:
+    with open(tmp_path / f"{net.replace('-membrane', '')}-quick" / "report.json") as f:
         rep = json.load(f)
+    loss = "membrane" if net.endswith("membrane") else "count"
+    assert rep["twin_training"]["loss"] == loss
+    assert 0 < rep["twin_training"]["history"][1]["loss"] < float("inf")
     net = net.split("-")[0]
     assert rep["test_images"] == 8
     assert rep["snntorch float"]["reference_float_identical"]

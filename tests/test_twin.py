@@ -213,6 +213,50 @@ def test_twin_of_an_snntorch_model(tmp_path):
     assert np.array_equal(run_reference(twin.to_graph(), xt).output, y)
 
 
+def test_twin_membranes_equal_snntorch_mem(tmp_path):
+    """``twin.membranes``: each population's membrane as tested against the threshold, in
+    threshold units, equals snnTorch's own ``mem`` entry for entry where Loihi's integers are
+    exact (beta = 1: no decay rounding; weights on a 1/16 grid: exact mantissas)."""
+    import snntorch as snn
+    from snnc.frontends.step_export import time_last
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = torch.nn.Linear(12, 16, bias=False), snn.Leaky(beta=1.0)
+            self.fc2, self.lif2 = torch.nn.Linear(16, 5, bias=False), snn.Leaky(beta=1.0)
+            g = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                self.fc1.weight.copy_(torch.randint(-8, 16, (16, 12), generator=g) / 16)
+                self.fc2.weight.copy_(torch.randint(-12, 16, (5, 16), generator=g) / 16)
+
+        def forward(self, x, mems=None):
+            m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+            out = []
+            for t in range(x.shape[0]):
+                s1, m1 = self.lif1(self.fc1(x[t]), m1)
+                s2, m2 = self.lif2(self.fc2(s1), m2)
+                out.append(s2)
+                if mems is not None:
+                    mems.append((m1, m2))
+            return torch.stack(out, 0)
+
+    net = Net()
+    x = (torch.rand(20, 6, 12, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    path = str(tmp_path / "snn.onnx")
+    snnc.export(net, x, path)
+    mems = []
+    with torch.no_grad():
+        net(x, mems)
+    twin = snnc.twin(snnc.compile(path))
+    with torch.no_grad():
+        twin(time_last(x).numpy())
+    for i, p in enumerate(("lif1_neuron", "lif2_neuron")):
+        ref = torch.stack([m[i] for m in mems], -1).double().numpy()
+        assert np.array_equal(twin.membranes[p].numpy(), ref), p
+        assert twin.spikes[p].sum() > 5, p
+
+
 # ---------------------------------------------------------------------- graded (analog) inputs
 def _graded_net(seed=0, k=8, reset="subtract", reset_delay=True):
     """Input(kind="graded") -> Dense -> CubaLIF -> Dense -> CubaLIF, float weights (as an analog

@@ -42,9 +42,9 @@ sys.path.insert(0, HERE)
 from common import mnist  # noqa: E402
 from model import analog, build, rate, run  # noqa: E402
 
-SETTINGS = dict(fc=dict(lr=5e-4, epochs=20, tune_epochs=8, twin_epochs=4, patience=4),
-                conv=dict(lr=1e-2, epochs=8, tune_epochs=8, twin_epochs=2, patience=4))
 TUNE_LR, BATCH, CHUNK = 2e-4, 128, 100
+SETTINGS = dict(fc=dict(lr=5e-4, tune_lr=TUNE_LR, epochs=20, tune_epochs=8, twin_epochs=4, patience=4),
+                conv=dict(lr=1e-2, tune_lr=TUNE_LR, epochs=8, tune_epochs=8, twin_epochs=2, patience=4))
 
 
 def log(msg):
@@ -144,7 +144,7 @@ def train_float(name, x_fit, y_fit, x_val, y_val, cfg, minutes=None):
     s1 = fit(Params(net), stage(membrane_loss), evaluate, cfg["epochs"], cfg["patience"], len(y_fit),
              cfg["lr"], "float (tutorial loss)", deadline=deadline)
     s2 = fit(Params(net), stage(count_loss), evaluate, cfg["tune_epochs"], cfg["patience"], len(y_fit),
-             TUNE_LR, "float (count loss)", deadline=deadline)
+             cfg["tune_lr"], "float (count loss)", deadline=deadline)
     return net, dict(tutorial_loss=s1, count_loss=s2)
 
 
@@ -179,17 +179,29 @@ def surrogate(net, kind):
     return ATan(2.0) if net == "fc" else FastSigmoid(25.0)
 
 
-def tune_twin(twin, x_fit, y_fit, x_val, y_val, cfg, minutes=None):
-    """The count loss on the twin (its output spikes are Loihi's), best hold-out epoch."""
+def twin_loss(twin, kind, x, y):
+    """``"count"``: cross-entropy of the output spike counts (stage 2's loss); ``"membrane"``: the
+    tutorial loss (stage 1's), cross-entropy of the output population's membrane (threshold
+    units, as snnTorch's ``mem``) summed over steps."""
+    out = twin(x)
+    if kind == "count":
+        return torch.nn.functional.cross_entropy(out.sum(-1), y)
+    pop = [n for n, k, _, _ in twin.net.outputs[0].program if k == "pop"][0]
+    mem = twin.membranes[pop]
+    return sum(torch.nn.functional.cross_entropy(mem[..., t], y) for t in range(mem.shape[-1]))
+
+
+def tune_twin(twin, x_fit, y_fit, x_val, y_val, cfg, minutes=None, loss="count"):
+    """``loss`` (``twin_loss``) on the twin (its output spikes are Loihi's), best hold-out epoch."""
     def evaluate():
         with torch.no_grad():
             out = torch.cat([twin(x_val[s:s + CHUNK]) for s in range(0, len(y_val), CHUNK)])
         return float((out.sum(-1).argmax(1) == y_val).double().mean())
 
     def step(idx):
-        return torch.nn.functional.cross_entropy(twin(x_fit[idx]).sum(-1), y_fit[idx])
-    return fit(Params(twin), step, evaluate, cfg["twin_epochs"], cfg["patience"], len(y_fit), TUNE_LR,
-               "twin (count loss)", deadline=time.time() + 60 * minutes if minutes else None)
+        return twin_loss(twin, loss, x_fit[idx], y_fit[idx])
+    return fit(Params(twin), step, evaluate, cfg["twin_epochs"], cfg["patience"], len(y_fit), cfg["twin_lr"],
+               f"twin ({loss} loss)", deadline=time.time() + 60 * minutes if minutes else None)
 
 
 def accuracy(out, y):
@@ -248,6 +260,23 @@ def nir_row(net, xt, y, y_float, engine, out_dir, onnx_out):
                 output_entries_differing_from_onnx_ptq=int(np.sum(res.output != onnx_out)))
 
 
+def reuse_ptq(report, path, cal_path):
+    """``--reuse-ptq``: the PTQ rows and calibration of the last run's ``path`` and its saved
+    calibrated graph (refused unless that graph carries the same calibration report)."""
+    from snnc.compiler import artifact
+    with open(path) as f:
+        prev = json.load(f)
+    for k in PTQ_ROWS + ("calibration_seconds", "calibration"):
+        report[k] = prev[k]
+    cal = artifact.load(cal_path)
+    same = json.dumps(json.loads(json.dumps(cal.metadata["calibration"])), sort_keys=True) == \
+        json.dumps(prev["calibration"], sort_keys=True)
+    if not same:
+        raise SystemExit(f"--reuse-ptq: {cal_path} is not the calibrated graph of {path}")
+    log(f"PTQ rows and calibration reused from {path}, calibrated graph {cal_path}")
+    return cal
+
+
 def main(argv=None):
     import snnc
     from snnc.api import import_model
@@ -264,6 +293,12 @@ def main(argv=None):
     ap.add_argument("--test-images", type=int, default=0, help="first N test images only (0: all 1,000)")
     ap.add_argument("--calib", type=int, default=256, help="fit images used for calibration")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lr", type=float, help="Adam lr of the tutorial-loss stage (default per net)")
+    ap.add_argument("--tune-lr", type=float, help=f"Adam lr of the count-loss stages, float and twin (default {TUNE_LR})")
+    ap.add_argument("--twin-lr", type=float, help="Adam lr of the twin's fine-tuning (default: --tune-lr)")
+    ap.add_argument("--twin-loss", choices=["count", "membrane"], default="count",
+                    help="the twin's loss: stage 2's (output spike counts) or stage 1's (output membrane)")
+    ap.add_argument("--patience", type=int, help="epochs without hold-out improvement before a stage stops")
     ap.add_argument("--epochs", type=int, help="most epochs of the tutorial-loss stage (default per net)")
     ap.add_argument("--tune-epochs", type=int, help="most epochs of the float count-loss stage")
     ap.add_argument("--twin-epochs", type=int, help="most epochs of the twin's fine-tuning")
@@ -274,12 +309,18 @@ def main(argv=None):
     ap.add_argument("--twin-minutes", type=float, help="wall-clock budget of the twin's fine-tuning")
     ap.add_argument("--twin-surrogate", choices=["trained", "sigmoid"], default="trained",
                     help="the twin's surrogate gradient: the float model's own, or SigmoidDerivative(0.25)")
+    ap.add_argument("--reuse-ptq", action="store_true", help="keep the PTQ rows of results/<net>.json and "
+                    "load OUT/<net>/calibrated.snnc (its graph); run the twin only (rate input, conv)")
     ap.add_argument("--train-only", action="store_true", help="stop after training (and saving) the float model")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="models and graphs go to OUT/<net>[-quick]")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     name, cfg = a.net, dict(SETTINGS[a.net])
-    cfg.update({k: getattr(a, k) for k in ("epochs", "tune_epochs", "twin_epochs") if getattr(a, k)})
+    cfg.update({k: getattr(a, k) for k in ("lr", "tune_lr", "patience", "epochs", "tune_epochs", "twin_epochs")
+                if getattr(a, k)})
+    cfg["twin_lr"] = a.twin_lr or cfg["tune_lr"]
+    if a.reuse_ptq and (name == "fc" or a.quick):
+        ap.error("--reuse-ptq: the conv net's full run only (fc's NIR row needs the uncalibrated run)")
     if a.input == "analog" and name != "fc":
         ap.error("--input analog: the fc net only (a graded input feeds a Dense synapse on Loihi)")
     analog_in = a.input == "analog"
@@ -308,7 +349,7 @@ def main(argv=None):
     y_tr_t, y_te_t = torch.from_numpy(y_tr), torch.from_numpy(y_te)
     x_fit, y_fit, x_val, y_val = x_tr[:, fit_i], y_tr_t[fit_i], x_tr[:, val_i], y_tr_t[val_i]
     report = dict(net=name, input=a.input, quick=a.quick, engine=a.engine, fit_images=len(fit_i), holdout_images=len(val_i),
-                  test_images=len(y_te), settings=cfg, tune_lr=TUNE_LR)
+                  test_images=len(y_te), settings=cfg, tune_lr=cfg["tune_lr"])
 
     model_path = os.path.join(out_dir, "float.pt")
     t0 = time.time()
@@ -326,12 +367,12 @@ def main(argv=None):
             json.dump(hist, f, indent=1)
         report["float_training"] = hist
     net.eval()
+    if a.train_only:                    # (the test split is not looked at while choosing)
+        return report
     with torch.no_grad():
         spk_float = torch.cat([run(net, name, x_te[:, s:s + 250])[0] for s in range(0, len(y_te), 250)], 1)
     acc_float = float((spk_float.sum(0).argmax(1) == y_te_t).float().mean())
     log(f"snnTorch float, test: {100 * acc_float:.2f} %")
-    if a.train_only:
-        return report
 
     xt = x_te.movedim(0, -1).contiguous().numpy()                   # (N, ..., T), time last
     xfit_tl = x_fit.movedim(0, -1).contiguous()
@@ -367,21 +408,25 @@ def main(argv=None):
         save()
         return res
 
-    naive = snnc.compile(graph)
-    res_naive = row("snnc PTQ (uncalibrated)", naive)
-    t0 = time.time()
-    cal = snnc.compile(graph, calibrate=xfit_tl[:a.calib].numpy())
-    report["calibration_seconds"] = time.time() - t0
-    report["calibration"] = cal.metadata["calibration"]
-    log(f"calibrated on {a.calib} fit images ({report['calibration_seconds']:.0f} s)")
-    row("snnc PTQ (calibrated)", cal)
+    if a.reuse_ptq:
+        cal = reuse_ptq(report, path, os.path.join(out_dir, "calibrated.snnc"))
+    else:
+        naive = snnc.compile(graph)
+        res_naive = row("snnc PTQ (uncalibrated)", naive)
+        t0 = time.time()
+        cal = snnc.compile(graph, calibrate=xfit_tl[:a.calib].numpy())
+        report["calibration_seconds"] = time.time() - t0
+        report["calibration"] = cal.metadata["calibration"]
+        log(f"calibrated on {a.calib} fit images ({report['calibration_seconds']:.0f} s)")
+        row("snnc PTQ (calibrated)", cal)
 
     twin = snnc.twin(cal, surrogate=surrogate(name, a.twin_surrogate))
     report["twin_surrogate"] = repr(twin.surrogate)
     t0 = time.time()
     n_tw = a.twin_images or len(y_fit)
     report["twin_training"] = tune_twin(twin, xfit_tl[:n_tw], y_fit[:n_tw], x_val.movedim(0, -1).contiguous(),
-                                        y_val, cfg, a.twin_minutes)
+                                        y_val, cfg, a.twin_minutes, a.twin_loss)
+    report["twin_training"]["loss"] = a.twin_loss
     report["twin_training"]["images"] = n_tw
     report["twin_training"]["seconds"] = time.time() - t0
     with torch.no_grad():
@@ -394,6 +439,7 @@ def main(argv=None):
     y_twin = np.concatenate(outs)
     tuned = twin.to_graph()
     snnc.compile(tuned, os.path.join(out_dir, "tuned.snnc"))
+    snnc.compile(cal, os.path.join(out_dir, "calibrated.snnc"))
     ref_fixed = []                      # the reference engine's traces of the tuned graph, per chunk
     res = row("fine-tuned twin", tuned, ref_fixed)
     pop_same = {p: all(np.array_equal(ref_fixed[i][p], v[i].astype(bool)) for i in range(len(ref_fixed)))
@@ -412,9 +458,10 @@ def main(argv=None):
 
 
 ROWS = ("snnc PTQ (uncalibrated)", "snnc PTQ (calibrated)", "fine-tuned twin")
+PTQ_ROWS = ROWS[:2]
 
 
-def table(nets=("fc", "conv")):
+def table(nets=("fc", "conv", "fc-analog")):
     """The README's table (markdown) from ``results/<net>.json``."""
     lines = ["| net | model | engine | test accuracy | vs float | spike agreement with float, per population |",
              "|---|---|---|---|---|---|"]
