@@ -34,7 +34,9 @@ delayed, flattened sources, the outputs' host programs, scheduled by ``Network.d
   one sample or a dense-enough batch product, else scipy CSR; float mode keeps ``conv2d`` (the
   spec's summation order, so float results are identical too);
 - the wrap of u and the saturation of v are applied only on the steps where a value is out of
-  range (one max/min test per group), or never where a static bound excludes it.
+  range (one max/min test per group), or never where a static bound excludes it: the bounds are
+  signed (what the positive and the negative weights of a row can add on 0/1 input), so only a
+  side that can overflow is tested; with ``decay_u = 4096`` u is the input itself.
 
 Fixed point, feed-forward CUBA graphs with enough synapse work per step (``reference_batched``'s
 cost model) run on the time-batched plan instead: one GEMM / im2col / event-driven product per

@@ -246,7 +246,9 @@ class NumpyArrays:
                     raise SnncError(f"population {pop!r}: bias input is not a multiple of "
                                     f"1/{int(sc)} (the population's state unit)")
             grp.drive_checks = []
-        out = np.empty((T, n, params.size), np.float64)
+        # spikes (0/1) are exact in float32: half the memory, and the next synapse's float32
+        # kernel reads them without a cast; a read-out's values stay float64
+        out = np.empty((T, n, params.size), np.float64 if params.kind == "li" else np.float32)
         direct = grp.late is None               # "late" reads the last step's output
         for t in range(T):
             if a_all is not None:
@@ -394,12 +396,15 @@ class BatchedRun:
         """All T steps of one population: its connections summed (x 64), the bias-input drive."""
         pop = self.net.populations[name]
         conns = ordered_into(self.net, name)
-        a_all = None
+        a_all, owned = None, False
         for c in conns:
             y = self._connection(c)
-            a_all = y if a_all is None else a_all + y
-        if a_all is not None:
-            a_all = a_all * 64.0
+            a_all, owned = (y, c.synapse is not None) if a_all is None else (a_all + y, True)
+        if a_all is not None:               # x 64 in place unless a_all is a link's source values
+            if owned:
+                a_all *= 64.0
+            else:
+                a_all = a_all * 64.0
         a_bound = self._a_bound(conns, pop.size)
         d_all, sc = None, float(pop.state_scale)
         if pop.bias_inputs:
