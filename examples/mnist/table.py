@@ -4,7 +4,7 @@ One row per network and training setting; several seeds (``-seed<k>`` reports) g
 std (sample, ddof 1) of the PyTorch test accuracy. ``PUBLISHED``: the paper's number for the same architecture
 and data set (from the papers' tables), None where the paper has none.
 
-    python examples/mnist/table.py [--readme]     # --readme: also into README.md (between its markers)
+    python examples/mnist/table.py [--readme]     # --readme: also into this README.md and the project's (between the markers)
 """
 import glob
 import json
@@ -107,7 +107,10 @@ def markdown(table):
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])
 
 
-def write_readme(text, path=os.path.join(HERE, "README.md")):
+README = (os.path.join(HERE, "README.md"), os.path.join(HERE, "..", "..", "README.md"))   # this one, the project's
+
+
+def write_readme(text, path=README[0]):
     """Replace what stands between ``<!-- mnist table -->`` and ``<!-- /mnist table -->``."""
     doc = open(path).read()
     head, rest = doc.split("<!-- mnist table -->", 1)
@@ -121,4 +124,5 @@ if __name__ == "__main__":
     md = markdown(rows(glob.glob(os.path.join(HERE, "results", "*.json"))))
     print(md)
     if "--readme" in sys.argv[1:]:
-        write_readme(md)
+        for path in README:
+            write_readme(md, path)
