@@ -128,3 +128,29 @@ def test_quick_method(method, arch, tmp_path):
 def test_quick_cnn(method, tmp_path):
     rep = _quick(method, "cnn", tmp_path, samples=2)
     assert "15C5" in rep["architecture"]
+
+
+def _report(seed, acc, fixed_samples):
+    eng = lambda n, a, same=True: dict(samples=n, accuracy=a, pytorch_accuracy_same_samples=a,   # noqa: E731
+                                      identical_to_pytorch=same, spike_agreement_vs_pytorch=1.0)
+    return dict(method="STBP", example="stbp_mlp", architecture="784-800-10 (bias)", dataset="MNIST, Bernoulli",
+                steps=8, seed=seed, train_seconds=120.0, settings=dict(epochs=15), loihi2=dict(cores=4),
+                engines={"pytorch": eng(1000, acc), "reference": eng(1000, acc),
+                         "lava-fixed": eng(fixed_samples, acc), "lava-float": eng(50, acc, same=False)})
+
+
+def test_table_seeds_and_images_per_engine(tmp_path):
+    """table.py: three seeds give mean +- sample std; the per-engine image counts of seed 0."""
+    sys.path.insert(0, os.path.join(ROOT, "examples", "mnist"))
+    try:
+        import table
+    finally:
+        sys.path.pop(0)
+    for seed, acc, name in ((0, 0.90, "stbp-mlp-qat"), (1, 0.92, "stbp-mlp-qat-seed1"), (2, 0.94, "stbp-mlp-qat-seed2")):
+        json.dump(_report(seed, acc, 1000 if seed == 0 else 10), open(tmp_path / f"{name}.json", "w"))
+    (row,) = table.rows(sorted(str(p) for p in tmp_path.glob("*.json")))
+    cols = dict(zip(table.HEAD, row))
+    assert cols["PyTorch (1,000 test images)"].startswith("92.00 ± 2.00 % (seeds 0, 1, 2")
+    assert cols["Lava fixed point"] == "90.00 % (lava-fixed)"
+    assert cols["test images per engine (seed 0)"] == "1,000: pytorch, reference, lava-fixed; 50: lava-float"
+    assert cols["gap (points)"] == "-6.89"

@@ -4,7 +4,7 @@ One row per network and training setting; several seeds (``-seed<k>`` reports) g
 std (sample, ddof 1) of the PyTorch test accuracy. ``PUBLISHED``: the paper's number for the same architecture
 and data set (from the papers' tables), None where the paper has none.
 
-    python examples/mnist/table.py [--readme]     # --readme: also into README.md (between its markers)
+    python examples/mnist/table.py [--readme]     # --readme: also into this README.md and the project's (between the markers)
 """
 import glob
 import json
@@ -41,16 +41,17 @@ def _n(m):
 
 
 def _fixed(r):
+    """The accuracy of the Lava fixed engine that ran the most images; the other one's spikes."""
     e = _lava_fixed(r)
     if not e:
         return "-"
     (k, fx), rest = e[0], e[1:]
-    s = f"{100 * fx['accuracy']:.2f} % ({_n(fx['samples'])}, {k}"
+    s = f"{100 * fx['accuracy']:.2f} % ({k}"
     if fx["samples"] != 1000:
-        s += f"; PyTorch on them {100 * fx['pytorch_accuracy_same_samples']:.2f} %"
+        s += f", {_n(fx['samples'])}; PyTorch on them {100 * fx['pytorch_accuracy_same_samples']:.2f} %"
     for k2, f2 in rest:
-        on = "all 1,000" if f2["samples"] == 1000 else f"the first {f2['samples']}"
-        s += f"; {k2} on {on}: {'identical' if f2['identical_to_pytorch'] else 'differs'}"
+        on = "" if f2["samples"] == fx["samples"] else f" ({_n(f2['samples'])})"
+        s += f"; {k2}{on}: {'identical' if f2['identical_to_pytorch'] else 'differs'}"
     return s + ")"
 
 
@@ -65,6 +66,14 @@ def _ref(reps):
     if all(r["engines"]["reference"]["identical_to_pytorch"] for r in reps):
         return "yes"
     return f"no ({100 * min(agree):.3f} % of output spikes agree)"
+
+
+def _images(r):
+    """How many test images each engine ran, grouped by count: '1,000: pytorch, reference; 50: lava-float'."""
+    by = defaultdict(list)
+    for k, e in r["engines"].items():
+        by[e["samples"]].append(k)
+    return "; ".join(f"{n:,}: {', '.join(ks)}" for n, ks in sorted(by.items(), reverse=True))
 
 
 def rows(paths):
@@ -82,14 +91,15 @@ def rows(paths):
         out.append([r0["method"], r0["architecture"].split(",")[0].split(" (")[0], re.split(r",(?![^(]*\))", r0["dataset"])[0],
                     str(r0["steps"]), acc_s,
                     _fixed(r0), _fixed_same(reps),
-                    _ref(reps),
+                    _ref(reps), _images(r0),
                     str(r0["loihi2"]["cores"]), f"{r0['train_seconds'] / 60:.1f} min, {r0['settings']['epochs']} epoch{'s' * (r0['settings']['epochs'] != 1)}",
                     f"{pub:.2f} %" if pub else "-", f"{acc.mean() - pub:+.2f}" if pub else "-"])
     return out
 
 
 HEAD = ["method", "architecture", "data", "T", "PyTorch (1,000 test images)", "Lava fixed point",
-        "Lava fixed = PyTorch (those images)", "reference = PyTorch (all 1,000)", "Loihi 2 cores", "training", "published", "gap (points)"]
+        "Lava fixed = PyTorch (those images)", "reference = PyTorch (all 1,000)",
+        "test images per engine (seed 0)", "Loihi 2 cores", "training", "published", "gap (points)"]
 
 
 def markdown(table):
@@ -97,7 +107,10 @@ def markdown(table):
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])
 
 
-def write_readme(text, path=os.path.join(HERE, "README.md")):
+README = (os.path.join(HERE, "README.md"), os.path.join(HERE, "..", "..", "README.md"))   # this one, the project's
+
+
+def write_readme(text, path=README[0]):
     """Replace what stands between ``<!-- mnist table -->`` and ``<!-- /mnist table -->``."""
     doc = open(path).read()
     head, rest = doc.split("<!-- mnist table -->", 1)
@@ -111,4 +124,5 @@ if __name__ == "__main__":
     md = markdown(rows(glob.glob(os.path.join(HERE, "results", "*.json"))))
     print(md)
     if "--readme" in sys.argv[1:]:
-        write_readme(md)
+        for path in README:
+            write_readme(md, path)
