@@ -53,7 +53,7 @@ def build(path, T=32, seed=0):
 
 # samples per engine: each 1-worker run takes ~10 s or more, so that the fixed cost of a worker
 # (a Lava child, its build and compile: ~1 s) is not what the ratio measures
-SAMPLES = {"lava-fixed": 96, "lava-float": 96, "lava-fused-fixed": 768, "lava-fused-float": 768}
+SAMPLES = {"lava-fixed": 192, "lava-float": 192, "lava-fused-fixed": 4096, "lava-fused-float": 4096}
 DEFAULT_SAMPLES = 2048
 
 
