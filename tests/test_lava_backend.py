@@ -174,13 +174,13 @@ def test_unsupported_raise_clear_errors():
     assert (pp.refractory, pp.reset_interval) == (2, 5)
 
 
-def _tiny_plan():
+def _tiny_plan(steps=10):
     g = Graph()
     g.add("in", Input((4,)))
     g.add("fc", Dense(np.ones((3, 4))), "in")
     g.add("lif", CubaLIF((3,), 0.1, 0.1, 1.0), "fc")
     g.add("out", Output((3,)), "lif")
-    return plan_lava(g, 10, "float")
+    return plan_lava(g, steps, "float")
 
 
 def test_worker_failure_and_timeout_raise_snnc_error():
@@ -191,8 +191,8 @@ def test_worker_failure_and_timeout_raise_snnc_error():
     with pytest.raises(SnncError, match="Lava run failed.*stderr tail"):
         _run_worker(plan, x, timeout=120)
     t = time.perf_counter()
-    with pytest.raises(SnncError, match="timed out"):
-        _run_worker(_tiny_plan(), x, timeout=0.3)
+    with pytest.raises(SnncError, match="timed out after 0.3 s"):       # 5,000 steps take seconds
+        _run_worker(_tiny_plan(5000), np.zeros((1, 4, 5000), np.int8), timeout=0.3)
     assert time.perf_counter() - t < 30
 
 

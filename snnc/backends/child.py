@@ -186,8 +186,8 @@ def _watch(proc: subprocess.Popen, timeout: float, what: str, err_path: str) -> 
                                 f"{_tail(err_path)}")
         else:
             dead_since = None
-        try:
-            proc.wait(timeout=POLL)          # returns as soon as the child ends
+        try:                                 # returns as soon as the child ends, or at the timeout
+            proc.wait(timeout=max(0.0, min(POLL, timeout - (time.monotonic() - start))))
         except subprocess.TimeoutExpired:
             pass
 
