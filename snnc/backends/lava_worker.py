@@ -66,6 +66,11 @@ def build_processes(plan: LavaPlan) -> list:
     """Every Lava process of ``plan`` as ``build`` makes it (source, populations, synapses, sinks;
     zero input), built and not run: what a run would compile."""
     procs, sinks, _, _ = build(plan, None, None)
+    return all_processes(procs, sinks)
+
+
+def all_processes(procs: dict, sinks: dict) -> list:
+    """``build``'s processes and its sinks (one Recorder, shared by the populations it records)."""
     return list(procs.values()) + list({id(r): r for r in sinks.values()}.values())
 
 
@@ -223,8 +228,7 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
     procs, sinks, source, state = build(plan, None if channels else first, bias)
     root = procs[plan.root]
     # every process named by instance: Lava's compiler then skips its model search (lava_models)
-    cfg = name_models(cfg if cfg is not None else sim_config(plan),
-                      list(procs.values()) + list({id(r): r for r in sinks.values()}.values()))
+    cfg = name_models(cfg if cfg is not None else sim_config(plan), all_processes(procs, sinks))
     gated = sorted({p.offset for p in plan.pops.values() if p.gate_bias})
     # the bias each population's Var holds now (as built), and what sample i needs
     cur = {name: (np.zeros_like(bias[name][1][0] if name in bias else p.bias_mant) if p.gate_bias

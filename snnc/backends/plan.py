@@ -87,6 +87,29 @@ def _next_to(seq_last: Tuple[str, ...], default: str) -> str:
     return seq_last[-1] if seq_last else default
 
 
+def signed_row_sums(w) -> Tuple[np.ndarray, np.ndarray]:
+    """(sum of the positive weights, sum of the negative weights' magnitudes) per row of ``w``
+    (2-D, dense or scipy CSR): what a row's output can rise and fall by on 0/1 input."""
+    if hasattr(w, "indptr"):
+        def reduce(x):
+            rows = np.add.reduceat(np.append(x, 0.0), w.indptr[:-1])
+            rows[np.diff(w.indptr) == 0] = 0.0          # reduceat of an empty row
+            return rows
+        return reduce(np.maximum(w.data, 0.0)), reduce(np.maximum(-w.data, 0.0))
+    return np.maximum(w, 0.0).sum(axis=1), np.maximum(-w, 0.0).sum(axis=1)
+
+
+def post_synapse_bounds(spec: SynapseSpec, hi: np.ndarray, lo: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Bounds (on the output, on its negative) after the spec's post-processing: the floor after a
+    negative exponent (it can lower a value by less than 1) and Conv's 24-bit clamp."""
+    fm = spec.floor_mul
+    if fm is not None:
+        hi, lo = hi * fm, lo * fm + 1.0
+    if spec.clamp:
+        hi, lo = np.minimum(hi, CLAMP - 1), np.minimum(lo, CLAMP)
+    return hi, lo
+
+
 def synapse_inputs(net: Network, conn: Connection) -> List[List[Source]]:
     """The sources of ``conn`` grouped by the synapse input (the synapse's predecessor) they reach,
     in the predecessors' order (the lowering lists sources in that order): the spec sums the

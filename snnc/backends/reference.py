@@ -57,8 +57,8 @@ from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
 from . import reference_sdn as sdn
-from .plan import host_synapse, input_values, ordered_into, output_units, result_buffers, shared_synapses, \
-    synapse_inputs, synapse_spec, SynapseSpec, time_major
+from .plan import host_synapse, input_values, ordered_into, output_units, post_synapse_bounds, result_buffers, \
+    shared_synapses, signed_row_sums, synapse_inputs, synapse_spec, SynapseSpec, time_major
 from .populations import CubaGroup, cuba_params, reset_kind
 from .reference_batched import batchable, batched_pays, run_batched
 from .reference_spec import _rtz_decay, conv2d  # noqa: F401  (re-exported: public helpers)
@@ -295,18 +295,6 @@ def _conv_float_op(spec: SynapseSpec, x: np.ndarray, out: np.ndarray, first: boo
         else:
             np.add(out, a.reshape(shape), out=out)
     return op
-
-
-def _row_sums(w) -> Tuple[np.ndarray, np.ndarray]:
-    """(sum of the positive weights, sum of the negative weights' magnitudes) per row: the most
-    a row's output can rise and fall on 0/1 input."""
-    if hasattr(w, "indptr"):
-        def reduce(x):
-            rows = np.add.reduceat(np.append(x, 0.0), w.indptr[:-1])
-            rows[np.diff(w.indptr) == 0] = 0.0          # reduceat of an empty row
-            return rows
-        return reduce(np.maximum(w.data, 0.0)), reduce(np.maximum(-w.data, 0.0))
-    return np.maximum(w, 0.0).sum(axis=1), np.maximum(-w, 0.0).sum(axis=1)
 
 
 def _step_weights(spec: SynapseSpec, fixed: bool, n: int):
@@ -604,12 +592,9 @@ class _Sim:
                     self._ops.append(_add_op(out2, tmp, i == 0))
         if not self.fixed or spec.graded:
             return None
-        hi, lo = _row_sums(w)
+        hi, lo = signed_row_sums(w)
         if per_input:
-            fm = spec.floor_mul
-            hi, lo = hi * (fm if fm is not None else 1.0), lo * (fm if fm is not None else 1.0) + (1.0 if fm else 0.0)
-            if spec.clamp:
-                hi, lo = np.minimum(hi, float(1 << 23) - 1), np.minimum(lo, float(1 << 23))
+            hi, lo = post_synapse_bounds(spec, hi, lo)
         return hi * post * len(inputs), lo * post * len(inputs)
 
     # ------------------------------------------------------------------ running

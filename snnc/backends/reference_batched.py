@@ -28,8 +28,8 @@ import numpy as np
 from ..compiler.ir import _pair, Conv2d, Dense, Graph
 from ..compiler.lower import Connection, Network, lower
 from ..errors import SnncError
-from .plan import CLAMP, SynapseSpec, ordered_into, run_output, output_units, shift_time, synapse_inputs, \
-    synapse_spec
+from .plan import CLAMP, SynapseSpec, ordered_into, output_units, post_synapse_bounds, run_output, shift_time, \
+    signed_row_sums, synapse_inputs, synapse_spec
 from .populations import CubaGroup, CubaParams, cuba_params
 
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
@@ -263,17 +263,14 @@ class NumpyArrays:
         return (out,) + self.finish(grp)
 
 
-def signed_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray]:
-    """(sum of the positive weights, of the negative weights' magnitudes) into each output
-    neuron (C order): what its input can rise and fall by on 0/1 spikes. Conv: per output
-    channel over the whole kernel (an edge neuron sees fewer taps, so it bounds them too)."""
+def neuron_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray]:
+    """``plan.signed_row_sums`` into each output neuron (C order). Conv: per output channel over
+    the whole kernel (an edge neuron sees fewer taps, so it bounds them too)."""
     w = spec.w
     if spec.kind == "dense":
-        return np.maximum(w, 0.0).sum(axis=1), np.maximum(-w, 0.0).sum(axis=1)
+        return signed_row_sums(w)
     per = int(np.prod(spec.out_shape[1:]))
-    flat = w.reshape(w.shape[0], -1)
-    return (np.repeat(np.maximum(flat, 0.0).sum(axis=1), per),
-            np.repeat(np.maximum(-flat, 0.0).sum(axis=1), per))
+    return tuple(np.repeat(r, per) for r in signed_row_sums(w.reshape(w.shape[0], -1)))
 
 
 def _total(parts):
@@ -375,11 +372,7 @@ class BatchedRun:
         if c.synapse is None:
             return None
         spec = self._spec(c)
-        hi, lo = signed_row_sums(spec)
-        fm = spec.floor_mul or 1.0
-        hi, lo = hi * fm, lo * fm + (1.0 if spec.floor_mul else 0.0)
-        if spec.clamp:
-            hi, lo = np.minimum(hi, CLAMP - 1), np.minimum(lo, CLAMP)
+        hi, lo = post_synapse_bounds(spec, *neuron_row_sums(spec))
         k = len(synapse_inputs(self.net, c))
         return hi * k, lo * k
 
