@@ -140,6 +140,56 @@ def test_hm2bp_gradient_by_hand_one_layer():
     assert torch.allclose(net[1].weight.grad.double(), expect, rtol=1e-5, atol=1e-7)
 
 
+def _hm2bp_dense(net, x, out, y, desired, lateral):
+    """HM2-BP's two-layer gradients written out on the (N, I, J) S-PSP tensors (module doc):
+    dL/dw_ij = (delta_i/nu) e_ij (1 + side_i) lat_i, delta_j = sum_i (delta_i/nu) w_ij e_ij/o_j
+    (w_ij where a count is 0); synthetic output spikes every T // desired steps."""
+    nu, N, T = 5.0, x.shape[0], x.shape[-1]
+    W1, W2 = net[1].weight.detach().double(), net[4].weight.detach().double()
+    arrival = torch.cat([torch.zeros(N, x.shape[1], 1), x[..., :-1]], -1).double()
+    hidden = net[2](net[1](net[0](x))).detach().double()
+    s2 = out.detach().double()
+    o2 = s2.sum(-1)
+    delta = torch.autograd.functional.jacobian(                         # dL/do
+
+        lambda o: readouts.count_margin_mse(o[..., None] * torch.ones(1, 1, T) / T, y, desired, 1, 0), o2)
+    train = torch.zeros(T, dtype=torch.float64)
+    train[T // desired::T // desired] = 1.0
+    post2 = torch.where(((o2 == 0) & (delta < 0))[..., None], train.expand_as(s2), s2)
+    lat = SpikeTrainLevel(net, "hm2bp")._lateral_factor(net[5], s2, delta, nu, A, B, C) if lateral else 1.0
+    grads, d = [], delta
+    for W, post, pre, f in ((W2, post2, torch.cat([torch.zeros(N, 12, 1), hidden[..., :-1]], -1), lat),
+                            (W1, hidden, arrival, 1.0)):
+        o, oj = post.sum(-1), pre.sum(-1)
+        e = spike_psp(post, pre, A, B, C, 2, silent_value=0.1)
+        ratio = torch.where(o[..., None] > 0, e / o.clamp(min=1)[..., None], torch.full_like(e, 0.5))
+        dn = d / nu
+        grads.append(torch.einsum("ni,nij->ij", dn * (1 + (W * ratio).sum(-1) / nu) * f, e))
+        on = (o[:, :, None] > 0) & (oj[:, None, :] > 0)
+        d = torch.einsum("ni,nij->nj", dn, torch.where(on, W * e / oj.clamp(min=1)[:, None, :], W.expand_as(e)))
+    return grads[1], grads[0]
+
+
+@pytest.mark.parametrize("lateral", [False, True])
+def test_hm2bp_two_layers_equal_the_dense_formulas(lateral):
+    """Both layers' weight gradients (hidden: through delta_j) equal the formulas on the full
+    (N, I, J) S-PSP tensors, synthetic spikes and the lateral factor included."""
+    net = _net(False, lateral=lateral)
+    with torch.no_grad():                                   # silent hidden neurons (and outputs: synthetic spikes)
+        net[1].weight.uniform_(-4.0, 4.0)
+        net[4].weight.uniform_(-1.0, 3.0)
+    x, y = _x(8), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    out = SpikeTrainLevel(net, "hm2bp", desired=8)(x)
+    readouts.count_margin_mse(out, y, 8, 1, 0).backward()
+    g1, g2 = _hm2bp_dense(net, x, out, y, 8, lateral)
+    hidden = net[2](net[1](net[0](x)))
+    assert (hidden.sum(-1) == 0).any() and (hidden.sum(-1) > 0).any()
+    assert (out.sum(-1) == 0).any() == lateral
+    assert torch.allclose(net[1].weight.grad.double(), g1, rtol=1e-6, atol=1e-9)   # float32 grads
+    assert torch.allclose(net[4].weight.grad.double(), g2, rtol=1e-6, atol=1e-9)
+    assert g1.abs().sum() > 0 and g2.abs().sum() > 0
+
+
 def test_hm2bp_step_raises_too_low_counts():
     """A gradient step on a too-low output count raises it (and lowers the loss)."""
     torch.manual_seed(0)

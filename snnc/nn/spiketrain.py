@@ -401,21 +401,14 @@ class SpikeTrainLevel(torch.nn.Module):
                 lat = self._lateral_factor(lif, post, delta, nu, a, b, c)
             if last:
                 post = self._modify(post, delta)
+            dn = delta / nu
+            if self.method == "hm2bp":
+                grads[widx[li]], delta = _hm2bp_layer(post, x, W, dn, lat, nu, (a, b, c, R), self.silent_effect,
+                                                      below=li > 0)
+                continue
             o, oj = post.sum(-1), x.sum(-1)
             e = spike_psp(post, x, a, b, c, R, self.silent_effect)
-            dn = delta / nu
             pair_on = (o[:, :, None] > 0) & (oj[:, None, :] > 0)
-            if self.method == "hm2bp":
-                ratio = torch.where((o > 0)[:, :, None], e / o.clamp(min=1)[:, :, None], torch.full_like(e, 0.5))
-                side = (W * ratio).sum(-1) / nu
-                f = 1.0 + side
-                if lat is not None:
-                    f = f * lat
-                grads[widx[li]] = torch.einsum("ni,nij->ij", dn * f, e)
-                if li > 0:
-                    er = torch.where(pair_on, W * e / oj.clamp(min=1)[:, None, :], W.expand_as(e))
-                    delta = torch.einsum("ni,nij->nj", dn, er)
-                continue
             # ST-RSBP
             T = post.shape[-1]
             gfit, gp = (torch.from_numpy(v) for v in _effect_fit(a, b, c, R, T))
@@ -470,6 +463,32 @@ class SpikeTrainLevel(torch.nn.Module):
 
     def extra_repr(self):
         return f"method={self.method}, desired={self.desired}, reservoir_weights={self.reservoir_weights}"
+
+
+def _hm2bp_layer(post, x, W, dn, lat, nu, dynamics, silent_effect, below):
+    """One HM2-BP layer (module doc): ``dL/dW`` (I, J) and, if ``below``, the error ``delta_j``
+    (N, J) of the layer below. ``post`` (N, I, T), ``x`` (N, J, T) arrival trains, ``dn`` =
+    delta / nu (N, I), ``lat`` the lateral factor (N, I) or None.
+
+    The S-PSPs ``e = M x^T + s [o_i = 0][o_j > 0]`` (M: ``_psp_matrix``, s: ``silent_effect``)
+    are never formed as an (N, I, J) tensor: every sum over i or j of e is taken through M and
+    x (two GEMMs over N T), the silent-post term as a rank-one product."""
+    a, b, c, R = dynamics
+    M = _psp_matrix(post, a, b, c, R)                                  # (N, I, T)
+    o, oj = post.sum(-1), x.sum(-1)
+    fire, silent, active = (o > 0).double(), (o == 0).double(), (oj > 0).double()
+    we = (M * torch.einsum("ij,nja->nia", W, x)).sum(-1)               # sum_j W_ij e_ij (firing i)
+    side = torch.where(o > 0, we / o.clamp(min=1), 0.5 * W.sum(-1).expand_as(o)) / nu
+    g = dn * (1.0 + side) * (1.0 if lat is None else lat)
+    N, I, T = M.shape
+    grad = ((g[..., None] * M).permute(1, 0, 2).reshape(I, N * T) @ x.permute(0, 2, 1).reshape(N * T, -1)
+            + silent_effect * (g * silent).T @ active)
+    if not below:
+        return grad, None
+    # delta_j = sum_i dn_i (W_ij e_ij / o_j if o_i, o_j > 0 else W_ij)
+    p = (torch.einsum("ij,nia->nja", W, (dn * fire)[..., None] * M) * x).sum(-1)
+    delta = torch.where(oj > 0, p / oj.clamp(min=1) + (dn * silent) @ W, dn @ W)
+    return grad, delta
 
 
 def solve_transposed(L: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
