@@ -106,6 +106,25 @@ def test_quick_stbp_mlp(tmp_path):
     assert rep["architecture"].startswith("784-800-10")
 
 
+@pytest.mark.timeout(900)
+def test_quick_float_trained_calibrated(tmp_path):
+    """--float: the float-trained net compiled with calibration on training images; both Lava
+    fixed-point engines give the reference's spikes on the calibrated graph, in every layer."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "mnist", "run.py"), "--method", "stbp",
+                        "--arch", "mlp", "--quick", "--float", "--samples", "4", "--out", str(tmp_path),
+                        "--engines", "reference,lava-fused-fixed,lava-fixed", "--engine-samples", "lava-fixed=2"],
+                       env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    rep = json.load(open(tmp_path / "quick-float" / "report.json"))
+    assert rep["calibration_samples"] == 8 and rep["calibration"]
+    assert (tmp_path / "quick-float" / "stbp_mlp.calibrated.snnc").exists()
+    eng = rep["engines"]
+    assert eng["reference (uncalibrated)"]["samples"] == 4 and eng["reference"]["identical_to_reference"]
+    for e in ("lava-fused-fixed", "lava-fixed"):
+        assert eng[e]["identical_to_reference"] and eng[e]["layer_counts_identical_to_reference"], (e, eng[e])
+    assert 0.9 < eng["reference"]["spike_agreement_vs_pytorch"] <= 1.0
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("method,arch", [("tssl_bp", "mlp"), ("hm2_bp", "mlp"), ("st_rsbp", "rnn"),
@@ -153,4 +172,15 @@ def test_table_seeds_and_images_per_engine(tmp_path):
     assert cols["PyTorch (1,000 test images)"].startswith("92.00 ± 2.00 % (seeds 0, 1, 2")
     assert cols["Lava fixed point"] == "90.00 % (lava-fixed)"
     assert cols["test images per engine (seed 0)"] == "1,000: pytorch, reference, lava-fixed; 50: lava-float"
-    assert cols["gap (points)"] == "-6.89"
+    assert cols["gap (points)"] == "-6.89" and cols["training"] == "QAT"
+    fl = _report(0, 0.95, 1000)
+    fl.update(calibration={"1_neuron": {}}, calibration_samples=256)
+    fl["engines"]["reference (uncalibrated)"] = dict(fl["engines"]["reference"], accuracy=0.93)
+    for e in ("reference", "lava-fixed"):
+        fl["engines"][e].update(identical_to_pytorch=False, spike_agreement_vs_pytorch=0.99,
+                                identical_to_reference=True, layer_counts_identical_to_reference=True)
+    json.dump(fl, open(tmp_path / "stbp-mlp-float.json", "w"))
+    rows = table.rows(sorted(str(p) for p in tmp_path.glob("*.json")))
+    cols = dict(zip(table.HEAD, rows[-1]))                         # float-trained rows come last
+    assert cols["training"] == "float, then calibrated PTQ (256 training images; uncalibrated: 93.00 %)"
+    assert cols["Lava fixed = PyTorch (those images)"].endswith("99.00 % of output spikes agree; = reference: yes")

@@ -106,7 +106,7 @@ def _run_chunked(graph, x, engine, timeout):
 
 def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
              engines=("reference", "lava-float", "lava-fixed"), log=print, lava_samples=None, extra=None,
-             engine_samples=None):
+             engine_samples=None, calibration=None):
     """Export, compile, run every engine, write ``out_dir/report.json``; returns the report.
     ``lava_samples``: the Lava engines run only the first that many test samples (their accuracy
     and agreement are on those; each engine's ``samples`` says how many); ``engine_samples``:
@@ -127,7 +127,17 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
     log("quantization: " + ("exact (nothing rounded or clipped)" if not lossy else
                             f"{len(lossy)} parameters rounded/clipped: " +
                             ", ".join(f"{r['node']}.{r['param']} (max error {r['max_error']:.3g})" for r in lossy)))
-    results = {}
+    results, uncalibrated = {}, None
+    if calibration is not None:
+        t = time.perf_counter()
+        uncalibrated = _run_chunked(graph, x_te, "reference", timeout) + (time.perf_counter() - t,)
+        t = time.perf_counter()
+        graph = snnc.compile(graph, os.path.join(out_dir, f"{name}.calibrated.snnc"),
+                             calibrate=np.asarray(calibration, dtype=np.float32))
+        cal_secs = time.perf_counter() - t
+        log(f"calibrated on {len(calibration)} training samples ({cal_secs:.0f} s)")
+        log(str(graph))
+        lossy = [r for r in graph.metadata["quantization"] if r["rounded"] or r["clipped"]]
     t = time.perf_counter()
     ys, cs = [], []
     with torch.no_grad():
@@ -139,6 +149,8 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
                           time.perf_counter() - t)
     r = run_onnxruntime(onnx_path, x_te)
     results["onnxruntime"] = (r.output, r.counts, r.seconds)
+    if uncalibrated is not None:
+        results["reference (uncalibrated)"] = uncalibrated
     for engine in engines:
         k = (engine_samples or {}).get(engine, lava_samples if engine.startswith("lava") else None)
         xe = x_te[:k] if k else x_te
@@ -152,6 +164,9 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
                   folds=graph.metadata.get("folds", []),
                   refractory_populations=[k for k, v in graph.nodes.items() if getattr(v, "refractory", 0)],
                   engines={})
+    if calibration is not None:
+        report.update(calibration=graph.metadata["calibration"], calibration_samples=int(len(calibration)),
+                      calibration_seconds=cal_secs)
     rows = []
     for engine, (y, counts, secs) in results.items():
         m = len(y)
@@ -165,10 +180,15 @@ def evaluate(net, x_te, y_te, predict, out_dir, name, meta, timeout=1800.0,
             same = float(np.mean(v == ref)) if ref is not None and ref.shape == v.shape else None
             layers[k] = dict(spikes=int(v.sum()), neuron_counts_equal_to_pytorch=same)
         same = bool(np.array_equal(y, y_pt))
+        y_ref = results["reference"][0][:m] if "reference" in results else None
         report["engines"][engine] = dict(
             samples=int(m), accuracy=acc, pytorch_accuracy_same_samples=float(np.mean(predict(y_pt) == y_te[:m])),
             spike_agreement_vs_pytorch=agreement(y, y_pt),
             identical_to_pytorch=same, output_spikes=int(y.sum()),
+            identical_to_reference=None if y_ref is None or len(y) > len(y_ref) else bool(np.array_equal(y, y_ref)),
+            layer_counts_identical_to_reference=None if y_ref is None else all(
+                np.array_equal(np.asarray(v), np.asarray(results["reference"][1][k])[:m])
+                for k, v in counts.items() if k in results["reference"][1]),
             seconds=secs, layers=layers)
         rows.append([engine, m, f"{100 * acc:.2f} %", f"{100 * agreement(y, y_pt):.4f} %",
                      "yes" if same else "no", int(y.sum()), f"{secs:.1f}"])
@@ -247,6 +267,8 @@ def main(spec, argv=None):
     p.add_argument("--out", default=os.path.join(spec["dir"], "out"))
     p.add_argument("--quick", action="store_true", help="a few training batches, 24 test samples (tests)")
     p.add_argument("--float", action="store_true", help="train with real-valued dynamics (no QAT)")
+    p.add_argument("--calibrate", type=int, default=256,
+                   help="--float: calibrate the compiled graph on this many training samples (0: uncalibrated)")
     trainer_defaults = dict(chosen[2]) if len(chosen) > 2 else {}
     lr_default = trainer_defaults.get("lr", spec["lr"])
     p.add_argument("--epochs", type=int, default=spec["epochs"])
@@ -336,5 +358,11 @@ def main(spec, argv=None):
     rep = evaluate(net, x_te, y_te, spec["predict"], out, spec["name"], meta, timeout=a.timeout,
                    engines=tuple(e for e in a.engines.split(",") if e), lava_samples=a.lava_samples,
                    engine_samples=_engine_samples(a.engine_samples),
-                   extra=spec.get("extra"))
+                   extra=spec.get("extra"), calibration=_calibration(x_tr, a) if a.float else None)
     return 0 if rep else 1
+
+
+def _calibration(x_tr, a):
+    """``--calibrate N`` training samples (a fixed random subset, never the test split), or None."""
+    n = min(8 if a.quick else a.calibrate, len(x_tr))
+    return x_tr[np.sort(np.random.default_rng(7).choice(len(x_tr), n, replace=False))] if n > 0 else None

@@ -121,8 +121,8 @@ def _gain(net, gains):
 
 
 def stbp_neuron(quantize, out=False):
-    kw = dict(surrogate=sn.surrogates.by_name("sigmoid", 0.25)) if out else {}
-    return sn.stbp(decay=0.2, threshold=0.5, quantize=quantize, **kw)
+    kw = dict(surrogate=sn.surrogates.by_name(OPT.get("out_surrogate", "sigmoid"), OPT.get("out_width", 0.25))) if out else {}
+    return sn.stbp(decay=0.2, threshold=0.5, quantize=quantize, state_scale=OPT.get("state_scale", 4096), **kw)
 
 
 def stbp_mlp(n_in):
@@ -153,7 +153,7 @@ TAU_M, TAU_S = 5.0, 3.0
 
 
 def tssl_neuron(quantize, out=False):
-    return sn.tssl(TAU_M, TAU_S, 1.0, quantize=quantize)
+    return sn.tssl(TAU_M, TAU_S, 1.0, quantize=quantize, state_scale=OPT.get("state_scale", 4096))
 
 
 def tssl_mlp(quantize):
@@ -204,7 +204,9 @@ def rsbp_rnn(quantize):
 
 # ---------------------------------------------------------------------------- methods x archs
 # Command-line options (method_run writes the parsed values back here before build runs):
-# gain1 / gain2: init scale of the first and last synapse; hidden, w_rec: the recurrent net.
+# gain1 / gain2: init scale of the first and last synapse; state_scale: the neurons' S (u, v in
+# units of 1/S; weights on a grid of 128/S: a larger S gives finer weights over a narrower range);
+# hidden, w_rec: the recurrent net.
 OPT = {}
 COUNT = dict(desired=8, undesired=1, margin=1)        # HM2-BP / ST-RSBP count targets
 
@@ -240,27 +242,27 @@ RSBP = dict(method="ST-RSBP", trainer=RSBP_TRAINERS["bptt"][0], trainers=RSBP_TR
             loss=count_loss, predict=count_predict, lr=1e-2, batch=32)
 
 ARCHS = {
-    ("stbp", "mlp"): dict(STBP, build=stbp_mlp(784), data=bernoulli(8), T=8, options=dict(gain1=2.0, gain2=4.0),
+    ("stbp", "mlp"): dict(STBP, build=stbp_mlp(784), data=bernoulli(8), T=8, options=dict(gain1=2.0, gain2=4.0, state_scale=4096, out_surrogate="sigmoid", out_width=0.5),
                           architecture="784-800-10 (bias), decay 0.2, V_th 0.5", epochs=15,
                           dataset="MNIST, Bernoulli rate code, T=8",
                           published="MNIST 784-800-10: 98.89 % (Wu et al. 2018, Table 2)"),
     ("stbp", "cnn"): dict(STBP, build=stbp_cnn, data=bernoulli(8, image=True), T=8,
-                          options=dict(gain1=2.0, gain2=4.0), epochs=10,
+                          options=dict(gain1=2.0, gain2=4.0, state_scale=4096), epochs=10,
                           architecture="28x28-15C5-AP2-40C5-AP2-300-10 (bias, avg pooling on spikes)",
                           dataset="MNIST, Bernoulli rate code, T=8",
                           published="MNIST 28x28-15C5-P2-40C5-P2-300-10: 99.42 % (Wu et al. 2018)"),
     ("stbp", "nmnist-mlp"): dict(STBP, build=stbp_mlp(2 * 34 * 34), data=saccades(30), T=30,
-                                 options=dict(gain1=2.0, gain2=4.0), epochs=15,
+                                 options=dict(gain1=2.0, gain2=4.0, state_scale=4096, out_width=0.25), epochs=15,
                                  architecture="2x34x34-800-10 (bias)",
                                  dataset="N-MNIST-like saccade events of the MNIST split (2x34x34), T=30",
                                  published="N-MNIST 34x34x2-800-10: 98.78 % (Wu et al. 2018)"),
-    ("tssl_bp", "mlp"): dict(TSSL, build=tssl_mlp, data=graded(5), T=5, options=dict(gain1=2.0, gain2=4.0),
+    ("tssl_bp", "mlp"): dict(TSSL, build=tssl_mlp, data=graded(5), T=5, options=dict(gain1=2.0, gain2=4.0, state_scale=4096),
                              epochs=15, architecture="784-800-800-10 (no bias), tau_m 5, tau_s 3, V_th 1",
                              dataset="MNIST, normalised graded (analog) input, T=5",
                              published="no MNIST MLP in the paper (its MNIST row: CNN 15C5-P2-40C5-P2-300-10, T=5, "
                                        "99.53 %; Fashion-MNIST 784-400-400-10: 89.80 %) (Zhang & Li 2020)"),
     ("tssl_bp", "cnn"): dict(TSSL, build=tssl_cnn, data=bernoulli(5, image=True), T=5,
-                             options=dict(gain1=2.0, gain2=4.0), epochs=10,
+                             options=dict(gain1=2.0, gain2=4.0, state_scale=4096), epochs=10,
                              architecture="28x28-15C5-AP2-40C5-AP2-300-10 (no bias), tau_m 5, tau_s 3",
                              dataset="MNIST, Bernoulli rate code (snnc's graded input feeds a Linear only), T=5",
                              published="MNIST 15C5-P2-40C5-P2-300-10: 99.53 % (Zhang & Li 2020, graded input)"),

@@ -56,8 +56,32 @@ def _fixed(r):
 
 
 def _fixed_same(reps):
+    """QAT rows: Lava fixed = PyTorch. Float-trained rows: Lava fixed = the reference simulator
+    (the same quantized graph), and how many of PyTorch's float output spikes it reproduces."""
     e = [fx for r in reps for _, fx in _lava_fixed(r)]
-    return ("yes" if all(fx["identical_to_pytorch"] for fx in e) else "no") if e else "-"
+    if not e:
+        return "-"
+    if all(fx["identical_to_pytorch"] for fx in e):
+        return "yes"
+    if not _float(reps[0]):
+        return "no"
+    ref = all(fx.get("identical_to_reference") and fx.get("layer_counts_identical_to_reference") for fx in e)
+    return (f"no: float vs fixed point, {100 * min(fx['spike_agreement_vs_pytorch'] for fx in e):.2f} % of output "
+            f"spikes agree; = reference: {'yes' if ref else 'no'}")
+
+
+def _float(r):
+    return "calibration" in r
+
+
+def _training(r):
+    """QAT or float + calibrated PTQ; and the trainer where it is not the method's own gradient."""
+    other = "; BPTT-surrogate trainer, not the method's gradient" if "not " in r.get("trainer", "") else ""
+    if not _float(r):
+        return "QAT" + other
+    unc = r["engines"].get("reference (uncalibrated)")
+    return (f"float, then calibrated PTQ ({r['calibration_samples']} training images"
+            + (f"; uncalibrated: {100 * unc['accuracy']:.2f} %" if unc else "") + ")" + other)
 
 
 def _ref(reps):
@@ -65,7 +89,7 @@ def _ref(reps):
     agree = [r["engines"]["reference"]["spike_agreement_vs_pytorch"] for r in reps]
     if all(r["engines"]["reference"]["identical_to_pytorch"] for r in reps):
         return "yes"
-    return f"no ({100 * min(agree):.3f} % of output spikes agree)"
+    return f"no ({100 * min(agree):.3f} % of output spikes agree{'; float-trained' if _float(reps[0]) else ''})"
 
 
 def _images(r):
@@ -78,7 +102,7 @@ def _images(r):
 
 def rows(paths):
     groups = defaultdict(list)
-    for p in sorted(paths):
+    for p in sorted(paths, key=lambda p: ("-float" in p, p)):     # QAT rows first, then float-trained
         key = re.sub(r"-seed\d+$", "", os.path.splitext(os.path.basename(p))[0])
         groups[key].append(json.load(open(p)))
     out = []
@@ -89,7 +113,7 @@ def rows(paths):
         seeds = ", ".join(str(r["seed"]) for r in sorted(reps, key=lambda r: r["seed"]))
         acc_s = f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f} % (seeds {seeds}; Lava column: seed {r0['seed']})" if len(acc) > 1 else f"{acc[0]:.2f} %"
         out.append([r0["method"], r0["architecture"].split(",")[0].split(" (")[0], re.split(r",(?![^(]*\))", r0["dataset"])[0],
-                    str(r0["steps"]), acc_s,
+                    str(r0["steps"]), _training(r0), acc_s,
                     _fixed(r0), _fixed_same(reps),
                     _ref(reps), _images(r0),
                     str(r0["loihi2"]["cores"]), f"{r0['train_seconds'] / 60:.1f} min, {r0['settings']['epochs']} epoch{'s' * (r0['settings']['epochs'] != 1)}",
@@ -97,9 +121,9 @@ def rows(paths):
     return out
 
 
-HEAD = ["method", "architecture", "data", "T", "PyTorch (1,000 test images)", "Lava fixed point",
+HEAD = ["method", "architecture", "data", "T", "training", "PyTorch (1,000 test images)", "Lava fixed point",
         "Lava fixed = PyTorch (those images)", "reference = PyTorch (all 1,000)",
-        "test images per engine (seed 0)", "Loihi 2 cores", "training", "published", "gap (points)"]
+        "test images per engine (seed 0)", "Loihi 2 cores", "training time", "published", "gap (points)"]
 
 
 def markdown(table):
