@@ -368,7 +368,12 @@ def _host_op(sim, node: str, kind: str, arg, x: np.ndarray, buf: np.ndarray, uni
         return lambda t: np.copyto(buf, x.reshape(buf.shape))
     if kind == "average":
         xr = _as_shape(x, (sim.n, arg, -1))
-        return lambda t: np.mean(xr, axis=2, out=buf)
+        count = float(xr.shape[2])
+
+        def average(t, xr=xr, count=count):       # np.mean's own arithmetic (sum, then / count), minus its wrapper
+            np.add.reduce(xr, axis=2, out=buf)
+            np.divide(buf, count, out=buf)
+        return average
     if kind == "synapse":
         g, fixed = sim.g, sim.fixed
         return lambda t: np.copyto(buf, host_synapse(g, node, arg, x, fixed).reshape(buf.shape))
