@@ -96,7 +96,8 @@ def _quick(method, arch, tmp_path, samples=4, fused=True):
         assert eng[e]["accuracy"] == eng[e]["pytorch_accuracy_same_samples"]
         for layer, v in eng[e]["layers"].items():
             assert v["neuron_counts_equal_to_pytorch"] == 1.0, (e, layer)
-    assert rep["loihi2"]["cores"] >= len(rep["loihi2"]["layers"]) >= 2
+    layers = rep["loihi2"]["layers"]                    # populations may share a core (ST-RSBP's RNN: 1)
+    assert len(layers) >= 2 and rep["loihi2"]["cores"] >= max(L["cores"] for L in layers) >= 1
     return rep
 
 

@@ -5,6 +5,7 @@ accuracy after the last epoch (the selection criterion; mean over the seeds run,
 the best epoch's hold-out accuracy (shown only, not used) and training time.
 
     python examples/common/validation_table.py st_rsbp
+    python examples/common/validation_table.py mnist/results/validation/stbp-mlp   # examples/mnist's copies
 """
 import glob
 import json
@@ -19,12 +20,17 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     method = argv[0] if argv else "st_rsbp"
     groups = {}
-    for p in sorted(glob.glob(os.path.join(ROOT, method, "out", "validate-*", "validation.json"))):
-        run = re.sub(r"-seed\d+$", "", os.path.basename(os.path.dirname(p)))     # trainer, qat|float, options
+    if "/" in method:       # a folder of copied reports: examples/mnist/results/validation/<method>-<arch>
+        paths = glob.glob(os.path.join(ROOT, method, "validate-*.json"))
+    else:
+        paths = glob.glob(os.path.join(ROOT, method, "out", "validate-*", "validation.json"))
+    for p in sorted(paths):
+        name = os.path.basename(p)[:-5] if "/" in method else os.path.basename(os.path.dirname(p))
+        run = re.sub(r"-seed\d+$", "", name)     # trainer, qat|float, options
         groups.setdefault(run, []).append(json.load(open(p)))
     runs = [r for g in groups.values() for r in g]
     rows = sorted(groups.items(), key=lambda kv: -sum(r["validation_accuracy"] for r in kv[1]) / len(kv[1]))
-    keys = [k for k in (runs[0]["settings"] if runs else {}) if k != "batch"]
+    keys = [k for k in dict.fromkeys(k for r in runs for k in r["settings"]) if k != "batch"]
     print("| run | " + " | ".join(keys) + " | validation % (last epoch), mean | per seed | best epoch % per seed (not used) | train time |")
     print("|" + "---|" * (len(keys) + 5))
     for run, g in rows:
