@@ -190,6 +190,25 @@ def test_hm2bp_two_layers_equal_the_dense_formulas(lateral):
     assert g1.abs().sum() > 0 and g2.abs().sum() > 0
 
 
+@pytest.mark.parametrize("floor", [None, 1.0])
+def test_hm2bp_silent_inhibited_output_side_floor(floor):
+    """An output neuron that should fire but is silent under inhibitory weights: its S-PSPs
+    are taken at synthetic spikes, where v is strongly negative, so 1 + side_i < 0 and the
+    reference's gradient step lowers its drive (it stays silent); side_floor=1 raises it."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(sn.Delay(1), sn.Linear(20, 1, bias=False), sn.hm2(64.0, 8.0, threshold=5.0))
+    with torch.no_grad():
+        net[1].weight.uniform_(-3.0, 0.5)
+    x = _x(16, 20, 40, 0.3, seed=3)
+    w = SpikeTrainLevel(net, "hm2bp", desired=8, side_floor=floor)
+    out = w(x)
+    assert out.sum() == 0                                       # silent on every sample
+    (out.sum(-1) - 8.0).pow(2).mean().backward()                # it should fire 8 times
+    W = net[1].weight
+    drive_change = -(W.grad.double() * x.sum(-1).double().mean(0)).sum()      # one descent step's effect
+    assert (drive_change > 0) == (floor is not None)
+
+
 def test_hm2bp_step_raises_too_low_counts():
     """A gradient step on a too-low output count raises it (and lowers the loss)."""
     torch.manual_seed(0)

@@ -68,6 +68,15 @@ cosine with the BPTT-surrogate gradient 0.18 without the silent-input rule above
 the amplification by 1/floor; ``denominator_floor=None`` is the reference. A negative D is an
 unstable fixed point of the count equation, not a physical response.
 
+Side-effect floor (``side_floor``, off by default = the reference): for a firing neuron the
+S-PSP identity gives ``sum_j w_ij e_ij = sum_f v_i[t_f]``, each v just above V_th, so
+``side_i`` is about 1 and ``1 + side_i`` about 2. For an output neuron that is silent but should
+fire, the S-PSPs are taken at the synthetic spikes, where v is whatever the (often strongly
+inhibited) membrane holds: ``side_i = sum_f v_i[t_f] / (o_i nu)`` can be far below -1 (MNIST
+784-800-10 at T = 30: down to -584), which flips the sign of that neuron's weight gradient and
+keeps it silent for good (two of ten output neurons never fired after 10 epochs).
+``side_floor=1`` bounds the factor below by the value it has without a side effect.
+
 Shared details kept from the reference: the output error is the count error (here: whatever
 ``dL/do`` the loss gives: ``count_margin_mse`` gives ``(o - y)`` with the margin, scaled by the
 batch mean); a silent output neuron that should fire (``dL/do < 0``) gets synthetic spikes every
@@ -264,6 +273,8 @@ class SpikeTrainLevel(torch.nn.Module):
     ``min_denominator``: the reference's guard ``|D| >= 1e-4`` (sign kept).
     ``denominator_floor``: ST-RSBP's ``D >= floor`` after that (default 0.5; None: the
     reference, D may be ~0 or negative; see the module doc).
+    ``side_floor``: HM2-BP's factor ``1 + side_i`` is kept >= this (None: the reference, no
+    floor; see the module doc's "side-effect floor").
     ``effect_ratio``: ``"count"`` (the reference: phi_ij = max(o_j, 1) g'(o_i)) or ``"psp"``
     (phi_ij = e_ij g'(o_i) / g(o_i): the same model with the measured S-PSP in place of its
     random-timing mean o_j g(o_i); experimental, not better on digits).
@@ -272,7 +283,7 @@ class SpikeTrainLevel(torch.nn.Module):
     def __init__(self, net: torch.nn.Module, method: str = "hm2bp", desired: Optional[int] = None,
                  silent_effect: float = 0.1, reservoir_weights: str = "solve",
                  min_denominator: float = 1e-4, effect_ratio: str = "count",
-                 denominator_floor: Optional[float] = 0.5):
+                 denominator_floor: Optional[float] = 0.5, side_floor: Optional[float] = None):
         super().__init__()
         if method not in ("hm2bp", "strsbp"):
             raise ValueError(f"method must be 'hm2bp' or 'strsbp', got {method!r}")
@@ -283,6 +294,7 @@ class SpikeTrainLevel(torch.nn.Module):
         if denominator_floor is not None and not denominator_floor > 0:
             raise ValueError(f"denominator_floor must be None or > 0, got {denominator_floor!r}")
         self.effect_ratio = effect_ratio
+        self.side_floor = None if side_floor is None else float(side_floor)
         self.denominator_floor = None if denominator_floor is None else float(denominator_floor)
         self.net, self.method, self.desired = net, method, desired
         self.silent_effect, self.reservoir_weights = float(silent_effect), reservoir_weights
@@ -404,7 +416,7 @@ class SpikeTrainLevel(torch.nn.Module):
             dn = delta / nu
             if self.method == "hm2bp":
                 grads[widx[li]], delta = _hm2bp_layer(post, x, W, dn, lat, nu, (a, b, c, R), self.silent_effect,
-                                                      below=li > 0)
+                                                      below=li > 0, side_floor=self.side_floor)
                 continue
             o, oj = post.sum(-1), x.sum(-1)
             e = spike_psp(post, x, a, b, c, R, self.silent_effect)
@@ -465,10 +477,11 @@ class SpikeTrainLevel(torch.nn.Module):
         return f"method={self.method}, desired={self.desired}, reservoir_weights={self.reservoir_weights}"
 
 
-def _hm2bp_layer(post, x, W, dn, lat, nu, dynamics, silent_effect, below):
+def _hm2bp_layer(post, x, W, dn, lat, nu, dynamics, silent_effect, below, side_floor=None):
     """One HM2-BP layer (module doc): ``dL/dW`` (I, J) and, if ``below``, the error ``delta_j``
     (N, J) of the layer below. ``post`` (N, I, T), ``x`` (N, J, T) arrival trains, ``dn`` =
-    delta / nu (N, I), ``lat`` the lateral factor (N, I) or None.
+    delta / nu (N, I), ``lat`` the lateral factor (N, I) or None; ``side_floor``: 1 + side_i
+    kept >= it (None: no floor).
 
     The S-PSPs ``e = M x^T + s [o_i = 0][o_j > 0]`` (M: ``_psp_matrix``, s: ``silent_effect``)
     are never formed as an (N, I, J) tensor: every sum over i or j of e is taken through M and
@@ -479,7 +492,8 @@ def _hm2bp_layer(post, x, W, dn, lat, nu, dynamics, silent_effect, below):
     fire, silent, active = (o > 0).double(), (o == 0).double(), (oj > 0).double()
     we = (M * torch.einsum("ij,nja->nia", W, x)).sum(-1)               # sum_j W_ij e_ij (firing i)
     side = torch.where(o > 0, we / o.clamp(min=1), 0.5 * W.sum(-1).expand_as(o)) / nu
-    g = dn * (1.0 + side) * (1.0 if lat is None else lat)
+    f = 1.0 + side if side_floor is None else (1.0 + side).clamp(min=side_floor)
+    g = dn * f * (1.0 if lat is None else lat)
     N, I, T = M.shape
     grad = ((g[..., None] * M).permute(1, 0, 2).reshape(I, N * T) @ x.permute(0, 2, 1).reshape(N * T, -1)
             + silent_effect * (g * silent).T @ active)
