@@ -308,6 +308,7 @@ def main(spec, argv=None):
         tag += f"-seed{a.seed}"
     out = os.path.join(a.out, tag) if not a.quick else os.path.join(a.out, "quick-" + tag)
     os.makedirs(out, exist_ok=True)
+    spec["last_out"] = out              # for the caller: where this run's report / validation.json is
     x_tr, y_tr, x_te, y_te = spec["data"]()
     n = a.samples or (24 if a.quick else len(x_te))
     x_te, y_te = x_te[:n], y_te[:n]
