@@ -49,9 +49,10 @@ def _fixed(r):
     s = f"{100 * fx['accuracy']:.2f} % ({k}"
     if fx["samples"] != 1000:
         s += f", {_n(fx['samples'])}; PyTorch on them {100 * fx['pytorch_accuracy_same_samples']:.2f} %"
-    for k2, f2 in rest:
+    for k2, f2 in rest:         # QAT: the same spikes as PyTorch; float-trained: as the reference
         on = "" if f2["samples"] == fx["samples"] else f" ({_n(f2['samples'])})"
-        s += f"; {k2}{on}: {'identical' if f2['identical_to_pytorch'] else 'differs'}"
+        same = f2.get("identical_to_reference") if _float(r) else f2["identical_to_pytorch"]
+        s += f"; {k2}{on}: {'identical' if same else 'differs'}"
     return s + ")"
 
 
