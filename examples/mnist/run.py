@@ -11,14 +11,14 @@ front of a simulated event sensor, 2 x 34 x 34, T = 30). Networks (the papers'):
 
 | method | arch | network | input | T |
 |---|---|---|---|---|
-| stbp | mlp | 784-800-10 | Bernoulli rate code | 8 |
+| stbp | mlp | 784-800-10, output surrogate width 0.5 | Bernoulli rate code | 8 |
 | stbp | cnn | 28x28-15C5-P2-40C5-P2-300-10 (average pooling on spikes) | Bernoulli | 8 |
-| stbp | nmnist-mlp | 2x34x34-800-10 | saccade events | 30 |
+| stbp | nmnist-mlp | 2x34x34-800-10, output surrogate width 0.5 | saccade events | 30 |
 | tssl_bp | mlp | 784-800-800-10 | graded (analog) normalised image | 5 |
 | tssl_bp | cnn | 28x28-15C5-P2-40C5-P2-300-10 | Bernoulli (snnc's graded input feeds a Linear only) | 5 |
-| hm2_bp | mlp | 784-800-10, output lateral inhibition | Bernoulli | 30 |
-| hm2_bp | nmnist-mlp | 2x34x34-800-10, output lateral inhibition | saccade events | 30 |
-| st_rsbp | rnn | 28-R400-10 (trainable recurrent hidden layer), output lateral inhibition | one image row per 2 steps, Bernoulli | 56 |
+| hm2_bp | mlp | 784-800-10, output lateral inhibition (side_floor 1, lr 0.03) | Bernoulli | 30 |
+| hm2_bp | nmnist-mlp | 2x34x34-800-10, output lateral inhibition (side_floor 1, lr 0.03) | saccade events | 30 |
+| st_rsbp | rnn | 28-R400-10 (trainable recurrent hidden layer), output lateral inhibition; own gradient | one image row per 2 steps, Bernoulli | 56 |
 
 Each method keeps its own neuron, read-out, loss and gradient (the same modules as
 examples/<method>/run.py, snnc.nn), trained quantization-aware (Loihi 2 integer dynamics in the
