@@ -174,31 +174,40 @@ def test_twin_equals_lava_fixed_subtract_reset(readout):
     assert np.array_equal(y, lava.output) and np.abs(y).sum() > 0
 
 
-def test_twin_of_an_snntorch_model(tmp_path):
-    """snnTorch Leaky (default subtract reset, one step late) exported, calibrated, twinned,
-    fine-tuned and recompiled: twin == reference at every stage."""
+def _snntorch_mlp(sizes, beta, bias=True):
+    """snnTorch's two-layer Leaky net (tutorial 5's loop), input (T, N, C) time first;
+    ``forward(x, mems)`` also appends each step's (mem1, mem2) to the list ``mems``."""
     import snntorch as snn
-    from snnc.frontends.step_export import time_last
+    n_in, n_hidden, n_out = sizes
 
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc1, self.lif1 = torch.nn.Linear(20, 30), snn.Leaky(beta=0.9)
-            self.fc2, self.lif2 = torch.nn.Linear(30, 5), snn.Leaky(beta=0.9)
-            with torch.no_grad():
-                self.fc1.weight.mul_(3.0)
+            self.fc1, self.lif1 = torch.nn.Linear(n_in, n_hidden, bias=bias), snn.Leaky(beta=beta)
+            self.fc2, self.lif2 = torch.nn.Linear(n_hidden, n_out, bias=bias), snn.Leaky(beta=beta)
 
-        def forward(self, x):
+        def forward(self, x, mems=None):
             m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
             out = []
             for t in range(x.shape[0]):
                 s1, m1 = self.lif1(self.fc1(x[t]), m1)
                 s2, m2 = self.lif2(self.fc2(s1), m2)
                 out.append(s2)
+                if mems is not None:
+                    mems.append((m1, m2))
             return torch.stack(out, 0)
+    return Net()
+
+
+def test_twin_of_an_snntorch_model(tmp_path):
+    """snnTorch Leaky (default subtract reset, one step late) exported, calibrated, twinned,
+    fine-tuned and recompiled: twin == reference at every stage."""
+    from snnc.frontends.step_export import time_last
 
     torch.manual_seed(0)
-    net = Net()
+    net = _snntorch_mlp((20, 30, 5), beta=0.9)
+    with torch.no_grad():
+        net.fc1.weight.mul_(3.0)
     x = (torch.rand(30, 8, 20, generator=torch.Generator().manual_seed(1)) < 0.3).float()
     path = str(tmp_path / "snn.onnx")
     snnc.export(net, x, path)
@@ -217,31 +226,13 @@ def test_twin_membranes_equal_snntorch_mem(tmp_path):
     """``twin.membranes``: each population's membrane as tested against the threshold, in
     threshold units, equals snnTorch's own ``mem`` entry for entry where Loihi's integers are
     exact (beta = 1: no decay rounding; weights on a 1/16 grid: exact mantissas)."""
-    import snntorch as snn
     from snnc.frontends.step_export import time_last
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.lif1 = torch.nn.Linear(12, 16, bias=False), snn.Leaky(beta=1.0)
-            self.fc2, self.lif2 = torch.nn.Linear(16, 5, bias=False), snn.Leaky(beta=1.0)
-            g = torch.Generator().manual_seed(0)
-            with torch.no_grad():
-                self.fc1.weight.copy_(torch.randint(-8, 16, (16, 12), generator=g) / 16)
-                self.fc2.weight.copy_(torch.randint(-12, 16, (5, 16), generator=g) / 16)
-
-        def forward(self, x, mems=None):
-            m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
-            out = []
-            for t in range(x.shape[0]):
-                s1, m1 = self.lif1(self.fc1(x[t]), m1)
-                s2, m2 = self.lif2(self.fc2(s1), m2)
-                out.append(s2)
-                if mems is not None:
-                    mems.append((m1, m2))
-            return torch.stack(out, 0)
-
-    net = Net()
+    net = _snntorch_mlp((12, 16, 5), beta=1.0, bias=False)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        net.fc1.weight.copy_(torch.randint(-8, 16, (16, 12), generator=g) / 16)
+        net.fc2.weight.copy_(torch.randint(-12, 16, (5, 16), generator=g) / 16)
     x = (torch.rand(20, 6, 12, generator=torch.Generator().manual_seed(1)) < 0.3).float()
     path = str(tmp_path / "snn.onnx")
     snnc.export(net, x, path)
@@ -348,26 +339,10 @@ def test_twin_graded_input_refuses_clearly():
 def test_twin_of_an_snntorch_analog_input_model(tmp_path):
     """snnTorch tutorial 5's way: the analog image at every step -> a graded Input on 2**-8;
     snnTorch's forward == reference float on grid inputs, and twin == reference fixed."""
-    import snntorch as snn
     from snnc.frontends.step_export import time_last
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.lif1 = torch.nn.Linear(20, 30), snn.Leaky(beta=0.95)
-            self.fc2, self.lif2 = torch.nn.Linear(30, 5), snn.Leaky(beta=0.95)
-
-        def forward(self, x):
-            m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
-            out = []
-            for t in range(x.shape[0]):
-                s1, m1 = self.lif1(self.fc1(x[t]), m1)
-                s2, m2 = self.lif2(self.fc2(s1), m2)
-                out.append(s2)
-            return torch.stack(out, 0)
-
     torch.manual_seed(0)
-    net = Net()
+    net = _snntorch_mlp((20, 30, 5), beta=0.95)
     img = torch.round(torch.rand(6, 20, generator=torch.Generator().manual_seed(1)) * 256) / 256
     x = img.unsqueeze(0).repeat(25, 1, 1)                     # (T, N, 20): the same image every step
     path = str(tmp_path / "analog.onnx")
