@@ -11,6 +11,7 @@ from .backends import host_io, registry
 from .backends.result import RunResult
 from .compiler import artifact
 from .compiler.ir import Graph
+from .compiler.lower import Network, lower
 from .compiler.pipeline import compile_graph, ensure_compiled
 from .compiler.validate import validate
 from .errors import SnncError
@@ -76,7 +77,7 @@ def _as_graph(model: Union[str, Graph]) -> Graph:
     return graph if graph.fixed else ensure_compiled(graph, model)
 
 
-def check_input(graph: Graph, spikes: np.ndarray, what: str = "input"):
+def check_input(graph: Union[Graph, Network], spikes: np.ndarray, what: str = "input"):
     """Validate ``spikes`` against the graph input: returns (batched array, had_batch)
     (see ``backends.host_io``: one definition of a valid input for every engine)."""
     return host_io.prepare(graph, spikes, what)
@@ -101,7 +102,9 @@ def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed
         raise SnncError(f"backend {backend!r} runs the exported .onnx file itself; give the .onnx model "
                         f"(not {model if isinstance(model, str) else 'a compiled graph'})")
     graph = _as_graph(model)
-    x, batched = check_input(graph, spikes)
+    net = lower(graph)
+    x, batched = check_input(net, spikes)
     common = engine.accepted(dict(timeout=timeout, progress=progress))
-    result = engine.run(model if engine.reads == "onnx" else graph, x, **common, **options)
+    given = model if engine.reads == "onnx" else net if engine.lowered else graph
+    result = engine.run(given, x, **common, **options)
     return result if batched else result.sample(0)

@@ -182,3 +182,89 @@ def test_pilotnet_lif_and_ntidigits(lava_dl):
     b = run_reference(g, x, "fixed", plan="step")
     assert np.array_equal(a.output, b.output)
     assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
+
+
+def _kinds_net(seed=12):
+    """Input + a bias-input drive -> one population of each update path and reset kind: u = the
+    step's input (current_decay 1: ``_input_only``) with and without bias, the usual decays,
+    subtract (immediate and one step late), snnTorch's subtract, no reset, refractory, and a
+    read-out; fan-in of a delayed and an undelayed synapse."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add("in", Input((12,)))
+    g.add("drive", Input((24,), kind="bias"))
+    kinds = dict(fast=dict(current_decay=1.0), fast_bias=dict(current_decay=1.0, bias=0.25),
+                 usual=dict(), sub=dict(reset="subtract", reset_delay=False),
+                 late=dict(reset="subtract", reset_delay=True), snt=dict(reset="subtract_snntorch"),
+                 none=dict(reset="none", voltage_decay=0.2), refr=dict(refractory=2))
+    g.add("fd", Dense(rng.normal(0.3, 1.0, (24, 12))), "in")
+    g.add("driven", lif((24,), current_decay=1.0), "fd", "drive")
+    prev = "driven"
+    for name, kw in kinds.items():
+        g.add(f"w_{name}", Dense(rng.normal(0.2, 1.0, (24, 24))), prev)
+        g.add(f"d_{name}", Delay(np.array(2)), prev)
+        g.add(f"x_{name}", Dense(rng.normal(0.1, 0.5, (24, 24))), f"d_{name}")
+        prev = g.add(name, lif((24,), **kw), f"w_{name}", f"x_{name}")
+    g.add("ro_w", Dense(rng.normal(0.5, 1.0, (3, 24))), prev)
+    g.add("ro", CubaLI((3,), current_decay=0.1, voltage_decay=0.2), "ro_w")
+    g.add("out", Output((3,)), "ro")
+    g.add("out_fast", Output((24,)), "fast")
+    x = {"in": spikes((5, 12, 40), rate=0.4, seed=seed),
+         "drive": np.round(rng.normal(0.3, 0.5, (5, 24, 40)) * 64) / 64}
+    return quantize(g), x
+
+
+def test_time_chunks_threads_and_every_update_path(monkeypatch):
+    """The population update a few steps at a time (tiny ``CHUNK_BYTES``), in blocks of
+    neurons on two threads (tiny ``MIN_BLOCK``), on both update paths and every reset kind, with a
+    bias-input drive: identical to the step plan and the spec."""
+    g, x = _kinds_net()
+    whole, _ = _same_three_ways(g, x)
+    assert whole.counts["fast"].sum() > 0 and whole.counts["late"].sum() > 0
+    monkeypatch.setattr(rb, "CHUNK_BYTES", 1)               # one step per chunk
+    monkeypatch.setattr(rb.NumpyArrays, "chunk_bytes", 4 * 24 * 5 * 3)   # three steps per chunk
+    monkeypatch.setattr(rb, "MIN_BLOCK", 8)
+    monkeypatch.setenv("SNNC_THREADS", "2")
+    seen = []
+    orig = rb.CubaStepper._advance
+
+    def advance(self, grp, t0, t1, *a):
+        seen.append((self.params.names[0], t1 - t0, grp.p.size, rb._input_only(grp)))
+        return orig(self, grp, t0, t1, *a)
+    monkeypatch.setattr(rb.CubaStepper, "_advance", advance)
+    chunked, _ = _same_three_ways(g, x)
+    assert np.array_equal(chunked.output, whole.output)
+    wide = [(k, s) for name, k, s, _ in seen if name != "ro"]
+    assert {k for k, _ in wide} == {3, 1}                   # 40 steps: chunks of 3, then the last 1
+    assert {s for _, s in wide} == {12}                     # 24 neurons: two blocks of 12
+    fast = {name for name, _, _, fast in seen if fast}
+    assert {"fast", "fast_bias", "driven"} <= fast and not fast & {"usual", "sub", "late", "snt", "none", "refr"}
+
+
+def test_bias_input_state_unit_checked_in_chunks():
+    g, x = _kinds_net()
+    x["drive"][1, 3, 17] += 1e-5                            # not a multiple of the state unit
+    with pytest.raises(SnncError, match="bias input is not a multiple"):
+        run_reference(g, x, "fixed", plan="batched")
+
+
+def test_synapse_spec_kept_until_the_weights_change():
+    """The spec (and its kernel matrices) is reused from run to run, and made again when the
+    fixed-point weights are edited in place: the run then equals a fresh copy's."""
+    g, x = chain_with_delays(N=2)
+    a = run_reference(g, x, "fixed", plan="batched")
+    run1 = rb.BatchedRun(g, {"in": np.ascontiguousarray(np.moveaxis(x, -1, 0))}, x.shape[-1], 2)
+    run1.run()
+    run2 = rb.BatchedRun(g, {"in": np.ascontiguousarray(np.moveaxis(x, -1, 0))}, x.shape[-1], 2)
+    run2.run()
+    assert run1._specs["fc1"] is run2._specs["fc1"]          # kept
+    g.fixed["fc1"].weight[:] = -g.fixed["fc1"].weight       # edited in place
+    b = run_reference(g, x, "fixed", plan="batched")
+    fresh = g.copy()
+    fresh.fixed = {k: (FixedSynapse(np.array(v.weight), v.weight_exp) if isinstance(v, FixedSynapse) else v)
+                   for k, v in g.fixed.items()}
+    c = run_reference(fresh, x, "fixed", plan="step")
+    assert not np.array_equal(a.output, b.output)
+    assert np.array_equal(b.output, c.output)
+    for k in c.counts:
+        assert np.array_equal(b.counts[k], c.counts[k]), k

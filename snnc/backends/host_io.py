@@ -68,7 +68,7 @@ def check_values(net: Network, name: str, x: np.ndarray, what: str = "") -> None
     """The values of Input ``name`` (any layout): finite; binary for spikes; graded in range."""
     what = what or f"input {name!r}"
     a = _numbers(x, what)
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+    if a.dtype.kind == "f" and not np.isfinite(a.sum()) and not np.all(np.isfinite(a)):
         bad = "NaN" if np.any(np.isnan(a)) else "inf"
         raise SnncError(f"{what}: values must be finite, found {bad}")
     node = net.graph.nodes[name]
@@ -79,7 +79,7 @@ def check_values(net: Network, name: str, x: np.ndarray, what: str = "") -> None
                         "For analog values declare a graded input (snnc.nn.GradedInput)")
     if node.kind == "graded":
         k = int(node.frac_bits)
-        m = float(np.max(np.abs(a))) if a.size else 0.0
+        m = max(float(a.max()), -float(a.min())) if a.size else 0.0
         if np.round(m * (1 << k)) >= GRADED_LIMIT:
             raise SnncError(f"{what}: graded values must satisfy |x| * 2**{k} < 2**23 (Loihi's graded payload), "
                             f"found |x| = {m:g}")
@@ -120,7 +120,7 @@ def prepare(model: Union[Graph, Network], spikes, what: str = "input") -> Tuple[
     xb, batched = _fit(x, shape, what)
     _sizes(xb, what)
     check_values(net, graph.inputs[0], xb, what)
-    return xb.astype(np.float32), batched
+    return xb.astype(np.float32, copy=False), batched
 
 
 def check_batch(net: Network, inputs, engine: str = "") -> Dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ and the torch engine) build from the lowered network (``compiler.lower``), engin
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -58,7 +59,37 @@ class SynapseSpec:
         return self.bound * (MESSAGE_MAX if self.graded else 1.0) < F64_EXACT
 
 
+_SPECS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def synapse_spec(conn: Connection, fixed: bool) -> SynapseSpec:
+    """``conn``'s spec (module doc). Fixed point: kept per fixed-point view from run to run (with
+    the kernel matrices in its ``cache``), reused while the view's weights equal a private copy
+    of those it was made from and the synapse node is the same object (an edit in place or a
+    replaced node makes a new one)."""
+    fx = conn.fixed if fixed else None
+    if fx is None:
+        return _make_spec(conn, fixed)
+    key = (conn.name, tuple(conn.in_shape), tuple(conn.out_shape))
+    hit = _SPECS.get(fx)
+    if hit is not None:
+        node, hit_key, weight, spec = hit
+        if node is conn.synapse and hit_key == key and np.array_equal(weight, fx.weight):
+            return spec
+    spec = _make_spec(conn, fixed)
+    _SPECS[fx] = (conn.synapse, key, _copy_small(fx.weight), spec)
+    return spec
+
+
+def _copy_small(w) -> np.ndarray:
+    """A private copy of integer weights, in int16 when they fit (Loihi's are 8-bit)."""
+    w = np.asarray(w)
+    if w.dtype.kind in "iu" and w.size and -(1 << 15) <= int(w.min()) and int(w.max()) < (1 << 15):
+        return w.astype(np.int16)
+    return np.array(w, copy=True)
+
+
+def _make_spec(conn: Connection, fixed: bool) -> SynapseSpec:
     node = conn.synapse
     fx = conn.fixed if fixed else None
     if fixed and fx is None:
@@ -156,8 +187,11 @@ def result_buffers(net: Network, n: int, steps: int):
 
 
 def time_major(inputs: Dict[str, np.ndarray], lo: int, hi: int) -> Dict[str, np.ndarray]:
-    """Samples ``lo:hi`` of ``{name: (N, *shape, T)}`` as contiguous float64 ``(T, n, *shape)``."""
-    return {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=np.float64)
+    """Samples ``lo:hi`` of ``{name: (N, *shape, T)}`` as contiguous ``(T, n, *shape)``: float32
+    when given in float32 (``host_io.prepare``'s values, exact in it), else float64."""
+    def dtype(v):
+        return np.float32 if v.dtype == np.float32 else np.float64
+    return {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=dtype(np.asarray(v)))
             for k, v in inputs.items()}
 
 

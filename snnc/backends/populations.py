@@ -15,7 +15,7 @@ Float (Lava ``floating_pt``): ``u = u * (1 - du) + a``, ``v = v * (1 - dv) + u +
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -40,8 +40,10 @@ def reset_kind(node) -> str:
     return node.reset
 
 
-def _compact(arr: np.ndarray):
+def _compact(arr):
     """A scalar where every neuron has the same value (cheaper broadcasts)."""
+    if np.ndim(arr) == 0:
+        return float(arr)
     return float(arr[0]) if arr.size and np.all(arr == arr[0]) else arr
 
 
@@ -64,6 +66,21 @@ class CubaParams:
     ge: bool
     resets: List[Tuple[int, int, slice]] = field(default_factory=list)
 
+    def columns(self, lo: int, hi: int) -> "CubaParams":
+        """The parameters of neurons ``lo:hi`` (C order over the populations): a block of
+        columns updated on its own (its neurons do not interact with the others)."""
+        def cut(v):
+            return v[lo:hi] if isinstance(v, np.ndarray) else v
+
+        def inside(sl):
+            return slice(max(sl.start, lo) - lo, min(sl.stop, hi) - lo)
+        slices = {k: inside(sl) for k, sl in self.slices.items() if sl.start < hi and sl.stop > lo}
+        return replace(self, names=[k for k in self.names if k in slices], slices=slices,
+                       shapes={k: (sl.stop - sl.start,) for k, sl in slices.items()}, size=hi - lo,
+                       cu=cut(self.cu), cv=cut(self.cv), bias=cut(self.bias), vth=cut(self.vth),
+                       refr=cut(self.refr), out_scale=cut(self.out_scale),
+                       resets=[(iv, off, inside(sl)) for iv, off, sl in self.resets if sl.start < hi and sl.stop > lo])
+
 
 def cuba_params(net, names: List[str], fixed: bool) -> CubaParams:
     """The parameters of CUBA populations ``names`` (one kind of update) of lowered ``net``."""
@@ -72,8 +89,14 @@ def cuba_params(net, names: List[str], fixed: bool) -> CubaParams:
     offs = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
 
     def per_neuron(values):
-        return np.concatenate([np.broadcast_to(np.asarray(v, dtype=np.float64), p.shape).reshape(-1)
-                               for p, v in zip(pops, values)])
+        """One value per neuron (C order), or one float when every neuron has the same (the
+        usual case: no per-neuron array is made)."""
+        arrs = [np.asarray(v, dtype=np.float64) for v in values]
+        if all(a.size for a in arrs):
+            first = float(arrs[0].reshape(-1)[0])
+            if all(np.all(a == first) for a in arrs):
+                return first
+        return np.concatenate([np.broadcast_to(a, p.shape).reshape(-1) for p, a in zip(pops, arrs)])
 
     nodes = [p.node for p in pops]
     kind = reset_kind(nodes[0])
@@ -84,7 +107,7 @@ def cuba_params(net, names: List[str], fixed: bool) -> CubaParams:
         cv = per_neuron([(4096 - np.asarray(f.decay_v, np.int64)) / 4096.0 for f in fxs])
         bias = per_neuron([np.asarray(f.bias_mant, dtype=np.int64) << int(f.bias_exp) for f in fxs])
         vth = per_neuron([np.asarray(getattr(f, "vth", 0), dtype=np.int64) << 6 for f in fxs])
-        refr = per_neuron([int(getattr(f, "refractory", 0)) for f in fxs])
+        refr = np.broadcast_to(per_neuron([int(getattr(f, "refractory", 0)) for f in fxs]), (int(offs[-1]),))
         if kind == "li":                    # read-out: v_int / S
             out_scale = _compact(per_neuron([1.0 / p.state_scale for p in pops]))
     else:
@@ -92,13 +115,13 @@ def cuba_params(net, names: List[str], fixed: bool) -> CubaParams:
         cv = per_neuron([1 - np.asarray(nd.voltage_decay, dtype=np.float64) for nd in nodes])
         bias = per_neuron([nd.bias for nd in nodes])
         vth = per_neuron([getattr(nd, "threshold", 0.0) for nd in nodes])
-        refr = per_neuron([int(getattr(nd, "refractory", 0)) for nd in nodes])
+        refr = np.broadcast_to(per_neuron([int(getattr(nd, "refractory", 0)) for nd in nodes]), (int(offs[-1]),))
     slices = {p.name: slice(int(a), int(b)) for p, a, b in zip(pops, offs[:-1], offs[1:])}
     resets = [(int(nd.reset_interval), int(nd.reset_offset) % int(nd.reset_interval), slices[p.name])
               for p, nd in zip(pops, nodes) if getattr(nd, "reset_interval", 0)]
     return CubaParams(list(names), {p.name: p.shape for p in pops}, slices, int(offs[-1]), kind, fixed,
                       _compact(cu), _compact(cv), _compact(bias) if np.any(bias != 0) else None, _compact(vth),
-                      refr if np.any(refr) else None, out_scale,
+                      np.array(refr) if np.any(refr) else None, out_scale,
                       (not fixed) and getattr(nodes[0], "spike_compare", ">") != ">", resets)
 
 
@@ -110,12 +133,16 @@ class CubaGroup:
     neuron, or None, and ``a_low`` one on ``-a`` (None: ``a_bound``); ``drive_bound``: (bound on
     the drive, on its negative) per neuron, or None (see ``range_checks``)."""
 
-    def __init__(self, params: CubaParams, n: int):
+    def __init__(self, params: CubaParams, n: int, buffers: bool = True):
+        """``buffers``: make u, v, a, s, sb, stay and count (False: the caller assigns them)."""
         self.p, self.n = params, n
         tot = params.size
-        self.u, self.v, self.a, self.s = (np.zeros((n, tot)) for _ in range(4))
-        self.sb = np.zeros((n, tot), bool)
-        self.count = np.zeros((n, tot), np.int64)
+        self.u = self.v = self.a = self.s = self.sb = self.stay = self.count = None
+        if buffers:
+            self.u, self.v, self.a, self.s = (np.zeros((n, tot)) for _ in range(4))
+            self.sb = np.zeros((n, tot), bool)
+            self.stay = np.zeros((n, tot), bool)    # not spiked (the reset's multiplier)
+            self.count = np.zeros((n, tot), np.int64)
         self.ref = np.zeros((n, tot)) if params.refr is not None else None
         self.drive: Optional[np.ndarray] = None
         self.drive_checks: List[Tuple[str, np.ndarray, float]] = []
@@ -127,6 +154,8 @@ class CubaGroup:
         self.m = np.zeros((n, tot)) if params.kind == "snt" else None
         self._checks = None
         self._u_is_a = bool(params.fixed and np.all(np.asarray(params.cu) == 0))
+        self.s_is_sb = False                    # the caller made s a view of sb (no copy)
+        self.counting = True                    # count spikes here (else the caller counts)
 
     @property
     def names(self) -> List[str]:
@@ -151,7 +180,7 @@ class CubaGroup:
     def add_drive(self, pop: str, scale: float) -> np.ndarray:
         """The drive columns of ``pop`` (bias inputs times ``scale``, written by the caller)."""
         if self.drive is None:
-            self.drive = np.zeros_like(self.a)
+            self.drive = np.zeros((self.n, self.p.size))
         d = self.drive[:, self.p.slices[pop]]
         self.drive_checks.append((pop, d, scale))
         return d
@@ -167,6 +196,8 @@ class CubaGroup:
         unknown_drive = self.drive is not None and self.drive_bound is None
         if self.a_bound is None or unknown_drive or p.kind != "zero":
             return True, True, True
+        if all(np.ndim(x) == 0 for x in (p.cu, p.cv, p.vth)):
+            return self._range_checks_uniform()
         one = np.ones_like(self.a_bound)
         cu, cv = np.asarray(p.cu) * one, np.asarray(p.cv) * one
         if np.any(cu >= 1) or np.any(cv >= 1):
@@ -182,6 +213,28 @@ class CubaGroup:
         check_vmax = check_u or bool(np.any(vth + u_hi + b_hi > VMAX))
         check_vmin = check_u or bool(np.any((u_lo + b_lo) / (1 - cv) > VMAX))
         return check_u, check_vmax, check_vmin
+
+    def _range_checks_uniform(self) -> Tuple[bool, bool, bool]:
+        """``range_checks`` when decays and threshold are the same for every neuron: each test
+        increases with the per-neuron bounds and bias, so taking each one's maximum over the
+        neurons (no per-neuron arrays) can only add a run-time test, never skip a needed one."""
+        p = self.p
+        cu, cv = float(p.cu), float(p.cv)
+        if cu >= 1 or cv >= 1:
+            return True, True, True
+        a_hi = float(np.max(self.a_bound)) if np.size(self.a_bound) else 0.0
+        a_lo = float(np.max(self.a_low if self.a_low is not None else self.a_bound)) if np.size(self.a_bound) else 0.0
+        bias = np.asarray(p.bias if p.bias is not None else 0.0)
+        b_hi, b_lo = max(float(bias.max()), 0.0), max(-float(bias.min()), 0.0)
+        if self.drive is not None:
+            d_hi, d_lo = self.drive_bound
+            b_hi += float(np.max(d_hi)) if np.size(d_hi) else 0.0
+            b_lo += float(np.max(d_lo)) if np.size(d_lo) else 0.0
+        u_hi, u_lo = a_hi / (1 - cu), a_lo / (1 - cu)
+        check_u = u_hi > HALF - 1 or u_lo > HALF - 1
+        check_vmax = check_u or max(float(p.vth), 0.0) + u_hi + b_hi > VMAX
+        check_vmin = check_u or (u_lo + b_lo) / (1 - cv) > VMAX
+        return bool(check_u), bool(check_vmax), bool(check_vmin)
 
     def finish(self) -> None:
         """Call once the inputs are wired (``a_bound``, ``drive``): fixes the range tests."""
@@ -260,11 +313,14 @@ class CubaGroup:
             compare(self.m, p.vth, out=sb)
         else:
             compare(v, p.vth, out=sb)
-        if p.kind == "zero":
-            np.copyto(v, 0.0, where=sb)
+        if p.kind == "zero":                    # v * 0 where it spiked (a masked copy is slower)
+            np.logical_not(sb, out=self.stay)
+            np.multiply(v, self.stay, out=v)
         elif p.kind in ("sub", "snt"):
             np.subtract(v, p.vth, out=v, where=sb)
-        np.copyto(self.s, sb)
-        np.add(self.count, sb, out=self.count)
+        if not self.s_is_sb:
+            np.copyto(self.s, sb)
+        if self.counting:
+            np.add(self.count, sb, out=self.count)
         if ref is not None:
             np.copyto(ref, np.broadcast_to(p.refr, ref.shape), where=sb)

@@ -46,7 +46,7 @@ synapse over all ``T * N`` rows; bit-identical (tests/test_reference_batched.py)
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -304,7 +304,9 @@ def _step_weights(spec: SynapseSpec, fixed: bool, n: int):
         return "dense", spec.w
     if not fixed:
         return "conv-float", None
-    m = conv_matrix_sparse(spec.w, spec.in_shape, spec.out_shape, *spec.conv)
+    m = spec.cache.get("_step_conv")             # made once per spec (the spec is kept: plan)
+    if m is None:
+        m = spec.cache["_step_conv"] = conv_matrix_sparse(spec.w, spec.in_shape, spec.out_shape, *spec.conv)
     entries = int(np.prod(spec.out_shape)) * int(np.prod(spec.in_shape))
     # dense: the single-sample event path, or a batch product that is dense enough for BLAS
     if entries <= DENSE_CONV_ENTRIES and (n == 1 or m.nnz >= SPARSE_DENSITY * entries):
@@ -670,9 +672,11 @@ def _use_batched(plan: str, mode: str, net: Network, n: int) -> bool:
     return plan == "batched" or (plan == "auto" and mode == "fixed" and batchable(net) and batched_pays(net, n))
 
 
-def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = False,
+def run_reference(graph: Union[Graph, Network], spikes, mode: str = "fixed", progress: bool = False,
                   batch_size: Optional[int] = None, plan: str = "auto") -> RunResult:
     """Run ``graph`` on ``spikes`` ``(N, *input_shape, T)`` (a dict by input name for several inputs).
+    ``graph``: a Graph (validated and lowered here) or the lowered Network of a validated graph
+    (``api.run`` passes one: validated and lowered once per run).
 
     Returns the (first) output ``(N, *shape, T)`` and per-population spike counts.
     ``progress``: a tqdm bar over steps (and chunks); ``batch_size``: samples per chunk (memory).
@@ -683,8 +687,10 @@ def run_reference(graph: Graph, spikes, mode: str = "fixed", progress: bool = Fa
     if plan not in ("auto", "step", "batched"):
         raise SnncError(f"reference: plan must be 'auto', 'step' or 'batched', got {plan!r}")
     start = time.perf_counter()
-    validate(graph)
-    net = lower(graph)
+    if isinstance(graph, Network):
+        net, graph = graph, graph.graph
+    else:
+        net = lower(validate(graph))
     inputs = host_io.check_batch(net, spikes, f"reference-{mode}")
     first = np.asarray(next(iter(inputs.values())))
     n, steps = first.shape[0], first.shape[-1]

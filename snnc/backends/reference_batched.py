@@ -1,13 +1,18 @@
 """The time-batched plan of a lowered network (``compiler.lower``), fixed point, feed-forward:
-one kernel call per synapse for all steps of a batch, population by population in topological
+few kernel calls per synapse for all steps of a batch, population by population in topological
 order. One plan, two array libraries: numpy here (``NumpyArrays``), torch in ``torch_engine``.
 
 Without cycles, a synapse's input at every step is known as soon as its source populations have
-run all their steps; so a connection is one product over ``T * N`` rows (time-major, row
+run all their steps; so a connection is one product over many ``T * N`` rows (time-major, row
 ``t * N + i``) instead of ``T`` products over ``N``. Only the neuron update is sequential in
-time, and it is elementwise: numpy runs the step plan's own in-place update
-(``populations.CubaGroup``) ``T`` times. Delays are shifts along the time axis; a flatten is a
-reshape.
+time, and it is elementwise. A population runs a chunk of steps at a time (``CHUNK_BYTES``):
+its connections' products for those steps, then its update for those steps
+(``CubaStepper``: the step plan's update ``populations.CubaGroup``, or, where u is the step's
+input and no bound can be reached, the same arithmetic with the input, bias and drive added
+for the chunk at once), in blocks of neurons on ``threads()`` threads. A delay is a row offset
+(the synapse reads its source ``d`` steps back); a flatten is a reshape. Spikes are stored as
+uint8 (the compare writes them in place); a chunk's products, patches and one step's input are
+reused per-thread buffers (``WORKSPACE``: fresh memory costs a page fault per 4 KiB).
 
 Every value is an integer held in float (Loihi fixed point), so each product is exact whatever
 the kernel's summation order: float64 always (|sums| < 2**53), float32 when the compile-time
@@ -21,6 +26,9 @@ Graphs with cycles, float mode, sigma-delta populations and graded synapses use 
 """
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -33,9 +41,12 @@ from .plan import CLAMP, SynapseSpec, ordered_into, output_units, post_synapse_b
 from .populations import CubaGroup, CubaParams, cuba_params
 
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
-IM2COL_ENTRIES = 1 << 24            # rows of patches per im2col chunk (memory)
+IM2COL_ENTRIES = 1 << 20            # entries of patches per im2col chunk (a reused buffer, in cache)
+WORKSPACE_MAX = 1 << 26             # bytes of one reused buffer, at most
+CHUNK_BYTES = 1 << 21               # a time chunk's synapse output or patches (float32), at most
 SPARSE_RATE = 0.02                  # event-driven below this input spike rate (cost model)
 BATCHED_MIN_MACS = 1 << 20          # "auto": the time-batched plan from this many multiply-adds per step
+MIN_BLOCK = 1 << 14                 # neuron-samples per thread of a population update, at least
 
 
 def _net(g: Union[Graph, Network]) -> Network:
@@ -115,26 +126,67 @@ def choose_kernel(spec: SynapseSpec, x_max: float, rate: float) -> str:
     return "gemm32" if spec.bound * x_max < F32_EXACT else "gemm64"
 
 
-def dense_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str) -> np.ndarray:
-    """``x (R, in) @ w.T`` for all R = T * N rows at once, exact (float64 result)."""
+class _Workspace(threading.local):
+    """Buffers of one thread reused from call to call and run to run (fresh memory costs a page
+    fault per 4 KiB on first touch: more than the arithmetic on it); each at most
+    ``WORKSPACE_MAX`` bytes (larger requests get fresh arrays)."""
+
+    def __init__(self):
+        self.bufs: Dict[str, np.ndarray] = {}
+
+    def get(self, key: str, shape, dt) -> np.ndarray:
+        """An uninitialised array ``shape`` of ``dt``, the buffer ``key`` (valid until the next
+        ``get`` of ``key`` in this thread)."""
+        shape = tuple(int(v) for v in shape)
+        nbytes = int(np.prod(shape)) * np.dtype(dt).itemsize
+        if nbytes > WORKSPACE_MAX:
+            return np.empty(shape, dt)
+        buf = self.bufs.get(key)
+        if buf is None or buf.nbytes < nbytes:
+            buf = self.bufs[key] = np.empty(max(nbytes, 2 * (0 if buf is None else buf.nbytes)), np.uint8)
+        return buf[:nbytes].view(dt).reshape(shape)
+
+
+WORKSPACE = _Workspace()
+
+
+def _output(rows: int, lead: int, cols, dt, reuse: bool = False) -> np.ndarray:
+    """An output of ``lead + rows`` rows whose first ``lead`` rows are zero (a delay's first
+    steps); ``reuse``: the workspace's synapse output (valid until the next synapse's)."""
+    shape = (lead + rows,) + tuple(cols)
+    out = WORKSPACE.get("synapse_out", shape, dt) if reuse else np.empty(shape, dt)
+    out[:lead] = 0
+    return out
+
+
+def dense_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: int = 0, reuse: bool = False) -> np.ndarray:
+    """``x (R, in) @ w.T`` for all R = T * N rows at once, exact, after ``lead`` zero rows:
+    (lead + R, out), float32 for "gemm32" (integers below 2**24), else float64; ``reuse``: in
+    the workspace's synapse output."""
     w = spec.w
     if kernel == "sparse":
         import scipy.sparse as sp
-        return np.asarray((sp.csr_matrix(x) @ w.T), dtype=np.float64)
+        out = _output(x.shape[0], lead, (w.shape[0],), np.float64, reuse)
+        out[lead:] = sp.csr_matrix(x) @ w.T
+        return out
     dt = np.float32 if kernel == "gemm32" else np.float64
     key = "_dense_t_" + np.dtype(dt).name
     wt = spec.cache.get(key)
     if wt is None:
         wt = spec.cache[key] = np.ascontiguousarray(w.T, dtype=dt)
-    return (x.astype(dt, copy=False) @ wt).astype(np.float64, copy=False)
+    out = _output(x.shape[0], lead, (w.shape[0],), dt, reuse)
+    np.matmul(x.astype(dt, copy=False), wt, out=out[lead:])
+    return out
 
 
-def conv_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str) -> np.ndarray:
+def conv_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: int = 0, reuse: bool = False) -> np.ndarray:
     """Convolution of ``x (R, C, H, W)`` by im2col in channel-first order: per row, the patches
     (C*kh*kw, Ho*Wo) are copied once (cast to the kernel's dtype in the same copy, the inner run
-    along Wo) and multiplied by the kernel matrix (groups, O/groups, C/groups*kh*kw), so the
-    product comes out (R, O, Ho*Wo) with no transpose; chunked over R to bound memory.
-    Returns (R, O, Ho, Wo) float64."""
+    along Wo) and multiplied by the kernel matrix (groups, O/groups, C/groups*kh*kw) into the
+    output, so the product comes out (R, O, Ho*Wo) with no transpose or cast; chunked over R to
+    bound memory (the patches' buffer is the workspace's). Returns (lead + R, O, Ho, Wo), the
+    first ``lead`` rows zero, float32 for "gemm32" (integers below 2**24), else float64;
+    ``reuse``: in the workspace's synapse output."""
     (sh, sw), (ph, pw), (dh, dw), g = spec.conv
     o_n, cpg, kh, kw = spec.w.shape
     r, c = x.shape[:2]
@@ -144,15 +196,15 @@ def conv_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str) -> np.ndarray:
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     win = np.lib.stride_tricks.sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
     win = win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo].transpose(0, 1, 4, 5, 2, 3)  # (R, C, kh, kw, Ho, Wo)
-    out = np.empty((r, o_n, ho, wo), np.float64)
+    out = _output(r, lead, (o_n, ho, wo), dt, reuse)
     per = max(1, IM2COL_ENTRIES // max(1, ho * wo * c * kh * kw))
-    cols = np.empty((min(r, per), c, kh, kw, ho, wo), dt)
+    cols = WORKSPACE.get("im2col", (min(r, per), c, kh, kw, ho, wo), dt)
     for lo in range(0, r, per):
         hi = min(r, lo + per)
         part = cols[:hi - lo]
         np.copyto(part, win[lo:hi], casting="same_kind")
-        y = np.matmul(wm, part.reshape(hi - lo, g, cpg * kh * kw, ho * wo))       # (rows, g, opg, P)
-        out[lo:hi] = y.reshape(hi - lo, o_n, ho, wo)
+        np.matmul(wm, part.reshape(hi - lo, g, cpg * kh * kw, ho * wo),
+                  out=out[lead + lo:lead + hi].reshape(hi - lo, g, o_n // g, ho * wo))
     return out
 
 
@@ -170,11 +222,15 @@ def _conv_matrix(spec: SynapseSpec, dt) -> np.ndarray:
 class NumpyArrays:
     """The time-batched plan's numpy kernels (``kernels``: the one chosen per synapse)."""
 
+    chunk_bytes = CHUNK_BYTES
+
     def __init__(self):
         self.kernels: Dict[str, str] = {}
 
     def asarray(self, x) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64)
+        """An input's values: float32 as given (``plan.time_major``: exact in it), else float64."""
+        x = np.asarray(x)
+        return x if x.dtype == np.float32 else x.astype(np.float64, copy=False)
 
     def numpy(self, x) -> np.ndarray:
         return x
@@ -182,21 +238,26 @@ class NumpyArrays:
     def shift(self, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
         return shift_time(x, steps)
 
-    def synapse(self, spec: SynapseSpec, x: np.ndarray) -> np.ndarray:
-        """One synapse input over all rows ``x (R, *in_shape)`` -> (R, out) float64, post-processed."""
+    def synapse(self, spec: SynapseSpec, x: np.ndarray, lead: int = 0, x_max: float = 1.0,
+                reuse: bool = False) -> np.ndarray:
+        """One synapse input over all rows ``x (R, *in_shape)`` (values in [0, x_max]: summed
+        spikes) after ``lead`` zero rows -> (lead + R, out), post-processed; float32 where the
+        kernel's integers are exact in it. ``reuse``: the output may be the workspace's buffer,
+        overwritten by the next synapse (the caller uses it before)."""
         rows = x.shape[0]
         if spec.kind == "dense":
             x2 = x.reshape(rows, -1)
-            kernel = choose_kernel(spec, 1.0, float(np.count_nonzero(x2)) / max(1, x2.size))
-            y = dense_all_steps(spec, x2, kernel)
+            kernel = choose_kernel(spec, x_max, float(np.count_nonzero(x2)) / max(1, x2.size))
+            y = dense_all_steps(spec, x2, kernel, lead, reuse)
         else:
-            kernel = choose_kernel(spec, 1.0, 1.0)
-            y = conv_all_steps(spec, x, kernel).reshape(rows, -1)
+            kernel = choose_kernel(spec, x_max, 1.0)
+            y = conv_all_steps(spec, x, kernel, lead, reuse).reshape(lead + rows, -1)
         self.kernels[spec.name] = kernel if spec.kind == "dense" or kernel == "sparse" else "im2col-" + kernel
         if spec.floor_mul is not None:
+            y = y.astype(np.float64, copy=False)
             np.multiply(y, spec.floor_mul, out=y)
             np.floor(y, out=y)
-        if spec.clamp:
+        if spec.clamp:                          # +-2**23 and integers below: exact in float32 too
             np.clip(y, -CLAMP, CLAMP - 1, out=y)
         return y
 
@@ -208,10 +269,10 @@ class NumpyArrays:
         return _at(x, t, steps, np.zeros, lambda i: i)
 
     def start(self, params: CubaParams, n: int, a_bound, drive: bool, scale: float,
-              drive_bound=None) -> CubaGroup:
+              drive_bound=None, buffers: bool = True) -> CubaGroup:
         """A population's state; ``a_bound``: (A_hi, A_lo) or None, ``drive_bound``: (D_hi, D_lo)
-        or None (``CubaGroup.range_checks``)."""
-        grp = CubaGroup(params, n)
+        or None (``CubaGroup.range_checks``); ``buffers``: ``CubaGroup``'s."""
+        grp = CubaGroup(params, n, buffers)
         grp.a_bound, grp.a_low = (None, None) if a_bound is None else a_bound
         grp.drive_bound = drive_bound
         if drive:
@@ -231,46 +292,206 @@ class NumpyArrays:
     def finish(self, grp: CubaGroup):
         return grp.count, dict(u=grp.u.copy(), v=grp.v.copy())
 
+    def stepper(self, params: CubaParams, T: int, n: int, d_all, a_bound, scale: float) -> "CubaStepper":
+        """The update of CUBA populations over T steps, advanced a chunk of steps at a time."""
+        return CubaStepper(self, params, T, n, d_all, a_bound, scale)
+
     def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
-        """All T steps of CUBA populations through the step plan's update, without copies: the
-        group reads step ``t``'s input and drive as views of ``a_all``/``d_all`` and writes its
-        output into ``out[t]`` (the drive's state-unit test is made once over all steps)."""
+        """All T steps at once (``stepper``): returns (out, count, state)."""
+        run = self.stepper(params, T, n, d_all, a_bound, scale)
+        run.advance(0, T, a_all)
+        return run.result()
+
+
+class CubaStepper:
+    """CUBA populations through the step plan's update (``populations.CubaGroup``), a chunk of
+    steps at a time: ``advance(t0, t1, a)`` with ``a`` (t1 - t0, N, size) the synapse sums of
+    those steps (each step's input is ``a[t] * 64``) or None; ``d_all`` (T, N, size) the bias
+    inputs' values (drive ``d_all[t] * scale``) or None. Outputs go to ``out`` (T, N, size):
+    uint8 spikes (the compare writes them in place as bool; the next synapse's kernel casts
+    them in its copy), float64 for a read-out. Large populations are updated in blocks of
+    neurons, one per thread (``threads()``; neurons do not interact: the same values). One
+    step's input and drive are the running thread's workspace buffers."""
+
+    def __init__(self, xp: NumpyArrays, params: CubaParams, T: int, n: int, d_all, a_bound, scale: float):
+        self.T, self.n, self.params, self.d_all, self.scale = T, n, params, d_all, scale
+        size = params.size
         d_bound = None
         if d_all is not None:         # the drive is known for all steps: bound it once
-            d = d_all.reshape(-1, params.size)
-            d_bound = (np.maximum(d.max(axis=0), 0), np.maximum(-d.min(axis=0), 0))
-        grp = self.start(params, n, a_bound, d_all is not None, scale, d_bound)
+            d = d_all.reshape(-1, size)                 # (per neuron, or its maxima: ``_a_bound``)
+            axis = None if _uniform(params) else 0
+            d_bound = (np.maximum(d.max(axis=axis), 0) * scale, np.maximum(-d.min(axis=axis), 0) * scale)
+        self.out = np.empty((T, n, size), np.float64 if params.kind == "li" else np.uint8)
+        self.u, self.v = np.zeros((n, size)), np.zeros((n, size))      # the state after the last step
+        self.blocks = []
+        for lo, hi in _blocks(size, n):
+            whole = (lo, hi) == (0, size)
+
+            def cut(x, lo=lo, hi=hi, whole=whole):
+                return x if whole or x is None or np.ndim(x) == 0 else x[..., lo:hi]
+            grp = xp.start(params if whole else params.columns(lo, hi), n,
+                           None if a_bound is None else tuple(map(cut, a_bound)), d_all is not None, scale,
+                           None if d_bound is None else tuple(map(cut, d_bound)), buffers=False)
+            grp.drive_checks = []               # tested in ``_advance``, each step
+            grp.u, grp.v = self.u[:, lo:hi], self.v[:, lo:hi]
+            grp.s_is_sb = grp.late is None and self.out.dtype == np.uint8
+            grp.counting = not grp.s_is_sb      # else counted in ``result``, over all steps at once
+            if grp.counting:
+                grp.count = np.zeros((n, hi - lo), np.int64)
+            if not grp.s_is_sb:                 # s: the step's output; sb its spikes
+                grp.s, grp.sb = np.zeros((n, hi - lo)), np.zeros((n, hi - lo), bool)
+            self.blocks.append((grp, cut))
+
+    def advance(self, t0: int, t1: int, a) -> None:
+        """Steps ``t0 .. t1 - 1``; ``a`` (t1 - t0, N, size) their synapse sums, or None."""
+        _map(lambda b: self._advance(b[0], t0, t1, b[1](a), b[1](self.d_all), b[1](self.out)), self.blocks)
+
+    def _advance(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
+        if _input_only(grp):
+            return self._advance_input_only(grp, t0, t1, a_in, d_all, out)
+        shape = (self.n, grp.p.size)
+        grp.stay = WORKSPACE.get("step_stay", shape, np.bool_)
+        a = grp.a = WORKSPACE.get("step_a", shape, np.float64)
+        if a_in is None:
+            a.fill(0.0)
         if d_all is not None:
-            for pop, _, sc in grp.drive_checks:
-                if not np.all(d_all == np.round(d_all)):
-                    raise SnncError(f"population {pop!r}: bias input is not a multiple of "
-                                    f"1/{int(sc)} (the population's state unit)")
-            grp.drive_checks = []
-        # spikes (0/1) are exact in float32: half the memory, and the next synapse's float32
-        # kernel reads them without a cast; a read-out's values stay float64
-        out = np.empty((T, n, params.size), np.float64 if params.kind == "li" else np.float32)
+            drive = grp.drive = WORKSPACE.get("step_drive", shape, np.float64)
+            rounded = WORKSPACE.get("step_round", shape, np.float64)
         direct = grp.late is None               # "late" reads the last step's output
-        for t in range(T):
-            if a_all is not None:
-                grp.a = a_all[t]
+        for t in range(t0, t1):
+            if a_in is not None:                # a cast copy, then x 64 in float64 (cheaper than
+                np.copyto(a, a_in[t - t0])      # one mixed-type multiply)
+                a *= 64.0
             if d_all is not None:
-                grp.drive = d_all[t]
+                np.copyto(drive, d_all[t])
+                drive *= self.scale
+                if not np.array_equal(np.round(drive, out=rounded), drive):
+                    raise SnncError(f"population {self.params.names[0]!r}: bias input is not a multiple of "
+                                    f"1/{int(self.scale)} (the population's state unit)")
             if direct:
                 grp.s = out[t]
+                if grp.s_is_sb:
+                    grp.sb = grp.s.view(np.bool_)
             grp.update(t)
             if not direct:
                 out[t] = grp.s
-        return (out,) + self.finish(grp)
+
+    def _advance_input_only(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
+        """``_advance`` where u is each step's input (decay_u 4096) and nothing can wrap or
+        saturate (``_input_only``): then ``v = trunc(v * cv) + (a * 64 + bias + drive)``, the
+        bracket made for the whole chunk at once; the same integers as ``CubaGroup.update``."""
+        p, n, k = grp.p, self.n, t1 - t0
+        add = WORKSPACE.get("chunk_add", (k, n, p.size), np.float64)       # a * 64 + bias + drive
+        if a_in is None:
+            add.fill(0.0)
+        else:
+            np.copyto(add, a_in)
+            add *= 64.0
+        np.copyto(grp.u, add[-1])                       # u = the last step's input
+        if p.bias is not None:
+            add += p.bias
+        if d_all is not None:                           # one step at a time: two rows of memory
+            drive = WORKSPACE.get("step_drive", (n, p.size), np.float64)
+            rounded = WORKSPACE.get("step_round", (n, p.size), np.float64)
+            for t in range(t0, t1):
+                np.copyto(drive, d_all[t])
+                drive *= self.scale
+                if not np.array_equal(np.round(drive, out=rounded), drive):
+                    raise SnncError(f"population {self.params.names[0]!r}: bias input is not a multiple of "
+                                    f"1/{int(self.scale)} (the population's state unit)")
+                add[t - t0] += drive
+        v, cv, vth = grp.v, p.cv, p.vth
+        decays = not (np.ndim(cv) == 0 and cv == 1.0)
+        compare = np.greater_equal if p.ge else np.greater
+        stay = WORKSPACE.get("step_stay", v.shape, np.bool_)
+        for t in range(t0, t1):
+            if decays:
+                np.multiply(v, cv, out=v)
+                np.trunc(v, out=v)
+            np.add(v, add[t - t0], out=v)
+            sb = out[t].view(np.bool_)
+            compare(v, vth, out=sb)
+            np.logical_not(sb, out=stay)         # reset to zero: v * 0 (v > vth >= 0: +0.0), v * 1
+            np.multiply(v, stay, out=v)
+
+    def result(self):
+        """(out (T, N, size), spike counts (N, size) int64, state {"u", "v"} (N, size))."""
+        T, size = self.T, self.params.size
+        if self.blocks and self.blocks[0][0].s_is_sb:       # small sums in a small type: fewer bytes
+            count = self.out.sum(axis=0, dtype=np.uint8 if T < 256 else np.int32 if T < 2 ** 31 else np.int64)
+            count = count.astype(np.int64)
+        else:
+            count = np.zeros((self.n, size), np.int64)
+            for grp, cut in self.blocks:
+                cut(count)[...] = grp.count
+        return self.out, count, dict(u=self.u, v=self.v)
+
+
+def threads() -> int:
+    """Threads of the numpy plan's population updates: ``SNNC_THREADS`` if set (``snnc eval``'s
+    workers set 1), else ``OMP_NUM_THREADS`` if set (Ray's workers set 1), else the CPUs this
+    process may use; at most 4."""
+    for var in ("SNNC_THREADS", "OMP_NUM_THREADS"):
+        env = os.environ.get(var, "").strip()
+        if env.isdigit() and int(env) >= 1:
+            return min(4, int(env))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:                      # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+def _blocks(size: int, n: int) -> List[Tuple[int, int]]:
+    """Column blocks ``(lo, hi)`` of a population of ``size`` neurons and ``n`` samples: one per
+    thread, each at least ``MIN_BLOCK`` neuron-samples (smaller ones cost more than they save)."""
+    k = max(1, min(threads(), (n * size) // MIN_BLOCK))
+    edges = [size * i // k for i in range(k + 1)]
+    return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+
+
+_POOL: List[object] = []
+
+
+def _map(f, items: list) -> list:
+    """``[f(x) for x in items]``, on a thread pool when there are several (made once per process:
+    a forked child makes its own)."""
+    if len(items) == 1:
+        return [f(items[0])]
+    if not _POOL or _POOL[0] != os.getpid():
+        _POOL[:] = [os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="snnc-reference")]
+    return list(_POOL[1].map(f, items))
+
+
+def channel_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray, int]:
+    """``plan.signed_row_sums`` per output row and how many neurons (C order, consecutive) share
+    each: dense: per neuron (1); conv: per output channel over the whole kernel (an edge neuron
+    sees fewer taps, so it bounds them too), Ho * Wo neurons each."""
+    sums = spec.cache.get("_row_sums")
+    if sums is None:                            # made once per spec (the spec is kept: plan)
+        w = spec.w
+        sums = spec.cache["_row_sums"] = signed_row_sums(w if spec.kind == "dense" else w.reshape(w.shape[0], -1))
+    return sums + ((1,) if spec.kind == "dense" else (int(np.prod(spec.out_shape[1:])),))
 
 
 def neuron_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray]:
-    """``plan.signed_row_sums`` into each output neuron (C order). Conv: per output channel over
-    the whole kernel (an edge neuron sees fewer taps, so it bounds them too)."""
-    w = spec.w
-    if spec.kind == "dense":
-        return signed_row_sums(w)
-    per = int(np.prod(spec.out_shape[1:]))
-    return tuple(np.repeat(r, per) for r in signed_row_sums(w.reshape(w.shape[0], -1)))
+    """``plan.signed_row_sums`` into each output neuron (C order): ``channel_row_sums`` repeated."""
+    hi, lo, per = channel_row_sums(spec)
+    return np.repeat(hi, per), np.repeat(lo, per)
+
+
+def _input_only(grp: CubaGroup) -> bool:
+    """A fixed-point CUBA LIF group of the common kind: u is the step's input (decay_u 4096),
+    reset to zero, uint8 spikes written in place, no refractory period, reset schedule or
+    late subtraction, and bounds that exclude every wrap and saturation."""
+    p = grp.p
+    return bool(p.fixed and grp._u_is_a and p.kind == "zero" and grp.s_is_sb and grp.ref is None
+                and not p.resets and not any(grp._checks))
+
+
+def _uniform(params: CubaParams) -> bool:
+    """Decays and threshold the same for every neuron (``CubaGroup._range_checks_uniform``)."""
+    return all(np.ndim(x) == 0 for x in (params.cu, params.cv, params.vth))
 
 
 def _total(parts):
@@ -279,6 +500,26 @@ def _total(parts):
     for x in parts:
         total = x if total is None else total + x
     return total
+
+
+def _sum(a, b):
+    """``a + b`` of two contributions, in float64 unless both are float64 already: two float32
+    terms below 2**24 each can sum above it."""
+    if a.dtype == b.dtype and a.dtype != np.float32:
+        return a + b
+    return a.astype(np.float64) + b
+
+
+def _one_delay(sources, T: int) -> Optional[int]:
+    """The delay (steps, at most ``T``) that every neuron of every source has, or None when
+    they differ."""
+    d = None
+    for s in sources:
+        flat = np.asarray(s.delay).reshape(-1)
+        if not flat.size or np.any(flat != flat[0]) or (d is not None and int(flat[0]) != d):
+            return None
+        d = int(flat[0])
+    return None if d is None else min(d, T)
 
 
 def _at(x, t: int, steps: np.ndarray, zeros, index):
@@ -350,66 +591,137 @@ class BatchedRun:
             x = self.xp.shift(x, s.delay)
         return x.reshape(shape)
 
-    def _connection(self, c: Connection):
-        """A connection's contribution over all steps, (T, N, size of its population)."""
-        rows = self.T * self.n
+    def _connection(self, c: Connection, alone: bool = False):
+        """A connection's contribution over all steps, (T, N, size of its population). Sources
+        delayed by one number of steps ``d`` feed the synapse their first ``T - d`` steps, and
+        its output starts with ``d`` zero steps (no shifted copy of the input). ``alone``: the
+        population's only input, used before the next synapse runs (its output may be reused)."""
+        T, n = self.T, self.n
         if c.synapse is None:
-            y = _total(self._source(s, (self.T, self.n, -1)) for s in c.sources)
+            y = _total(self._source(s, (T, n, -1)) for s in c.sources)
         else:
             spec = self._spec(c)
             y = None
-            for grp in synapse_inputs(self.net, c):
-                x = _total(self._source(s, (rows,) + tuple(c.in_shape)) for s in grp)
-                part = self.xp.synapse(spec, x)
-                y = part if y is None else y + part
-            y = y.reshape((self.T, self.n) + tuple(c.out_shape))
+            groups = synapse_inputs(self.net, c)
+            reuse = alone and len(groups) == 1 and not c.post_delay.any()
+            for grp in groups:
+                d = _one_delay(grp, T)
+                if d is None:
+                    x, lead = _total(self._source(s, (T * n,) + tuple(c.in_shape)) for s in grp), 0
+                else:
+                    x = _total(self.values[s.pop][:T - d].reshape(((T - d) * n,) + tuple(c.in_shape)) for s in grp)
+                    lead = d * n
+                part = self.xp.synapse(spec, x, lead, float(len(grp)), reuse)
+                y = part if y is None else _sum(y, part)
+            y = y.reshape((T, n) + tuple(c.out_shape))
             if c.post_delay.any():
                 y = self.xp.shift(y, c.post_delay)
-        return y.reshape(self.T, self.n, -1)
+        return y.reshape(T, n, -1)
 
-    def _bound(self, c: Connection) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-        """Bounds (on a_in, on -a_in) per neuron of a connection (its inputs are spikes), or None."""
+    def _bound(self, c: Connection) -> Optional[Tuple[np.ndarray, np.ndarray, int]]:
+        """Bounds (on a_in, on -a_in) per output row of a connection (its inputs are spikes, a
+        synapse input the sum of its group's sources) and the neurons per row
+        (``channel_row_sums``), or None."""
         if c.synapse is None:
             return None
         spec = self._spec(c)
-        hi, lo = post_synapse_bounds(spec, *neuron_row_sums(spec))
-        k = len(synapse_inputs(self.net, c))
-        return hi * k, lo * k
+        hi, lo, per = channel_row_sums(spec)
+        parts = [post_synapse_bounds(spec, hi * len(grp), lo * len(grp)) for grp in synapse_inputs(self.net, c)]
+        return sum(p[0] for p in parts), sum(p[1] for p in parts), per
 
-    def _a_bound(self, conns, size: int):
-        """(A_hi, A_lo) per neuron of a population's input ``a`` (x 64), or None (populations)."""
+    def _a_bound(self, conns, size: int, uniform: bool = False):
+        """(A_hi, A_lo) per neuron of a population's input ``a`` (x 64), or None (populations).
+        ``uniform``: the population's decays and threshold are the same for every neuron, so its
+        range tests read only the bounds' maxima (``CubaGroup._range_checks_uniform``): two
+        numbers, each the sum of the connections' maxima (at least every neuron's sum)."""
         if not conns:                                  # no synapse: a = 0
-            return np.zeros(size), np.zeros(size)
+            return (0.0, 0.0) if uniform else (np.zeros(size), np.zeros(size))
         bounds = [self._bound(c) for c in conns]
         if None in bounds:
             return None
-        return tuple(np.broadcast_to(64.0 * sum(b[i] for b in bounds), (size,)).copy() for i in (0, 1))
+        if uniform:
+            return tuple(64.0 * sum(float(np.max(b[i])) if np.size(b[i]) else 0.0 for b in bounds) for i in (0, 1))
+        return tuple(np.broadcast_to(64.0 * sum(np.repeat(b[i], b[2]) for b in bounds), (size,)).copy()
+                     for i in (0, 1))
 
     def _population(self, name: str):
-        """All T steps of one population: its connections summed (x 64), the bias-input drive."""
+        """All T steps of one population, a chunk of steps at a time (``_chunk_steps``): per
+        chunk its connections' sums for those steps (``_feed``), then the update of those steps
+        (``stepper``: it scales the sums by 64 (``<< 6``) and the bias inputs' values by the
+        state scale one step at a time). A chunk's synapse output and patches stay in cache and
+        in reused buffers."""
         pop = self.net.populations[name]
         conns = ordered_into(self.net, name)
-        a_all, owned = None, False
-        for c in conns:
-            y = self._connection(c)
-            a_all, owned = (y, c.synapse is not None) if a_all is None else (a_all + y, True)
-        if a_all is not None:               # x 64 in place unless a_all is a link's source values
-            if owned:
-                a_all *= 64.0
-            else:
-                a_all = a_all * 64.0
-        a_bound = self._a_bound(conns, pop.size)
+        params = cuba_params(self.net, [name], True)
+        a_bound = self._a_bound(conns, pop.size, _uniform(params))
         d_all, sc = None, float(pop.state_scale)
         if pop.bias_inputs:
-            d_all = _total(self.values[b].reshape(self.T, self.n, -1) for b in pop.bias_inputs) * sc
-        params = cuba_params(self.net, [name], True)
-        out, count, state = self.xp.population(params, self.T, self.n, a_all, d_all, a_bound, sc)
+            d_all = _total(self.values[b].reshape(self.T, self.n, -1) for b in pop.bias_inputs)
+        run = self.xp.stepper(params, self.T, self.n, d_all, a_bound, sc)
+        feeds = [self._feed(c, alone=len(conns) == 1) for c in conns]
+        k = self._chunk_steps(conns, pop.size)
+        for t0 in range(0, self.T, k):
+            t1 = min(self.T, t0 + k)
+            a = None
+            for feed in feeds:
+                y = feed(t0, t1)
+                a = y if a is None else _sum(a, y)
+            run.advance(t0, t1, a)
+        out, count, state = run.result()
         shape = (self.n,) + pop.shape
-        if pop.kind == "lif":
-            self.counts[name] = np.asarray(self.xp.numpy(count)).reshape(shape).copy()
+        if pop.kind == "lif":               # made for this run: no copy
+            self.counts[name] = np.asarray(self.xp.numpy(count)).reshape(shape)
         self.state[name] = {k: np.asarray(self.xp.numpy(v)).reshape(shape) for k, v in state.items()}
         return out.reshape(self._rows(name))
 
+    def _chunk_steps(self, conns, size: int) -> int:
+        """Steps per chunk: the array library's choice (``chunk_bytes``: None = all steps), so that
+        one chunk's synapse output or patches fit in it."""
+        budget = getattr(self.xp, "chunk_bytes", None)
+        if budget is None:
+            return self.T
+        per_step = size
+        for c in conns:
+            if c.synapse is not None and self._spec(c).kind == "conv":
+                _, ho, wo = c.out_shape
+                kh, kw = self._spec(c).w.shape[2:]
+                per_step = max(per_step, int(c.in_shape[0]) * int(kh) * int(kw) * int(ho) * int(wo))
+        return max(1, min(self.T, budget // max(1, 4 * per_step * self.n)))
+
+    def _feed(self, c: Connection, alone: bool):
+        """``feed(t0, t1)``: connection ``c``'s contribution at steps ``t0 .. t1 - 1``,
+        (t1 - t0, N, size of its population). A synapse whose sources share one delay ``d`` and
+        with no delay after it reads only the source steps it needs (``t - d``; zero rows before
+        ``d``: no shifted copy); ``alone`` (the population's only input, used before the next
+        synapse runs): its output is the workspace's buffer. Otherwise the contribution of all
+        steps is made once (``_connection``) and sliced."""
+        T, n = self.T, self.n
+        groups = synapse_inputs(self.net, c) if c.synapse is not None else []
+        delays = [_one_delay(grp, T) for grp in groups]
+        if c.synapse is None or c.post_delay.any() or None in delays:
+            whole = []
+
+            def sliced(t0, t1):
+                if not whole:
+                    whole.append(self._connection(c))
+                return whole[0][t0:t1]
+            return sliced
+        spec = self._spec(c)
+        reuse = alone and len(groups) == 1
+
+        def feed(t0, t1):
+            y = None
+            for grp, d in zip(groups, delays):
+                lo, hi = max(t0 - d, 0), t1 - d          # source steps read
+                lead = (t1 - t0) - max(hi - lo, 0)        # steps before the delay has passed: zero
+                if hi <= lo:
+                    part = self.xp.zeros(((t1 - t0) * n, int(np.prod(c.out_shape))))
+                else:
+                    x = _total(self.values[s.pop][lo:hi].reshape(((hi - lo) * n,) + tuple(c.in_shape)) for s in grp)
+                    part = self.xp.synapse(spec, x, lead * n, float(len(grp)), reuse)
+                y = part if y is None else _sum(y, part)
+            return y.reshape(t1 - t0, n, -1)
+        return feed
 
     # ------------------------------------------------------------------ cycles: a step loop
     def _run_stepwise(self):

@@ -3,7 +3,9 @@
 
 An ``Engine`` has a name, a one-line description, the keyword options its ``run`` takes, what it
 reads (``graph``: the compiled, quantized IR graph; ``onnx``: the ``.onnx`` file itself) and
-whether it runs Lava (a child process per run, so longer shards in ``snnc eval``).
+whether it runs Lava (a child process per run, so longer shards in ``snnc eval``); ``lowered``:
+its runner also takes the lowered ``Network`` of a validated graph in place of the graph (what
+``api.run`` passes it: validated and lowered once per run).
 ``engine.run(model, x, **options) -> RunResult`` takes a checked batch ``x`` ``(N, *shape, T)``
 (``host_io.prepare``); options it does not take are refused by name.
 """
@@ -26,6 +28,7 @@ class Engine:
     options: Tuple[str, ...] = ()
     reads: str = "graph"
     lava: bool = False
+    lowered: bool = False
 
     def run(self, model, x, **options) -> RunResult:
         unknown = sorted(set(options) - set(self.options))
@@ -91,9 +94,9 @@ for _e in (
     Engine("lava-fused-float", "the whole network as one Lava process, float (= reference-float)",
            _lava_fused("float"), ("timeout", "chunk"), lava=True),
     Engine("reference", "numpy simulator, Loihi 2 fixed point, bit-exact with lava-fixed", _reference("fixed"),
-           ("progress", "batch_size", "plan")),
+           ("progress", "batch_size", "plan"), lowered=True),
     Engine("reference-float", "numpy simulator, the float model (= lava-float's dynamics)", _reference("float"),
-           ("progress", "batch_size", "plan")),
+           ("progress", "batch_size", "plan"), lowered=True),
     Engine("torch", "fixed point on torch (CUDA when present, else CPU), = reference; feed-forward graphs",
            _torch, ("device", "batch_size", "threads")),
     Engine("onnxruntime", "onnxruntime on the exported .onnx file itself (the file as its own reference)",

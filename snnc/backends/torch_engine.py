@@ -74,10 +74,11 @@ class TorchArrays:
             of[d:, :, idx] = xf[:T - d][:, :, idx]
         return out
 
-    def synapse(self, spec: SynapseSpec, x):
-        """One synapse input over all rows ``x (R, *in_shape)`` -> (R, out) float64, post-processed."""
+    def synapse(self, spec: SynapseSpec, x, lead: int = 0, x_max: float = 1.0, reuse: bool = False):
+        """One synapse input over all rows ``x (R, *in_shape)`` (values in [0, x_max]) after
+        ``lead`` zero rows -> (lead + R, out) float64, post-processed (``reuse``: unused)."""
         torch = self.torch
-        dt = torch.float32 if spec.bound < F32_EXACT else torch.float64
+        dt = torch.float32 if spec.bound * x_max < F32_EXACT else torch.float64
         self.kernels[spec.name] = ("gemm" if spec.kind == "dense" else "unfold-gemm") + ("32" if dt == torch.float32
                                                                                           else "64")
         w = self.asarray(spec.w, dt)
@@ -90,6 +91,8 @@ class TorchArrays:
             y = torch.floor(y * spec.floor_mul)
         if spec.clamp:
             y = torch.clamp(y, -CLAMP, CLAMP - 1)
+        if lead:
+            y = torch.cat([torch.zeros((lead,) + tuple(y.shape[1:]), dtype=y.dtype, device=y.device), y])
         return y
 
     def _conv(self, spec: SynapseSpec, x, w):
@@ -163,13 +166,17 @@ class TorchArrays:
     def finish(self, st):
         return st["cnt"], dict(u=st["u"], v=st["v"])
 
+    def stepper(self, params: CubaParams, T: int, n: int, d_all, a_bound, scale: float) -> "_TorchStepper":
+        """One population over T steps, advanced a chunk of steps at a time (``reference_batched``'s
+        ``CubaStepper``; here the plan gives all steps at once)."""
+        return _TorchStepper(self, params, T, n, d_all, a_bound, scale)
+
     def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
-        """All T steps of one population."""
-        st = self.start(params, n, a_bound, d_all is not None, scale)
-        out = self.torch.empty((T, n, params.size), dtype=self.torch.float64, device=self.dev)
-        for t in range(T):
-            out[t] = self.step(st, t, a_all[t] if a_all is not None else None, d_all[t] if d_all is not None else None)
-        return (out,) + self.finish(st)
+        """All T steps of one population: ``a_all`` the synapse sums (a = a_all[t] * 64), ``d_all``
+        the bias inputs' values (drive d_all[t] * scale), or None."""
+        run = self.stepper(params, T, n, d_all, a_bound, scale)
+        run.advance(0, T, a_all)
+        return run.result()
 
     def _integrate(self, params: CubaParams, p, st, a, d):
         torch = self.torch
@@ -204,6 +211,23 @@ class TorchArrays:
         if ref is not None:
             ref = torch.where(sb, refr.expand_as(ref), ref)
         st["v"], st["s"], st["ref"] = v, sb.to(torch.float64), ref
+
+
+class _TorchStepper:
+    """``TorchArrays.stepper``: ``advance(t0, t1, a)`` with ``a`` the sums of steps t0..t1-1."""
+
+    def __init__(self, xp: TorchArrays, params: CubaParams, T: int, n: int, d_all, a_bound, scale: float):
+        self.xp, self.d_all, self.scale = xp, d_all, scale
+        self.st = xp.start(params, n, a_bound, d_all is not None, scale)
+        self.out = xp.torch.empty((T, n, params.size), dtype=xp.torch.float64, device=xp.dev)
+
+    def advance(self, t0: int, t1: int, a) -> None:
+        for t in range(t0, t1):
+            self.out[t] = self.xp.step(self.st, t, a[t - t0] * 64.0 if a is not None else None,
+                                       self.d_all[t] * self.scale if self.d_all is not None else None)
+
+    def result(self):
+        return (self.out,) + self.xp.finish(self.st)
 
 
 def run_torch(graph: Graph, spikes, device: Optional[str] = None, batch_size: Optional[int] = None,
