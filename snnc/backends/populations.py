@@ -25,6 +25,7 @@ from ..compiler.ir import CubaLI
 from ..errors import SnncError
 
 HALF = float(U_WRAP >> 1)
+SMALL = 4096                # neurons x samples of a group whose update is ruled by per-call costs
 VMAX = float(V_MAX)
 
 
@@ -138,8 +139,11 @@ class CubaGroup:
         self.p, self.n = params, n
         tot = params.size
         self.u = self.v = self.a = self.s = self.sb = self.stay = self.count = None
-        if buffers:
-            self.u, self.v, self.a, self.s = (np.zeros((n, tot)) for _ in range(4))
+        self._uv = None
+        if buffers:                             # u and v in one buffer: one decay call for both
+            self._uv = np.zeros((2, n, tot))
+            self.u, self.v = self._uv[0], self._uv[1]
+            self.a, self.s = np.zeros((n, tot)), np.zeros((n, tot))
             self.sb = np.zeros((n, tot), bool)
             self.stay = np.zeros((n, tot), bool)    # not spiked (the reset's multiplier)
             self.count = np.zeros((n, tot), np.int64)
@@ -153,6 +157,8 @@ class CubaGroup:
         self.above = np.zeros((n, tot), bool) if params.kind == "snt" else None
         self.m = np.zeros((n, tot)) if params.kind == "snt" else None
         self._checks = None
+        self._plain = self._small = False       # set by ``finish``
+        self._cu = self._cv = self._vth = None
         self._u_is_a = bool(params.fixed and np.all(np.asarray(params.cu) == 0))
         self.s_is_sb = False                    # the caller made s a view of sb (no copy)
         self.counting = True                    # count spikes here (else the caller counts)
@@ -239,9 +245,22 @@ class CubaGroup:
     def finish(self) -> None:
         """Call once the inputs are wired (``a_bound``, ``drive``): fixes the range tests."""
         self._checks = self.range_checks()
+        p = self.p
+        self._plain = bool(p.fixed and p.kind == "zero" and not p.resets and not p.ge and self.ref is None
+                           and self.drive is None and not any(self._checks))
+        small = self.n * p.size <= SMALL
+        self._small = small                     # small groups: per-call cost rules (``_update_plain``)
+        self._cu, self._cv, self._vth = ((np.full((self.n, p.size), x) if small and np.ndim(x) == 0 else x)
+                                         for x in (p.cu, p.cv, p.vth))
+        self._cuv = None
+        if self._uv is not None and not self._u_is_a:      # both decays, stacked like u and v
+            self._cuv = np.stack([np.broadcast_to(c, (self.n, p.size)) for c in (p.cu, p.cv)]) if small or \
+                np.ndim(p.cu) or np.ndim(p.cv) else np.array([p.cu, p.cv]).reshape(2, 1, 1)
 
     # ------------------------------------------------------------------ the step
     def update(self, t: int) -> None:
+        if self._plain:
+            return self._update_plain()
         p = self.p
         for interval, offset, sl in p.resets:
             if t % interval == offset:
@@ -257,6 +276,38 @@ class CubaGroup:
             np.multiply(self.v, p.out_scale, out=self.s)
             return
         self._spike()
+
+    def _update_plain(self) -> None:
+        """``update`` of the common fixed-point LIF (``_plain``: reset to zero, no refractory
+        period, schedule or drive, and bounds that exclude every wrap and saturation): the same
+        operations, without the tests between them."""
+        p, u, v, sb = self.p, self.u, self.v, self.sb
+        if self._cuv is not None and u.base is self._uv:   # u, v decayed together (their buffer)
+            np.multiply(self._uv, self._cuv, out=self._uv)
+            np.trunc(self._uv, out=self._uv)
+            np.add(u, self.a, out=u)
+        else:
+            if self._u_is_a:
+                np.copyto(u, self.a)
+            else:
+                np.multiply(u, self._cu, out=u)
+                np.trunc(u, out=u)
+                np.add(u, self.a, out=u)
+            np.multiply(v, self._cv, out=v)
+            np.trunc(v, out=v)
+        np.add(v, u, out=v)
+        if p.bias is not None:
+            np.add(v, p.bias, out=v)
+        np.greater(v, self._vth, out=sb)
+        if self._small:                         # one masked copy: fewer calls
+            np.copyto(v, 0.0, where=sb)
+        else:                                   # v * 0 where it spiked: faster on many neurons
+            np.logical_not(sb, out=self.stay)
+            np.multiply(v, self.stay, out=v)
+        if not self.s_is_sb:
+            np.copyto(self.s, sb)
+        if self.counting:
+            np.add(self.count, sb, out=self.count)
 
     def _integrate_fixed(self) -> None:
         p, u, v = self.p, self.u, self.v

@@ -57,7 +57,7 @@ from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
 from . import reference_sdn as sdn
-from .plan import host_synapse, input_values, ordered_into, output_units, post_synapse_bounds, result_buffers, \
+from .plan import host_synapse, input_values, ordered_into, output_units, post_synapse_bounds, result_buffers, run_output, \
     shared_synapses, signed_row_sums, synapse_inputs, synapse_spec, SynapseSpec, time_major
 from .populations import CubaGroup, cuba_params, reset_kind
 from .reference_batched import batchable, batched_pays, run_batched
@@ -392,7 +392,11 @@ class _Sim:
     ``v`` (``ref``) of a CUBA population, or a sigma-delta population's ``sigma``, ``act``,
     ``residue``, ``error``."""
 
-    def __init__(self, graph: Graph, mode: str, batch: int, net: Optional[Network] = None):
+    def __init__(self, graph: Graph, mode: str, batch: int, net: Optional[Network] = None,
+                 defer_outputs: bool = False):
+        """``defer_outputs``: no ops for the outputs' host programs (``_run_steps`` records the
+        populations they read and runs the programs once over all steps: ``plan.run_output``)."""
+        self.defer_outputs = defer_outputs
         if mode not in ("fixed", "float"):
             raise ValueError(f"mode must be 'fixed' or 'float', got {mode!r}")
         self.g, self.mode, self.n, self.fixed = graph, mode, batch, mode == "fixed"
@@ -461,6 +465,8 @@ class _Sim:
         for name in list(self._syn_out):       # synapses read only after a delay: end of the step
             if name not in self._syn_placed:
                 self._place_synapse(next(c for c in net.connections if c.name == name))
+        if self.defer_outputs:
+            return
         units_out = output_units(net, self.mode)
         for read in net.outputs:
             self.values[read.name] = _output_ops(self, read, units_out)
@@ -645,11 +651,16 @@ def _progress(progress: bool, total: int, mode: str):
 
 
 def _run_steps(sim: _Sim, data: Dict[str, np.ndarray], steps: int, odt, bar) -> Dict[str, np.ndarray]:
-    """The step plan over ``steps`` steps of time-major ``data``; outputs (T, N, *shape)."""
+    """The step plan over ``steps`` steps of time-major ``data``; outputs (T, N, *shape). With
+    ``sim.defer_outputs`` the populations and inputs the outputs read are recorded and the
+    outputs' host programs run once, over all steps."""
     outputs = sim.g.outputs
-    rec = {o: np.zeros((steps,) + sim.values[o].shape, odt) for o in outputs}
+    net = sim.net
+    read = sorted({node for r in net.outputs for node, kind, _, _ in r.program if kind == "pop"}) \
+        if sim.defer_outputs else outputs
+    rec = {o: np.zeros((steps,) + sim.values[o].shape, odt if o in outputs else sim.values[o].dtype) for o in read}
     feeds = [(buf, data[k]) for k, buf in sim.input_buffers.items()]
-    ovals = [(rec[o], sim.values[o]) for o in outputs]
+    ovals = [(rec[o], sim.values[o]) for o in read]
     ops, n = sim._ops, sim.n
     every = max(1, steps // 100)
     for t in range(steps):
@@ -662,6 +673,9 @@ def _run_steps(sim: _Sim, data: Dict[str, np.ndarray], steps: int, odt, bar) -> 
         if bar is not None and (t % every == every - 1 or t == steps - 1):
             bar.update(n * (every if t % every == every - 1 else (t % every) + 1))
     sim.t = steps - 1
+    if sim.defer_outputs:
+        units = output_units(net, sim.mode)
+        return {r.name: run_output(net, r, rec, sim.fixed, units).astype(odt, copy=False) for r in net.outputs}
     return rec
 
 
@@ -711,7 +725,7 @@ def run_reference(graph: Union[Graph, Network], spikes, mode: str = "fixed", pro
             if bar is not None:
                 bar.update((hi - lo) * steps)
         else:
-            sim = _Sim(graph, mode, hi - lo, net=net)
+            sim = _Sim(graph, mode, hi - lo, net=net, defer_outputs=True)
             vals, cnts = _run_steps(sim, data, steps, outs[graph.outputs[0]].dtype, bar), sim.counts()
         for o in graph.outputs:
             outs[o][lo:hi] = np.moveaxis(vals[o], 0, -1)
