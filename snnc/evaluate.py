@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -129,7 +128,6 @@ _WORKER_GRAPH: Dict[str, Graph] = {}
 def _init_worker(graph: Graph) -> None:
     from threadpoolctl import threadpool_limits  # lazy: only in workers
     threadpool_limits(1)          # one BLAS thread per worker: the workers are the parallelism
-    os.environ["SNNC_THREADS"] = "1"     # and one thread for the reference's population updates
     _WORKER_GRAPH["graph"] = graph
 
 

@@ -214,30 +214,24 @@ def _kinds_net(seed=12):
     return quantize(g), x
 
 
-def test_time_chunks_threads_and_every_update_path(monkeypatch):
-    """The population update a few steps at a time (tiny ``CHUNK_BYTES``), in blocks of
-    neurons on two threads (tiny ``MIN_BLOCK``), on both update paths and every reset kind, with a
-    bias-input drive: identical to the step plan and the spec."""
+def test_time_chunks_and_every_update_path(monkeypatch):
+    """The population update a few steps at a time (a tiny chunk budget), on both update paths
+    and every reset kind, with a bias-input drive: identical to the step plan and the spec."""
     g, x = _kinds_net()
     whole, _ = _same_three_ways(g, x)
     assert whole.counts["fast"].sum() > 0 and whole.counts["late"].sum() > 0
-    monkeypatch.setattr(rb, "CHUNK_BYTES", 1)               # one step per chunk
     monkeypatch.setattr(rb.NumpyArrays, "chunk_bytes", 4 * 24 * 5 * 3)   # three steps per chunk
-    monkeypatch.setattr(rb, "MIN_BLOCK", 8)
-    monkeypatch.setenv("SNNC_THREADS", "2")
     seen = []
     orig = rb.CubaStepper._advance
 
     def advance(self, grp, t0, t1, *a):
-        seen.append((self.params.names[0], t1 - t0, grp.p.size, rb._input_only(grp)))
+        seen.append((self.params.names[0], t1 - t0, rb._input_only(grp)))
         return orig(self, grp, t0, t1, *a)
     monkeypatch.setattr(rb.CubaStepper, "_advance", advance)
     chunked, _ = _same_three_ways(g, x)
     assert np.array_equal(chunked.output, whole.output)
-    wide = [(k, s) for name, k, s, _ in seen if name != "ro"]
-    assert {k for k, _ in wide} == {3, 1}                   # 40 steps: chunks of 3, then the last 1
-    assert {s for _, s in wide} == {12}                     # 24 neurons: two blocks of 12
-    fast = {name for name, _, _, fast in seen if fast}
+    assert {k for name, k, _ in seen if name != "ro"} == {3, 1}      # 40 steps: chunks of 3, then 1
+    fast = {name for name, _, fast in seen if fast}
     assert {"fast", "fast_bias", "driven"} <= fast and not fast & {"usual", "sub", "late", "snt", "none", "refr"}
 
 

@@ -15,7 +15,7 @@ Float (Lava ``floating_pt``): ``u = u * (1 - du) + a``, ``v = v * (1 - dv) + u +
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -66,21 +66,6 @@ class CubaParams:
     out_scale: object
     ge: bool
     resets: List[Tuple[int, int, slice]] = field(default_factory=list)
-
-    def columns(self, lo: int, hi: int) -> "CubaParams":
-        """The parameters of neurons ``lo:hi`` (C order over the populations): a block of
-        columns updated on its own (its neurons do not interact with the others)."""
-        def cut(v):
-            return v[lo:hi] if isinstance(v, np.ndarray) else v
-
-        def inside(sl):
-            return slice(max(sl.start, lo) - lo, min(sl.stop, hi) - lo)
-        slices = {k: inside(sl) for k, sl in self.slices.items() if sl.start < hi and sl.stop > lo}
-        return replace(self, names=[k for k in self.names if k in slices], slices=slices,
-                       shapes={k: (sl.stop - sl.start,) for k, sl in slices.items()}, size=hi - lo,
-                       cu=cut(self.cu), cv=cut(self.cv), bias=cut(self.bias), vth=cut(self.vth),
-                       refr=cut(self.refr), out_scale=cut(self.out_scale),
-                       resets=[(iv, off, inside(sl)) for iv, off, sl in self.resets if sl.start < hi and sl.stop > lo])
 
 
 def cuba_params(net, names: List[str], fixed: bool) -> CubaParams:

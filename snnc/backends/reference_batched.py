@@ -9,7 +9,7 @@ time, and it is elementwise. A population runs a chunk of steps at a time (``CHU
 its connections' products for those steps, then its update for those steps
 (``CubaStepper``: the step plan's update ``populations.CubaGroup``, or, where u is the step's
 input and no bound can be reached, the same arithmetic with the input, bias and drive added
-for the chunk at once), in blocks of neurons on ``threads()`` threads. A delay is a row offset
+for the chunk at once). A delay is a row offset
 (the synapse reads its source ``d`` steps back); a flatten is a reshape. Spikes are stored as
 uint8 (the compare writes them in place); a chunk's products, patches and one step's input are
 reused per-thread buffers (``WORKSPACE``: fresh memory costs a page fault per 4 KiB).
@@ -26,9 +26,7 @@ Graphs with cycles, float mode, sigma-delta populations and graded synapses use 
 """
 from __future__ import annotations
 
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -46,7 +44,6 @@ WORKSPACE_MAX = 1 << 26             # bytes of one reused buffer, at most
 CHUNK_BYTES = 1 << 21               # a time chunk's synapse output or patches (float32), at most
 SPARSE_RATE = 0.02                  # event-driven below this input spike rate (cost model)
 BATCHED_MIN_MACS = 1 << 20          # "auto": the time-batched plan from this many multiply-adds per step
-MIN_BLOCK = 1 << 14                 # neuron-samples per thread of a population update, at least
 
 
 def _net(g: Union[Graph, Network]) -> Network:
@@ -309,9 +306,9 @@ class CubaStepper:
     those steps (each step's input is ``a[t] * 64``) or None; ``d_all`` (T, N, size) the bias
     inputs' values (drive ``d_all[t] * scale``) or None. Outputs go to ``out`` (T, N, size):
     uint8 spikes (the compare writes them in place as bool; the next synapse's kernel casts
-    them in its copy), float64 for a read-out. Large populations are updated in blocks of
-    neurons, one per thread (``threads()``; neurons do not interact: the same values). One
-    step's input and drive are the running thread's workspace buffers."""
+    them in its copy), float64 for a read-out. One step's input and drive are workspace
+    buffers. (One thread: numpy's calls here are short, and Python threads taking turns at
+    them, beside BLAS's own, measured 1.7-2.5x slower on PilotNet and the digits split.)"""
 
     def __init__(self, xp: NumpyArrays, params: CubaParams, T: int, n: int, d_all, a_bound, scale: float):
         self.T, self.n, self.params, self.d_all, self.scale = T, n, params, d_all, scale
@@ -322,29 +319,19 @@ class CubaStepper:
             axis = None if _uniform(params) else 0
             d_bound = (np.maximum(d.max(axis=axis), 0) * scale, np.maximum(-d.min(axis=axis), 0) * scale)
         self.out = np.empty((T, n, size), np.float64 if params.kind == "li" else np.uint8)
-        self.u, self.v = np.zeros((n, size)), np.zeros((n, size))      # the state after the last step
-        self.blocks = []
-        for lo, hi in _blocks(size, n):
-            whole = (lo, hi) == (0, size)
-
-            def cut(x, lo=lo, hi=hi, whole=whole):
-                return x if whole or x is None or np.ndim(x) == 0 else x[..., lo:hi]
-            grp = xp.start(params if whole else params.columns(lo, hi), n,
-                           None if a_bound is None else tuple(map(cut, a_bound)), d_all is not None, scale,
-                           None if d_bound is None else tuple(map(cut, d_bound)), buffers=False)
-            grp.drive_checks = []               # tested in ``_advance``, each step
-            grp.u, grp.v = self.u[:, lo:hi], self.v[:, lo:hi]
-            grp.s_is_sb = grp.late is None and self.out.dtype == np.uint8
-            grp.counting = not grp.s_is_sb      # else counted in ``result``, over all steps at once
-            if grp.counting:
-                grp.count = np.zeros((n, hi - lo), np.int64)
-            if not grp.s_is_sb:                 # s: the step's output; sb its spikes
-                grp.s, grp.sb = np.zeros((n, hi - lo)), np.zeros((n, hi - lo), bool)
-            self.blocks.append((grp, cut))
+        grp = self.grp = xp.start(params, n, a_bound, d_all is not None, scale, d_bound, buffers=False)
+        grp.drive_checks = []                   # tested in ``_advance``, each step
+        grp.u, grp.v = np.zeros((n, size)), np.zeros((n, size))
+        grp.s_is_sb = grp.late is None and self.out.dtype == np.uint8
+        grp.counting = not grp.s_is_sb          # else counted in ``result``, over all steps at once
+        if grp.counting:
+            grp.count = np.zeros((n, size), np.int64)
+        if not grp.s_is_sb:                     # s: the step's output; sb its spikes
+            grp.s, grp.sb = np.zeros((n, size)), np.zeros((n, size), bool)
 
     def advance(self, t0: int, t1: int, a) -> None:
         """Steps ``t0 .. t1 - 1``; ``a`` (t1 - t0, N, size) their synapse sums, or None."""
-        _map(lambda b: self._advance(b[0], t0, t1, b[1](a), b[1](self.d_all), b[1](self.out)), self.blocks)
+        self._advance(self.grp, t0, t1, a, self.d_all, self.out)
 
     def _advance(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
         if _input_only(grp):
@@ -416,51 +403,13 @@ class CubaStepper:
 
     def result(self):
         """(out (T, N, size), spike counts (N, size) int64, state {"u", "v"} (N, size))."""
-        T, size = self.T, self.params.size
-        if self.blocks and self.blocks[0][0].s_is_sb:       # small sums in a small type: fewer bytes
+        grp, T = self.grp, self.T
+        if grp.s_is_sb:                         # small sums in a small type: fewer bytes
             count = self.out.sum(axis=0, dtype=np.uint8 if T < 256 else np.int32 if T < 2 ** 31 else np.int64)
             count = count.astype(np.int64)
         else:
-            count = np.zeros((self.n, size), np.int64)
-            for grp, cut in self.blocks:
-                cut(count)[...] = grp.count
-        return self.out, count, dict(u=self.u, v=self.v)
-
-
-def threads() -> int:
-    """Threads of the numpy plan's population updates: ``SNNC_THREADS`` if set (``snnc eval``'s
-    workers set 1), else ``OMP_NUM_THREADS`` if set (Ray's workers set 1), else the CPUs this
-    process may use; at most 4."""
-    for var in ("SNNC_THREADS", "OMP_NUM_THREADS"):
-        env = os.environ.get(var, "").strip()
-        if env.isdigit() and int(env) >= 1:
-            return min(4, int(env))
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:                      # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
-
-
-def _blocks(size: int, n: int) -> List[Tuple[int, int]]:
-    """Column blocks ``(lo, hi)`` of a population of ``size`` neurons and ``n`` samples: one per
-    thread, each at least ``MIN_BLOCK`` neuron-samples (smaller ones cost more than they save)."""
-    k = max(1, min(threads(), (n * size) // MIN_BLOCK))
-    edges = [size * i // k for i in range(k + 1)]
-    return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
-
-
-_POOL: List[object] = []
-
-
-def _map(f, items: list) -> list:
-    """``[f(x) for x in items]``, on a thread pool when there are several (made once per process:
-    a forked child makes its own)."""
-    if len(items) == 1:
-        return [f(items[0])]
-    if not _POOL or _POOL[0] != os.getpid():
-        _POOL[:] = [os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="snnc-reference")]
-    return list(_POOL[1].map(f, items))
+            count = grp.count
+        return self.out, count, dict(u=grp.u, v=grp.v)
 
 
 def channel_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray, int]:
