@@ -100,18 +100,31 @@ def _make_spec(conn: Connection, fixed: bool) -> SynapseSpec:
         exp = int(fx.weight_exp) if fixed else 0
         if exp > 0:
             w = w * float(2 ** exp)
-        bound = float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
+        cache: dict = {}
+        bound = _row_bound(w, fixed, cache)
         return SynapseSpec(conn.name, "dense", w, float(2.0 ** exp) if exp < 0 else None, False, bound, graded,
-                           conn.in_shape, conn.out_shape)
+                           conn.in_shape, conn.out_shape, cache=cache)
     c = conn.in_shape[0]
     if isinstance(node, SumPool2d):
         w = np.broadcast_to(w, (c, 1) + tuple(_pair(node.kernel)))
         args = (_pair(node.stride), _pair(node.padding), (1, 1), c)
     else:
         args = (_pair(node.stride), _pair(node.padding), _pair(node.dilation), int(node.groups))
-    bound = float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()) if w.size else 0.0
+    cache = {}
+    bound = _row_bound(w.reshape(w.shape[0], -1), fixed, cache)
     return SynapseSpec(conn.name, "conv", np.ascontiguousarray(w), None, fixed and bound >= CLAMP, bound, graded,
-                       conn.in_shape, conn.out_shape, args)
+                       conn.in_shape, conn.out_shape, args, cache=cache)
+
+
+def _row_bound(w2: np.ndarray, fixed: bool, cache: dict) -> float:
+    """max over rows of ``sum |w|``; fixed point: from ``signed_row_sums``, kept in ``cache``
+    (``"_row_sums"``: the engines' range bounds read them)."""
+    if not w2.size:
+        return 0.0
+    if not fixed:
+        return float(np.abs(w2).sum(axis=1).max())
+    pos, neg = cache["_row_sums"] = signed_row_sums(w2)
+    return float((pos + neg).max())
 
 
 def _next_to(seq_last: Tuple[str, ...], default: str) -> str:
@@ -120,14 +133,16 @@ def _next_to(seq_last: Tuple[str, ...], default: str) -> str:
 
 def signed_row_sums(w) -> Tuple[np.ndarray, np.ndarray]:
     """(sum of the positive weights, sum of the negative weights' magnitudes) per row of ``w``
-    (2-D, dense or scipy CSR): what a row's output can rise and fall by on 0/1 input."""
+    (2-D, dense or scipy CSR; integer-valued: Loihi weights): what a row's output can rise and
+    fall by on 0/1 input."""
     if hasattr(w, "indptr"):
         def reduce(x):
             rows = np.add.reduceat(np.append(x, 0.0), w.indptr[:-1])
             rows[np.diff(w.indptr) == 0] = 0.0          # reduceat of an empty row
             return rows
         return reduce(np.maximum(w.data, 0.0)), reduce(np.maximum(-w.data, 0.0))
-    return np.maximum(w, 0.0).sum(axis=1), np.maximum(-w, 0.0).sum(axis=1)
+    pos = np.maximum(w, 0.0).sum(axis=1)
+    return pos, pos - w.sum(axis=1)          # integer weights: exact (one temporary, not three)
 
 
 def post_synapse_bounds(spec: SynapseSpec, hi: np.ndarray, lo: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
