@@ -71,6 +71,13 @@ def _in_range(v, what: str, lo=None, hi=None, lo_open=False) -> np.ndarray:
 def _integer(v, what: str, lo=None, hi=None) -> np.ndarray:
     if isinstance(v, (bool, np.bool_)):
         raise _Bad(f"{what} must be an integer, got {v!r}")
+    if isinstance(v, (int, np.integer)) and -(1 << 62) < int(v) < (1 << 62):   # a scalar: no array work
+        iv = int(v)
+        if lo is not None and iv < lo:
+            raise _Bad(f"{what} must be >= {lo}, got {iv:g}")
+        if hi is not None and iv > hi:
+            raise _Bad(f"{what} must be <= {hi}, got {iv:g}")
+        return np.asarray(iv, dtype=np.int64)
     a = _in_range(v, what, lo, hi)
     if a.dtype.kind in "biu":
         return a.astype(np.int64, copy=False)
