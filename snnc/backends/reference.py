@@ -658,7 +658,13 @@ def _run_steps(sim: _Sim, data: Dict[str, np.ndarray], steps: int, odt, bar) -> 
     net = sim.net
     read = sorted({node for r in net.outputs for node, kind, _, _ in r.program if kind == "pop"}) \
         if sim.defer_outputs else outputs
-    rec = {o: np.zeros((steps,) + sim.values[o].shape, odt if o in outputs else sim.values[o].dtype) for o in read}
+
+    def rec_dtype(o):                   # a LIF population's 0/1 spikes: uint8 (an eighth of the memory)
+        if o in outputs and not sim.defer_outputs:
+            return odt
+        p = net.populations.get(o)
+        return np.uint8 if p is not None and p.kind == "lif" else sim.values[o].dtype
+    rec = {o: np.zeros((steps,) + sim.values[o].shape, rec_dtype(o)) for o in read}
     feeds = [(buf, data[k]) for k, buf in sim.input_buffers.items()]
     ovals = [(rec[o], sim.values[o]) for o in read]
     ops, n = sim._ops, sim.n
@@ -669,7 +675,7 @@ def _run_steps(sim: _Sim, data: Dict[str, np.ndarray], steps: int, odt, bar) -> 
         for op in ops:
             op(t)
         for r, val in ovals:
-            np.copyto(r[t], val)
+            np.copyto(r[t], val, casting="unsafe")       # LIF spikes (0/1) into uint8
         if bar is not None and (t % every == every - 1 or t == steps - 1):
             bar.update(n * (every if t % every == every - 1 else (t % every) + 1))
     sim.t = steps - 1
