@@ -609,7 +609,7 @@ def write_md(path, meta, results, json_path, png):
              "fused Lava backend (`lava-fused-fixed`: the whole graph as one Lava process, batch "
              "vectorized, io Injector/Extractor); **reference** = snnc's numpy simulator "
              "(`reference`: the time-batched plan, one GEMM/im2col per synapse over all steps, for "
-             "feed-forward graphs with >= 2^20 multiply-adds per step, else its compiled step plan); "
+             "feed-forward graphs with >= 2^16 multiply-adds per step, else its compiled step plan); "
              "**reference-step** = the same simulator on its step plan (the reference before the "
              "batched plan); **torch** = `--backend torch` (the batched plan on torch, CPU threads). "
              "All read the same netx `.net` file; all are "

@@ -85,6 +85,9 @@ def test_event_driven_and_float64_kernels(monkeypatch):
     x = spikes(x.shape, rate=0.01, seed=5)
     x[0, :5] = 1.0
     _, run = _same_three_ways(g, x)
+    assert run.kernels["fc0"] == "gemm32"          # a small product: the GEMM (no event kernel's start-up)
+    monkeypatch.setattr(rb, "SPARSE_MIN_MACS", 0)
+    _, run = _same_three_ways(g, x)
     assert run.kernels["fc0"] == "sparse"
     monkeypatch.setattr(rb, "F32_EXACT", 1.0)             # no float32 proof: float64 everywhere
     monkeypatch.setattr(rb, "SPARSE_RATE", 0.0)

@@ -43,7 +43,8 @@ IM2COL_ENTRIES = 1 << 20            # entries of patches per im2col chunk (a reu
 WORKSPACE_MAX = 1 << 26             # bytes of one reused buffer, at most
 CHUNK_BYTES = 1 << 21               # a time chunk's synapse output or patches (float32), at most
 SPARSE_RATE = 0.02                  # event-driven below this input spike rate (cost model)
-BATCHED_MIN_MACS = 1 << 20          # "auto": the time-batched plan from this many multiply-adds per step
+SPARSE_MIN_MACS = 1 << 27           # ... and from this many dense multiply-adds (smaller: a GEMM of ~1 ms)
+BATCHED_MIN_MACS = 1 << 16          # "auto": the time-batched plan from this many multiply-adds per step
 
 
 def _net(g: Union[Graph, Network]) -> Network:
@@ -115,10 +116,11 @@ def batched_pays(graph: Union[Graph, Network], n: int) -> bool:
 
 
 # ---------------------------------------------------------------------------- numpy kernels
-def choose_kernel(spec: SynapseSpec, x_max: float, rate: float) -> str:
+def choose_kernel(spec: SynapseSpec, x_max: float, rate: float, rows: int = 0) -> str:
     """The cheapest exact kernel: "sparse" (event-driven; Dense with binary input at a low spike
-    rate), else "gemm32" when every partial sum is provably below 2**24, else "gemm64"."""
-    if spec.kind == "dense" and x_max <= 1.0 and rate < SPARSE_RATE:
+    rate, over ``rows`` rows whose dense product is large enough to pay for it: ``SPARSE_MIN_MACS``),
+    else "gemm32" when every partial sum is provably below 2**24, else "gemm64"."""
+    if spec.kind == "dense" and x_max <= 1.0 and rate < SPARSE_RATE and rows * spec.w.size >= SPARSE_MIN_MACS:
         return "sparse"
     return "gemm32" if spec.bound * x_max < F32_EXACT else "gemm64"
 
@@ -244,7 +246,7 @@ class NumpyArrays:
         rows = x.shape[0]
         if spec.kind == "dense":
             x2 = x.reshape(rows, -1)
-            kernel = choose_kernel(spec, x_max, float(np.count_nonzero(x2)) / max(1, x2.size))
+            kernel = choose_kernel(spec, x_max, float(np.count_nonzero(x2)) / max(1, x2.size), rows)
             y = dense_all_steps(spec, x2, kernel, lead, reuse)
         else:
             kernel = choose_kernel(spec, x_max, 1.0)
