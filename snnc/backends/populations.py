@@ -284,11 +284,20 @@ class CubaGroup:
         if p.bias is not None:
             np.add(v, p.bias, out=v)
         np.greater(v, self._vth, out=sb)
-        if self._small:                         # one masked copy: fewer calls
+        self._reset_zero(v, sb)
+        self._emit(sb)
+
+    def _reset_zero(self, v: np.ndarray, sb: np.ndarray) -> None:
+        """v = 0 where it spiked: one masked copy on a small group (fewer calls), else v * (not
+        spiked) (a masked copy is slower on many neurons)."""
+        if self._small:
             np.copyto(v, 0.0, where=sb)
-        else:                                   # v * 0 where it spiked: faster on many neurons
+        else:
             np.logical_not(sb, out=self.stay)
             np.multiply(v, self.stay, out=v)
+
+    def _emit(self, sb: np.ndarray) -> None:
+        """The step's spikes into ``s`` (unless ``s`` is ``sb`` itself) and the counts."""
         if not self.s_is_sb:
             np.copyto(self.s, sb)
         if self.counting:
@@ -349,14 +358,10 @@ class CubaGroup:
             compare(self.m, p.vth, out=sb)
         else:
             compare(v, p.vth, out=sb)
-        if p.kind == "zero":                    # v * 0 where it spiked (a masked copy is slower)
-            np.logical_not(sb, out=self.stay)
-            np.multiply(v, self.stay, out=v)
+        if p.kind == "zero":
+            self._reset_zero(v, sb)
         elif p.kind in ("sub", "snt"):
             np.subtract(v, p.vth, out=v, where=sb)
-        if not self.s_is_sb:
-            np.copyto(self.s, sb)
-        if self.counting:
-            np.add(self.count, sb, out=self.count)
+        self._emit(sb)
         if ref is not None:
             np.copyto(ref, np.broadcast_to(p.refr, ref.shape), where=sb)

@@ -295,12 +295,6 @@ class NumpyArrays:
         """The update of CUBA populations over T steps, advanced a chunk of steps at a time."""
         return CubaStepper(self, params, T, n, d_all, a_bound, scale)
 
-    def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
-        """All T steps at once (``stepper``): returns (out, count, state)."""
-        run = self.stepper(params, T, n, d_all, a_bound, scale)
-        run.advance(0, T, a_all)
-        return run.result()
-
 
 class CubaStepper:
     """CUBA populations through the step plan's update (``populations.CubaGroup``), a chunk of
@@ -352,11 +346,7 @@ class CubaStepper:
                 np.copyto(a, a_in[t - t0])      # one mixed-type multiply)
                 a *= 64.0
             if d_all is not None:
-                np.copyto(drive, d_all[t])
-                drive *= self.scale
-                if not np.array_equal(np.round(drive, out=rounded), drive):
-                    raise SnncError(f"population {self.params.names[0]!r}: bias input is not a multiple of "
-                                    f"1/{int(self.scale)} (the population's state unit)")
+                self._drive(d_all[t], drive, rounded)
             if direct:
                 grp.s = out[t]
                 if grp.s_is_sb:
@@ -364,6 +354,16 @@ class CubaStepper:
             grp.update(t)
             if not direct:
                 out[t] = grp.s
+
+    def _drive(self, values, drive, rounded):
+        """One step's bias-input drive ``values * scale`` into ``drive`` (returned); SnncError
+        when it is not a whole number of the population's state units."""
+        np.copyto(drive, values)
+        drive *= self.scale
+        if not np.array_equal(np.round(drive, out=rounded), drive):
+            raise SnncError(f"population {self.params.names[0]!r}: bias input is not a multiple of "
+                            f"1/{int(self.scale)} (the population's state unit)")
+        return drive
 
     def _advance_input_only(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
         """``_advance`` where u is each step's input (decay_u 4096) and nothing can wrap or
@@ -383,16 +383,11 @@ class CubaStepper:
             drive = WORKSPACE.get("step_drive", (n, p.size), np.float64)
             rounded = WORKSPACE.get("step_round", (n, p.size), np.float64)
             for t in range(t0, t1):
-                np.copyto(drive, d_all[t])
-                drive *= self.scale
-                if not np.array_equal(np.round(drive, out=rounded), drive):
-                    raise SnncError(f"population {self.params.names[0]!r}: bias input is not a multiple of "
-                                    f"1/{int(self.scale)} (the population's state unit)")
-                add[t - t0] += drive
+                add[t - t0] += self._drive(d_all[t], drive, rounded)
         v, cv, vth = grp.v, p.cv, p.vth
         decays = not (np.ndim(cv) == 0 and cv == 1.0)
         compare = np.greater_equal if p.ge else np.greater
-        stay = WORKSPACE.get("step_stay", v.shape, np.bool_)
+        grp.stay = WORKSPACE.get("step_stay", v.shape, np.bool_)
         for t in range(t0, t1):
             if decays:
                 np.multiply(v, cv, out=v)
@@ -400,8 +395,7 @@ class CubaStepper:
             np.add(v, add[t - t0], out=v)
             sb = out[t].view(np.bool_)
             compare(v, vth, out=sb)
-            np.logical_not(sb, out=stay)         # reset to zero: v * 0 (v > vth >= 0: +0.0), v * 1
-            np.multiply(v, stay, out=v)
+            grp._reset_zero(v, sb)
 
     def result(self):
         """(out (T, N, size), spike counts (N, size) int64, state {"u", "v"} (N, size))."""
@@ -423,12 +417,6 @@ def channel_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray, int]:
         w = spec.w
         sums = spec.cache["_row_sums"] = signed_row_sums(w if spec.kind == "dense" else w.reshape(w.shape[0], -1))
     return sums + ((1,) if spec.kind == "dense" else (int(np.prod(spec.out_shape[1:])),))
-
-
-def neuron_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray]:
-    """``plan.signed_row_sums`` into each output neuron (C order): ``channel_row_sums`` repeated."""
-    hi, lo, per = channel_row_sums(spec)
-    return np.repeat(hi, per), np.repeat(lo, per)
 
 
 def _input_only(grp: CubaGroup) -> bool:
@@ -542,27 +530,24 @@ class BatchedRun:
             x = self.xp.shift(x, s.delay)
         return x.reshape(shape)
 
-    def _connection(self, c: Connection, alone: bool = False):
+    def _connection(self, c: Connection):
         """A connection's contribution over all steps, (T, N, size of its population). Sources
         delayed by one number of steps ``d`` feed the synapse their first ``T - d`` steps, and
-        its output starts with ``d`` zero steps (no shifted copy of the input). ``alone``: the
-        population's only input, used before the next synapse runs (its output may be reused)."""
+        its output starts with ``d`` zero steps (no shifted copy of the input)."""
         T, n = self.T, self.n
         if c.synapse is None:
             y = _total(self._source(s, (T, n, -1)) for s in c.sources)
         else:
             spec = self._spec(c)
             y = None
-            groups = synapse_inputs(self.net, c)
-            reuse = alone and len(groups) == 1 and not c.post_delay.any()
-            for grp in groups:
+            for grp in synapse_inputs(self.net, c):
                 d = _one_delay(grp, T)
                 if d is None:
                     x, lead = _total(self._source(s, (T * n,) + tuple(c.in_shape)) for s in grp), 0
                 else:
                     x = _total(self.values[s.pop][:T - d].reshape(((T - d) * n,) + tuple(c.in_shape)) for s in grp)
                     lead = d * n
-                part = self.xp.synapse(spec, x, lead, float(len(grp)), reuse)
+                part = self.xp.synapse(spec, x, lead, float(len(grp)))
                 y = part if y is None else _sum(y, part)
             y = y.reshape((T, n) + tuple(c.out_shape))
             if c.post_delay.any():

@@ -171,12 +171,6 @@ class TorchArrays:
         ``CubaStepper``; here the plan gives all steps at once)."""
         return _TorchStepper(self, params, T, n, d_all, a_bound, scale)
 
-    def population(self, params: CubaParams, T: int, n: int, a_all, d_all, a_bound, scale: float):
-        """All T steps of one population: ``a_all`` the synapse sums (a = a_all[t] * 64), ``d_all``
-        the bias inputs' values (drive d_all[t] * scale), or None."""
-        run = self.stepper(params, T, n, d_all, a_bound, scale)
-        run.advance(0, T, a_all)
-        return run.result()
 
     def _integrate(self, params: CubaParams, p, st, a, d):
         torch = self.torch
