@@ -163,6 +163,36 @@ def _described(procs):
              {v.name: np.asarray(v.init).tolist() for v in p.vars}) for p in procs]
 
 
+def _unfused(procs):
+    """``_described``, with each layer process (``lava_layers``) described as the neuron process
+    and the Dense / DelayDense processes it runs (its Vars and ports with and without ``_k``)."""
+    out = []
+    for p in procs:
+        if not type(p).__name__.startswith("Layer_"):
+            out += _described([p])
+            continue
+        ports = {q.name: tuple(q.shape) for q in list(p.in_ports) + list(p.out_ports)}
+        vals = {v.name: np.asarray(v.init).tolist() for v in p.vars}
+        keys = [k for k in vals if k.startswith("weights_")]
+        own = {k: v for k, v in vals.items() if not any(k.endswith("_" + w.split("_")[1]) for w in keys)}
+        out.append((type(p).__mro__[1].__name__, {k: v for k, v in ports.items() if not k.startswith("s_in_")}, own))
+        for w in keys:
+            k = w.split("_")[1]
+            delayed = f"delays_{k}" in vals
+            syn = {"weights": vals[w], "a_buff": vals[f"a_buff_{k}"], "num_message_bits": vals[f"num_message_bits_{k}"]}
+            if delayed:
+                syn["delays"] = vals[f"delays_{k}"]
+            w_shape = np.shape(vals[w])
+            out.append(("DelayDense" if delayed else "Dense", {"s_in": ports[f"s_in_{k}"], "a_out": (w_shape[0],)}, syn))
+    return _sorted(out)
+
+
+def _sorted(described):
+    """``_described``'s entries as one order-free list (names and Vars sorted)."""
+    return sorted(((t, dict(sorted(ports.items())), dict(sorted(vals.items()))) for t, ports, vals in described),
+                  key=repr)
+
+
 def _inputs(g, seed=1):
     shape = g.nodes[g.inputs[0]].shape
     rng = np.random.default_rng(seed)
@@ -181,9 +211,14 @@ def test_hardware_path_builds_the_lava_fixed_processes(make):
     g = make()
     x = _inputs(g)
     hw_plan = loihi_hw.hardware_plan(g, x)[0]
-    sim_plan = lava_backend.prepare(g, x, "fixed")[0]
+    sim_plan = lava_backend.prepare(g, x, "fixed", layers=False)[0]
     hw, sim = lava_worker.build_processes(hw_plan), lava_worker.build_processes(sim_plan)
     assert _described(hw) == _described(sim)
+    # lava-fixed's default runs a population and its Dense synapses as one process (lava_layers):
+    # the same neuron and synapse Vars, integers and ports
+    layered = lava_worker.build_processes(lava_backend.prepare(g, x, "fixed")[0])
+    assert any(type(p).__name__.startswith("Layer_") for p in layered) == (make is not sdnn_graph)
+    assert _unfused(layered) == _sorted(_described(hw))
     by = {}
     for p in hw:
         by.setdefault(type(p).__name__, []).append(p)
@@ -214,7 +249,8 @@ def test_hardware_path_builds_the_lava_fixed_processes(make):
                             sdnn_graph: "sigma-delta"}[make]]
     # the other options reach both paths alike (Lava Conv processes, RingBuffer io)
     hw = lava_worker.build_processes(loihi_hw.hardware_plan(g, x, conv_as="conv", io="ringbuffer")[0])
-    sim = lava_worker.build_processes(lava_backend.prepare(g, x, "fixed", conv_as="conv", io="ringbuffer")[0])
+    sim = lava_worker.build_processes(lava_backend.prepare(g, x, "fixed", conv_as="conv", io="ringbuffer",
+                                                           layers=False)[0])
     assert _described(hw) == _described(sim)
     assert ("Conv" in {type(p).__name__ for p in hw}) == (make is conv_graph)
 

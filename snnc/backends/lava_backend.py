@@ -53,7 +53,7 @@ from ..compiler.validate import validate
 from ..errors import SnncError
 from . import host_io
 from .child import run_child
-from .lava_plan import CONV_AS_DEFAULT, IO_DEFAULT, LavaPlan, bias_drive, plan_lava
+from .lava_plan import CONV_AS_DEFAULT, IO_DEFAULT, LAYERS_DEFAULT, LavaPlan, bias_drive, plan_lava
 from .plan import input_values
 from .result import RunResult
 
@@ -135,7 +135,8 @@ def check_lava_input(plan: LavaPlan, x: np.ndarray, graph=None):
     return None, bias_drive(plan, x)
 
 
-def prepare(graph, spikes, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT, io: str = IO_DEFAULT):
+def prepare(graph, spikes, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT, io: str = IO_DEFAULT,
+            layers: bool = LAYERS_DEFAULT):
     """What a Lava run sends to the worker: ``(plan, x, lava input, per-sample biases)`` for
     ``spikes`` ``(N, *input_shape, T)``; ``run_lava`` and the hardware path (``loihi_hw``) both
     call it, so they run one plan (only the run configuration differs)."""
@@ -144,7 +145,7 @@ def prepare(graph, spikes, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT, 
     x = np.asarray(host_io.check_batch(net, spikes, f"lava-{mode}")[graph.inputs[0]])
     if x.ndim < 2:
         raise SnncError(f"Lava backend: spikes must be (N, *input_shape, T), got shape {x.shape}")
-    plan = plan_lava(graph, x.shape[-1], mode, conv_as=conv_as, io=io, net=net)
+    plan = plan_lava(graph, x.shape[-1], mode, conv_as=conv_as, io=io, net=net, layers=layers)
     ishape = tuple(graph.nodes[plan.input_name].shape)
     if tuple(x.shape[1:-1]) != ishape:
         raise SnncError(f"Lava backend: input {plan.input_name!r} expects (N, {', '.join(map(str, ishape))}, T), "
@@ -165,7 +166,7 @@ def result_of(plan: LavaPlan, x: np.ndarray, pops: dict, timing: dict, engine: s
 
 
 def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as: str = CONV_AS_DEFAULT,
-             io: str = IO_DEFAULT, record_state: bool = False) -> RunResult:
+             io: str = IO_DEFAULT, record_state: bool = False, layers: bool = LAYERS_DEFAULT) -> RunResult:
     """Run ``graph`` on Lava. ``spikes``: binary ``(N, *input_shape, T)`` (a bias-kind input:
     its values, constant over T per sample; a Delta encoder's input: its values); see module doc.
     ``result.outputs`` holds every Output by name, ``result.spikes`` every recorded population's
@@ -175,7 +176,7 @@ def run_lava(graph, spikes, mode: str = "fixed", timeout: float = 600.0, conv_as
     population's own steps (the run is ``T`` + the largest start offset long; a population that
     starts ``o`` steps late has run ``T + max_offset - o`` steps, on zero input after ``T``)."""
     start = time.perf_counter()
-    plan, x, xs, bias = prepare(graph, spikes, mode, conv_as, io)
+    plan, x, xs, bias = prepare(graph, spikes, mode, conv_as, io, layers)
     res = _run_worker(plan, xs, timeout, bias, record_state)
     x = input_values(graph, {graph.inputs[0]: x}, "float")[graph.inputs[0]]   # what the host sent (grid)
     result = result_of(plan, x, res["spikes"], res.get("timing", {}), f"lava-{mode}", start)

@@ -256,14 +256,15 @@ def own_model(pp) -> bool:
             or bool(pp.refractory and pp.reset_interval))
 
 
-def make_population(pp, **kw):
-    """The Lava process of a plan population that Lava's LIF cannot run (None when it can)."""
+def population_class(pp):
+    """(process class, its extra arguments) of a plan population that Lava's LIF cannot run
+    (None when it can)."""
     if not own_model(pp):
         return None
     if pp.kind == "li":
-        return LeakyIntegrator(**kw)
-    return LIFResetRule(reset=pp.reset, reset_delay=pp.reset_delay, refractory=pp.refractory,
-                        reset_interval=pp.reset_interval, reset_offset=pp.reset_offset, **kw)
+        return LeakyIntegrator, {}
+    return LIFResetRule, dict(reset=pp.reset, reset_delay=pp.reset_delay, refractory=pp.refractory,
+                              reset_interval=pp.reset_interval, reset_offset=pp.reset_offset)
 
 
 def model_map(plan) -> dict:

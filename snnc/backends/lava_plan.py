@@ -50,6 +50,11 @@ hardware path both use):
   ``lava_recorder.Recorder`` (every recorded population, one channel message per step). Graded and Delta inputs in fixed point always
   use ``"ringbuffer"`` (the io Injector sends floats; the fixed RingBuffer sends int32).
 
+- ``layers`` (default True; the hardware path: False): in the CPU simulation, a ``"lif"``/``"li"``
+  population and the Dense synapses into it run as one Lava process (``lava_layers``: the
+  synapses' and the neuron's own Lava models in one OS process; identical spikes); False keeps a
+  process per synapse, as Loihi runs it.
+
 Periodic reset (``CubaLIF.reset_interval`` R > 0, ``reset_offset`` r): a Lava ``LIFReset`` (or
 ``LIFResetRule`` with the same rule), which
 zeroes u and v before integrating at Lava ``time_step`` (1-based, never restarted between
@@ -90,6 +95,7 @@ CONV_AS = ("conv", "dense", "auto")
 IO = ("ringbuffer", "channels")
 CONV_AS_DEFAULT = "auto"    # what lava-fixed and the hardware path run (module doc)
 IO_DEFAULT = "channels"
+LAYERS_DEFAULT = True       # what lava-fixed simulates (the hardware path plans with False)
 MAX_RESET_PAD = 4096    # largest least common multiple of reset intervals padded to per sample
 BIAS_MANT_MAX = 4095    # Loihi's bias mantissa: 13-bit signed
 BIAS_EXP_MAX = 7        # ... and its 3-bit exponent
@@ -216,6 +222,8 @@ class LavaPlan:
     input_scale: int = 0            # "delta": Lava's a_in integers per 1.0
     root: str = ""                  # the process Lava runs (the source, or a bias-fed population)
     io: str = "channels"            # see module doc
+    layers: bool = False            # CPU simulation: a population and its Dense synapses as one
+                                    # process (lava_layers); hardware runs keep them apart
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -265,12 +273,13 @@ def _check_options(graph: Graph, mode: str, conv_as: str, io: str) -> None:
 
 
 def plan_lava(graph: Graph, steps: int, mode: str = "fixed", conv_as: str = CONV_AS_DEFAULT,
-              io: str = IO_DEFAULT, net: Optional[Network] = None) -> LavaPlan:
+              io: str = IO_DEFAULT, net: Optional[Network] = None, layers: bool = LAYERS_DEFAULT) -> LavaPlan:
     """The Lava plan of ``graph`` for ``steps`` IR steps, read from ``lower(graph)`` (or ``net``,
-    the caller's lowering of ``graph``); ``conv_as``/``io``: see module doc."""
+    the caller's lowering of ``graph``); ``conv_as``/``io``/``layers``: see module doc."""
     _check_options(graph, mode, conv_as, io)
     net = net if net is not None else lower(graph)
-    plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0], io=io)
+    plan = LavaPlan(mode=mode, steps=int(steps), run_steps=0, input_name=graph.inputs[0], io=io,
+                    layers=bool(layers))
     for pop in net.populations.values():
         pp = _pop_plan(net, pop, mode)
         if pp is not None:

@@ -60,11 +60,6 @@ class PyLifRefractoryModelBitAcc(AbstractPyLifModelFixed):
         self.s_out.send(s_out)
 
 
-def make_lif(refractory: int, **kw):
-    """A Lava ``LIFRefractory`` process (``kw``: LIF arguments)."""
-    return LIFRefractory(refractory_period=int(refractory), **kw)
-
-
 def model_map(plan) -> dict:
     """``exception_proc_model_map`` entries the run configuration needs for ``plan``."""
     if plan.mode == "fixed" and any(getattr(p, "refractory", 0) for p in plan.pops.values()):

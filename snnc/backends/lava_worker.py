@@ -16,7 +16,8 @@ from typing import Dict, Optional
 import numpy as np
 
 from .lava_plan import SDN_KINDS, LavaPlan, from_lava, to_lava
-from .lava_models import name_models
+from .lava_layers import synapse_params
+from .lava_models import lava_pick, name_models
 from .lava_recorder import Recorder, model_map as recorder_model_map, split
 
 SDN_STATE = ("sigma", "act", "residue", "error")   # lava.proc.sdn state Vars (reset between samples)
@@ -36,14 +37,24 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
     """
     procs, sinks, state = {}, {}, []
     source = None
+    layers = plan_layers(plan)
     for name, p in plan.pops.items():
         if p.kind == "input":
             source = procs[name] = _source(plan, p, first_input)
             continue
-        proc, pstate = _population(p, bias)
+        layer = layers.get(name)
+        if layer is not None:
+            layer = (layer[0], [synapse_params(c, plan.mode == "fixed") for c in layer[2]])
+        proc, pstate = _population(p, bias, layer)
         procs[name] = proc
         state += [(v, None) for v in pstate]
+    fused = {id(c): (c.dst, k) for name, (_, _, conns) in layers.items() for k, c in enumerate(conns)}
     for c in plan.conns:
+        if id(c) in fused:
+            dst, k = fused[id(c)]
+            _out_port(plan, c, procs, source).connect(getattr(procs[dst], f"s_in_{k}"))
+            state.append((getattr(procs[dst], f"a_buff_{k}"), c))
+            continue
         syn = _synapse(plan, c, procs, source)
         if syn is not None:
             procs[c.name] = syn
@@ -84,33 +95,58 @@ def _source(plan: LavaPlan, p, first_input):
     return Source(data=first_input)
 
 
-def _population(p, bias):
-    """The Lava process of a neuron population and its state Vars (reset between samples)."""
-    from lava.proc.lif.process import LIF, LIFReset
-
+def _population(p, bias, layer=None):
+    """The Lava process of a neuron population and its state Vars (reset between samples);
+    ``layer``: (layer process class, its synapses' arguments) when it runs as a layer
+    (``lava_layers``)."""
     exp, mant = (bias[p.name][0], bias[p.name][1][0]) if bias and p.name in bias else (p.bias_exp, p.bias_mant)
     mant = np.zeros_like(mant) if p.gate_bias else mant
     if p.kind in SDN_KINDS:
         proc = _sdn_population(p, mant)
         return proc, [getattr(proc, v) for v in SDN_STATE if hasattr(proc, v)]
-    kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=p.name)
-    state = []
-    custom = None
-    if p.kind in ("li", "lif"):
-        from .lava_neurons import make_population      # snnc's models: reset rules, read-outs
-        custom = make_population(p, **kw)
-    if custom is not None:
-        lif = custom
-        state += [getattr(lif, k) for k in ("s_prev", "ref_left") if hasattr(lif, k)]
-    elif getattr(p, "refractory", 0):
-        from .lava_refractory import make_lif
-        lif = make_lif(p.refractory, **kw)
-        state.append(lif.refractory_period_end)
-    elif p.reset_interval:
-        lif = LIFReset(reset_interval=p.reset_interval, reset_offset=p.reset_offset, **kw)
-    else:
-        lif = LIF(**kw)
+    cls, extra = neuron_class(p)
+    kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=p.name, **extra)
+    if layer is not None:
+        cls, kw["synapses"] = layer
+    lif = cls(**kw)
+    state = [getattr(lif, k) for k in ("s_prev", "ref_left", "refractory_period_end") if hasattr(lif, k)]
     return lif, state + [lif.u, lif.v]
+
+
+def neuron_class(p):
+    """(Lava process class, its extra arguments) of a ``"lif"``/``"li"`` plan population: snnc's
+    models for reset rules and read-outs (``lava_neurons``), else Lava's ``LIFRefractory``,
+    ``LIFReset`` or ``LIF``."""
+    from lava.proc.lif.process import LIF, LIFRefractory, LIFReset
+    from .lava_neurons import population_class
+    own = population_class(p)
+    if own is not None:
+        return own
+    if getattr(p, "refractory", 0):
+        return LIFRefractory, dict(refractory_period=int(p.refractory))
+    if p.reset_interval:
+        return LIFReset, dict(reset_interval=p.reset_interval, reset_offset=p.reset_offset)
+    return LIF, {}
+
+
+def plan_layers(plan: LavaPlan) -> dict:
+    """{population: (layer process class, its model, fused connections)} of the populations that
+    run as one process with their Dense synapses (``lava_layers``; ``plan.layers``): those whose
+    neuron model the simulation knows."""
+    from .lava_layers import fused_connections, layer_classes, synapse_model
+    fused = fused_connections(plan)
+    if not fused:
+        return {}
+    models = _sim_models(plan)
+    tag = _tag(plan)
+    out = {}
+    for name, conns in fused.items():
+        cls, _ = neuron_class(plan.pops[name])
+        model = models.get(cls) or lava_pick(cls, tag)
+        if model is not None:
+            proc, layer_model = layer_classes(cls, model, tuple(synapse_model(plan, c) for c in conns))
+            out[name] = (proc, layer_model, conns)
+    return out
 
 
 def _sdn_population(p, bias):
@@ -133,9 +169,8 @@ def _synapse(plan: LavaPlan, c, procs, source):
     from lava.proc.dense.process import DelayDense, Dense
 
     fixed = plan.mode == "fixed"
-    src, dst = procs[c.src], procs[c.dst]
-    out_port = src.out_port if src is source and plan.io == "channels" else src.s_out
-    out_port = out_port.flatten() if c.src_flatten and len(out_port.shape) > 1 else out_port
+    dst = procs[c.dst]
+    out_port = _out_port(plan, c, procs, source)
     if c.kind == "link":
         out_port.connect(dst.a_in)
         return None
@@ -159,6 +194,14 @@ def _synapse(plan: LavaPlan, c, procs, source):
     out_port.connect(syn.s_in)
     syn.a_out.connect(dst.a_in)
     return syn
+
+
+def _out_port(plan: LavaPlan, c, procs, source):
+    """The port connection ``c`` reads: its source's spikes (flattened when a Dense reads a
+    (C, H, W) population)."""
+    src = procs[c.src]
+    out_port = src.out_port if src is source and plan.io == "channels" else src.s_out
+    return out_port.flatten() if c.src_flatten and len(out_port.shape) > 1 else out_port
 
 
 def lava_input(plan: LavaPlan, sample: np.ndarray) -> np.ndarray:
@@ -187,19 +230,31 @@ def io_models(plan: LavaPlan) -> dict:
     return {Injector: PyLoihiInjectorModel}
 
 
-def sim_config(plan: LavaPlan):
-    """The CPU simulation's run configuration: ``Loihi2SimCfg`` with the plan's tag."""
-    from lava.magma.core.run_configs import Loihi2SimCfg
+def _tag(plan: LavaPlan) -> str:
+    return "fixed_pt" if plan.mode == "fixed" else "floating_pt"
+
+
+def _sim_models(plan: LavaPlan) -> dict:
+    """The simulation's own model choices by process class (snnc's models and faster ones)."""
     from .lava_refractory import model_map
     from .lava_fast_models import fast_model_map
-    tag = "fixed_pt" if plan.mode == "fixed" else "floating_pt"
     from .lava_neurons import model_map as neuron_model_map
     models = model_map(plan)        # snnc's fixed_pt LIFRefractory model, when needed
     models.update(neuron_model_map(plan))   # snnc's reset-rule LIF and leaky-integrator models
     models.update(fast_model_map(plan))     # bit-identical faster DelayDense and Conv (lava_fast_models)
     models.update(recorder_model_map(len(recorded_populations(plan))))   # no tag: named here
     models.update(io_models(plan))
-    return Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models) if models else Loihi2SimCfg(select_tag=tag)
+    return models
+
+
+def sim_config(plan: LavaPlan):
+    """The CPU simulation's run configuration: ``Loihi2SimCfg`` with the plan's tag, its layers'
+    models (``plan_layers``) named."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    models = _sim_models(plan)
+    models.update({proc: model for proc, model, _ in plan_layers(plan).values()})
+    return Loihi2SimCfg(select_tag=_tag(plan), exception_proc_model_map=models) if models \
+        else Loihi2SimCfg(select_tag=_tag(plan))
 
 
 def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = None, cfg=None,

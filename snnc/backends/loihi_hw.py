@@ -65,9 +65,10 @@ def refuse_custom_neurons(graph) -> None:
 def hardware_plan(graph, spikes, conv_as: str = CONV_AS_DEFAULT, io: str = IO_DEFAULT):
     """``(plan, x, lava input, per-sample biases)`` sent to hardware for ``spikes`` (N, *shape, T):
     ``lava_backend.prepare(graph, spikes, "fixed", conv_as, io)``, the plan that ``lava-fixed``
-    simulates, with the same defaults."""
+    simulates, with the same defaults, each synapse its own process (``layers=False``: Loihi's
+    synapse and neuron programs; the simulation runs them in one process, ``lava_layers``)."""
     from .lava_backend import prepare
-    return prepare(graph, spikes, "fixed", conv_as, io)
+    return prepare(graph, spikes, "fixed", conv_as, io, layers=False)
 
 
 def run_config(name: str, plan):

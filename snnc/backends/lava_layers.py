@@ -1,0 +1,205 @@
+"""One Lava process per layer in the CPU simulation: a neuron population and its Dense synapses.
+
+Lava runs every process as an OS process stepped in lock step with the others (a phase command
+and an answer per process and step, and a channel message per connection): on N-TIDIGITS or a
+3-layer chain that synchronization, not the arithmetic, is most of a step. ``lava-fixed`` builds
+Loihi's structure, a synapse process (``Dense``/``DelayDense``) feeding a neuron process
+(``LIF`` ...). In the CPU simulation (``LavaPlan.layers``), a population and the Dense synapses
+into it run as one process, a ``layer``, which halves the processes of a chain:
+
+- the process is a subclass of the population's neuron process (``LIF``, ``LIFReset``,
+  ``LIFRefractory``, ``LIFResetRule``, ``LeakyIntegrator``): its Vars, ports and parameters are
+  the neuron's, plus, per synapse k, the synapse's Vars ``weights_k``, ``a_buff_k`` (the
+  activation buffer), ``delays_k``, ``num_message_bits_k`` and an in-port ``s_in_k`` that the
+  source's spikes reach as they reached the synapse;
+- its model is a subclass of the neuron's own model (the one the simulation selects), and runs,
+  per synapse, an instance of the synapse's own model (``PyDenseModelBitAcc``,
+  ``lava_fast_models.PyDelayDenseModelBitAccFast``, or the float ones) with in-process ports;
+- a step does what the two processes did, in their order: the neuron's ``run_spk`` receives on
+  ``a_in`` the synapses' messages (what each synapse model sends first in its ``run_spk``: its
+  buffer from the last step, ``a_buff`` or ``a_buff[:, 0]``), cast to the synapse's ``a_out``
+  channel type and reshaped as the channel did, added to what reaches the real ``a_in`` (Conv
+  synapses stay processes) in the port's own sum; then each synapse model receives this step's
+  spikes and computes its next buffer.
+
+So the arithmetic is Lava's own models', only the transport is in-process: the spikes are
+identical (tests compare ``layers`` on and off on every neuron kind, against the reference).
+Fused: the ``"dense"`` connections into ``"lif"``/``"li"`` populations; in float mode only a
+population with a single input (a float sum over several ports depends on their order).
+Loihi hardware keeps the two processes (``loihi_hw`` plans with ``layers=False``).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+NEURON_KINDS = ("lif", "li")
+
+
+def fused_connections(plan) -> Dict[str, List]:
+    """{population: [its fused connections, in plan order]} of ``plan`` (module doc)."""
+    if not getattr(plan, "layers", False):
+        return {}
+    into: Dict[str, List] = {}
+    for c in plan.conns:
+        into.setdefault(c.dst, []).append(c)
+    out = {}
+    for dst, conns in into.items():
+        if plan.pops[dst].kind not in NEURON_KINDS:
+            continue
+        dense = [c for c in conns if c.kind == "dense"]
+        if plan.mode != "fixed" and len(conns) != 1:
+            continue
+        if dense:
+            out[dst] = dense
+    return out
+
+
+def synapse_model(plan, conn):
+    """The process model the simulation runs for connection ``conn``'s Lava synapse."""
+    from lava.proc.dense import models
+    if plan.mode == "fixed":
+        if conn.delays is None:
+            return models.PyDenseModelBitAcc
+        from .lava_fast_models import PyDelayDenseModelBitAccFast
+        return PyDelayDenseModelBitAccFast
+    return models.PyDenseModelFloat if conn.delays is None else models.PyDelayDenseModelFloat
+
+
+class _Inbox:
+    """An in-process in-port: ``recv`` returns what was put."""
+
+    def __init__(self):
+        self.data = None
+
+    def recv(self):
+        return self.data
+
+
+class _Discard:
+    """An in-process out-port whose message is not needed (it was read before: module doc)."""
+
+    def send(self, data):
+        pass
+
+
+class _Summed:
+    """The layer's ``a_in`` as the neuron model sees it: the real port's sum, then each synapse's
+    message added, as Lava's in-port adds its channels."""
+
+    def __init__(self, port, messages):
+        self.port, self.messages = port, messages
+
+    def recv(self):
+        acc = self.port.recv()
+        for m in self.messages:
+            acc = acc + m
+        return acc
+
+
+def _synapse_vars(k: int) -> Tuple[str, ...]:
+    return tuple(f"{v}_{k}" for v in ("weights", "a_buff", "delays", "num_message_bits"))
+
+
+@functools.lru_cache(maxsize=None)
+def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[type, ...]):
+    """(process class, model class) of a layer: ``neuron_proc`` run by ``neuron_model`` with the
+    synapses ``synapse_models`` (one per fused connection, in order)."""
+    from lava.magma.core.decorator import implements, requires
+    from lava.magma.core.process.ports.ports import InPort
+    from lava.magma.core.process.variable import Var
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+    def __init__(self, *, synapses: List[dict], **neuron_kw):
+        """``synapses``: per connection {weights (out, in), delays (out, in) or None,
+        num_message_bits, and the synapse's proc params weight_exp, num_weight_bits}."""
+        neuron_proc.__init__(self, **neuron_kw)
+        params = []
+        for k, s in enumerate(synapses):
+            w = np.asarray(s["weights"])
+            n = int(np.prod(self.a_in.shape))
+            if w.ndim != 2 or w.shape[0] != n:       # as Lava's connect refuses a Dense that does not fit
+                raise ValueError(f"layer {self.name!r}: synapse {k}'s weights {w.shape} do not fit its "
+                                 f"{n} neurons")
+            depth = 1 + (int(np.max(s["delays"])) if s.get("delays") is not None else 0)
+            setattr(self, f"s_in_{k}", InPort(shape=(w.shape[1],)))
+            setattr(self, f"weights_{k}", Var(shape=w.shape, init=w))
+            buf = (w.shape[0],) if s.get("delays") is None else (w.shape[0], depth)
+            setattr(self, f"a_buff_{k}", Var(shape=buf, init=0))
+            if s.get("delays") is not None:
+                setattr(self, f"delays_{k}", Var(shape=w.shape, init=s["delays"]))
+            setattr(self, f"num_message_bits_{k}", Var(shape=(1,), init=int(s.get("num_message_bits", 0))))
+            params.append({key: s[key] for key in ("weight_exp", "num_weight_bits") if key in s})
+        self.proc_params["synapse_params"] = params
+
+    name = f"Layer_{neuron_model.__name__}_" + "_".join(m.__name__ for m in synapse_models)
+    proc = type(name, (neuron_proc,), {"__init__": __init__, "__doc__": "A layer (lava_layers)."})
+
+    def run_spk(self):
+        syns = self._synapses()
+        msgs = []
+        for k, syn in enumerate(syns):
+            buf = getattr(self, f"a_buff_{k}")
+            sent = buf if buf.ndim == 1 else buf[:, 0]            # what the model sends first
+            out = np.empty(self._msg_shape, dtype=self._msg_types[k])
+            out.ravel()[:] = np.ravel(sent)                        # the channel's buffer copy
+            msgs.append(out)
+        port = self.a_in
+        self.a_in = _Summed(port, msgs)
+        try:
+            neuron_model.run_spk(self)
+        finally:
+            self.a_in = port
+        for k, syn in enumerate(syns):
+            syn.s_in.data = getattr(self, f"s_in_{k}").recv()
+            syn.a_buff = getattr(self, f"a_buff_{k}")              # the host may have set it
+            syn.run_spk()
+            setattr(self, f"a_buff_{k}", syn.a_buff)
+
+    def _synapses(self):
+        if self._syn is None:
+            self._syn = []
+            self._msg_shape = tuple(self.a_in._shape)
+            self._msg_types = [m.a_out.d_type for m in synapse_models]
+            for k, m in enumerate(synapse_models):
+                syn = m(dict(self.proc_params["synapse_params"][k]))
+                w, _, d, nb = _synapse_vars(k)
+                syn.weights = getattr(self, w)
+                if hasattr(self, d):
+                    syn.delays = getattr(self, d)
+                syn.num_message_bits = getattr(self, nb)
+                syn.s_in, syn.a_out = _Inbox(), _Discard()
+                self._syn.append(syn)
+        return self._syn
+
+    def init(self, proc_params):
+        neuron_model.__init__(self, proc_params)
+        self._syn = None
+
+    attrs = {"__init__": init, "run_spk": run_spk, "_synapses": _synapses,
+             "implements_process": None, "__doc__": "A layer's model (lava_layers)."}
+    for k, m in enumerate(synapse_models):
+        attrs[f"s_in_{k}"] = m.s_in
+        for var, own in zip(_synapse_vars(k), ("weights", "a_buff", "delays", "num_message_bits")):
+            if hasattr(m, own):
+                attrs[var] = getattr(m, own)
+    model = type(f"{name}_Model", (neuron_model,), attrs)   # (its tags: the neuron model's)
+    model = requires(CPU)(implements(proc=proc, protocol=LoihiProtocol)(model))
+    # Lava's compiler looks for a process's models among the members of the process's module
+    proc.__module__ = model.__module__ = __name__
+    globals()[proc.__name__], globals()[model.__name__] = proc, model
+    return proc, model
+
+
+def synapse_params(conn, fixed: bool) -> dict:
+    """A fused connection's synapse for ``layer_classes``' process: the arguments
+    ``lava_worker`` gives its Dense / DelayDense (``fixed``: the plan is in fixed point)."""
+    out = dict(weights=conn.weight if fixed else np.asarray(conn.weight, float),
+               delays=None if conn.delays is None else conn.delays.astype(int),
+               num_message_bits=int(conn.num_message_bits))
+    if fixed:
+        out.update(weight_exp=conn.weight_exp, num_weight_bits=conn.num_weight_bits)
+    return out
