@@ -3,7 +3,8 @@
 ``run_lava_fused(graph, spikes, mode="fixed"|"float", timeout=600.0, chunk=None) -> RunResult``
 
 The layered backend (``lava_backend``) emits one Lava process per population and per synapse,
-which is what Loihi runs; on Lava's CPU simulation every process is an OS process and every
+which is what Loihi runs (its CPU simulation joins a population and its Dense synapses:
+``lava_layers``); on Lava's CPU simulation every process is an OS process and every
 connection a channel, so the time goes into per-step messaging between them. Here the network is
 three Lava processes:
 
