@@ -334,23 +334,27 @@ class CubaStepper:
             return self._advance_input_only(grp, t0, t1, a_in, d_all, out)
         shape = (self.n, grp.p.size)
         grp.stay = WORKSPACE.get("step_stay", shape, np.bool_)
-        a = grp.a = WORKSPACE.get("step_a", shape, np.float64)
         if a_in is None:
-            a.fill(0.0)
+            grp.a = WORKSPACE.get("step_a", shape, np.float64)
+            grp.a.fill(0.0)
+        else:                                   # the chunk's input x 64, once: a cast copy, then
+            a64 = WORKSPACE.get("chunk_add", a_in.shape, np.float64)    # x 64 in float64 (cheaper
+            np.copyto(a64, a_in)                                        # than a mixed-type multiply)
+            a64 *= 64.0
         if d_all is not None:
             drive = grp.drive = WORKSPACE.get("step_drive", shape, np.float64)
             rounded = WORKSPACE.get("step_round", shape, np.float64)
         direct = grp.late is None               # "late" reads the last step's output
+        spikes = out.view(np.bool_) if direct and grp.s_is_sb else None
         for t in range(t0, t1):
-            if a_in is not None:                # a cast copy, then x 64 in float64 (cheaper than
-                np.copyto(a, a_in[t - t0])      # one mixed-type multiply)
-                a *= 64.0
+            if a_in is not None:
+                grp.a = a64[t - t0]
             if d_all is not None:
                 self._drive(d_all[t], drive, rounded)
             if direct:
                 grp.s = out[t]
-                if grp.s_is_sb:
-                    grp.sb = grp.s.view(np.bool_)
+                if spikes is not None:
+                    grp.sb = spikes[t]
             grp.update(t)
             if not direct:
                 out[t] = grp.s
