@@ -9,8 +9,8 @@ Engines (every one reads the same netx ``.net`` file):
   netx          lava-dl's ``netx.hdf5.Network`` on Lava ``Loihi2SimCfg(fixed_pt)``, as lava-dl's own
                 tests run it (RingBuffer source and sink; PilotNet: input through the input layer's
                 bias, as netx requires)
-  lava-layered  snnc's Lava backend (``lava-fixed``): one Lava process per population and synapse,
-                what Loihi runs
+  lava-layered  snnc's Lava backend (``lava-fixed``): one Lava process per layer (a population and
+                its Dense synapses; Loihi's structure, whose hardware plan has a process per synapse too)
   lava-fused    snnc's fused Lava backend (``lava-fused-fixed``): the whole graph as one Lava process
   reference     snnc's reference simulator (numpy, fixed point; feed-forward graphs with enough
                 work per step: the time-batched plan, one GEMM/im2col per synapse for all steps)
@@ -605,7 +605,8 @@ def write_md(path, meta, results, json_path, png):
              f"{meta.get('gemm_gflops', {}).get('float32', float('nan')):.1f} float32, measured in the run).", "",
              "Engines: **netx** = lava-dl's `netx.hdf5.Network` on Lava `Loihi2SimCfg(fixed_pt)` "
              "(as lava-dl's tests run it); **lava-layered** = snnc's Lava backend (`lava-fixed`, one "
-             "Lava process per population and synapse: what Loihi runs); **lava-fused** = snnc's "
+             "Lava process per layer: a population and its Dense synapses, `lava_layers`; a Conv "
+             "synapse is its own process); **lava-fused** = snnc's "
              "fused Lava backend (`lava-fused-fixed`: the whole graph as one Lava process, batch "
              "vectorized, io Injector/Extractor); **reference** = snnc's numpy simulator "
              "(`reference`: the time-batched plan, one GEMM/im2col per synapse over all steps, for "

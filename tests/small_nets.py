@@ -113,3 +113,29 @@ def reset_net(reset, reset_delay, seed=0, readout=False):
     g.add("y", Output((6,)), "o")
     x = (rng.random((3, 20, 40)) < 0.3).astype(np.float32)
     return g, x
+
+
+def mixed_neurons(seed=1):
+    """Every neuron Lava refused before: per-neuron decays with a refractory period (zero reset),
+    per-neuron decays with a periodic reset and a delayed subtraction, a refractory period with a
+    periodic reset (scalar decays), and a CubaLI read-out with per-neuron decays. Input(12) -> h1(16) -> h2(10) -> h3(8) -> r(4, read-out)."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add("x", Input((12,)))
+    g.add("w1", Dense(rng.normal(0.5, 0.5, (16, 12))), "x")
+    g.add("h1", CubaLIF((16,), rng.uniform(0.05, 0.6, 16), rng.uniform(0.02, 0.3, 16), 1.0, refractory=2,
+                        state_scale=0), "w1")
+    g.add("d1", Delay(np.array(1)), "h1")
+    g.add("w2", Dense(rng.normal(0.4, 0.6, (10, 16))), "d1")
+    g.add("h2", CubaLIF((10,), rng.uniform(0.1, 0.9, 10), rng.uniform(0.05, 0.3, 10), 0.9, reset="subtract",
+                        reset_delay=True, reset_interval=20, reset_offset=3, state_scale=0), "w2")
+    g.add("d2", Delay(np.array(1)), "h2")
+    g.add("w3", Dense(rng.normal(0.5, 0.6, (8, 10))), "d2")
+    g.add("h3", CubaLIF((8,), 0.3, 0.1, 0.7, refractory=1, reset_interval=20, reset_offset=7,
+                        state_scale=0), "w3")
+    g.add("d3", Delay(np.array(1)), "h3")
+    g.add("w4", Dense(rng.normal(0.2, 0.5, (4, 8))), "d3")
+    g.add("r", CubaLI((4,), rng.uniform(0.1, 0.9, 4), rng.uniform(0.05, 0.5, 4), state_scale=0), "w4")
+    g.add("y", Output((4,)), "r")
+    x = (rng.random((2, 12, 60)) < 0.3).astype(np.float32)
+    return g, x

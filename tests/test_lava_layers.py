@@ -13,7 +13,6 @@ from snnc.backends.lava_backend import prepare, run_lava
 from snnc.backends.reference import run_reference
 
 import small_nets
-from test_per_neuron_decays import _mixed_graph
 
 
 def _layer_count(g, x, mode="fixed", **kw):
@@ -43,7 +42,7 @@ def _fan_in_graph(T=40, N=2, seed=1):
     """Two synapses into one population (one delayed, and a recurrent loop), per-neuron delays
     (a DelayDense), a refractory population, a '>=' threshold, a synapse fed by the input and
     one by a population."""
-    from snnc.compiler.ir import CubaLIF, Delay, Dense, Graph, Input, Output
+    from snnc.compiler.ir import Delay, Dense, Graph, Input, Output
     from snnc.compiler.quantize import quantize
     rng = np.random.default_rng(seed)
     g = Graph()
@@ -101,7 +100,7 @@ def test_layers_every_reset_rule_and_read_out(reset, delay, readout):
 def test_layers_periodic_reset_per_neuron_decays_and_float():
     """LIFResetRule with periodic resets and per-neuron decays, LIFRefractory; and float mode,
     where a population with one input is fused."""
-    g, x = _mixed_graph()
+    g, x = small_nets.mixed_neurons()
     q = snnc.compile(g)
     _same_runs(q, x)
     assert _layer_count(g, x, "float")[0] == 4

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 import snnc
+
+import small_nets
 from snnc.backends.reference import run_reference
 from snnc.backends.reference_spec import run_reference_spec
-from snnc.compiler.ir import CubaLI, CubaLIF, Delay, Dense, Graph, Input, Output
+from snnc.compiler.ir import CubaLIF, Delay, Dense, Graph, Input, Output
 from snnc.compiler.notes import custom_neuron_programs
 from snnc.frontends.nir_import import import_nir
 
@@ -78,38 +80,12 @@ def test_nir_lif_with_per_neuron_tau(tmp_path):
     assert np.array_equal(lava.output, ref)
 
 
-def _mixed_graph(seed=1):
-    """Every neuron Lava refused before: per-neuron decays with a refractory period (zero reset),
-    per-neuron decays with a periodic reset and a delayed subtraction, a refractory period with a
-    periodic reset (scalar decays), and a CubaLI read-out with per-neuron decays. Input(12) -> h1(16) -> h2(10) -> h3(8) -> r(4, read-out)."""
-    rng = np.random.default_rng(seed)
-    g = Graph()
-    g.add("x", Input((12,)))
-    g.add("w1", Dense(rng.normal(0.5, 0.5, (16, 12))), "x")
-    g.add("h1", CubaLIF((16,), rng.uniform(0.05, 0.6, 16), rng.uniform(0.02, 0.3, 16), 1.0, refractory=2,
-                        state_scale=0), "w1")
-    g.add("d1", Delay(np.array(1)), "h1")
-    g.add("w2", Dense(rng.normal(0.4, 0.6, (10, 16))), "d1")
-    g.add("h2", CubaLIF((10,), rng.uniform(0.1, 0.9, 10), rng.uniform(0.05, 0.3, 10), 0.9, reset="subtract",
-                        reset_delay=True, reset_interval=20, reset_offset=3, state_scale=0), "w2")
-    g.add("d2", Delay(np.array(1)), "h2")
-    g.add("w3", Dense(rng.normal(0.5, 0.6, (8, 10))), "d2")
-    g.add("h3", CubaLIF((8,), 0.3, 0.1, 0.7, refractory=1, reset_interval=20, reset_offset=7,
-                        state_scale=0), "w3")
-    g.add("d3", Delay(np.array(1)), "h3")
-    g.add("w4", Dense(rng.normal(0.2, 0.5, (4, 8))), "d3")
-    g.add("r", CubaLI((4,), rng.uniform(0.1, 0.9, 4), rng.uniform(0.05, 0.5, 4), state_scale=0), "w4")
-    g.add("y", Output((4,)), "r")
-    x = (rng.random((2, 12, 60)) < 0.3).astype(np.float32)
-    return g, x
-
-
 @pytest.mark.timeout(300)
 def test_lava_fixed_runs_every_formerly_refused_neuron():
     """Lava fixed point (snnc's LIFResetRule / LeakyIntegrator models with per-neuron du/dv Vars,
     refractory counter and periodic reset) == the reference, bit for bit: the read-out's v at every
     step and every population's spike counts."""
-    g, x = _mixed_graph()
+    g, x = small_nets.mixed_neurons()
     q = snnc.compile(g)
     for pop in ("h1", "h2", "r"):
         assert np.unique(np.asarray(q.fixed[pop].decay_v)).size > 1
@@ -128,7 +104,7 @@ def test_lava_float_runs_per_neuron_decays():
     and spike counts identical to reference-float (the same float64 operations in the same order;
     measured: max |difference| 0)."""
     from snnc.backends.lava_backend import run_lava
-    g, x = _mixed_graph()
+    g, x = small_nets.mixed_neurons()
     ref = run_reference(g, x, "float")
     lava = run_lava(g, x, "float", timeout=240)
     assert np.array_equal(lava.output, ref.output) and np.any(ref.output != 0)
