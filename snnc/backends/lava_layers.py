@@ -141,7 +141,7 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
     def run_spk(self):
         syns = self._synapses()
         msgs = []
-        for k, syn in enumerate(syns):
+        for k in range(len(syns)):
             buf = getattr(self, f"a_buff_{k}")
             sent = buf if buf.ndim == 1 else buf[:, 0]            # what the model sends first
             out = np.empty(self._msg_shape, dtype=self._msg_types[k])
