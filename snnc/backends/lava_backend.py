@@ -17,7 +17,8 @@ Timing: the plan (``lava_plan``) gives every population a Lava start offset so t
 path ``population -> Delay(d) -> synapse -> population`` gets exactly d steps (1 from the Lava
 synapse, d-1 more from DelayDense); the output and per-population counts are cropped back to the
 IR time axis and Delays at the graph output are applied on the host. Every sample starts from a
-zero state (u, v, synapse buffers are reset with ``Var.set`` between samples), and non-zero bias
+zero state (u, v, synapse buffers are reset with ``Var.set`` between samples, one channel message
+per element; a layer, ``lava_layers``, zeroes its own at the first step of each sample), and non-zero bias
 is held at 0 until a population's first IR step, so Lava's leading steps are exact too.
 Periodic resets (``CubaLIF.reset_interval``) run as Lava ``LIFReset`` with the offset shifted by
 the population's start offset, each sample padded to a multiple of the reset period; a

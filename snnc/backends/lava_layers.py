@@ -22,6 +22,10 @@ into it run as one process, a ``layer``, which halves the processes of a chain:
   synapses stay processes) in the port's own sum; then each synapse model receives this step's
   spikes and computes its next buffer.
 
+Between samples a layer zeroes its own state (``sample_steps`` L, the plan's steps per sample:
+at Lava ``time_step`` i*L + 1, before the step, the Vars the host would otherwise set to zero one
+channel message per element: neuron state and synapse buffers); the host still sets biases.
+
 So the arithmetic is Lava's own models', only the transport is in-process: the spikes are
 identical (tests compare ``layers`` on and off on every neuron kind, against the reference).
 Fused: the ``"dense"`` connections into ``"lif"``/``"li"`` populations; in float mode only a
@@ -113,10 +117,13 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
     from lava.magma.core.resources import CPU
     from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-    def __init__(self, *, synapses: List[dict], **neuron_kw):
+    def __init__(self, *, synapses: List[dict], sample_steps: int = 0, **neuron_kw):
         """``synapses``: per connection {weights (out, in), delays (out, in) or None,
-        num_message_bits, and the synapse's proc params weight_exp, num_weight_bits}."""
+        num_message_bits, and the synapse's proc params weight_exp, num_weight_bits};
+        ``sample_steps`` L > 0: the state Vars named by ``set_sample_reset`` are zeroed at the
+        start of every L-step sample after the first (module doc)."""
         neuron_proc.__init__(self, **neuron_kw)
+        self.proc_params["sample_steps"] = int(sample_steps)
         params = []
         for k, s in enumerate(synapses):
             w = np.asarray(s["weights"])
@@ -140,6 +147,10 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
 
     def run_spk(self):
         syns = self._synapses()
+        steps = self.proc_params["sample_steps"]
+        if steps and self.time_step > 1 and (self.time_step - 1) % steps == 0:
+            for var in self.proc_params["reset_vars"]:             # a new sample: zero state
+                getattr(self, var)[...] = 0
         msgs = []
         for k in range(len(syns)):
             buf = getattr(self, f"a_buff_{k}")
@@ -192,6 +203,12 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
     proc.__module__ = model.__module__ = __name__
     globals()[proc.__name__], globals()[model.__name__] = proc, model
     return proc, model
+
+
+def set_sample_reset(proc, names) -> None:
+    """Name the Vars a layer made with ``sample_steps`` zeroes at each new sample (call before
+    the run compiles): its neuron's state and its synapses' buffers, those the host would set."""
+    proc.proc_params["reset_vars"] = tuple(names)
 
 
 def synapse_params(conn, fixed: bool) -> dict:

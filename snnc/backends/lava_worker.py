@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from .lava_plan import SDN_KINDS, LavaPlan, from_lava, to_lava
-from .lava_layers import synapse_params
+from .lava_layers import set_sample_reset, synapse_params
 from .lava_models import lava_pick, name_models
 from .lava_recorder import Recorder, model_map as recorder_model_map, split
 
@@ -33,7 +33,8 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
     start with bias ``bias[pop]`` of sample 0 (``lava_plan.bias_drive``). Populations with a
     periodic reset are ``LIFReset``; sigma-delta kinds are ``lava.proc.sdn`` processes.
     ``state_vars`` lists (Var, conn or None): every population's state (LIF u and v; sigma, act,
-    residue, error) and every synapse's activation buffer with its connection.
+    residue, error) and every synapse's activation buffer with its connection; a layer's
+    (``lava_layers``) are not listed: it zeroes them itself at each sample.
     """
     procs, sinks, state = {}, {}, []
     source = None
@@ -44,16 +45,18 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
             continue
         layer = layers.get(name)
         if layer is not None:
-            layer = (layer[0], [synapse_params(c, plan.mode == "fixed") for c in layer[2]])
+            layer = (layer[0], [synapse_params(c, plan.mode == "fixed") for c in layer[2]], plan.run_steps)
         proc, pstate = _population(p, bias, layer)
         procs[name] = proc
-        state += [(v, None) for v in pstate]
+        if layer is None:
+            state += [(v, None) for v in pstate]
+        else:                       # the layer zeroes these itself at each sample (lava_layers)
+            set_sample_reset(proc, [v.name for v in pstate] + [f"a_buff_{k}" for k in range(len(layer[1]))])
     fused = {id(c): (c.dst, k) for name, (_, _, conns) in layers.items() for k, c in enumerate(conns)}
     for c in plan.conns:
         if id(c) in fused:
             dst, k = fused[id(c)]
             _out_port(plan, c, procs, source).connect(getattr(procs[dst], f"s_in_{k}"))
-            state.append((getattr(procs[dst], f"a_buff_{k}"), c))
             continue
         syn = _synapse(plan, c, procs, source)
         if syn is not None:
@@ -97,8 +100,8 @@ def _source(plan: LavaPlan, p, first_input):
 
 def _population(p, bias, layer=None):
     """The Lava process of a neuron population and its state Vars (reset between samples);
-    ``layer``: (layer process class, its synapses' arguments) when it runs as a layer
-    (``lava_layers``)."""
+    ``layer``: (layer process class, its synapses' arguments, steps per sample) when it runs as
+    a layer (``lava_layers``)."""
     exp, mant = (bias[p.name][0], bias[p.name][1][0]) if bias and p.name in bias else (p.bias_exp, p.bias_mant)
     mant = np.zeros_like(mant) if p.gate_bias else mant
     if p.kind in SDN_KINDS:
@@ -107,7 +110,7 @@ def _population(p, bias, layer=None):
     cls, extra = neuron_class(p)
     kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=p.name, **extra)
     if layer is not None:
-        cls, kw["synapses"] = layer
+        cls, kw["synapses"], kw["sample_steps"] = layer
     lif = cls(**kw)
     state = [getattr(lif, k) for k in ("s_prev", "ref_left", "refractory_period_end") if hasattr(lif, k)]
     return lif, state + [lif.u, lif.v]
