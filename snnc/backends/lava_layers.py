@@ -1,11 +1,11 @@
 """One Lava process per layer in the CPU simulation: a neuron population and its Dense synapses.
 
 Lava runs every process as an OS process stepped in lock step with the others (a phase command
-and an answer per process and step, and a channel message per connection): on N-TIDIGITS or a
-3-layer chain that synchronization, not the arithmetic, is most of a step. ``lava-fixed`` builds
+and an answer per process and step, and a channel message per connection): on small networks
+that synchronization, not the arithmetic, is most of a step. ``lava-fixed`` builds
 Loihi's structure, a synapse process (``Dense``/``DelayDense``) feeding a neuron process
 (``LIF`` ...). In the CPU simulation (``LavaPlan.layers``), a population and the Dense synapses
-into it run as one process, a ``layer``, which halves the processes of a chain:
+into it run as one process, a ``layer`` (a 3-layer chain: 5 processes instead of 8):
 
 - the process is a subclass of the population's neuron process (``LIF``, ``LIFReset``,
   ``LIFRefractory``, ``LIFResetRule``, ``LeakyIntegrator``): its Vars, ports and parameters are
