@@ -296,6 +296,19 @@ class NumpyArrays:
         return CubaStepper(self, params, T, n, d_all, a_bound, scale)
 
 
+def _chunk_input(a_in, shape) -> np.ndarray:
+    """A chunk's synapse sums ``a_in`` (k, N, size) x 64 (Loihi's ``a << 6``) in the workspace's
+    float64 ``chunk_add``: a cast copy, then x 64 (cheaper than one mixed-type multiply); zeros
+    when ``a_in`` is None."""
+    buf = WORKSPACE.get("chunk_add", shape, np.float64)
+    if a_in is None:
+        buf.fill(0.0)
+    else:
+        np.copyto(buf, a_in)
+        buf *= 64.0
+    return buf
+
+
 class CubaStepper:
     """CUBA populations through the step plan's update (``populations.CubaGroup``), a chunk of
     steps at a time: ``advance(t0, t1, a)`` with ``a`` (t1 - t0, N, size) the synapse sums of
@@ -337,10 +350,8 @@ class CubaStepper:
         if a_in is None:
             grp.a = WORKSPACE.get("step_a", shape, np.float64)
             grp.a.fill(0.0)
-        else:                                   # the chunk's input x 64, once: a cast copy, then
-            a64 = WORKSPACE.get("chunk_add", a_in.shape, np.float64)    # x 64 in float64 (cheaper
-            np.copyto(a64, a_in)                                        # than a mixed-type multiply)
-            a64 *= 64.0
+        else:
+            a64 = _chunk_input(a_in, a_in.shape)
         if d_all is not None:
             drive = grp.drive = WORKSPACE.get("step_drive", shape, np.float64)
             rounded = WORKSPACE.get("step_round", shape, np.float64)
@@ -374,12 +385,7 @@ class CubaStepper:
         saturate (``_input_only``): then ``v = trunc(v * cv) + (a * 64 + bias + drive)``, the
         bracket made for the whole chunk at once; the same integers as ``CubaGroup.update``."""
         p, n, k = grp.p, self.n, t1 - t0
-        add = WORKSPACE.get("chunk_add", (k, n, p.size), np.float64)       # a * 64 + bias + drive
-        if a_in is None:
-            add.fill(0.0)
-        else:
-            np.copyto(add, a_in)
-            add *= 64.0
+        add = _chunk_input(a_in, (k, n, p.size))      # a * 64, then + bias + drive
         np.copyto(grp.u, add[-1])                       # u = the last step's input
         if p.bias is not None:
             add += p.bias
