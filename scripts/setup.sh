@@ -34,8 +34,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 
-# Reinstall only when the project's requirements changed since the last install.
-want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+# Reinstall only when the project's requirements or its compiled kernels (setup.py builds
+# snnc/backends/csrc/kernels.c in place) changed since the last install.
+want=$(cat pyproject.toml setup.py snnc/backends/csrc/kernels.c | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     exit 0
 fi

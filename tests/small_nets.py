@@ -139,3 +139,33 @@ def mixed_neurons(seed=1):
     g.add("y", Output((4,)), "r")
     x = (rng.random((2, 12, 60)) < 0.3).astype(np.float32)
     return g, x
+
+
+def kinds_net(seed=12):
+    """Input + a bias-input drive -> one population of each update path and reset kind: u = the
+    step's input (current_decay 1: ``_input_only``) with and without bias, the usual decays,
+    subtract (immediate and one step late), snnTorch's subtract, no reset, refractory, and a
+    read-out; fan-in of a delayed and an undelayed synapse."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add("in", Input((12,)))
+    g.add("drive", Input((24,), kind="bias"))
+    kinds = dict(fast=dict(current_decay=1.0), fast_bias=dict(current_decay=1.0, bias=0.25),
+                 usual=dict(), sub=dict(reset="subtract", reset_delay=False),
+                 late=dict(reset="subtract", reset_delay=True), snt=dict(reset="subtract_snntorch"),
+                 none=dict(reset="none", voltage_decay=0.2), refr=dict(refractory=2))
+    g.add("fd", Dense(rng.normal(0.3, 1.0, (24, 12))), "in")
+    g.add("driven", lif((24,), current_decay=1.0), "fd", "drive")
+    prev = "driven"
+    for name, kw in kinds.items():
+        g.add(f"w_{name}", Dense(rng.normal(0.2, 1.0, (24, 24))), prev)
+        g.add(f"d_{name}", Delay(np.array(2)), prev)
+        g.add(f"x_{name}", Dense(rng.normal(0.1, 0.5, (24, 24))), f"d_{name}")
+        prev = g.add(name, lif((24,), **kw), f"w_{name}", f"x_{name}")
+    g.add("ro_w", Dense(rng.normal(0.5, 1.0, (3, 24))), prev)
+    g.add("ro", CubaLI((3,), current_decay=0.1, voltage_decay=0.2), "ro_w")
+    g.add("out", Output((3,)), "ro")
+    g.add("out_fast", Output((24,)), "fast")
+    x = {"in": spikes((5, 12, 40), rate=0.4, seed=seed),
+         "drive": np.round(rng.normal(0.3, 0.5, (5, 24, 40)) * 64) / 64}
+    return quantize(g), x

@@ -14,7 +14,7 @@ from snnc.compiler.ir import Conv2d, CubaLI, Delay, Dense, Flatten, Graph, Input
 from snnc.compiler.quantize import quantize
 from snnc.errors import SnncError
 
-from small_nets import branchy, chain_with_delays, conv_net, lif, spikes
+from small_nets import branchy, chain_with_delays, conv_net, kinds_net, lif, spikes
 
 
 def _same_three_ways(graph, x):
@@ -187,40 +187,10 @@ def test_pilotnet_lif_and_ntidigits(lava_dl):
     assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
 
 
-def _kinds_net(seed=12):
-    """Input + a bias-input drive -> one population of each update path and reset kind: u = the
-    step's input (current_decay 1: ``_input_only``) with and without bias, the usual decays,
-    subtract (immediate and one step late), snnTorch's subtract, no reset, refractory, and a
-    read-out; fan-in of a delayed and an undelayed synapse."""
-    rng = np.random.default_rng(seed)
-    g = Graph()
-    g.add("in", Input((12,)))
-    g.add("drive", Input((24,), kind="bias"))
-    kinds = dict(fast=dict(current_decay=1.0), fast_bias=dict(current_decay=1.0, bias=0.25),
-                 usual=dict(), sub=dict(reset="subtract", reset_delay=False),
-                 late=dict(reset="subtract", reset_delay=True), snt=dict(reset="subtract_snntorch"),
-                 none=dict(reset="none", voltage_decay=0.2), refr=dict(refractory=2))
-    g.add("fd", Dense(rng.normal(0.3, 1.0, (24, 12))), "in")
-    g.add("driven", lif((24,), current_decay=1.0), "fd", "drive")
-    prev = "driven"
-    for name, kw in kinds.items():
-        g.add(f"w_{name}", Dense(rng.normal(0.2, 1.0, (24, 24))), prev)
-        g.add(f"d_{name}", Delay(np.array(2)), prev)
-        g.add(f"x_{name}", Dense(rng.normal(0.1, 0.5, (24, 24))), f"d_{name}")
-        prev = g.add(name, lif((24,), **kw), f"w_{name}", f"x_{name}")
-    g.add("ro_w", Dense(rng.normal(0.5, 1.0, (3, 24))), prev)
-    g.add("ro", CubaLI((3,), current_decay=0.1, voltage_decay=0.2), "ro_w")
-    g.add("out", Output((3,)), "ro")
-    g.add("out_fast", Output((24,)), "fast")
-    x = {"in": spikes((5, 12, 40), rate=0.4, seed=seed),
-         "drive": np.round(rng.normal(0.3, 0.5, (5, 24, 40)) * 64) / 64}
-    return quantize(g), x
-
-
 def test_time_chunks_and_every_update_path(monkeypatch):
     """The population update a few steps at a time (a tiny chunk budget), on both update paths
     and every reset kind, with a bias-input drive: identical to the step plan and the spec."""
-    g, x = _kinds_net()
+    g, x = kinds_net()
     whole, _ = _same_three_ways(g, x)
     assert whole.counts["fast"].sum() > 0 and whole.counts["late"].sum() > 0
     monkeypatch.setattr(rb.NumpyArrays, "chunk_bytes", 4 * 24 * 5 * 3)   # three steps per chunk
@@ -239,7 +209,7 @@ def test_time_chunks_and_every_update_path(monkeypatch):
 
 
 def test_bias_input_state_unit_checked_in_chunks():
-    g, x = _kinds_net()
+    g, x = kinds_net()
     x["drive"][1, 3, 17] += 1e-5                            # not a multiple of the state unit
     with pytest.raises(SnncError, match="bias input is not a multiple"):
         run_reference(g, x, "fixed", plan="batched")

@@ -13,7 +13,7 @@ An input array is valid for a graph when:
   values a ``Delta`` encoder reads are any finite numbers.
 
 ``prepare(graph, x)`` checks a user array (one sample or a batch) and returns ``(N, *shape, T)``
-float32 and whether it was a batch; ``check_batch(net, inputs)`` checks the ``(N, *shape, T)``
+float32 (laid out time-major in memory: ``time_major_f32``) and whether it was a batch; ``check_batch(net, inputs)`` checks the ``(N, *shape, T)``
 arrays an engine receives (by input name) against the lowered network the engine runs (its
 shapes, what each input feeds). Both raise ``SnncError`` naming the input.
 """
@@ -120,7 +120,18 @@ def prepare(model: Union[Graph, Network], spikes, what: str = "input") -> Tuple[
     xb, batched = _fit(x, shape, what)
     _sizes(xb, what)
     check_values(net, graph.inputs[0], xb, what)
-    return xb.astype(np.float32, copy=False), batched
+    return time_major_f32(xb), batched
+
+
+def time_major_f32(x: np.ndarray) -> np.ndarray:
+    """``x`` (N, *shape, T) as float32 (``check_values``'s values are exact in it) laid out
+    time-major in memory: a (N, *shape, T) view of a C-contiguous (T, N, *shape) array, made in
+    one cast copy, so that the engines' time-major copy (``plan.time_major``) is free."""
+    if x.dtype == np.float32 and np.moveaxis(x, -1, 0).flags.c_contiguous:
+        return x
+    out = np.empty((x.shape[-1],) + tuple(x.shape[:-1]), np.float32)
+    np.copyto(out, np.moveaxis(x, -1, 0), casting="unsafe")
+    return np.moveaxis(out, 0, -1)
 
 
 def check_batch(net: Network, inputs, engine: str = "") -> Dict[str, np.ndarray]:

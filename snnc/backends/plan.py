@@ -94,14 +94,15 @@ def _make_spec(conn: Connection, fixed: bool) -> SynapseSpec:
     fx = conn.fixed if fixed else None
     if fixed and fx is None:
         raise SnncError(f"synapse {conn.name!r}: fixed-point run needs the quantization pass first")
-    w = np.asarray(fx.weight if fixed else node.weight, dtype=np.float64)
+    given = np.asarray(fx.weight if fixed else node.weight)
+    w = given.astype(np.float64, copy=False)
     graded = bool(getattr(fx, "num_message_bits", 0)) if fixed else False
     if isinstance(node, Dense):
         exp = int(fx.weight_exp) if fixed else 0
         if exp > 0:
             w = w * float(2 ** exp)
         cache: dict = {}
-        bound = _row_bound(w, fixed, cache)
+        bound = _row_bound(given, fixed, cache, float(2 ** max(exp, 0)))
         return SynapseSpec(conn.name, "dense", w, float(2.0 ** exp) if exp < 0 else None, False, bound, graded,
                            conn.in_shape, conn.out_shape, cache=cache)
     c = conn.in_shape[0]
@@ -111,19 +112,24 @@ def _make_spec(conn: Connection, fixed: bool) -> SynapseSpec:
     else:
         args = (_pair(node.stride), _pair(node.padding), _pair(node.dilation), int(node.groups))
     cache = {}
-    bound = _row_bound(w.reshape(w.shape[0], -1), fixed, cache)
+    bound = _row_bound(given.reshape(given.shape[0], -1) if given.shape == w.shape else w.reshape(w.shape[0], -1),
+                       fixed, cache)
     return SynapseSpec(conn.name, "conv", np.ascontiguousarray(w), None, fixed and bound >= CLAMP, bound, graded,
                        conn.in_shape, conn.out_shape, args, cache=cache)
 
 
-def _row_bound(w2: np.ndarray, fixed: bool, cache: dict) -> float:
-    """max over rows of ``sum |w|``; fixed point: from ``signed_row_sums``, kept in ``cache``
-    (``"_row_sums"``: the engines' range bounds read them)."""
+def _row_bound(w2: np.ndarray, fixed: bool, cache: dict, scale: float = 1.0) -> float:
+    """max over rows of ``sum |w| * scale``; fixed point: from ``signed_row_sums`` (of the
+    integer weights as given: no float temporaries), kept in ``cache`` (``"_row_sums"``: the
+    engines' range bounds read them)."""
     if not w2.size:
         return 0.0
     if not fixed:
-        return float(np.abs(w2).sum(axis=1).max())
-    pos, neg = cache["_row_sums"] = signed_row_sums(w2)
+        return float(np.abs(w2).sum(axis=1).max()) * scale
+    pos, neg = signed_row_sums(w2)
+    if scale != 1.0:
+        pos, neg = pos * scale, neg * scale
+    cache["_row_sums"] = (pos, neg)
     return float((pos + neg).max())
 
 
@@ -141,8 +147,9 @@ def signed_row_sums(w) -> Tuple[np.ndarray, np.ndarray]:
             rows[np.diff(w.indptr) == 0] = 0.0          # reduceat of an empty row
             return rows
         return reduce(np.maximum(w.data, 0.0)), reduce(np.maximum(-w.data, 0.0))
-    pos = np.maximum(w, 0.0).sum(axis=1)
-    return pos, pos - w.sum(axis=1)          # integer weights: exact (one temporary, not three)
+    w = np.asarray(w)
+    pos = w.sum(axis=1, where=w > 0)               # integer-valued: exact; a bool temporary only
+    return pos.astype(np.float64, copy=False), (pos - w.sum(axis=1)).astype(np.float64, copy=False)
 
 
 def post_synapse_bounds(spec: SynapseSpec, hi: np.ndarray, lo: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

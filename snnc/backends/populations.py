@@ -77,6 +77,8 @@ def cuba_params(net, names: List[str], fixed: bool) -> CubaParams:
     def per_neuron(values):
         """One value per neuron (C order), or one float when every neuron has the same (the
         usual case: no per-neuron array is made)."""
+        if all(np.ndim(v) == 0 for v in values) and len(set(float(v) for v in values)) == 1:
+            return float(values[0])                     # one number for all (no array made)
         arrs = [np.asarray(v, dtype=np.float64) for v in values]
         if all(a.size for a in arrs):
             first = float(arrs[0].reshape(-1)[0])

@@ -20,7 +20,9 @@ bound ``max_rows sum|w| * max|x| < 2**24`` proves every partial sum exact. Kerne
 by a small cost model (``choose_kernel``): dense GEMM; im2col convolution (a GEMM per group);
 or event-driven sparse accumulation (CSR of the input spikes times the weights) when the
 measured spike rate is low. Results are bit-identical to the step plan
-(tests/test_reference_batched.py).
+(tests/test_reference_batched.py). Two loops run as compiled C when the install built it
+(``ckernels``, ``csrc/kernels.c``), else in numpy, with the same operations: the im2col patches
+of uint8 spikes, and the update of populations whose u is the step's input (one pass per step).
 
 Graphs with cycles, float mode, sigma-delta populations and graded synapses use the step plan.
 """
@@ -34,12 +36,14 @@ import numpy as np
 from ..compiler.ir import _pair, Conv2d, Dense, Graph
 from ..compiler.lower import Connection, Network, lower
 from ..errors import SnncError
+from . import ckernels
 from .plan import CLAMP, SynapseSpec, ordered_into, output_units, post_synapse_bounds, run_output, shift_time, \
     signed_row_sums, synapse_inputs, synapse_spec
 from .populations import CubaGroup, CubaParams, cuba_params
 
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
 IM2COL_ENTRIES = 1 << 20            # entries of patches per im2col chunk (a reused buffer, in cache)
+ONE_GEMM_PIXELS = 256               # conv outputs of fewer pixels: one GEMM over all rows (``conv_all_steps``)
 WORKSPACE_MAX = 1 << 26             # bytes of one reused buffer, at most
 CHUNK_BYTES = 1 << 21               # a time chunk's synapse output or patches (float32), at most
 SPARSE_RATE = 0.02                  # event-driven below this input spike rate (cost model)
@@ -179,32 +183,65 @@ def dense_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: int = 0
 
 
 def conv_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: int = 0, reuse: bool = False) -> np.ndarray:
-    """Convolution of ``x (R, C, H, W)`` by im2col in channel-first order: per row, the patches
-    (C*kh*kw, Ho*Wo) are copied once (cast to the kernel's dtype in the same copy, the inner run
-    along Wo) and multiplied by the kernel matrix (groups, O/groups, C/groups*kh*kw) into the
-    output, so the product comes out (R, O, Ho*Wo) with no transpose or cast; chunked over R to
-    bound memory (the patches' buffer is the workspace's). Returns (lead + R, O, Ho, Wo), the
-    first ``lead`` rows zero, float32 for "gemm32" (integers below 2**24), else float64;
-    ``reuse``: in the workspace's synapse output."""
-    (sh, sw), (ph, pw), (dh, dw), g = spec.conv
+    """Convolution of ``x (R, C, H, W)`` by im2col in channel-first order, chunked over R to bound
+    memory (the patches are the workspace's buffer): per chunk the patches are made once, cast to
+    the kernel's dtype (``_patches``), and multiplied by the kernel matrix (groups, O/groups,
+    C/groups*kh*kw). Patches (R, K, Ho*Wo) and a GEMM per row give the product (R, O, Ho*Wo)
+    directly; for small images (Ho*Wo below ``ONE_GEMM_PIXELS``, where a GEMM per row is slow)
+    patches (K, R, Ho*Wo) and one GEMM over all rows, then a transposed copy. Returns (lead + R,
+    O, Ho, Wo), the first ``lead`` rows zero, float32 for "gemm32" (integers below 2**24), else
+    float64; ``reuse``: in the workspace's synapse output."""
     o_n, cpg, kh, kw = spec.w.shape
     r, c = x.shape[:2]
     _, ho, wo = spec.out_shape
+    g, hw, k = spec.conv[3], ho * wo, c * kh * kw
     dt = np.float32 if kernel == "gemm32" else np.float64
     wm = _conv_matrix(spec, dt)                                                   # (g, opg, K)
+    fill = _patches(spec, x)
+    out = _output(r, lead, (o_n, ho, wo), dt, reuse)
+    per = max(1, IM2COL_ENTRIES // max(1, hw * k))
+    one_gemm = hw < ONE_GEMM_PIXELS and r > 1
+    for lo in range(0, r, per):
+        hi = min(r, lo + per)
+        n, y = hi - lo, out[lead + lo:lead + hi]
+        if one_gemm:
+            cols = WORKSPACE.get("im2col", (k, n, hw), dt)
+            fill(lo, hi, cols, hw, n * hw)
+            prod = WORKSPACE.get("im2col_product", (g, o_n // g, n, hw), dt)
+            np.matmul(wm, cols.reshape(g, k // g, n * hw), out=prod.reshape(g, o_n // g, n * hw))
+            np.copyto(y.reshape(n, g, o_n // g, hw), prod.transpose(2, 0, 1, 3))
+        else:
+            cols = WORKSPACE.get("im2col", (n, k, hw), dt)
+            fill(lo, hi, cols, k * hw, hw)
+            np.matmul(wm, cols.reshape(n, g, k // g, hw), out=y.reshape(n, g, o_n // g, hw))
+    return out
+
+
+def _patches(spec: SynapseSpec, x: np.ndarray):
+    """``fill(lo, hi, buf, row, entry)``: the im2col patches of rows ``lo .. hi - 1`` of ``x``
+    (R, C, H, W) into ``buf`` (float32 or float64), entry ``q = (c * kh + i) * kw + j`` of row r
+    at ``r * row + q * entry`` (elements), each (Ho, Wo) contiguous: the compiled kernel for uint8
+    spikes (``ckernels.im2col``), else numpy's strided copy of a window view."""
+    (sh, sw), (ph, pw), (dh, dw), _ = spec.conv
+    kh, kw = spec.w.shape[2:]
+    _, ho, wo = spec.out_shape
+    c = x.shape[1]
+    if ckernels.available() and x.dtype == np.uint8:
+        x = np.ascontiguousarray(x)
+
+        def fill(lo, hi, buf, row, entry):
+            ckernels.im2col(x[lo:hi], (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo), buf, row, entry)
+        return fill
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     win = np.lib.stride_tricks.sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
     win = win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo].transpose(0, 1, 4, 5, 2, 3)  # (R, C, kh, kw, Ho, Wo)
-    out = _output(r, lead, (o_n, ho, wo), dt, reuse)
-    per = max(1, IM2COL_ENTRIES // max(1, ho * wo * c * kh * kw))
-    cols = WORKSPACE.get("im2col", (min(r, per), c, kh, kw, ho, wo), dt)
-    for lo in range(0, r, per):
-        hi = min(r, lo + per)
-        part = cols[:hi - lo]
-        np.copyto(part, win[lo:hi], casting="same_kind")
-        np.matmul(wm, part.reshape(hi - lo, g, cpg * kh * kw, ho * wo),
-                  out=out[lead + lo:lead + hi].reshape(hi - lo, g, o_n // g, ho * wo))
-    return out
+
+    def fill(lo, hi, buf, row, entry):
+        b = buf.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            buf, (hi - lo, c, kh, kw, ho, wo), (row * b, kh * kw * entry * b, kw * entry * b, entry * b, wo * b, b))
+        np.copyto(view, win[lo:hi], casting="same_kind")
+    return fill
 
 
 def _conv_matrix(spec: SynapseSpec, dt) -> np.ndarray:
@@ -321,6 +358,7 @@ class CubaStepper:
 
     def __init__(self, xp: NumpyArrays, params: CubaParams, T: int, n: int, d_all, a_bound, scale: float):
         self.T, self.n, self.params, self.d_all, self.scale = T, n, params, d_all, scale
+        self._kernel_params = None              # ``_advance_compiled``'s parameters
         size = params.size
         d_bound = None
         if d_all is not None:         # the drive is known for all steps: bound it once
@@ -376,14 +414,20 @@ class CubaStepper:
         np.copyto(drive, values)
         drive *= self.scale
         if not np.array_equal(np.round(drive, out=rounded), drive):
-            raise SnncError(f"population {self.params.names[0]!r}: bias input is not a multiple of "
-                            f"1/{int(self.scale)} (the population's state unit)")
+            raise SnncError(self._drive_error())
         return drive
+
+    def _drive_error(self) -> str:
+        return (f"population {self.params.names[0]!r}: bias input is not a multiple of "
+                f"1/{int(self.scale)} (the population's state unit)")
 
     def _advance_input_only(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
         """``_advance`` where u is each step's input (decay_u 4096) and nothing can wrap or
         saturate (``_input_only``): then ``v = trunc(v * cv) + (a * 64 + bias + drive)``, the
-        bracket made for the whole chunk at once; the same integers as ``CubaGroup.update``."""
+        bracket made for the whole chunk at once; the same integers as ``CubaGroup.update``. The
+        compiled kernel when it is built (``_advance_compiled``)."""
+        if ckernels.available():
+            return self._advance_compiled(grp, t0, t1, a_in, d_all, out)
         p, n, k = grp.p, self.n, t1 - t0
         add = _chunk_input(a_in, (k, n, p.size))      # a * 64, then + bias + drive
         np.copyto(grp.u, add[-1])                       # u = the last step's input
@@ -406,6 +450,24 @@ class CubaStepper:
             sb = out[t].view(np.bool_)
             compare(v, vth, out=sb)
             grp._reset_zero(v, sb)
+
+    def _advance_compiled(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
+        """``_advance_input_only`` by ``ckernels.lif_zero``: the same operations on each neuron,
+        in one pass per step (no chunk-sized temporaries)."""
+        p, n, k = grp.p, self.n, t1 - t0
+        if self._kernel_params is None:    # bias (size,) float64; cv, vth one number when uniform
+            self._kernel_params = (np.ascontiguousarray(np.broadcast_to(
+                np.asarray(0.0 if p.bias is None else p.bias, np.float64), (p.size,))),) + tuple(
+                float(x) if np.ndim(x) == 0 else np.ascontiguousarray(np.broadcast_to(
+                    np.asarray(x, np.float64), (p.size,))) for x in (p.cv, p.vth))
+        a = None if a_in is None else np.ascontiguousarray(a_in).reshape(k, n, p.size)
+        d = None if d_all is None else np.ascontiguousarray(d_all[t0:t1]).reshape(k, n, p.size)
+        if ckernels.lif_zero(grp.v, a, d, self.scale, *self._kernel_params, p.ge, out[t0:t1]):
+            raise SnncError(self._drive_error())
+        if a is None:
+            grp.u.fill(0.0)
+        else:
+            np.multiply(a[-1], 64.0, out=grp.u, dtype=np.float64)
 
     def result(self):
         """(out (T, N, size), spike counts (N, size) int64, state {"u", "v"} (N, size))."""

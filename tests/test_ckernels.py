@@ -1,0 +1,183 @@
+"""The reference's compiled kernels (snnc/backends/csrc/kernels.c through ckernels.py) against
+independent numpy code written here, and the time-batched plan with them against its numpy path
+(the library unloaded): the same integers, spikes and states."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from snnc.backends import ckernels
+from snnc.backends import reference_batched as rb
+from snnc.backends.plan import SynapseSpec
+from snnc.backends.reference import run_reference
+from snnc.errors import SnncError
+
+from small_nets import branchy, chain_with_delays, conv_net, kinds_net
+
+
+def test_the_install_built_them():
+    assert ckernels.available(), "setup.py builds snnc/backends/_kernels*.so: run `make setup` (pip install -e .)"
+
+
+def _patches(x, k, stride, pad, dil, out_hw):
+    """(R, C*kh*kw, Ho*Wo) by explicit indexing of the zero-padded image."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = k, stride, pad, dil, out_hw
+    r, c = x.shape[:2]
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.zeros((r, c, kh, kw, ho, wo))
+    for i in range(kh):
+        for j in range(kw):
+            rows = np.arange(ho) * sh + i * dh
+            cols = np.arange(wo) * sw + j * dw
+            out[:, :, i, j] = xp[:, :, rows][:, :, :, cols]
+    return out.reshape(r, c * kh * kw, ho * wo)
+
+
+CASES = [  # (R, C, H, W), kernel, stride, padding, dilation
+    ((3, 2, 9, 11), (3, 3), (1, 1), (0, 0), (1, 1)),
+    ((2, 3, 13, 20), (3, 3), (2, 2), (1, 1), (1, 1)),
+    ((2, 4, 7, 24), (3, 3), (2, 1), (0, 2), (1, 1)),
+    ((1, 2, 10, 9), (5, 3), (3, 2), (3, 4), (1, 1)),      # padding beyond the kernel
+    ((2, 2, 12, 12), (3, 3), (1, 2), (2, 2), (2, 3)),     # dilation
+    ((2, 5, 4, 3), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((1, 1, 2, 2), (3, 3), (1, 1), (1, 1), (1, 1)),       # image smaller than the kernel
+    ((4, 3, 6, 15), (2, 4), (3, 3), (1, 0), (1, 2)),
+]
+
+
+@pytest.mark.parametrize("shape,k,stride,pad,dil", CASES)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_im2col_both_layouts(shape, k, stride, pad, dil, dt):
+    x = (np.random.default_rng(sum(shape)).random(shape) < 0.4).astype(np.uint8) * np.uint8(1)
+    x[0, 0, 0, 0] = 2                                                 # summed spikes of two sources
+    h, w = shape[2:]
+    ho = (h + 2 * pad[0] - dil[0] * (k[0] - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * pad[1] - dil[1] * (k[1] - 1) - 1) // stride[1] + 1
+    want = _patches(x, k, stride, pad, dil, (ho, wo))
+    r, kk, hw = want.shape
+    a = np.full((r, kk, hw), -7, dt)
+    ckernels.im2col(x, k, stride, pad, dil, (ho, wo), a, kk * hw, hw)
+    assert np.array_equal(a, want)
+    b = np.full((kk, r, hw), -7, dt)
+    ckernels.im2col(x, k, stride, pad, dil, (ho, wo), b, hw, r * hw)
+    assert np.array_equal(b.transpose(1, 0, 2), want)
+    with pytest.raises(ValueError, match="too small"):
+        ckernels.im2col(x, k, stride, pad, dil, (ho, wo), a[:-1], kk * hw, hw)
+
+
+def _lif_numpy(v, a, drive, scale, bias, cv, vth, ge):
+    """The kernel's equations, step by step, in numpy float64."""
+    out = []
+    for t in range(len(a if a is not None else drive)):
+        add = bias + (0.0 if a is None else a[t].astype(np.float64) * 64.0)
+        if drive is not None:
+            add = add + drive[t].astype(np.float64) * scale
+        v = np.trunc(v * cv) + add
+        s = (v >= vth) if ge else (v > vth)
+        out.append(s)
+        v = np.where(s, 0.0, v)
+    return v, np.array(out, np.uint8)
+
+
+@pytest.mark.parametrize("a_dt", [None, np.float32, np.float64])
+@pytest.mark.parametrize("d_dt", [None, np.float32, np.float64])
+@pytest.mark.parametrize("ge", [False, True])
+def test_lif_zero_equations(a_dt, d_dt, ge):
+    rng = np.random.default_rng(3)
+    k, n, m = 7, 3, 37
+    if a_dt is None and d_dt is None:
+        d_dt = np.float32
+    a = None if a_dt is None else rng.integers(-300, 400, (k, n, m)).astype(a_dt)
+    drive = None if d_dt is None else (rng.integers(-20, 40, (k, n, m)) / 4).astype(d_dt)
+    bias = rng.integers(-500, 500, m).astype(np.float64) * 64
+    cv = (4096 - rng.integers(0, 4096, m)) / 4096.0
+    vth = np.full(m, 64.0 * 2000)
+    v0 = rng.integers(-3000, 3000, (n, m)).astype(np.float64) * 64
+    vth[:5], bias[:5], v0[:, :5] = 64.0 * 64, 0.0, 0.0           # neurons 0-4 reach v == vth at step 0
+    if a is not None:
+        a[0, :, :5] = 64
+    if drive is not None:
+        drive[0, :, :5] = 0.0 if a is not None else 16.0
+    v = v0.copy()
+    out = np.zeros((k, n, m), np.uint8)
+    bad = ckernels.lif_zero(v, a, drive, 256.0, bias, cv, vth, ge, out)
+    want_v, want_s = _lif_numpy(v0, a, drive, 256.0, bias, cv, vth, ge)
+    assert bad == 0
+    assert np.array_equal(v, want_v) and np.array_equal(out, want_s)
+    assert 0 < out.sum() < out.size
+    assert (out[0, :, :5] == ge).all()                             # '>=' spikes at v == vth, '>' does not
+    if drive is not None:
+        drive[2, 1, 4] += 0.001                                    # not a multiple of 1/256
+        assert ckernels.lif_zero(v0.copy(), a, drive, 256.0, bias, cv, vth, ge, out) == 1
+
+
+def _no_kernels(monkeypatch):
+    monkeypatch.setattr(ckernels, "_LIB", None)
+    assert not ckernels.available()
+
+
+def _runs(graph, x, monkeypatch):
+    compiled = run_reference(graph, x, "fixed", plan="batched")
+    with monkeypatch.context() as m:
+        _no_kernels(m)
+        plain = run_reference(graph, x, "fixed", plan="batched")
+    return compiled, plain
+
+
+@pytest.mark.parametrize("one_gemm", [0, 10 ** 9])
+def test_conv_layouts_against_torch(one_gemm, monkeypatch):
+    """Both patch layouts, compiled and numpy patches, against torch's float64 convolution."""
+    monkeypatch.setattr(rb, "ONE_GEMM_PIXELS", one_gemm)
+    rng = np.random.default_rng(5)
+    x = (rng.random((5, 4, 17, 23)) < 0.3).astype(np.uint8)
+    spec = SynapseSpec(
+        "c", "conv", rng.integers(-60, 60, (6, 2, 3, 3)).astype(np.float64), None, False, 1e4, False,
+        (4, 17, 23), (6, 9, 12), ((2, 2), (1, 1), (1, 1), 2), cache={})
+    want = torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(spec.w),
+                                      stride=2, padding=1, groups=2).numpy()
+    for kernel in ("gemm32", "gemm64"):
+        got = rb.conv_all_steps(spec, x, kernel, lead=2)
+        assert np.array_equal(got[2:], want) and not got[:2].any()
+        with monkeypatch.context() as m:
+            _no_kernels(m)
+            assert np.array_equal(rb.conv_all_steps(spec, x, kernel), want)
+
+
+@pytest.mark.parametrize("make", [conv_net, branchy, chain_with_delays])
+def test_networks_same_with_and_without_kernels(make, monkeypatch):
+    g, x = make()
+    a, b = _runs(g, x, monkeypatch)
+    assert a.plan == b.plan == "batched"
+    assert np.array_equal(a.output, b.output) and a.output.sum() > 0
+    for k in b.counts:
+        assert np.array_equal(a.counts[k], b.counts[k]), k
+
+
+def test_pilotnet_same_with_and_without_kernels(lava_dl, monkeypatch):
+    from snnc.frontends.netx_import import bias_input, import_netx
+    from snnc.compiler.quantize import quantize
+    g = quantize(import_netx(os.path.join(lava_dl.GTS, "pilotnet_lif", "network.net")))
+    x = bias_input(np.load(os.path.join(lava_dl.GTS, "pilotnet_lif", "image.npy")), 24)[None]
+    a, b = _runs(g, x, monkeypatch)
+    assert np.array_equal(a.output, b.output)
+    assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
+    assert a.counts["conv3"].sum() > 0
+
+
+def test_bias_drive_checked_by_the_kernel(monkeypatch):
+    g, x = kinds_net()
+    a, b = _runs(g, x, monkeypatch)
+    assert np.array_equal(a.output, b.output)
+    x["drive"][1, 3, 17] += 1e-5                            # not a multiple of the state unit
+    with pytest.raises(SnncError, match="population 'driven': bias input is not a multiple"):
+        run_reference(g, x, "fixed", plan="batched")
+
+
+def test_switched_off_by_environment():
+    code = "from snnc.backends import ckernels; print(ckernels.available())"
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, SNNC_NO_CKERNELS="1"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
