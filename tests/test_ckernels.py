@@ -68,6 +68,37 @@ def test_im2col_both_layouts(shape, k, stride, pad, dil, dt):
         ckernels.im2col(x, k, stride, pad, dil, (ho, wo), a[:-1], kk * hw, hw)
 
 
+@pytest.mark.parametrize("shape,k,stride,pad,dil", CASES)
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_event_driven_conv_against_torch(shape, k, stride, pad, dil, groups, dt):
+    r, c, h, w = shape
+    c *= groups
+    rng = np.random.default_rng(sum(shape) + groups)
+    x = (rng.random((r, c, h, w)) < 0.2).astype(np.uint8)
+    x[0, 0, 0, 0] = 2                                                 # summed spikes of two sources
+    opg = 3
+    wt = rng.integers(-60, 60, (groups * opg, c // groups) + tuple(k)).astype(np.float64)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(wt), stride=stride,
+                                      padding=pad, dilation=dil, groups=groups).numpy()
+    w_cio = np.ascontiguousarray(wt.reshape(groups, opg, c // groups, *k).transpose(0, 2, 3, 4, 1)
+                                 .reshape(c, k[0], k[1], opg), dtype=dt)
+    out = np.full(want.shape, -7, dt)
+    ckernels.conv_events(x, w_cio, stride, pad, dil, groups, out)
+    assert np.array_equal(out, want)
+
+
+def test_conv_cost_model_picks_events_at_low_rates():
+    """PilotNet's conv2 (24 -> 36 channels, 3x3, stride 2): events at its ~8 % input rate, im2col
+    at conv1's ~90 % (and on its 3-channel input, where patches are few)."""
+    conv2 = SynapseSpec("c2", "conv", np.ones((36, 24, 3, 3)), None, False, 1e4, False, (24, 32, 99), (36, 15, 49),
+                        ((2, 2), (0, 0), (1, 1), 1), cache={})
+    conv1 = SynapseSpec("c1", "conv", np.ones((24, 3, 3, 3)), None, False, 1e4, False, (3, 66, 200), (24, 32, 99),
+                        ((2, 2), (0, 0), (1, 1), 1), cache={})
+    assert rb.conv_events_pay(conv2, 0.08) and not rb.conv_events_pay(conv2, 0.9)
+    assert not rb.conv_events_pay(conv1, 0.9)
+
+
 def _lif_numpy(v, a, drive, scale, bias, cv, vth, ge):
     """The kernel's equations, step by step, in numpy float64."""
     out = []
@@ -161,10 +192,14 @@ def test_pilotnet_same_with_and_without_kernels(lava_dl, monkeypatch):
     from snnc.compiler.quantize import quantize
     g = quantize(import_netx(os.path.join(lava_dl.GTS, "pilotnet_lif", "network.net")))
     x = bias_input(np.load(os.path.join(lava_dl.GTS, "pilotnet_lif", "image.npy")), 24)[None]
+    seen = []
+    orig = rb.conv_events_all_steps
+    monkeypatch.setattr(rb, "conv_events_all_steps", lambda spec, *a, **k: seen.append(spec.name) or orig(spec, *a, **k))
     a, b = _runs(g, x, monkeypatch)
     assert np.array_equal(a.output, b.output)
     assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
     assert a.counts["conv3"].sum() > 0
+    assert {"conv2.syn", "conv3.syn", "conv4.syn"} <= set(seen) and "conv1.syn" not in seen   # the cost model
 
 
 def test_bias_drive_checked_by_the_kernel(monkeypatch):

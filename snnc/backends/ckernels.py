@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-VERSION = 4                      # csrc/kernels.c's snnc_kernels_version()
+VERSION = 5                      # csrc/kernels.c's snnc_kernels_version()
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _D = ctypes.c_double
@@ -41,6 +41,9 @@ def _load() -> Optional[ctypes.CDLL]:
             lib.snnc_lif_zero.restype = _I
             for name in ("snnc_im2col_u8_f32", "snnc_im2col_u8_f64"):
                 getattr(lib, name).argtypes = [_P] + [_I] * 14 + [_P, _I, _I]
+                getattr(lib, name).restype = _C
+            for name in ("snnc_conv_events_f32", "snnc_conv_events_f64"):
+                getattr(lib, name).argtypes = [_P] + [_I] * 17 + [_P, _P, _P]
                 getattr(lib, name).restype = _C
             return lib
     return None
@@ -118,3 +121,25 @@ def im2col(x: np.ndarray, kernel_hw, stride, padding, dilation, out_hw, out: np.
     fn = _LIB.snnc_im2col_u8_f32 if code == 1 else _LIB.snnc_im2col_u8_f64
     if fn(_ptr(x, np.uint8), r, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, po, out_r, out_q):
         raise MemoryError("im2col: no memory for a column plane")
+
+
+def conv_events(x: np.ndarray, w_cio: np.ndarray, stride, padding, dilation, groups: int, out: np.ndarray) -> None:
+    """Event-driven convolution of uint8 spike counts ``x`` (R, C, H, W) into ``out`` (R, O, Ho,
+    Wo), float32 or float64 (overwritten): each non-zero input adds its weights to the outputs it
+    reaches. ``w_cio`` (C, kh, kw, O / groups) in ``out``'s dtype: input channel c's weights to
+    the outputs of its group (``w[g * opg + o, c % cpg, i, j]``). The values must be integers
+    whose every partial sum is exact in the dtype (the caller's kernel choice)."""
+    r, c, h, w = x.shape
+    _, kh, kw, opg = w_cio.shape
+    ro, o_n, ho, wo = out.shape
+    if ro != r or w_cio.shape[0] != c or o_n != groups * opg or c % groups:
+        raise ValueError(f"conv_events: x {x.shape}, weights {w_cio.shape}, out {out.shape}, groups {groups}")
+    po, code = _typed(out, "out")
+    if w_cio.dtype != out.dtype:
+        raise TypeError(f"conv_events: weights {w_cio.dtype}, out {out.dtype}")
+    acc = np.empty(ho * wo * o_n, out.dtype)               # one row's sums, channel last
+    fn = _LIB.snnc_conv_events_f32 if code == 1 else _LIB.snnc_conv_events_f64
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    if fn(_ptr(x, np.uint8), r, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, c // groups, opg, o_n,
+          _ptr(w_cio, out.dtype.type), po, acc.ctypes.data):
+        raise MemoryError("conv_events: no memory for the kernel's tap tables")

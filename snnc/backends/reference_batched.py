@@ -43,6 +43,7 @@ from .populations import CubaGroup, CubaParams, cuba_params
 
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
 IM2COL_ENTRIES = 1 << 20            # entries of patches per im2col chunk (a reused buffer, in cache)
+CONV_COST = dict(mac=0.04, patch=0.4, spike=1.5, add=0.15, scan=0.3)   # ns per unit (``conv_events_pay``)
 ONE_GEMM_PIXELS = 256               # conv outputs of fewer pixels: one GEMM over all rows (``conv_all_steps``)
 WORKSPACE_MAX = 1 << 26             # bytes of one reused buffer, at most
 CHUNK_BYTES = 1 << 21               # a time chunk's synapse output or patches (float32), at most
@@ -217,6 +218,46 @@ def conv_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: int = 0,
     return out
 
 
+def conv_events_pay(spec: SynapseSpec, rate: float) -> bool:
+    """Whether the event-driven convolution (``conv_events_all_steps``) costs less than im2col
+    and GEMM at input spike rate ``rate``, by the cost model of ``CONV_COST`` (ns per unit of
+    work, measured on PilotNet's layers): per row, a GEMM multiply-add per weight and output
+    pixel plus a patch entry per kernel tap and output pixel, against, per input spike, a
+    vector add of its group's outputs for every output it reaches, plus a scan of the input and
+    the output's zeroing and transpose."""
+    o_n, cpg, kh, kw = spec.w.shape
+    g, (sh, sw) = spec.conv[3], spec.conv[0]
+    c, h, w = (int(v) for v in spec.in_shape)
+    _, ho, wo = (int(v) for v in spec.out_shape)
+    hw, cost = ho * wo, CONV_COST
+    dense = o_n * cpg * kh * kw * hw * cost["mac"] + c * kh * kw * hw * cost["patch"]
+    reach = max(1.0, kh * kw / (sh * sw))
+    events = (rate * c * h * w * reach * (cost["spike"] + (o_n // g) * cost["add"]) + c * h * w * cost["scan"]
+              + hw * o_n * cost["patch"])
+    return events < dense
+
+
+def conv_events_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: int = 0,
+                          reuse: bool = False) -> np.ndarray:
+    """``conv_all_steps`` event-driven (``ckernels.conv_events``): each non-zero entry of the
+    uint8 ``x`` (R, C, H, W) adds its weights to the outputs it reaches; the same integers, in
+    float32 for "gemm32" (every partial sum below 2**24) else float64. Returns (lead + R, O, Ho,
+    Wo), the first ``lead`` rows zero."""
+    o_n, cpg, kh, kw = spec.w.shape
+    dt = np.float32 if kernel == "gemm32" else np.float64
+    key = "_conv_events_" + np.dtype(dt).name
+    w_cio = spec.cache.get(key)
+    if w_cio is None:                   # (C, kh, kw, O/groups): input channel c = g * cpg + c'
+        g = spec.conv[3]
+        w_cio = spec.cache[key] = np.ascontiguousarray(
+            spec.w.reshape(g, o_n // g, cpg, kh, kw).transpose(0, 2, 3, 4, 1).reshape(g * cpg, kh, kw, o_n // g),
+            dtype=dt)
+    out = _output(x.shape[0], lead, tuple(spec.out_shape), dt, reuse)
+    (sh, sw), (ph, pw), (dh, dw), g = spec.conv
+    ckernels.conv_events(np.ascontiguousarray(x), w_cio, (sh, sw), (ph, pw), (dh, dw), g, out[lead:])
+    return out
+
+
 def _patches(spec: SynapseSpec, x: np.ndarray):
     """``fill(lo, hi, buf, row, entry)``: the im2col patches of rows ``lo .. hi - 1`` of ``x``
     (R, C, H, W) into ``buf`` (float32 or float64), entry ``q = (c * kh + i) * kw + j`` of row r
@@ -287,8 +328,14 @@ class NumpyArrays:
             y = dense_all_steps(spec, x2, kernel, lead, reuse)
         else:
             kernel = choose_kernel(spec, x_max, 1.0)
-            y = conv_all_steps(spec, x, kernel, lead, reuse).reshape(lead + rows, -1)
-        self.kernels[spec.name] = kernel if spec.kind == "dense" or kernel == "sparse" else "im2col-" + kernel
+            if x.dtype == np.uint8 and ckernels.available() and conv_events_pay(
+                    spec, float(np.count_nonzero(x)) / max(1, x.size)):
+                y = conv_events_all_steps(spec, x, kernel, lead, reuse).reshape(lead + rows, -1)
+                kernel = "events-" + kernel
+            else:
+                y = conv_all_steps(spec, x, kernel, lead, reuse).reshape(lead + rows, -1)
+                kernel = "im2col-" + kernel
+        self.kernels[spec.name] = kernel
         if spec.floor_mul is not None:
             y = y.astype(np.float64, copy=False)
             np.multiply(y, spec.floor_mul, out=y)

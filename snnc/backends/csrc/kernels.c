@@ -151,5 +151,82 @@ CLONES int64_t snnc_lif_zero(int64_t k, int64_t n, int64_t m, double *v, const v
 IM2COL(snnc_im2col_u8_f32, float)
 IM2COL(snnc_im2col_u8_f64, double)
 
+/* Event-driven convolution of uint8 spike counts x (R, C, H, W): for every non-zero input
+ * x[r, c, y, xx], of group g = c / cpg, out[r, g * opg + o, oy, ox] += x * w[c, i, j, o] where
+ * y = oy * sh + i * dh - ph and xx = ox * sw + j * dw - pw. w: (C, kh, kw, opg), each input
+ * channel's weights to its group's outputs, contiguous in o. out: (R, O, Ho, Wo), O = groups *
+ * opg; acc: scratch of Ho * Wo * O entries (channel last, so that a spike adds contiguous
+ * vectors; transposed into out per row). Integers below the exact bound of OTYPE (the caller's
+ * kernel choice): every order of the sums gives the same value. Returns 0, or -1 when out of
+ * memory for its tables. */
+/* taps[v * k + n] for n < count[v]: the kernel taps i (of k) by which input coordinate v
+ * (of n_in) reaches an output o (of n_out), as (i, o) pairs: v = o * stride + i * dil - pad. */
+static void conv_taps(int64_t n_in, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t n_out,
+                      int64_t *taps, int64_t *count)
+{
+    for (int64_t v = 0; v < n_in; v++) {
+        count[v] = 0;
+        for (int64_t i = 0; i < k; i++) {
+            int64_t t = v + pad - i * dil;
+            if (t < 0 || t % stride || t / stride >= n_out)
+                continue;
+            taps[2 * (v * k + count[v])] = i;
+            taps[2 * (v * k + count[v]) + 1] = t / stride;
+            count[v]++;
+        }
+    }
+}
+
+#define CONV_EVENTS(NAME, OTYPE)                                                                    \
+    CLONES int NAME(const uint8_t *x, int64_t R, int64_t C, int64_t H, int64_t W, int64_t kh,      \
+                    int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,        \
+                    int64_t dw, int64_t Ho, int64_t Wo, int64_t cpg, int64_t opg, int64_t O,       \
+                    const OTYPE *w, OTYPE *out, OTYPE *acc)                                         \
+    {                                                                                               \
+        int64_t hw = Ho * Wo;                                                                       \
+        int64_t *yt = malloc(sizeof(int64_t) * (size_t)(2 * H * kh + H + 2 * W * kw + W));          \
+        if (!yt)                                                                                    \
+            return -1;                                                                              \
+        int64_t *yn = yt + 2 * H * kh, *xt = yn + H, *xn = xt + 2 * W * kw;                         \
+        conv_taps(H, kh, sh, ph, dh, Ho, yt, yn);                                                   \
+        conv_taps(W, kw, sw, pw, dw, Wo, xt, xn);                                                   \
+        for (int64_t r = 0; r < R; r++) {                                                           \
+            memset(acc, 0, (size_t)(hw * O) * sizeof(OTYPE));                                       \
+            for (int64_t c = 0; c < C; c++) {                                                       \
+                const uint8_t *img = x + (r * C + c) * H * W;                                       \
+                const OTYPE *wc = w + c * kh * kw * opg;                                            \
+                OTYPE *ac = acc + (c / cpg) * opg;                                                  \
+                for (int64_t y = 0; y < H; y++)                                                     \
+                    for (int64_t xx = 0; xx < W; xx++) {                                            \
+                        uint8_t v = img[y * W + xx];                                                \
+                        if (!v)                                                                     \
+                            continue;                                                               \
+                        OTYPE fv = (OTYPE)v;                                                        \
+                        for (int64_t a = 0; a < yn[y]; a++) {                                       \
+                            int64_t i = yt[2 * (y * kh + a)], oy = yt[2 * (y * kh + a) + 1];        \
+                            for (int64_t b = 0; b < xn[xx]; b++) {                                  \
+                                int64_t j = xt[2 * (xx * kw + b)], ox = xt[2 * (xx * kw + b) + 1];  \
+                                OTYPE *restrict d = ac + (oy * Wo + ox) * O;                        \
+                                const OTYPE *restrict src = wc + (i * kw + j) * opg;                \
+                                if (v == 1)                                                         \
+                                    for (int64_t o = 0; o < opg; o++) d[o] += src[o];               \
+                                else                                                                \
+                                    for (int64_t o = 0; o < opg; o++) d[o] += fv * src[o];          \
+                            }                                                                       \
+                        }                                                                           \
+                    }                                                                               \
+            }                                                                                       \
+            OTYPE *o_r = out + r * O * hw;                                                          \
+            for (int64_t p = 0; p < hw; p++)                                                        \
+                for (int64_t o = 0; o < O; o++)                                                     \
+                    o_r[o * hw + p] = acc[p * O + o];                                               \
+        }                                                                                           \
+        free(yt);                                                                                   \
+        return 0;                                                                                   \
+    }
+
+CONV_EVENTS(snnc_conv_events_f32, float)
+CONV_EVENTS(snnc_conv_events_f64, double)
+
 /* The interface's version: ckernels.py refuses a library built from another one. */
-int snnc_kernels_version(void) { return 4; }
+int snnc_kernels_version(void) { return 5; }
