@@ -50,7 +50,7 @@ sys.path.insert(0, ROOT)
 
 ENGINES = ["netx", "lava-layered", "lava-fused", "reference-step", "reference", "torch"]
 WARM_ENGINES = ("reference", "reference-step", "torch")    # cheap to run again: a warm run too
-WARM_RUNS = 3
+WARM_RUNS = 5
 WARM_GROUPS = ("ntidigits", "pilotnet")                   # the cases with a GEMM-limit column
 SNNC_BACKEND = {"lava-layered": "lava-fixed", "lava-fused": "lava-fused-fixed", "reference": "reference",
                 "reference-step": "reference", "torch": "torch"}

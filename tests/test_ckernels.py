@@ -81,8 +81,10 @@ def test_event_driven_conv_against_torch(shape, k, stride, pad, dil, groups, dt)
     wt = rng.integers(-60, 60, (groups * opg, c // groups) + tuple(k)).astype(np.float64)
     want = torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(wt), stride=stride,
                                       padding=pad, dilation=dil, groups=groups).numpy()
-    w_cio = np.ascontiguousarray(wt.reshape(groups, opg, c // groups, *k).transpose(0, 2, 3, 4, 1)
-                                 .reshape(c, k[0], k[1], opg), dtype=dt)
+    w_cio = ckernels.events_weights(wt, groups, dt)
+    assert w_cio.shape[-1] % (32 // np.dtype(dt).itemsize) == 0 and not w_cio[..., opg:].any()
+    assert np.array_equal(w_cio[2 * (c // groups) - 1 if groups == 2 else 0, :, :, :opg],
+                          wt[(groups - 1) * opg:groups * opg, c // groups - 1 if groups == 2 else 0].transpose(1, 2, 0))
     out = np.full(want.shape, -7, dt)
     ckernels.conv_events(x, w_cio, stride, pad, dil, groups, out)
     assert np.array_equal(out, want)

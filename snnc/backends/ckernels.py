@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-VERSION = 5                      # csrc/kernels.c's snnc_kernels_version()
+VERSION = 6                      # csrc/kernels.c's snnc_kernels_version()
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _D = ctypes.c_double
@@ -43,7 +43,7 @@ def _load() -> Optional[ctypes.CDLL]:
                 getattr(lib, name).argtypes = [_P] + [_I] * 14 + [_P, _I, _I]
                 getattr(lib, name).restype = _C
             for name in ("snnc_conv_events_f32", "snnc_conv_events_f64"):
-                getattr(lib, name).argtypes = [_P] + [_I] * 17 + [_P, _P, _P]
+                getattr(lib, name).argtypes = [_P] + [_I] * 18 + [_P, _P, _P]
                 getattr(lib, name).restype = _C
             return lib
     return None
@@ -126,20 +126,35 @@ def im2col(x: np.ndarray, kernel_hw, stride, padding, dilation, out_hw, out: np.
 def conv_events(x: np.ndarray, w_cio: np.ndarray, stride, padding, dilation, groups: int, out: np.ndarray) -> None:
     """Event-driven convolution of uint8 spike counts ``x`` (R, C, H, W) into ``out`` (R, O, Ho,
     Wo), float32 or float64 (overwritten): each non-zero input adds its weights to the outputs it
-    reaches. ``w_cio`` (C, kh, kw, O / groups) in ``out``'s dtype: input channel c's weights to
-    the outputs of its group (``w[g * opg + o, c % cpg, i, j]``). The values must be integers
-    whose every partial sum is exact in the dtype (the caller's kernel choice)."""
+    reaches. ``w_cio`` (C, kh, kw, P) in ``out``'s dtype: input channel c's weights to the O /
+    groups outputs of its group (``w[g * opg + o, c % cpg, i, j]``), zero-padded to P outputs, a
+    whole number of vectors (``events_weights``). The values must be integers whose every partial
+    sum is exact in the dtype (the caller's kernel choice)."""
     r, c, h, w = x.shape
-    _, kh, kw, opg = w_cio.shape
+    _, kh, kw, opp = w_cio.shape
     ro, o_n, ho, wo = out.shape
-    if ro != r or w_cio.shape[0] != c or o_n != groups * opg or c % groups:
+    opg = o_n // max(1, groups)
+    if ro != r or w_cio.shape[0] != c or o_n != groups * opg or c % groups or opp < opg:
         raise ValueError(f"conv_events: x {x.shape}, weights {w_cio.shape}, out {out.shape}, groups {groups}")
     po, code = _typed(out, "out")
     if w_cio.dtype != out.dtype:
         raise TypeError(f"conv_events: weights {w_cio.dtype}, out {out.dtype}")
-    acc = np.empty(ho * wo * o_n, out.dtype)               # one row's sums, channel last
+    acc = np.empty(ho * wo * groups * opp, out.dtype)      # one row's sums, channel last
     fn = _LIB.snnc_conv_events_f32 if code == 1 else _LIB.snnc_conv_events_f64
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    if fn(_ptr(x, np.uint8), r, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, c // groups, opg, o_n,
+    if fn(_ptr(x, np.uint8), r, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, c // groups, opg, opp, o_n,
           _ptr(w_cio, out.dtype.type), po, acc.ctypes.data):
         raise MemoryError("conv_events: no memory for the kernel's tap tables")
+
+
+def events_weights(w: np.ndarray, groups: int, dtype) -> np.ndarray:
+    """A conv kernel ``w`` (O, C/groups, kh, kw) as ``conv_events``' (C, kh, kw, P) in ``dtype``:
+    input channel c = g * cpg + c' holds ``w[g * opg + o, c', i, j]`` for o < opg = O / groups,
+    then zeros up to P, the next multiple of a 32-byte vector."""
+    o_n, cpg, kh, kw = w.shape
+    opg = o_n // groups
+    lanes = 32 // np.dtype(dtype).itemsize
+    opp = -(-opg // lanes) * lanes
+    out = np.zeros((groups * cpg, kh, kw, opp), dtype)
+    out[..., :opg] = w.reshape(groups, opg, cpg, kh, kw).transpose(0, 2, 3, 4, 1).reshape(groups * cpg, kh, kw, opg)
+    return out

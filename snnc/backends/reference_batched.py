@@ -43,7 +43,7 @@ from .populations import CubaGroup, CubaParams, cuba_params
 
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
 IM2COL_ENTRIES = 1 << 20            # entries of patches per im2col chunk (a reused buffer, in cache)
-CONV_COST = dict(mac=0.04, patch=0.4, spike=1.5, add=0.15, scan=0.3)   # ns per unit (``conv_events_pay``)
+CONV_COST = dict(mac=0.04, patch=0.4, spike=1.0, add=0.08, scan=0.3)   # ns per unit (``conv_events_pay``)
 ONE_GEMM_PIXELS = 256               # conv outputs of fewer pixels: one GEMM over all rows (``conv_all_steps``)
 WORKSPACE_MAX = 1 << 26             # bytes of one reused buffer, at most
 CHUNK_BYTES = 1 << 21               # a time chunk's synapse output or patches (float32), at most
@@ -247,11 +247,8 @@ def conv_events_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: i
     dt = np.float32 if kernel == "gemm32" else np.float64
     key = "_conv_events_" + np.dtype(dt).name
     w_cio = spec.cache.get(key)
-    if w_cio is None:                   # (C, kh, kw, O/groups): input channel c = g * cpg + c'
-        g = spec.conv[3]
-        w_cio = spec.cache[key] = np.ascontiguousarray(
-            spec.w.reshape(g, o_n // g, cpg, kh, kw).transpose(0, 2, 3, 4, 1).reshape(g * cpg, kh, kw, o_n // g),
-            dtype=dt)
+    if w_cio is None:
+        w_cio = spec.cache[key] = ckernels.events_weights(spec.w, spec.conv[3], dt)
     out = _output(x.shape[0], lead, tuple(spec.out_shape), dt, reuse)
     (sh, sw), (ph, pw), (dh, dw), g = spec.conv
     ckernels.conv_events(np.ascontiguousarray(x), w_cio, (sh, sw), (ph, pw), (dh, dw), g, out[lead:])
