@@ -88,6 +88,8 @@ def test_event_driven_conv_against_torch(shape, k, stride, pad, dil, groups, dt)
     out = np.full(want.shape, -7, dt)
     ckernels.conv_events(x, w_cio, stride, pad, dil, groups, out)
     assert np.array_equal(out, want)
+    with pytest.raises(ValueError, match="conv_events"):             # not whole vectors: refused
+        ckernels.conv_events(x, np.ascontiguousarray(w_cio[..., :opg]), stride, pad, dil, groups, out)
 
 
 def test_conv_cost_model_picks_events_at_low_rates():

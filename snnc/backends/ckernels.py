@@ -134,7 +134,9 @@ def conv_events(x: np.ndarray, w_cio: np.ndarray, stride, padding, dilation, gro
     _, kh, kw, opp = w_cio.shape
     ro, o_n, ho, wo = out.shape
     opg = o_n // max(1, groups)
-    if ro != r or w_cio.shape[0] != c or o_n != groups * opg or c % groups or opp < opg:
+    lanes = 32 // out.dtype.itemsize                       # the kernel adds whole 32-byte vectors
+    if (ro != r or w_cio.shape[0] != c or o_n != groups * opg or c % groups or opp < opg or opp % lanes
+            or h * w >= 1 << 31):
         raise ValueError(f"conv_events: x {x.shape}, weights {w_cio.shape}, out {out.shape}, groups {groups}")
     po, code = _typed(out, "out")
     if w_cio.dtype != out.dtype:

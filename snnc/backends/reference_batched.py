@@ -20,9 +20,11 @@ bound ``max_rows sum|w| * max|x| < 2**24`` proves every partial sum exact. Kerne
 by a small cost model (``choose_kernel``): dense GEMM; im2col convolution (a GEMM per group);
 or event-driven sparse accumulation (CSR of the input spikes times the weights) when the
 measured spike rate is low. Results are bit-identical to the step plan
-(tests/test_reference_batched.py). Two loops run as compiled C when the install built it
-(``ckernels``, ``csrc/kernels.c``), else in numpy, with the same operations: the im2col patches
-of uint8 spikes, and the update of populations whose u is the step's input (one pass per step).
+(tests/test_reference_batched.py). Compiled C, when the install built it (``ckernels``,
+``csrc/kernels.c``; else numpy, with the same operations): the im2col patches of uint8 spikes,
+the update of populations whose u is the step's input (one pass per step), and an event-driven
+convolution (each input spike adds its weights to the outputs it reaches), chosen over im2col
+and GEMM at low measured input rates (``conv_events_pay``).
 
 Graphs with cycles, float mode, sigma-delta populations and graded synapses use the step plan.
 """

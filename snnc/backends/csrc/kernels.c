@@ -152,15 +152,6 @@ CLONES int64_t snnc_lif_zero(int64_t k, int64_t n, int64_t m, double *v, const v
 IM2COL(snnc_im2col_u8_f32, float)
 IM2COL(snnc_im2col_u8_f64, double)
 
-/* Event-driven convolution of uint8 spike counts x (R, C, H, W): for every non-zero input
- * x[r, c, y, xx], of group g = c / cpg, out[r, g * opg + o, oy, ox] += x * w[c, i, j, o] where
- * y = oy * sh + i * dh - ph and xx = ox * sw + j * dw - pw. w: (C, kh, kw, opg), each input
- * channel's weights to its group's outputs, contiguous in o. out: (R, O, Ho, Wo), O = groups *
- * opg; w and acc pad a group's opg outputs to opp (zero weights: whole vectors, no remainder
- * loop); acc: scratch of Ho * Wo * groups * opp entries (channel last, so that a spike adds
- * contiguous vectors; transposed into out per row). Integers below the exact bound of OTYPE (the caller's
- * kernel choice): every order of the sums gives the same value. Returns 0, or -1 when out of
- * memory for its tables. */
 /* taps[v * k + n] for n < count[v]: the kernel taps i (of k) by which input coordinate v
  * (of n_in) reaches an output o (of n_out), as (i, o) pairs: v = o * stride + i * dil - pad. */
 static void conv_taps(int64_t n_in, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t n_out,
@@ -179,6 +170,16 @@ static void conv_taps(int64_t n_in, int64_t k, int64_t stride, int64_t pad, int6
     }
 }
 
+/* Event-driven convolution of uint8 spike counts x (R, C, H, W): for every non-zero input
+ * x[r, c, y, xx], of group g = c / cpg, out[r, g * opg + o, oy, ox] += x * w[c, i, j, o] where
+ * y = oy * sh + i * dh - ph and xx = ox * sw + j * dw - pw. w: (C, kh, kw, opp), each input
+ * channel's weights to its group's opg outputs, contiguous in o, zero-padded to opp (a multiple
+ * of the 32-byte vector VTYPE: whole vectors, no remainder loop). out: (R, O, Ho, Wo), O =
+ * groups * opg; acc: scratch of Ho * Wo * groups * opp entries (channel last, so that a spike
+ * adds contiguous vectors; transposed into out per row). The spiking pixels of an image are
+ * listed first without branches. Integers below the exact bound of OTYPE (the caller's kernel
+ * choice): every order of the sums gives the same value. Returns 0, or -1 when out of memory
+ * for its tables. */
 #define CONV_EVENTS(NAME, OTYPE, VTYPE)                                                             \
     CLONES int NAME(const uint8_t *x, int64_t R, int64_t C, int64_t H, int64_t W, int64_t kh,      \
                     int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,        \
