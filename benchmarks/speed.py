@@ -206,21 +206,19 @@ def measure(spec):
         else:
             shape = tuple(g.nodes[g.inputs[0]].shape)
             xs = x.reshape((1,) + shape + (T,))
+        def run_once():
+            if eng == "reference-step":
+                return run_reference(g, np.asarray(xs), "fixed", plan="step")
+            return snnc_run(g, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
         t1 = time.perf_counter()
-        if eng == "reference-step":
-            r = run_reference(g, np.asarray(xs), "fixed", plan="step")
-        else:
-            r = snnc_run(g, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
+        r = run_once()
         res["run_s"] = time.perf_counter() - t1
         res["wall_s"] = time.perf_counter() - t0
         if eng in WARM_ENGINES and case["group"] in WARM_GROUPS:   # again in this process: warm memory, caches
             warm = []
             for _ in range(WARM_RUNS):
                 t2 = time.perf_counter()
-                if eng == "reference-step":
-                    run_reference(g, np.asarray(xs), "fixed", plan="step")
-                else:
-                    snnc_run(g, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
+                run_once()
                 warm.append(time.perf_counter() - t2)
             res["warm_run_s"] = float(np.median(warm))
         out = np.asarray(r.output).reshape((-1, T))

@@ -13,8 +13,8 @@ An input array is valid for a graph when:
   values a ``Delta`` encoder reads are any finite numbers.
 
 ``prepare(graph, x)`` checks a user array (one sample or a batch) and returns ``(N, *shape, T)``
-float32 (laid out time-major in memory: ``time_major_f32``) and whether it was a batch; ``check_batch(net, inputs)`` checks the ``(N, *shape, T)``
-arrays an engine receives (by input name) against the lowered network the engine runs (its
+float32 (laid out time-major in memory: ``time_major_f32``) and whether it was a batch;
+``check_batch(net, inputs)`` checks the ``(N, *shape, T)`` arrays an engine receives (by input name) against the lowered network the engine runs (its
 shapes, what each input feeds). Both raise ``SnncError`` naming the input.
 """
 from __future__ import annotations

@@ -177,20 +177,22 @@ def _synapse(plan: LavaPlan, c, procs, source):
     if c.kind == "link":
         out_port.connect(dst.a_in)
         return None
-    kw = dict(weight_exp=c.weight_exp, num_weight_bits=c.num_weight_bits) if fixed else {}
-    if c.num_message_bits:
-        kw["num_message_bits"] = c.num_message_bits      # graded messages: a = W @ s
     if c.kind == "dense":
-        w = c.weight if fixed else c.weight.astype(float)
-        if c.delays is None:
+        kw = synapse_params(c, fixed)                    # what a layer's synapse gets too
+        w, delays = kw.pop("weights"), kw.pop("delays")
+        if not kw["num_message_bits"]:                   # graded messages (a = W @ s) only
+            del kw["num_message_bits"]
+        if delays is None:
             syn = Dense(weights=w, name=c.name, **kw)
         else:
-            syn = DelayDense(weights=w, delays=c.delays.astype(int), name=c.name, **kw)
+            syn = DelayDense(weights=w, delays=delays, name=c.name, **kw)
         out_port.connect(syn.s_in)
         a_out = syn.a_out.reshape(plan.pops[c.dst].lshape) if c.dst_reshape else syn.a_out
         a_out.connect(dst.a_in)
         return syn
-    kw.pop("weight_exp", None)
+    kw = dict(num_weight_bits=c.num_weight_bits) if fixed else {}
+    if c.num_message_bits:
+        kw["num_message_bits"] = c.num_message_bits      # graded messages: a = W @ s
     from lava.proc.conv.process import Conv     # lazy: imports scipy.signal/stats
     syn = Conv(weight=c.weight, input_shape=plan.pops[c.src].lshape, padding=c.padding,
                stride=c.stride, dilation=c.dilation, groups=c.groups, name=c.name, **kw)

@@ -106,14 +106,14 @@ def _make_spec(conn: Connection, fixed: bool) -> SynapseSpec:
         return SynapseSpec(conn.name, "dense", w, float(2.0 ** exp) if exp < 0 else None, False, bound, graded,
                            conn.in_shape, conn.out_shape, cache=cache)
     c = conn.in_shape[0]
+    rows = given                        # the bound's rows: the weights as given (integers)
     if isinstance(node, SumPool2d):
-        w = np.broadcast_to(w, (c, 1) + tuple(_pair(node.kernel)))
+        w = rows = np.broadcast_to(w, (c, 1) + tuple(_pair(node.kernel)))
         args = (_pair(node.stride), _pair(node.padding), (1, 1), c)
     else:
         args = (_pair(node.stride), _pair(node.padding), _pair(node.dilation), int(node.groups))
     cache = {}
-    bound = _row_bound(given.reshape(given.shape[0], -1) if given.shape == w.shape else w.reshape(w.shape[0], -1),
-                       fixed, cache)
+    bound = _row_bound(rows.reshape(rows.shape[0], -1), fixed, cache)
     return SynapseSpec(conn.name, "conv", np.ascontiguousarray(w), None, fixed and bound >= CLAMP, bound, graded,
                        conn.in_shape, conn.out_shape, args, cache=cache)
 

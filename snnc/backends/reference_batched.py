@@ -245,7 +245,6 @@ def conv_events_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: i
     uint8 ``x`` (R, C, H, W) adds its weights to the outputs it reaches; the same integers, in
     float32 for "gemm32" (every partial sum below 2**24) else float64. Returns (lead + R, O, Ho,
     Wo), the first ``lead`` rows zero."""
-    o_n, cpg, kh, kw = spec.w.shape
     dt = np.float32 if kernel == "gemm32" else np.float64
     key = "_conv_events_" + np.dtype(dt).name
     w_cio = spec.cache.get(key)
