@@ -175,7 +175,8 @@ def _unfused(procs):
         vals = {v.name: np.asarray(v.init).tolist() for v in p.vars}
         keys = [k for k in vals if k.startswith("weights_")]
         own = {k: v for k, v in vals.items() if not any(k.endswith("_" + w.split("_")[1]) for w in keys)}
-        out.append((type(p).__mro__[1].__name__, {k: v for k, v in ports.items() if not k.startswith("s_in_")}, own))
+        neuron_ports = {k: v for k, v in ports.items() if not k.startswith("s_in_") and k != "record"}
+        out.append((type(p).__mro__[1].__name__, neuron_ports, own))
         for w in keys:
             k = w.split("_")[1]
             delayed = f"delays_{k}" in vals
@@ -183,8 +184,18 @@ def _unfused(procs):
             if delayed:
                 syn["delays"] = vals[f"delays_{k}"]
             w_shape = np.shape(vals[w])
-            out.append(("DelayDense" if delayed else "Dense", {"s_in": ports[f"s_in_{k}"], "a_out": (w_shape[0],)}, syn))
+            s_in = ports[f"s_in_{k}"][:1]           # (a piped in-port's messages are (in, steps))
+            out.append(("DelayDense" if delayed else "Dense", {"s_in": s_in, "a_out": (w_shape[0],)}, syn))
     return _sorted(out)
+
+
+def _without_io(described):
+    """``_described``'s entries without the io processes (Injector, Recorder)."""
+    return [d for d in described if not d[0].startswith(("Injector", "Recorder"))]
+
+
+def _recorder_ports(procs) -> int:
+    return sum(len(list(p.in_ports)) for p in procs if type(p).__name__.startswith("Recorder"))
 
 
 def _sorted(described):
@@ -218,7 +229,13 @@ def test_hardware_path_builds_the_lava_fixed_processes(make):
     # the same neuron and synapse Vars, integers and ports
     layered = lava_worker.build_processes(lava_backend.prepare(g, x, "fixed")[0])
     assert any(type(p).__name__.startswith("Layer_") for p in layered) == (make is not sdnn_graph)
-    assert _unfused(layered) == _sorted(_described(hw))
+    assert _without_io(_unfused(layered)) == _sorted(_without_io(_described(hw)))
+    # the io: each layer that sends its output to the host itself stands for one of the
+    # Recorder's ports, and a layer the host feeds the input to for the Injector (lava_layers)
+    assert _recorder_ports(layered) + sum(hasattr(p, "record") for p in layered) == _recorder_ports(hw)
+    piped = [p for p in layered if "_piped" in type(p).__name__]
+    assert len(piped) + sum(type(p).__name__ == "Injector" for p in layered) == \
+        sum(type(p).__name__ == "Injector" for p in hw)
     by = {}
     for p in hw:
         by.setdefault(type(p).__name__, []).append(p)

@@ -20,6 +20,12 @@ def _layer_count(g, x, mode="fixed", **kw):
     return sum(type(p).__name__.startswith("Layer_") for p in procs), len(procs)
 
 
+def _kinds(g, x, mode="fixed", **kw):
+    """The sorted class names of the processes a run builds, layers as "Layer"."""
+    procs = lava_worker.build_processes(prepare(g, x, mode, **kw)[0])
+    return sorted("Layer" if type(p).__name__.startswith("Layer_") else type(p).__name__ for p in procs)
+
+
 def _same_runs(g, x, mode="fixed", **kw):
     """Lava with and without layers, and the reference: equal spikes, outputs, final u and v."""
     on = run_lava(g, x, mode, timeout=240, record_state=True, **kw)
@@ -66,8 +72,23 @@ def test_layers_fan_in_recurrence_delays_refractory():
     g, x = _fan_in_graph()
     layers, procs = _layer_count(g, x)
     assert layers == 3
-    assert procs == _layer_count(g, x, layers=False)[1] - 4       # its 4 Dense / DelayDense processes
+    # its 4 Dense / DelayDense processes, and the Recorder: every recorded population is a layer
+    # and sends to the host itself; the input feeds two synapses, so an Injector still sends it
+    assert procs == _layer_count(g, x, layers=False)[1] - 4 - 1
+    assert _kinds(g, x) == ["Injector", "Layer", "Layer", "Layer"]
     _same_runs(g, x)
+
+
+@pytest.mark.timeout(600)
+def test_a_chain_runs_only_its_layers_with_host_pipes():
+    """An input that feeds one layer is piped to it by the host, and every recorded layer pipes
+    its output to the host: a 3-layer chain is 3 processes (no Injector, no Recorder), and its
+    spikes are those of Lava's own processes (7 of them) and of the reference, over samples."""
+    g, x = small_nets.chain_with_delays(hidden=(40, 20, 10), T=30, N=3)
+    assert _kinds(g, x) == ["Layer"] * 3
+    assert _kinds(g, x, layers=False) == ["DelayDense"] * 3 + ["Injector"] + ["LIF"] * 3 + ["Recorder3"]
+    on = _same_runs(g, x)
+    assert len(on.spikes) == 3 and all(np.any(s) for s in on.spikes.values())
 
 
 @pytest.mark.timeout(600)

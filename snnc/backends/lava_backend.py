@@ -34,9 +34,11 @@ raises), ``io="channels"`` feeds the network with an io ``Injector`` (one messag
 instead of a ``RingBuffer`` ``Var.set`` (one message per element), and one
 ``lava_recorder.Recorder`` process records every population (one host read per step, instead of a
 sink process per population), and ``layers=True`` runs each population and the Dense synapses into
-it as one Lava process (``lava_layers``: the same Lava models in one OS process; a 3-layer chain
-has 5 processes instead of 8, ~25-35 % less time per step; ``layers=False`` builds what hardware
-runs, one process per synapse too). Synapse buffers whose source was silent at the end of a sample are not reset (they are
+it as one Lava process (``lava_layers``: the same Lava models in one OS process; ``layers=False``
+builds what hardware runs, one process per synapse too). A layer also takes the place of the
+io processes where it can: the host pipes the input to the one layer it feeds, and every recorded
+layer pipes its output to the host, one message per sample each (a 3-layer chain: 3 processes,
+instead of 5 with the Injector and the Recorder, and 8 without layers). Synapse buffers whose source was silent at the end of a sample are not reset (they are
 already zero). ``fixed_pt`` DelayDense runs with ``lava_fast_models.PyDelayDenseModelBitAccFast``
 (Lava's model with the activation summed over the spiking inputs only, identical integers; Lava's
 own rebuilds a (delays x out x in) matrix every step: N-TIDIGITS 3000 steps went from ~195 s to

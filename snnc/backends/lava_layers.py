@@ -22,6 +22,16 @@ into it run as one process, a ``layer`` (a 3-layer chain: 5 processes instead of
   synapses stay processes) in the port's own sum; then each synapse model receives this step's
   spikes and computes its next buffer.
 
+Host pipes instead of io processes (``piped``, ``recorded``), one message per sample of L
+(``pipe_steps``) steps: when the network's input feeds exactly one connection, a fused one, the
+host sends each sample's (inputs, L) spikes straight into that synapse's in-port ``s_in_k``
+through an external pipe (float, as the io ``Injector``'s out-port sent them), and the layer's
+synapse takes column t at the sample's step t; a recorded layer keeps, at each step, the message
+its neuron model sends on ``s_out`` (cast to the port's type, as the channel did, then to
+float64, as the ``Recorder`` did) and sends the sample's (*shape, L) to the host through its own
+external out-port ``record`` at the sample's last step. A 3-layer chain runs 3 processes instead
+of 5, and a step sends no host message.
+
 Between samples a layer zeroes its own state (``sample_steps`` L, the plan's steps per sample:
 at Lava ``time_step`` i*L + 1, before the step, the Vars the host would otherwise set to zero one
 channel message per element: neuron state and synapse buffers); the host still sets biases.
@@ -89,6 +99,18 @@ class _Discard:
         pass
 
 
+class _Tee:
+    """The layer's ``s_out`` as the neuron model sees it: the real port's send, and the same
+    message kept in ``store`` (cast to ``dtype``, the channel's, then to store's float64)."""
+
+    def __init__(self, port, store, dtype):
+        self.port, self.store, self.dtype = port, store, dtype
+
+    def send(self, data):
+        self.port.send(data)
+        self.store[...] = np.asarray(data).astype(self.dtype)
+
+
 class _Summed:
     """The layer's ``a_in`` as the neuron model sees it: the real port's sum, then each synapse's
     message added, as Lava's in-port adds its channels."""
@@ -108,22 +130,34 @@ def _synapse_vars(k: int) -> Tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[type, ...]):
+def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[type, ...],
+                  piped: Tuple[int, ...] = (), recorded: bool = False):
     """(process class, model class) of a layer: ``neuron_proc`` run by ``neuron_model`` with the
-    synapses ``synapse_models`` (one per fused connection, in order)."""
+    synapses ``synapse_models`` (one per fused connection, in order); ``piped``: the synapses
+    whose in-port the host feeds, ``recorded``: the layer has the out-port ``record`` to the host
+    (module doc)."""
     from lava.magma.core.decorator import implements, requires
-    from lava.magma.core.process.ports.ports import InPort
+    from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import InPort, OutPort
     from lava.magma.core.process.variable import Var
     from lava.magma.core.resources import CPU
     from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-    def __init__(self, *, synapses: List[dict], sample_steps: int = 0, **neuron_kw):
+    def __init__(self, *, synapses: List[dict], sample_steps: int = 0, pipe_steps: int = 0, **neuron_kw):
         """``synapses``: per connection {weights (out, in), delays (out, in) or None,
         num_message_bits, and the synapse's proc params weight_exp, num_weight_bits};
         ``sample_steps`` L > 0: the state Vars named by ``set_sample_reset`` are zeroed at the
-        start of every L-step sample after the first (module doc)."""
+        start of every L-step sample after the first; ``pipe_steps``: the L steps of a host
+        pipe's message (module doc)."""
         neuron_proc.__init__(self, **neuron_kw)
         self.proc_params["sample_steps"] = int(sample_steps)
+        if (piped or recorded) and pipe_steps <= 0:
+            raise ValueError(f"layer {self.name!r}: host pipes need pipe_steps > 0")
+        self.proc_params["pipe_steps"] = int(pipe_steps)
+        if recorded:
+            self.record = OutPort(shape=tuple(self.s_out.shape) + (int(pipe_steps),))
+            self.record.flag_external_pipe(buffer_size=1)
         params = []
         for k, s in enumerate(synapses):
             w = np.asarray(s["weights"])
@@ -132,7 +166,11 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
                 raise ValueError(f"layer {self.name!r}: synapse {k}'s weights {w.shape} do not fit its "
                                  f"{n} neurons")
             depth = 1 + (int(np.max(s["delays"])) if s.get("delays") is not None else 0)
-            setattr(self, f"s_in_{k}", InPort(shape=(w.shape[1],)))
+            if k in piped:
+                setattr(self, f"s_in_{k}", InPort(shape=(w.shape[1], int(pipe_steps))))
+                getattr(self, f"s_in_{k}").flag_external_pipe(buffer_size=1)
+            else:
+                setattr(self, f"s_in_{k}", InPort(shape=(w.shape[1],)))
             setattr(self, f"weights_{k}", Var(shape=w.shape, init=w))
             buf = (w.shape[0],) if s.get("delays") is None else (w.shape[0], depth)
             setattr(self, f"a_buff_{k}", Var(shape=buf, init=0))
@@ -143,6 +181,7 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
         self.proc_params["synapse_params"] = params
 
     name = f"Layer_{neuron_model.__name__}_" + "_".join(m.__name__ for m in synapse_models)
+    name += "".join(f"_piped{k}" for k in piped) + ("_recorded" if recorded else "")
     proc = type(name, (neuron_proc,), {"__init__": __init__, "__doc__": "A layer (lava_layers)."})
 
     def run_spk(self):
@@ -158,14 +197,24 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
             out = np.empty(self._msg_shape, dtype=self._msg_types[k])
             out.ravel()[:] = np.ravel(sent)                        # the channel's buffer copy
             msgs.append(out)
-        port = self.a_in
+        port, out = self.a_in, self.s_out
         self.a_in = _Summed(port, msgs)
+        col = (self.time_step - 1) % self.proc_params["pipe_steps"] if piped or recorded else 0
+        if recorded:
+            self.s_out = _Tee(out, self._kept[..., col], neuron_model.s_out.d_type)
         try:
             neuron_model.run_spk(self)
         finally:
-            self.a_in = port
+            self.a_in, self.s_out = port, out
+        if recorded and col == self.proc_params["pipe_steps"] - 1:
+            self.record.send(self._kept)                       # the sample's last step
         for k, syn in enumerate(syns):
-            syn.s_in.data = getattr(self, f"s_in_{k}").recv()
+            if k in piped:
+                if col == 0:                                    # the sample's first step
+                    self._fed[k] = getattr(self, f"s_in_{k}").recv()
+                syn.s_in.data = self._fed[k][:, col]
+            else:
+                syn.s_in.data = getattr(self, f"s_in_{k}").recv()
             syn.a_buff = getattr(self, f"a_buff_{k}")              # the host may have set it
             syn.run_spk()
             setattr(self, f"a_buff_{k}", syn.a_buff)
@@ -184,6 +233,9 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
                 syn.num_message_bits = getattr(self, nb)
                 syn.s_in, syn.a_out = _Inbox(), _Discard()
                 self._syn.append(syn)
+            self._fed = {}
+            if recorded:
+                self._kept = np.zeros(tuple(self.s_out._shape) + (self.proc_params["pipe_steps"],))
         return self._syn
 
     def init(self, proc_params):
@@ -192,8 +244,10 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
 
     attrs = {"__init__": init, "run_spk": run_spk, "_synapses": _synapses,
              "implements_process": None, "__doc__": "A layer's model (lava_layers)."}
+    if recorded:
+        attrs["record"] = LavaPyType(PyOutPort.VEC_DENSE, float)
     for k, m in enumerate(synapse_models):
-        attrs[f"s_in_{k}"] = m.s_in
+        attrs[f"s_in_{k}"] = LavaPyType(PyInPort.VEC_DENSE, float) if k in piped else m.s_in
         for var, own in zip(_synapse_vars(k), ("weights", "a_buff", "delays", "num_message_bits")):
             if hasattr(m, own):
                 attrs[var] = getattr(m, own)
@@ -203,6 +257,25 @@ def layer_classes(neuron_proc: type, neuron_model: type, synapse_models: Tuple[t
     proc.__module__ = model.__module__ = __name__
     globals()[proc.__name__], globals()[model.__name__] = proc, model
     return proc, model
+
+
+class HostFeed:
+    """The host's side of a layer's piped input (module doc): ``send(sample)`` puts one sample of
+    the input population ((*lava_shape, L)) into each piped in-port, each step flattened as the
+    connection read it (C order, as Lava's ``flatten``)."""
+
+    def __init__(self, proc, piped: Tuple[int, ...]):
+        self.proc = proc
+        self.ports = [getattr(proc, f"s_in_{k}") for k in piped]
+
+    def send(self, sample: np.ndarray) -> None:
+        for port in self.ports:
+            port.external_pipe_csp_send_port.send(np.reshape(sample, port.shape))
+
+
+def receive_record(proc) -> np.ndarray:
+    """One sample of a recorded layer's output from its pipe: (*lava_shape, L) float64."""
+    return np.asarray(proc.record.external_pipe_csp_recv_port.recv())
 
 
 def set_sample_reset(proc, names) -> None:

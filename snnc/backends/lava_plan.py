@@ -46,8 +46,10 @@ hardware path both use):
   whenever those sums are exact, e.g. weights that are multiples of 2**-k of moderate size).
 - ``io``: the input source, ``"ringbuffer"`` (an io ``RingBuffer`` whose data is set through
   ``Var.set``) or ``"channels"`` (default; an io ``Injector``: whole vectors per step over a
-  channel; Lava's Var get/set moves one element per message). Outputs are always read from one
-  ``lava_recorder.Recorder`` (every recorded population, one channel message per step). Graded and Delta inputs in fixed point always
+  channel; Lava's Var get/set moves one element per message; with ``layers``, an input that feeds
+  one layer is piped to it, ``lava_layers``). Outputs are read from one
+  ``lava_recorder.Recorder`` (every recorded population, one channel message per step), but a
+  recorded layer sends its own (one message per sample). Graded and Delta inputs in fixed point always
   use ``"ringbuffer"`` (the io Injector sends floats; the fixed RingBuffer sends int32).
 
 - ``layers`` (default True; the hardware path: False): in the CPU simulation, a ``"lif"``/``"li"``

@@ -11,12 +11,12 @@ Any failure: traceback on stderr, exit code 1.
 from __future__ import annotations
 
 import time
-from typing import Dict, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from .lava_plan import SDN_KINDS, LavaPlan, from_lava, to_lava
-from .lava_layers import set_sample_reset, synapse_params
+from .lava_layers import HostFeed, receive_record, set_sample_reset, synapse_params
 from .lava_models import lava_pick, name_models
 from .lava_recorder import Recorder, model_map as recorder_model_map, split
 
@@ -27,9 +27,11 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
     """Instantiate the Lava processes of ``plan``; returns (procs, sinks, source, state_vars).
 
     ``plan.io == "ringbuffer"``: the source is an io ``RingBuffer`` holding ``first_input`` (zeros
-    when None); ``"channels"``: an io ``Injector`` buffering L steps. Every recorded population's
-    output goes to one ``lava_recorder.Recorder`` (``sinks`` maps each recorded population to it),
-    read by the host once per step. A bias input has no source (None): the populations it feeds
+    when None); ``"channels"``: an io ``Injector`` buffering L steps, or, when the input feeds one
+    layer (``Layer.piped``), a ``lava_layers.HostFeed`` into that layer's pipe (no process). Every
+    recorded layer sends its output through its own pipe (``Layer.recorded``: ``sinks`` maps it to
+    itself); the other recorded populations' outputs go to one ``lava_recorder.Recorder``
+    (``sinks`` maps each to it); the host reads them once per step (``read_recorded``). A bias input has no source (None): the populations it feeds
     start with bias ``bias[pop]`` of sample 0 (``lava_plan.bias_drive``). Populations with a
     periodic reset are ``LIFReset``; sigma-delta kinds are ``lava.proc.sdn`` processes.
     ``state_vars`` lists (Var, conn or None): every population's state (LIF u and v; sigma, act,
@@ -39,41 +41,68 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
     procs, sinks, state = {}, {}, []
     source = None
     layers = plan_layers(plan)
+    fed = next((name for name, layer in layers.items() if layer.piped), None)
     for name, p in plan.pops.items():
         if p.kind == "input":
-            source = procs[name] = _source(plan, p, first_input)
+            if fed is None:
+                source = procs[name] = _source(plan, p, first_input)
             continue
         layer = layers.get(name)
         if layer is not None:
-            layer = (layer[0], [synapse_params(c, plan.mode == "fixed") for c in layer[2]], plan.run_steps)
+            layer = (layer.proc, [synapse_params(c, plan.mode == "fixed") for c in layer.conns], plan.run_steps)
         proc, pstate = _population(p, bias, layer)
         procs[name] = proc
         if layer is None:
             state += [(v, None) for v in pstate]
         else:                       # the layer zeroes these itself at each sample (lava_layers)
             set_sample_reset(proc, [v.name for v in pstate] + [f"a_buff_{k}" for k in range(len(layer[1]))])
-    fused = {id(c): (c.dst, k) for name, (_, _, conns) in layers.items() for k, c in enumerate(conns)}
+    if fed is not None:
+        source = HostFeed(procs[fed], layers[fed].piped)
+    fused = {id(c): (c.dst, k) for name, layer in layers.items() for k, c in enumerate(layer.conns)}
     for c in plan.conns:
         if id(c) in fused:
             dst, k = fused[id(c)]
-            _out_port(plan, c, procs, source).connect(getattr(procs[dst], f"s_in_{k}"))
+            if k not in layers[dst].piped:                # (a piped in-port is the host's)
+                _out_port(plan, c, procs, source).connect(getattr(procs[dst], f"s_in_{k}"))
             continue
         syn = _synapse(plan, c, procs, source)
         if syn is not None:
             procs[c.name] = syn
             state.append((syn.a_buff if c.kind == "dense" else syn.a_buf, c))
-    recorded = recorded_populations(plan)
+    sinks = {n: procs[n] for n in recorded_populations(plan) if n in layers and layers[n].recorded}
+    recorded = recorder_populations(plan, layers)
     if recorded:
         rec = Recorder([plan.pops[n].lshape for n in recorded], plan.run_steps)
         for i, n in enumerate(recorded):
             procs[n].s_out.connect(getattr(rec, f"in_{i}"))
-        sinks = {n: rec for n in recorded}
+        sinks.update({n: rec for n in recorded})
     return procs, sinks, source, state
 
 
 def recorded_populations(plan: LavaPlan):
     """The populations whose output the host records (``PopPlan.record``), in plan order."""
     return [n for n, p in plan.pops.items() if p.kind != "input" and p.record]
+
+
+def recorder_populations(plan: LavaPlan, layers: dict) -> List[str]:
+    """The recorded populations the ``Recorder`` records: those that are not recorded layers."""
+    return [n for n in recorded_populations(plan) if not (n in layers and layers[n].recorded)]
+
+
+def read_recorded(sinks: dict, steps: int) -> Dict[str, np.ndarray]:
+    """{recorded population: its next ``steps`` steps (*lava_shape, steps) float64}: one receive
+    per step from the Recorder (if any), one per sample (``steps``) from each recorded layer's
+    pipe."""
+    out, recorders = {}, {}
+    for name, sink in sinks.items():
+        if hasattr(sink, "record"):
+            out[name] = receive_record(sink)
+        else:
+            recorders.setdefault(id(sink), (sink, []))[1].append(name)
+    for rec, names in recorders.values():
+        data = split(rec, np.stack([rec.receive() for _ in range(steps)], axis=-1))
+        out.update(zip(names, data))
+    return out
 
 
 def build_processes(plan: LavaPlan) -> list:
@@ -84,8 +113,10 @@ def build_processes(plan: LavaPlan) -> list:
 
 
 def all_processes(procs: dict, sinks: dict) -> list:
-    """``build``'s processes and its sinks (one Recorder, shared by the populations it records)."""
-    return list(procs.values()) + list({id(r): r for r in sinks.values()}.values())
+    """``build``'s processes and its sinks (one Recorder, shared by the populations it records;
+    a recorded layer is its own sink)."""
+    seen = {id(p) for p in procs.values()}
+    return list(procs.values()) + list({id(r): r for r in sinks.values() if id(r) not in seen}.values())
 
 
 def _source(plan: LavaPlan, p, first_input):
@@ -111,6 +142,7 @@ def _population(p, bias, layer=None):
     kw = dict(shape=p.lshape, du=p.du, dv=p.dv, vth=p.vth, bias_mant=mant, bias_exp=exp, name=p.name, **extra)
     if layer is not None:
         cls, kw["synapses"], kw["sample_steps"] = layer
+        kw["pipe_steps"] = kw["sample_steps"]             # host pipes hold one sample
     lif = cls(**kw)
     state = [getattr(lif, k) for k in ("s_prev", "ref_left", "refractory_period_end") if hasattr(lif, k)]
     return lif, state + [lif.u, lif.v]
@@ -132,24 +164,54 @@ def neuron_class(p):
     return LIF, {}
 
 
-def plan_layers(plan: LavaPlan) -> dict:
-    """{population: (layer process class, its model, fused connections)} of the populations that
-    run as one process with their Dense synapses (``lava_layers``; ``plan.layers``): those whose
-    neuron model the simulation knows."""
+class Layer(NamedTuple):
+    """A population run as one process with its Dense synapses (``lava_layers``)."""
+    proc: type                  # the layer's process class
+    model: type                 # its model class
+    conns: list                 # its fused connections, in order (synapse k: conns[k])
+    piped: Tuple[int, ...]      # the synapses the host feeds the input to (``HostFeed``)
+    recorded: bool              # the layer sends its output to the host (``receive_record``)
+
+
+def plan_layers(plan: LavaPlan) -> Dict[str, Layer]:
+    """{population: Layer} of the populations that run as one process with their Dense synapses
+    (``lava_layers``; ``plan.layers``): those whose neuron model the simulation knows. A recorded
+    layer records through its own pipe; the input is piped to the layer it feeds when that is
+    its only connection (``piped_input``)."""
     from .lava_layers import fused_connections, layer_classes, synapse_model
     fused = fused_connections(plan)
     if not fused:
         return {}
     models = _sim_models(plan)
     tag = _tag(plan)
-    out = {}
+    known = {}
     for name, conns in fused.items():
         cls, _ = neuron_class(plan.pops[name])
         model = models.get(cls) or lava_pick(cls, tag)
         if model is not None:
-            proc, layer_model = layer_classes(cls, model, tuple(synapse_model(plan, c) for c in conns))
-            out[name] = (proc, layer_model, conns)
+            known[name] = (cls, model, conns)
+    fed = piped_input(plan, {name: conns for name, (_, _, conns) in known.items()})
+    out = {}
+    for name, (cls, model, conns) in known.items():
+        piped = tuple(k for k, c in enumerate(conns) if name == fed and c.src == plan.input_name)
+        recorded = bool(plan.pops[name].record)
+        proc, layer_model = layer_classes(cls, model, tuple(synapse_model(plan, c) for c in conns),
+                                          piped, recorded)
+        out[name] = Layer(proc, layer_model, conns, piped, recorded)
     return out
+
+
+def piped_input(plan: LavaPlan, fused: Dict[str, list]) -> Optional[str]:
+    """The layer the host feeds the input's spikes to, instead of an io Injector: in a
+    "channels" plan whose input feeds exactly one connection, fused into that layer (``fused``:
+    {layer: its fused connections}); else None. (The input is then a leaf of the network: the
+    processes stay connected without it.)"""
+    if plan.io != "channels" or plan.input_kind == "bias":
+        return None
+    reads = [c for c in plan.conns if c.src == plan.input_name]
+    if len(reads) == 1 and any(c is reads[0] for c in fused.get(reads[0].dst, ())):
+        return reads[0].dst
+    return None
 
 
 def _sdn_population(p, bias):
@@ -247,8 +309,6 @@ def _sim_models(plan: LavaPlan) -> dict:
     models = model_map(plan)        # snnc's fixed_pt LIFRefractory model, when needed
     models.update(neuron_model_map(plan))   # snnc's reset-rule LIF and leaky-integrator models
     models.update(fast_model_map(plan))     # bit-identical faster DelayDense and Conv (lava_fast_models)
-    models.update(recorder_model_map(len(recorded_populations(plan))))   # no tag: named here
-    models.update(io_models(plan))
     return models
 
 
@@ -257,7 +317,10 @@ def sim_config(plan: LavaPlan):
     models (``plan_layers``) named."""
     from lava.magma.core.run_configs import Loihi2SimCfg
     models = _sim_models(plan)
-    models.update({proc: model for proc, model, _ in plan_layers(plan).values()})
+    layers = plan_layers(plan)
+    models.update(recorder_model_map(len(recorder_populations(plan, layers))))   # no tag: named here
+    models.update(io_models(plan))
+    models.update({layer.proc: layer.model for layer in layers.values()})
     return Loihi2SimCfg(select_tag=_tag(plan), exception_proc_model_map=models) if models \
         else Loihi2SimCfg(select_tag=_tag(plan))
 
@@ -286,7 +349,7 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
     channels = plan.io == "channels"
     first = lava_input(plan, spikes[0]) if spiking else None
     procs, sinks, source, state = build(plan, None if channels else first, bias)
-    root = procs[plan.root]
+    root = procs[plan.root] if plan.root in procs else source.proc   # (a piped input: its layer)
     # every process named by instance: Lava's compiler then skips its model search (lava_models)
     cfg = name_models(cfg if cfg is not None else sim_config(plan), all_processes(procs, sinks))
     gated = sorted({p.offset for p in plan.pops.values() if p.gate_bias})
@@ -338,7 +401,9 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
             t = time.perf_counter()
             if spiking:
                 buf = first if i == 0 else lava_input(plan, spikes[i])
-                if channels:
+                if isinstance(source, HostFeed):       # a layer's pipe: the sample at once
+                    source.send(buf)
+                elif channels:
                     for k in range(L):
                         source.send(buf[..., k])
                 elif i > 0:
@@ -368,11 +433,9 @@ def run(plan: LavaPlan, spikes: Optional[np.ndarray], bias: Optional[dict] = Non
                 tick("reset", t)
             steps(L - done)
             t = time.perf_counter()
-            if sinks:
-                recorder = next(iter(sinks.values()))
-                recorded = split(recorder, np.stack([recorder.receive() for _ in range(L)], axis=-1))
-            for name, data in zip(sinks, recorded if sinks else []):
-                p = plan.pops[name]
+            recorded = read_recorded(sinks, L)
+            for name in sinks:
+                p, data = plan.pops[name], recorded[name]
                 raw[name] = data
                 rec = from_lava(data[..., p.offset:p.offset + T], len(p.shape))
                 out[name][i] = rec * p.out_scale if p.records_values else rec != 0
