@@ -103,24 +103,30 @@ def test_conv_cost_model_picks_events_at_low_rates():
     assert not rb.conv_events_pay(conv1, 0.9)
 
 
-def _lif_numpy(v, a, drive, scale, bias, cv, vth, ge):
-    """The kernel's equations, step by step, in numpy float64."""
+def _lif_numpy(v, a, drive, scale, bias, cv, vth, ge, u=None, cu=None):
+    """The kernel's equations, step by step, in numpy float64 (``u``, ``cu``: u decays; else u
+    is the step's input)."""
     out = []
     for t in range(len(a if a is not None else drive)):
-        add = bias + (0.0 if a is None else a[t].astype(np.float64) * 64.0)
+        inp = 0.0 if a is None else a[t].astype(np.float64) * 64.0
+        if u is not None:
+            u = np.trunc(u * cu) + inp
+            inp = u
+        add = bias + inp
         if drive is not None:
             add = add + drive[t].astype(np.float64) * scale
         v = np.trunc(v * cv) + add
         s = (v >= vth) if ge else (v > vth)
         out.append(s)
         v = np.where(s, 0.0, v)
-    return v, np.array(out, np.uint8)
+    return v, np.array(out, np.uint8), u
 
 
 @pytest.mark.parametrize("a_dt", [None, np.float32, np.float64])
 @pytest.mark.parametrize("d_dt", [None, np.float32, np.float64])
 @pytest.mark.parametrize("ge", [False, True])
-def test_lif_zero_equations(a_dt, d_dt, ge):
+@pytest.mark.parametrize("u_decays", [False, True])
+def test_lif_zero_equations(a_dt, d_dt, ge, u_decays):
     rng = np.random.default_rng(3)
     k, n, m = 7, 3, 37
     if a_dt is None and d_dt is None:
@@ -136,17 +142,27 @@ def test_lif_zero_equations(a_dt, d_dt, ge):
         a[0, :, :5] = 64
     if drive is not None:
         drive[0, :, :5] = 0.0 if a is not None else 16.0
-    v = v0.copy()
+    u0 = cu = None
+    if u_decays:                     # u decays too: a negative, a positive and a zero u at step 0
+        u0 = rng.integers(-2000, 2000, (n, m)).astype(np.float64) * 64
+        cu = (4096 - rng.integers(1, 4096, m)) / 4096.0
+        u0[:, :5] = 0.0
+    v, u = v0.copy(), None if u0 is None else u0.copy()
     out = np.zeros((k, n, m), np.uint8)
-    bad = ckernels.lif_zero(v, a, drive, 256.0, bias, cv, vth, ge, out)
-    want_v, want_s = _lif_numpy(v0, a, drive, 256.0, bias, cv, vth, ge)
+    bad = ckernels.lif_zero(v, a, drive, 256.0, bias, cv, vth, ge, out, u, cu)
+    want_v, want_s, want_u = _lif_numpy(v0, a, drive, 256.0, bias, cv, vth, ge, u0, cu)
     assert bad == 0
     assert np.array_equal(v, want_v) and np.array_equal(out, want_s)
+    if u_decays:
+        assert np.array_equal(u, want_u) and np.any(u != u0) and np.any(u < 0) and np.any(u % 64 != 0)
     assert 0 < out.sum() < out.size
     assert (out[0, :, :5] == ge).all()                             # '>=' spikes at v == vth, '>' does not
     if drive is not None:
         drive[2, 1, 4] += 0.001                                    # not a multiple of 1/256
-        assert ckernels.lif_zero(v0.copy(), a, drive, 256.0, bias, cv, vth, ge, out) == 1
+        u1 = None if u0 is None else u0.copy()
+        assert ckernels.lif_zero(v0.copy(), a, drive, 256.0, bias, cv, vth, ge, out, u1, cu) == 1
+    with pytest.raises(ValueError):                                # u without its decay
+        ckernels.lif_zero(v0.copy(), a, drive, 256.0, bias, cv, vth, ge, out, v0.copy(), None)
 
 
 def _no_kernels(monkeypatch):
@@ -204,6 +220,43 @@ def test_pilotnet_same_with_and_without_kernels(lava_dl, monkeypatch):
     assert all(np.array_equal(a.counts[k], b.counts[k]) for k in b.counts)
     assert a.counts["conv3"].sum() > 0
     assert {"conv2.syn", "conv3.syn", "conv4.syn"} <= set(seen) and "conv1.syn" not in seen   # the cost model
+
+
+def _batched_state(g, x, monkeypatch, kernels: bool):
+    """Final u, v and spike counts of a time-batched run, with or without the library."""
+    with monkeypatch.context() as m:
+        if not kernels:
+            _no_kernels(m)
+        run = rb.BatchedRun(g, {g.inputs[0]: np.ascontiguousarray(np.moveaxis(x, -1, 0))}, x.shape[-1], len(x))
+        run.run()
+    return run.state, run.counts
+
+
+def test_decaying_u_by_the_kernel(lava_dl, monkeypatch):
+    """Populations whose u decays, with no bound reached, are updated by the compiled kernel too:
+    N-TIDIGITS's three (decay_u 1024) and chain_with_delays' two; the same spikes, counts and
+    final u and v as numpy's update (``CubaGroup``)."""
+    from snnc.frontends.netx_import import import_netx
+    from snnc.compiler.quantize import quantize
+    nt = quantize(import_netx(os.path.join(lava_dl.GTS, "ntidigits", "ntidigits.net"), num_layers=5))
+    x_nt = np.load(os.path.join(lava_dl.GTS, "ntidigits", "input.npy"))[:, :400]
+    x_nt = x_nt.reshape((1,) + tuple(nt.nodes[nt.inputs[0]].shape) + (400,))
+    seen = []
+    orig = rb.CubaStepper._advance_compiled
+
+    def compiled(self, grp, *a):
+        seen.append((self.params.names[0], grp._u_is_a))
+        return orig(self, grp, *a)
+    monkeypatch.setattr(rb.CubaStepper, "_advance_compiled", compiled)
+    for g, x in ((nt, x_nt), chain_with_delays()):
+        (sa, ca), (sb, cb) = (_batched_state(g, x, monkeypatch, k) for k in (True, False))
+        assert ca.keys() == cb.keys() and all(np.array_equal(ca[k], cb[k]) for k in cb)
+        assert sum(int(np.sum(c)) for c in ca.values()) > 100
+        for pop in sb:
+            for var in ("u", "v"):
+                assert np.array_equal(sa[pop][var], sb[pop][var]), (pop, var)
+    decaying = {name for name, u_is_a in seen if not u_is_a}
+    assert {"dense2", "dense3", "dense4", "lif0", "lif1"} <= decaying
 
 
 def test_bias_drive_checked_by_the_kernel(monkeypatch):

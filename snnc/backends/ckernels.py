@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-VERSION = 6                      # csrc/kernels.c's snnc_kernels_version()
+VERSION = 7                      # csrc/kernels.c's snnc_kernels_version()
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _D = ctypes.c_double
@@ -37,7 +37,7 @@ def _load() -> Optional[ctypes.CDLL]:
                 return None
             if lib.snnc_kernels_version() != VERSION:
                 return None
-            lib.snnc_lif_zero.argtypes = [_I, _I, _I, _P, _P, _C, _P, _C, _D, _P, _P, _C, _P, _C, _C, _P]
+            lib.snnc_lif_zero.argtypes = [_I, _I, _I, _P, _P, _P, _P, _C, _P, _C, _D, _P, _P, _C, _P, _C, _C, _P]
             lib.snnc_lif_zero.restype = _I
             for name in ("snnc_im2col_u8_f32", "snnc_im2col_u8_f64"):
                 getattr(lib, name).argtypes = [_P] + [_I] * 14 + [_P, _I, _I]
@@ -85,24 +85,29 @@ def _per_neuron(x, m: int, what: str) -> Tuple[np.ndarray, int]:
 
 
 def lif_zero(v: np.ndarray, a: Optional[np.ndarray], drive: Optional[np.ndarray], scale: float,
-             bias: np.ndarray, cv, vth, ge: bool, out: np.ndarray) -> int:
-    """k steps of a CUBA LIF population whose u is the step's input, reset to zero, no bound
-    reachable (``reference_batched._input_only``): per step ``v = trunc(v * cv) + (bias + a * 64
-    + drive * scale)``, ``s = v > vth`` (``>=``: ge), ``v = 0`` where s. ``v`` (n, m) float64, in
-    place; ``a`` (k, n, m) synapse sums, ``drive`` (k, n, m) bias-input values (each float32 or
-    float64, or None); ``bias`` (m,) float64; ``cv``, ``vth``: (m,) float64 or one number;
-    ``out`` (k, n, m) uint8. Returns how many ``drive * scale`` are not whole numbers (the
-    caller's error)."""
+             bias: np.ndarray, cv, vth, ge: bool, out: np.ndarray, u: Optional[np.ndarray] = None,
+             cu: Optional[np.ndarray] = None) -> int:
+    """k steps of a CUBA LIF population reset to zero, no bound reachable
+    (``reference_batched._no_bound_reached``): per step ``u = trunc(u * cu) + a * 64`` (``u`` and
+    ``cu`` given; else u is the step's input ``a * 64``), ``v = trunc(v * cv) + (bias + u + drive
+    * scale)``, ``s = v > vth`` (``>=``: ge), ``v = 0`` where s. ``v``, ``u`` (n, m) float64, in
+    place; ``cu`` (m,) float64; ``a`` (k, n, m) synapse sums, ``drive`` (k, n, m) bias-input
+    values (each float32 or float64, or None); ``bias`` (m,) float64; ``cv``, ``vth``: (m,)
+    float64 or one number; ``out`` (k, n, m) uint8. Returns how many ``drive * scale`` are not
+    whole numbers (the caller's error)."""
     k, n, m = out.shape
     if v.shape != (n, m) or any(x is not None and x.shape != out.shape for x in (a, drive)):
         raise ValueError(f"lif_zero: shapes v {v.shape}, a {None if a is None else a.shape}, out {out.shape}")
     if bias.shape != (m,):
         raise ValueError(f"lif_zero: bias of shape {bias.shape}, want ({m},)")
+    if (u is None) != (cu is None) or (u is not None and (u.shape != (n, m) or cu.shape != (m,))):
+        raise ValueError(f"lif_zero: u {None if u is None else u.shape} and cu {None if cu is None else cu.shape}, "
+                         f"want both ({n}, {m}) and ({m},) or neither")
     (cv, cva), (vth, vta) = _per_neuron(cv, m, "cv"), _per_neuron(vth, m, "vth")
     (pa, ta), (pd, td) = _typed(a, "a"), _typed(drive, "drive")
-    return int(_LIB.snnc_lif_zero(k, n, m, _ptr(v, np.float64), pa, ta, pd, td, float(scale),
-                                  _ptr(bias, np.float64), _ptr(cv, np.float64), cva, _ptr(vth, np.float64), vta,
-                                  int(bool(ge)), _ptr(out, np.uint8)))
+    return int(_LIB.snnc_lif_zero(k, n, m, _ptr(v, np.float64), _ptr(u, np.float64), _ptr(cu, np.float64),
+                                  pa, ta, pd, td, float(scale), _ptr(bias, np.float64), _ptr(cv, np.float64), cva,
+                                  _ptr(vth, np.float64), vta, int(bool(ge)), _ptr(out, np.uint8)))
 
 
 def im2col(x: np.ndarray, kernel_hw, stride, padding, dilation, out_hw, out: np.ndarray, out_r: int,

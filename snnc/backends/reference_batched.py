@@ -22,9 +22,9 @@ or event-driven sparse accumulation (CSR of the input spikes times the weights) 
 measured spike rate is low. Results are bit-identical to the step plan
 (tests/test_reference_batched.py). Compiled C, when the install built it (``ckernels``,
 ``csrc/kernels.c``; else numpy, with the same operations): the im2col patches of uint8 spikes,
-the update of populations whose u is the step's input (one pass per step), and an event-driven
-convolution (each input spike adds its weights to the outputs it reaches), chosen over im2col
-and GEMM at low measured input rates (``conv_events_pay``).
+the update of LIF populations that no bound reaches (``_no_bound_reached``: one pass per step),
+and an event-driven convolution (each input spike adds its weights to the outputs it reaches),
+chosen over im2col and GEMM at low measured input rates (``conv_events_pay``).
 
 Graphs with cycles, float mode, sigma-delta populations and graded synapses use the step plan.
 """
@@ -403,7 +403,7 @@ class CubaStepper:
 
     def __init__(self, xp: NumpyArrays, params: CubaParams, T: int, n: int, d_all, a_bound, scale: float):
         self.T, self.n, self.params, self.d_all, self.scale = T, n, params, d_all, scale
-        self._kernel_params = None              # ``_advance_compiled``'s parameters
+        self._kernel_params = self._kernel_cu = None    # ``_advance_compiled``'s parameters
         size = params.size
         d_bound = None
         if d_all is not None:         # the drive is known for all steps: bound it once
@@ -426,6 +426,8 @@ class CubaStepper:
         self._advance(self.grp, t0, t1, a, self.d_all, self.out)
 
     def _advance(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
+        if _no_bound_reached(grp) and ckernels.available():
+            return self._advance_compiled(grp, t0, t1, a_in, d_all, out)
         if _input_only(grp):
             return self._advance_input_only(grp, t0, t1, a_in, d_all, out)
         shape = (self.n, grp.p.size)
@@ -469,10 +471,8 @@ class CubaStepper:
     def _advance_input_only(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
         """``_advance`` where u is each step's input (decay_u 4096) and nothing can wrap or
         saturate (``_input_only``): then ``v = trunc(v * cv) + (a * 64 + bias + drive)``, the
-        bracket made for the whole chunk at once; the same integers as ``CubaGroup.update``. The
-        compiled kernel when it is built (``_advance_compiled``)."""
-        if ckernels.available():
-            return self._advance_compiled(grp, t0, t1, a_in, d_all, out)
+        bracket made for the whole chunk at once; the same integers as ``CubaGroup.update`` (the
+        numpy path: the compiled kernel, when it is built, takes these, ``_advance``)."""
         p, n, k = grp.p, self.n, t1 - t0
         add = _chunk_input(a_in, (k, n, p.size))      # a * 64, then + bias + drive
         np.copyto(grp.u, add[-1])                       # u = the last step's input
@@ -497,18 +497,25 @@ class CubaStepper:
             grp._reset_zero(v, sb)
 
     def _advance_compiled(self, grp: CubaGroup, t0: int, t1: int, a_in, d_all, out) -> None:
-        """``_advance_input_only`` by ``ckernels.lif_zero``: the same operations on each neuron,
-        in one pass per step (no chunk-sized temporaries)."""
+        """``_advance`` of a group with no bound reached (``_no_bound_reached``) by
+        ``ckernels.lif_zero``: the operations of ``CubaGroup.update`` (of ``_advance_input_only``
+        where u is the step's input) on each neuron, in one pass per step (no chunk-sized
+        temporaries)."""
         p, n, k = grp.p, self.n, t1 - t0
         if self._kernel_params is None:    # bias (size,) float64; cv, vth one number when uniform
             self._kernel_params = (np.ascontiguousarray(np.broadcast_to(
                 np.asarray(0.0 if p.bias is None else p.bias, np.float64), (p.size,))),) + tuple(
                 float(x) if np.ndim(x) == 0 else np.ascontiguousarray(np.broadcast_to(
                     np.asarray(x, np.float64), (p.size,))) for x in (p.cv, p.vth))
+            self._kernel_cu = None if grp._u_is_a else np.ascontiguousarray(
+                np.broadcast_to(np.asarray(p.cu, np.float64), (p.size,)))
         a = None if a_in is None else np.ascontiguousarray(a_in).reshape(k, n, p.size)
         d = None if d_all is None else np.ascontiguousarray(d_all[t0:t1]).reshape(k, n, p.size)
-        if ckernels.lif_zero(grp.v, a, d, self.scale, *self._kernel_params, p.ge, out[t0:t1]):
+        u = None if grp._u_is_a else grp.u              # (n, size) float64, C order (``__init__``)
+        if ckernels.lif_zero(grp.v, a, d, self.scale, *self._kernel_params, p.ge, out[t0:t1], u, self._kernel_cu):
             raise SnncError(self._drive_error())
+        if u is not None:
+            return
         if a is None:
             grp.u.fill(0.0)
         else:
@@ -536,13 +543,18 @@ def channel_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray, int]:
     return sums + ((1,) if spec.kind == "dense" else (int(np.prod(spec.out_shape[1:])),))
 
 
-def _input_only(grp: CubaGroup) -> bool:
-    """A fixed-point CUBA LIF group of the common kind: u is the step's input (decay_u 4096),
-    reset to zero, uint8 spikes written in place, no refractory period, reset schedule or
-    late subtraction, and bounds that exclude every wrap and saturation."""
+def _no_bound_reached(grp: CubaGroup) -> bool:
+    """A fixed-point CUBA LIF group of the common kind: reset to zero, uint8 spikes written in
+    place, no refractory period, reset schedule or late subtraction, and bounds that exclude
+    every wrap and saturation (its update is then a few exact operations per neuron)."""
     p = grp.p
-    return bool(p.fixed and grp._u_is_a and p.kind == "zero" and grp.s_is_sb and grp.ref is None
+    return bool(p.fixed and p.kind == "zero" and grp.s_is_sb and grp.ref is None
                 and not p.resets and not any(grp._checks))
+
+
+def _input_only(grp: CubaGroup) -> bool:
+    """``_no_bound_reached``, and u is the step's input (decay_u 4096)."""
+    return bool(grp._u_is_a and _no_bound_reached(grp))
 
 
 def _uniform(params: CubaParams) -> bool:

@@ -17,26 +17,35 @@
 #define CLONES
 #endif
 
-/* One step of a fixed-point CUBA LIF population whose u is the step's input (decay_u 4096),
- * reset to zero, with no bound reachable (reference_batched._input_only), over m neurons:
- *   v = trunc(v * cv) + (bias + a * 64 + drive * scale);  s = v > vth (v >= vth: ge);  v = 0 where s.
+/* One step of a fixed-point CUBA LIF population reset to zero, with no bound reachable
+ * (reference_batched._no_bound_reached), over m neurons:
+ *   u = trunc(u * cu) + a * 64  (U; else u is the step's input a * 64: decay_u 4096)
+ *   v = trunc(v * cv) + (bias + u + drive * scale);  s = v > vth (v >= vth: ge);  v = 0 where s.
  * a: the step's synapse sums (A: 0 absent, 1 float32 af, 2 float64 ad), drive: its bias-input
- * values (D: likewise, df / dd); cv, vth: per neuron (CVA, VTA) or one value (cv[0], vth[0]);
- * s: uint8 0/1. A, D, CVA, VTA are constants where it is inlined (one vectorized loop each;
- * inlined into each target clone of snnc_lif_zero, so that the AVX2 one has AVX2 loops).
- * Returns how many drive * scale are not whole numbers (the caller's error). */
+ * values (D: likewise, df / dd); cu per neuron (U); cv, vth: per neuron (CVA, VTA) or one value
+ * (cv[0], vth[0]); s: uint8 0/1. Every value is an integer below 2**53 (products by cu and cv
+ * too: 12 fractional bits), so the sums are exact in any order. A, D, U, CVA, VTA are constants
+ * where it is inlined (one vectorized loop each; inlined into each target clone of
+ * snnc_lif_zero, so that the AVX2 one has AVX2 loops). Returns how many drive * scale are not
+ * whole numbers (the caller's error). */
 static inline __attribute__((always_inline)) int64_t
-lif_zero_step(int64_t m, double *restrict v, const float *restrict af, const double *restrict ad,
-              const float *restrict df, const double *restrict dd, double scale, const double *restrict bias,
-              const double *restrict cv, const double *restrict vth, int ge, uint8_t *restrict s,
-              const int A, const int D, const int CVA, const int VTA)
+lif_zero_step(int64_t m, double *restrict v, double *restrict u, const float *restrict af,
+              const double *restrict ad, const float *restrict df, const double *restrict dd, double scale,
+              const double *restrict bias, const double *restrict cu, const double *restrict cv,
+              const double *restrict vth, int ge, uint8_t *restrict s,
+              const int A, const int D, const int U, const int CVA, const int VTA)
 {
     int64_t bad = 0;
     const double c0 = cv[0], th0 = vth[0];
     for (int64_t j = 0; j < m; j++) {
-        double add = bias[j];
-        if (A == 1) add += (double)af[j] * 64.0;
-        if (A == 2) add += ad[j] * 64.0;
+        double in = 0.0;
+        if (A == 1) in = (double)af[j] * 64.0;
+        if (A == 2) in = ad[j] * 64.0;
+        if (U) {
+            in += trunc(u[j] * cu[j]);
+            u[j] = in;
+        }
+        double add = bias[j] + in;
         if (D) {
             double d = (D == 1 ? (double)df[j] : dd[j]) * scale;
             bad += (d != trunc(d));
@@ -51,42 +60,46 @@ lif_zero_step(int64_t m, double *restrict v, const float *restrict af, const dou
     return bad;
 }
 
-#define LIF_CASE(A, D, CVA, VTA)                                                                   \
-    case ((A * 3 + D) * 2 + CVA) * 2 + VTA:                                                        \
-        return lif_zero_step(m, v, af, ad, df, dd, scale, bias, cv, vth, ge, s, A, D, CVA, VTA);
-#define LIF_CASES_V(A, D, CVA) LIF_CASE(A, D, CVA, 0) LIF_CASE(A, D, CVA, 1)
-#define LIF_CASES_C(A, D) LIF_CASES_V(A, D, 0) LIF_CASES_V(A, D, 1)
-#define LIF_CASES_D(A) LIF_CASES_C(A, 0) LIF_CASES_C(A, 1) LIF_CASES_C(A, 2)
+#define LIF_CASE(A, D, U, CVA, VTA)                                                                \
+    case (((A * 3 + D) * 2 + U) * 2 + CVA) * 2 + VTA:                                              \
+        return lif_zero_step(m, v, u, af, ad, df, dd, scale, bias, cu, cv, vth, ge, s, A, D, U, CVA, VTA);
+#define LIF_CASES_V(A, D, U, CVA) LIF_CASE(A, D, U, CVA, 0) LIF_CASE(A, D, U, CVA, 1)
+#define LIF_CASES_C(A, D, U) LIF_CASES_V(A, D, U, 0) LIF_CASES_V(A, D, U, 1)
+#define LIF_CASES_U(A, D) LIF_CASES_C(A, D, 0) LIF_CASES_C(A, D, 1)
+#define LIF_CASES_D(A) LIF_CASES_U(A, 0) LIF_CASES_U(A, 1) LIF_CASES_U(A, 2)
 
 static inline __attribute__((always_inline)) int64_t
-lif_zero_row(int64_t m, double *v, const float *af, const double *ad, const float *df, const double *dd,
-             double scale, const double *bias, const double *cv, const double *vth, int ge, uint8_t *s,
-             int a_type, int d_type, int cva, int vta)
+lif_zero_row(int64_t m, double *v, double *u, const float *af, const double *ad, const float *df,
+             const double *dd, double scale, const double *bias, const double *cu, const double *cv,
+             const double *vth, int ge, uint8_t *s, int a_type, int d_type, int has_u, int cva, int vta)
 {
-    switch (((a_type * 3 + d_type) * 2 + cva) * 2 + vta) {
+    switch ((((a_type * 3 + d_type) * 2 + has_u) * 2 + cva) * 2 + vta) {
         LIF_CASES_D(0) LIF_CASES_D(1) LIF_CASES_D(2)
     }
     return 0;
 }
 
-/* k steps of n samples of m neurons: v (n, m); bias (m,); cv, vth (m,) when cva / vta, else
- * (1,); a, drive, s (k, n, m). a_type, d_type: 0 absent, 1 float32, 2 float64. Returns the
- * count of non-integral drives. (Step by step over all neurons: blocks of 1,024 neurons through
- * all steps measured slower, the input streams dominate. One thread: two threads beside BLAS's
- * own, on this project's 2 shared cores, measured slower.) */
-CLONES int64_t snnc_lif_zero(int64_t k, int64_t n, int64_t m, double *v, const void *a, int a_type,
-                             const void *drive, int d_type, double scale, const double *bias,
-                             const double *cv, int cva, const double *vth, int vta, int ge, uint8_t *s)
+/* k steps of n samples of m neurons: v (n, m); u (n, m) and cu (m,), or both NULL (u is the
+ * step's input); bias (m,); cv, vth (m,) when cva / vta, else (1,); a, drive, s (k, n, m).
+ * a_type, d_type: 0 absent, 1 float32, 2 float64. Returns the count of non-integral drives.
+ * (Step by step over all neurons: blocks of 1,024 neurons through all steps measured slower,
+ * the input streams dominate. One thread: two threads beside BLAS's own, on this project's 2
+ * shared cores, measured slower.) */
+CLONES int64_t snnc_lif_zero(int64_t k, int64_t n, int64_t m, double *v, double *u, const double *cu,
+                             const void *a, int a_type, const void *drive, int d_type, double scale,
+                             const double *bias, const double *cv, int cva, const double *vth, int vta, int ge,
+                             uint8_t *s)
 {
     int64_t bad = 0;
+    int has_u = u != NULL && cu != NULL;
     for (int64_t t = 0; t < k; t++)
         for (int64_t i = 0; i < n; i++) {
             int64_t row = (t * n + i) * m;
-            bad += lif_zero_row(m, v + i * m, a_type == 1 ? (const float *)a + row : NULL,
+            bad += lif_zero_row(m, v + i * m, has_u ? u + i * m : NULL, a_type == 1 ? (const float *)a + row : NULL,
                                 a_type == 2 ? (const double *)a + row : NULL,
                                 d_type == 1 ? (const float *)drive + row : NULL,
-                                d_type == 2 ? (const double *)drive + row : NULL, scale, bias, cv, vth, ge,
-                                s + row, a_type, d_type, cva, vta);
+                                d_type == 2 ? (const double *)drive + row : NULL, scale, bias, cu, cv, vth, ge,
+                                s + row, a_type, d_type, has_u, cva, vta);
         }
     return bad;
 }
@@ -245,4 +258,4 @@ CONV_EVENTS(snnc_conv_events_f32, float, f32x8)
 CONV_EVENTS(snnc_conv_events_f64, double, f64x4)
 
 /* The interface's version: ckernels.py refuses a library built from another one. */
-int snnc_kernels_version(void) { return 6; }
+int snnc_kernels_version(void) { return 7; }
