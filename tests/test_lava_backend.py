@@ -505,6 +505,47 @@ def test_fast_delay_dense_model_equals_lavas():
             assert np.array_equal(models[0].calc_act(g), models[1].calc_act(g))
 
 
+def test_fast_dense_model_equals_lavas():
+    """lava_fast_models: the fixed_pt Dense model with its float64 product sends Lava's own
+    model's messages, step for step (mixed-sign weights and the sign modes, positive and negative
+    weight exponents, fewer weight bits, input rates 0 to 1, graded input, 2**12 inputs)."""
+    from lava.proc.dense.models import PyDenseModelBitAcc
+    from snnc.backends.lava_fast_models import PyDenseModelBitAccFast
+
+    class Port:                              # the in-process ports of lava_layers
+        def __init__(self):
+            self.data, self.sent = None, []
+
+        def recv(self):
+            return self.data
+
+        def send(self, data):
+            self.sent.append(np.array(data))
+    rng = np.random.default_rng(1)
+    cases = [(7, 11, 0, 8, 0), (40, 300, 3, 8, 0), (64, 4096, -2, 6, 0), (5, 9, 1, 8, 16),
+             (30, 50, 0, 8, 0), (12, 20, 1, 8, 0)]
+    for k, (n_out, n_in, exp, bits, graded) in enumerate(cases):
+        lo = 0 if k == 4 else -300                    # one excitatory-only matrix (another sign mode)
+        w = rng.integers(lo, 300, (n_out, n_in)).astype(np.int32)     # beyond 8 bits: clipped
+        models = []
+        for cls in (PyDenseModelBitAcc, PyDenseModelBitAccFast):
+            m = cls({"weight_exp": exp, "num_weight_bits": bits})
+            m.weights, m.a_buff = w.copy(), np.zeros(n_out, np.int32)
+            m.num_message_bits = np.array([graded])
+            m.s_in, m.a_out = Port(), Port()
+            models.append(m)
+        for p in (0.0, 0.05, 0.5, 1.0, 0.3):
+            s = rng.random(n_in) < p
+            x = (rng.integers(0, 1000, n_in) * s).astype(np.int32) if graded else s
+            for m in models:
+                m.s_in.data = x
+                m.run_spk()
+            assert models[0].a_buff.dtype == models[1].a_buff.dtype
+            assert np.array_equal(models[0].a_buff, models[1].a_buff), (k, p)
+        sent = [np.array(m.a_out.sent) for m in models]
+        assert np.array_equal(sent[0], sent[1]) and np.any(sent[0] != 0)
+
+
 def test_fast_conv_model_equals_lavas_conv():
     """lava_fast_models: the fixed_pt Conv's im2col convolution is Lava's own ``conv_scipy``, entry
     for entry after Lava's cast (strides, padding, dilation, groups; binary and graded input up to

@@ -13,8 +13,9 @@ into it run as one process, a ``layer`` (a 3-layer chain: 5 processes instead of
   activation buffer), ``delays_k``, ``num_message_bits_k`` and an in-port ``s_in_k`` that the
   source's spikes reach as they reached the synapse;
 - its model is a subclass of the neuron's own model (the one the simulation selects), and runs,
-  per synapse, an instance of the synapse's own model (``PyDenseModelBitAcc``,
-  ``lava_fast_models.PyDelayDenseModelBitAccFast``, or the float ones) with in-process ports;
+  per synapse, an instance of the synapse's model (fixed point: ``lava_fast_models``'
+  ``PyDenseModelBitAccFast`` and ``PyDelayDenseModelBitAccFast``, Lava's own models with the
+  activation computed faster, the same integers; float: Lava's own) with in-process ports;
 - a step does what the two processes did, in their order: the neuron's ``run_spk`` receives on
   ``a_in`` the synapses' messages (what each synapse model sends first in its ``run_spk``: its
   buffer from the last step, ``a_buff`` or ``a_buff[:, 0]``), cast to the synapse's ``a_out``
@@ -36,8 +37,10 @@ Between samples a layer zeroes its own state (``sample_steps`` L, the plan's ste
 at Lava ``time_step`` i*L + 1, before the step, the Vars the host would otherwise set to zero one
 channel message per element: neuron state and synapse buffers); the host still sets biases.
 
-So the arithmetic is Lava's own models', only the transport is in-process: the spikes are
-identical (tests compare ``layers`` on and off on every neuron kind, against the reference).
+So the arithmetic is Lava's own models' (the neurons'; the synapses' exact faster versions of
+them), only the transport is in-process: the spikes are identical (tests compare ``layers`` on,
+and off, which runs Lava's own Dense and neuron processes, on every neuron kind, against the
+reference).
 Fused: the ``"dense"`` connections into ``"lif"``/``"li"`` populations; in float mode only a
 population with a single input (a float sum over several ports depends on their order).
 Loihi hardware keeps the two processes (``loihi_hw`` plans with ``layers=False``).
@@ -75,10 +78,8 @@ def synapse_model(plan, conn):
     """The process model the simulation runs for connection ``conn``'s Lava synapse."""
     from lava.proc.dense import models
     if plan.mode == "fixed":
-        if conn.delays is None:
-            return models.PyDenseModelBitAcc
-        from .lava_fast_models import PyDelayDenseModelBitAccFast
-        return PyDelayDenseModelBitAccFast
+        from .lava_fast_models import PyDelayDenseModelBitAccFast, PyDenseModelBitAccFast
+        return PyDenseModelBitAccFast if conn.delays is None else PyDelayDenseModelBitAccFast
     return models.PyDenseModelFloat if conn.delays is None else models.PyDelayDenseModelFloat
 
 
