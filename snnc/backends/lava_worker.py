@@ -31,9 +31,11 @@ def build(plan: LavaPlan, first_input: Optional[np.ndarray] = None, bias: Option
     layer (``Layer.piped``), a ``lava_layers.HostFeed`` into that layer's pipe (no process). Every
     recorded layer sends its output through its own pipe (``Layer.recorded``: ``sinks`` maps it to
     itself); the other recorded populations' outputs go to one ``lava_recorder.Recorder``
-    (``sinks`` maps each to it); the host reads them once per step (``read_recorded``). A bias input has no source (None): the populations it feeds
-    start with bias ``bias[pop]`` of sample 0 (``lava_plan.bias_drive``). Populations with a
-    periodic reset are ``LIFReset``; sigma-delta kinds are ``lava.proc.sdn`` processes.
+    (``sinks`` maps each to it); after each sample the host reads the Recorder's message of each
+    step and each layer's one message (``read_recorded``). A bias input has no source (None): the
+    populations it feeds start with bias ``bias[pop]`` of sample 0 (``lava_plan.bias_drive``).
+    Populations with a periodic reset are ``LIFReset``; sigma-delta kinds are ``lava.proc.sdn``
+    processes.
     ``state_vars`` lists (Var, conn or None): every population's state (LIF u and v; sigma, act,
     residue, error) and every synapse's activation buffer with its connection; a layer's
     (``lava_layers``) are not listed: it zeroes them itself at each sample.
