@@ -502,13 +502,10 @@ class CubaStepper:
         where u is the step's input) on each neuron, in one pass per step (no chunk-sized
         temporaries)."""
         p, n, k = grp.p, self.n, t1 - t0
-        if self._kernel_params is None:    # bias (size,) float64; cv, vth one number when uniform
-            self._kernel_params = (np.ascontiguousarray(np.broadcast_to(
-                np.asarray(0.0 if p.bias is None else p.bias, np.float64), (p.size,))),) + tuple(
-                float(x) if np.ndim(x) == 0 else np.ascontiguousarray(np.broadcast_to(
-                    np.asarray(x, np.float64), (p.size,))) for x in (p.cv, p.vth))
-            self._kernel_cu = None if grp._u_is_a else np.ascontiguousarray(
-                np.broadcast_to(np.asarray(p.cu, np.float64), (p.size,)))
+        if self._kernel_params is None:    # bias, cu (size,) float64; cv, vth one number when uniform
+            self._kernel_params = (_per_neuron_row(0.0 if p.bias is None else p.bias, p.size),) + tuple(
+                float(x) if np.ndim(x) == 0 else _per_neuron_row(x, p.size) for x in (p.cv, p.vth))
+            self._kernel_cu = None if grp._u_is_a else _per_neuron_row(p.cu, p.size)
         a = None if a_in is None else np.ascontiguousarray(a_in).reshape(k, n, p.size)
         d = None if d_all is None else np.ascontiguousarray(d_all[t0:t1]).reshape(k, n, p.size)
         u = None if grp._u_is_a else grp.u              # (n, size) float64, C order (``__init__``)
@@ -541,6 +538,11 @@ def channel_row_sums(spec: SynapseSpec) -> Tuple[np.ndarray, np.ndarray, int]:
         w = spec.w
         sums = spec.cache["_row_sums"] = signed_row_sums(w if spec.kind == "dense" else w.reshape(w.shape[0], -1))
     return sums + ((1,) if spec.kind == "dense" else (int(np.prod(spec.out_shape[1:])),))
+
+
+def _per_neuron_row(x, size: int) -> np.ndarray:
+    """A parameter (one number or one per neuron) as a C-contiguous (size,) float64 array."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(x, np.float64), (size,)))
 
 
 def _no_bound_reached(grp: CubaGroup) -> bool:
