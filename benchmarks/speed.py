@@ -198,6 +198,7 @@ def measure(spec):
         t0 = time.perf_counter()
         g = snnc.api.compile(case["net"], **({"num_layers": case["netx_options"]["num_layers"]}
                                               if "num_layers" in case["netx_options"] else {}))
+        net = snnc.api.lowered(g)       # validated and lowered: the network the engines read (as netx builds its own)
         res["compile_s"] = time.perf_counter() - t0
         if case["feed"] == "bias":
             xs = bias_input(x, T)[None]
@@ -208,8 +209,8 @@ def measure(spec):
             xs = x.reshape((1,) + shape + (T,))
         def run_once():
             if eng == "reference-step":
-                return run_reference(g, np.asarray(xs), "fixed", plan="step")
-            return snnc_run(g, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
+                return run_reference(net, np.asarray(xs), "fixed", plan="step")
+            return snnc_run(net, xs, backend=SNNC_BACKEND[eng], timeout=spec["timeout"])
         t1 = time.perf_counter()
         r = run_once()
         res["run_s"] = time.perf_counter() - t1
@@ -611,7 +612,8 @@ def write_md(path, meta, results, json_path, png):
              "for), speed-up = netx wall / engine wall, steps/s (time steps per second; a batch steps all "
              "its samples at once), synaptic events/s "
              "(spikes x fan-out), peak memory (PSS summed over the process tree), compile = model file to a "
-             "runnable network, identical = output spikes (and, for snnc engines, every population's "
+             "runnable network (snnc: `api.compile` and `api.lowered`, its validated lowered network; netx: "
+             "`netx.hdf5.Network`), identical = output spikes (and, for snnc engines, every population's "
              "spike counts) equal to the reference simulator's; run = the engine's run alone (compile "
              "excluded), the first run in a fresh process; warm_run = the median of "
              f"{WARM_RUNS} more runs in that process (engines {', '.join(WARM_ENGINES)}, lava-dl cases: memory, caches "

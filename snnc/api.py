@@ -77,13 +77,22 @@ def _as_graph(model: Union[str, Graph]) -> Graph:
     return graph if graph.fixed else ensure_compiled(graph, model)
 
 
-def check_input(graph: Union[Graph, Network], spikes: np.ndarray, what: str = "input"):
+def lowered(model: Union[str, Graph, Network]) -> Network:
+    """The validated, lowered network of ``model`` (a path or a Graph): give it to ``run`` (or
+    ``evaluate``) in place of the model to run it many times, validated and lowered once and with
+    the engines' per-network data kept from run to run. Edits to the graph after this are not
+    seen: lower it again."""
+    return model if isinstance(model, Network) else lower(_as_graph(model))
+
+
+def check_input(graph: Union[Graph, Network], spikes: np.ndarray, what: str = "input", in_place: bool = False):
     """Validate ``spikes`` against the graph input: returns (batched array, had_batch)
-    (see ``backends.host_io``: one definition of a valid input for every engine)."""
-    return host_io.prepare(graph, spikes, what)
+    (see ``backends.host_io``: one definition of a valid input for every engine; ``in_place``:
+    the engine's ``reads_in_place``)."""
+    return host_io.prepare(graph, spikes, what, in_place)
 
 
-def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed",
+def run(model: Union[str, Graph, Network], spikes: np.ndarray, backend: str = "lava-fixed",
         timeout: float = 600.0, progress: bool = False, **options) -> RunResult:
     """Run ``model`` on spikes ``C[,H,W],T`` or ``N,C[,H,W],T``; output in the same layout.
 
@@ -92,7 +101,8 @@ def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed
     ``lava-fused-fixed``/``lava-fused-float`` (the whole graph as one Lava process, bit-identical
     with ``reference``/``reference-float``), ``reference`` (numpy, bit-exact with lava-fixed),
     ``reference-float``, ``torch`` (fixed point on torch, = ``reference``; feed-forward graphs),
-    ``onnxruntime`` (the ``.onnx`` file itself: ``model`` must be its path).
+    ``onnxruntime`` (the ``.onnx`` file itself: ``model`` must be its path). ``model`` may be the
+    ``lowered`` network of a model, run as it is (no second validation and lowering).
     ``timeout``: seconds before a Lava run is stopped; ``progress``: a progress bar (reference);
     each is passed to the engines that take it. ``options``: engine options (``registry``), e.g.
     ``plan="step"`` for ``reference``, ``record_state=True`` for ``lava-fixed``.
@@ -101,9 +111,9 @@ def run(model: Union[str, Graph], spikes: np.ndarray, backend: str = "lava-fixed
     if engine.reads == "onnx" and not (isinstance(model, str) and model.lower().endswith(".onnx")):
         raise SnncError(f"backend {backend!r} runs the exported .onnx file itself; give the .onnx model "
                         f"(not {model if isinstance(model, str) else 'a compiled graph'})")
-    graph = _as_graph(model)
-    net = lower(graph)
-    x, batched = check_input(net, spikes)
+    net = lowered(model)
+    graph = net.graph
+    x, batched = check_input(net, spikes, in_place=engine.reads_in_place)
     common = engine.accepted(dict(timeout=timeout, progress=progress))
     given = model if engine.reads == "onnx" else net if engine.lowered else graph
     result = engine.run(given, x, **common, **options)

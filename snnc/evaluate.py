@@ -31,6 +31,7 @@ import numpy as np
 from . import api
 from .backends import registry
 from .compiler.ir import Graph
+from .compiler.lower import Network
 from .compiler.printing import table
 from .errors import SnncError
 
@@ -116,16 +117,16 @@ def shards(n: int, workers: int, size: Optional[int] = None, engine: str = "refe
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def _run_shard(graph: Graph, x: np.ndarray, engine: str, readout: str, timeout: float):
-    """One shard -> (class scores (n, K), spikes per population)."""
+def _run_shard(graph: Network, x: np.ndarray, engine: str, readout: str, timeout: float):
+    """One shard of the lowered network ``graph`` -> (class scores (n, K), spikes per population)."""
     r = api.run(graph, x, backend=engine, timeout=timeout)
     return readout_scores(r.output, readout), r.layer_totals()
 
 
-_WORKER_GRAPH: Dict[str, Graph] = {}
+_WORKER_GRAPH: Dict[str, Network] = {}
 
 
-def _init_worker(graph: Graph) -> None:
+def _init_worker(graph: Network) -> None:
     from threadpoolctl import threadpool_limits  # lazy: only in workers
     threadpool_limits(1)          # one BLAS thread per worker: the workers are the parallelism
     _WORKER_GRAPH["graph"] = graph
@@ -209,7 +210,7 @@ def check_labels(labels, n: int, what: str = "labels") -> np.ndarray:
     return y.astype(np.int64)
 
 
-def evaluate(model: Union[str, Graph], data: np.ndarray, labels: np.ndarray, engine: str = "reference",
+def evaluate(model: Union[str, Graph, Network], data: np.ndarray, labels: np.ndarray, engine: str = "reference",
              workers: int = 1, ray: Optional[str] = None, readout: Optional[str] = None,
              shard_size: Optional[int] = None, timeout: float = 600.0, progress: bool = False) -> EvalReport:
     """Accuracy of ``model`` on ``data`` ``(N, C[, H, W], T)`` with ``labels`` ``(N,)``; see the
@@ -221,8 +222,9 @@ def evaluate(model: Union[str, Graph], data: np.ndarray, labels: np.ndarray, eng
         raise SnncError(f"--timeout must be a positive number of seconds, got {timeout!r}")
     if shard_size is not None and not (isinstance(shard_size, int) and shard_size >= 1):
         raise SnncError(f"--shard-size must be a whole number >= 1, got {shard_size!r}")
-    graph = api._as_graph(model)
-    x, batched = api.check_input(graph, data, "data")
+    net = api.lowered(model)             # validated and lowered once: every shard runs it
+    graph = net.graph
+    x, batched = api.check_input(net, data, "data")
     if not batched:
         raise SnncError(f"data: shape {np.shape(data)} is one sample; give a batch (N, ..., T)")
     if x.shape[0] == 0:
@@ -236,8 +238,8 @@ def evaluate(model: Union[str, Graph], data: np.ndarray, labels: np.ndarray, eng
     from tqdm import tqdm  # lazy: only for the bar
     t0 = time.perf_counter()
     with tqdm(total=x.shape[0], disable=not progress, unit="sample", desc=f"eval {engine}") as bar:
-        runs = (_ray(graph, x, parts, engine, readout, timeout, ray, workers, bar) if ray
-                else _local(graph, x, parts, engine, readout, timeout, workers, bar))
+        runs = (_ray(net, x, parts, engine, readout, timeout, ray, workers, bar) if ray
+                else _local(net, x, parts, engine, readout, timeout, workers, bar))
         for i, (s, counts) in runs:
             scores[i] = s
             for k, v in counts.items():

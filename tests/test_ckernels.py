@@ -95,9 +95,9 @@ def test_event_driven_conv_against_torch(shape, k, stride, pad, dil, groups, dt)
 def test_conv_cost_model_picks_events_at_low_rates():
     """PilotNet's conv2 (24 -> 36 channels, 3x3, stride 2): events at its ~8 % input rate, im2col
     at conv1's ~90 % (and on its 3-channel input, where patches are few)."""
-    conv2 = SynapseSpec("c2", "conv", np.ones((36, 24, 3, 3)), None, False, 1e4, False, (24, 32, 99), (36, 15, 49),
+    conv2 = SynapseSpec("c2", "conv", np.ones((36, 24, 3, 3)), 1.0, None, False, 1e4, False, (24, 32, 99), (36, 15, 49),
                         ((2, 2), (0, 0), (1, 1), 1), cache={})
-    conv1 = SynapseSpec("c1", "conv", np.ones((24, 3, 3, 3)), None, False, 1e4, False, (3, 66, 200), (24, 32, 99),
+    conv1 = SynapseSpec("c1", "conv", np.ones((24, 3, 3, 3)), 1.0, None, False, 1e4, False, (3, 66, 200), (24, 32, 99),
                         ((2, 2), (0, 0), (1, 1), 1), cache={})
     assert rb.conv_events_pay(conv2, 0.08) and not rb.conv_events_pay(conv2, 0.9)
     assert not rb.conv_events_pay(conv1, 0.9)
@@ -123,7 +123,7 @@ def _lif_numpy(v, a, drive, scale, bias, cv, vth, ge, u=None, cu=None):
 
 
 @pytest.mark.parametrize("a_dt", [None, np.float32, np.float64])
-@pytest.mark.parametrize("d_dt", [None, np.float32, np.float64])
+@pytest.mark.parametrize("d_dt", [None, np.float32, np.float64, "time-last view"])
 @pytest.mark.parametrize("ge", [False, True])
 @pytest.mark.parametrize("u_decays", [False, True])
 def test_lif_zero_equations(a_dt, d_dt, ge, u_decays):
@@ -132,7 +132,11 @@ def test_lif_zero_equations(a_dt, d_dt, ge, u_decays):
     if a_dt is None and d_dt is None:
         d_dt = np.float32
     a = None if a_dt is None else rng.integers(-300, 400, (k, n, m)).astype(a_dt)
-    drive = None if d_dt is None else (rng.integers(-20, 40, (k, n, m)) / 4).astype(d_dt)
+    if d_dt == "time-last view":     # float64 (n, m, k) read in place: strides (1, m * k, k)
+        drive = np.moveaxis(rng.integers(-20, 40, (n, m, k)) / 4, -1, 0)
+        assert not drive.flags.c_contiguous
+    else:
+        drive = None if d_dt is None else (rng.integers(-20, 40, (k, n, m)) / 4).astype(d_dt)
     bias = rng.integers(-500, 500, m).astype(np.float64) * 64
     cv = (4096 - rng.integers(0, 4096, m)) / 4096.0
     vth = np.full(m, 64.0 * 2000)
@@ -185,7 +189,7 @@ def test_conv_layouts_against_torch(one_gemm, monkeypatch):
     rng = np.random.default_rng(5)
     x = (rng.random((5, 4, 17, 23)) < 0.3).astype(np.uint8)
     spec = SynapseSpec(
-        "c", "conv", rng.integers(-60, 60, (6, 2, 3, 3)).astype(np.float64), None, False, 1e4, False,
+        "c", "conv", rng.integers(-60, 60, (6, 2, 3, 3)), 1.0, None, False, 1e4, False,
         (4, 17, 23), (6, 9, 12), ((2, 2), (1, 1), (1, 1), 2), cache={})
     want = torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(spec.w),
                                       stride=2, padding=1, groups=2).numpy()
@@ -273,3 +277,14 @@ def test_switched_off_by_environment():
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, SNNC_NO_CKERNELS="1"),
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_exact_f32_against_numpy():
+    rng = np.random.default_rng(9)
+    x = rng.integers(-(1 << 24), 1 << 24, 1001) / 64.0
+    assert ckernels.exact_f32(x) == np.array_equal(x.astype(np.float32).astype(np.float64), x) is True
+    for bad in (0.1, float(1 << 25) + 1, 1e300):
+        y = x.copy()
+        y[500] = bad
+        assert ckernels.exact_f32(y) is False
+    assert ckernels.exact_f32(np.zeros(0)) is True

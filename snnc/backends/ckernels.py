@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-VERSION = 7                      # csrc/kernels.c's snnc_kernels_version()
+VERSION = 8                      # csrc/kernels.c's snnc_kernels_version()
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _D = ctypes.c_double
@@ -37,7 +37,7 @@ def _load() -> Optional[ctypes.CDLL]:
                 return None
             if lib.snnc_kernels_version() != VERSION:
                 return None
-            lib.snnc_lif_zero.argtypes = [_I, _I, _I, _P, _P, _P, _P, _C, _P, _C, _D, _P, _P, _C, _P, _C, _C, _P]
+            lib.snnc_lif_zero.argtypes = [_I, _I, _I, _P, _P, _P, _P, _C, _P, _C, _I, _I, _I, _D, _P, _P, _C, _P, _C, _C, _P]
             lib.snnc_lif_zero.restype = _I
             for name in ("snnc_im2col_u8_f32", "snnc_im2col_u8_f64"):
                 getattr(lib, name).argtypes = [_P] + [_I] * 14 + [_P, _I, _I]
@@ -45,6 +45,8 @@ def _load() -> Optional[ctypes.CDLL]:
             for name in ("snnc_conv_events_f32", "snnc_conv_events_f64"):
                 getattr(lib, name).argtypes = [_P] + [_I] * 18 + [_P, _P, _P]
                 getattr(lib, name).restype = _C
+            lib.snnc_exact_f32.argtypes = [_P, _I]
+            lib.snnc_exact_f32.restype = _C
             return lib
     return None
 
@@ -75,6 +77,23 @@ def _typed(x: Optional[np.ndarray], what: str):
     return x.ctypes.data, code
 
 
+def exact_f32(x: np.ndarray) -> bool:
+    """Every value of the C-contiguous float64 ``x`` is exactly a float32 (one pass, no copy)."""
+    return bool(_LIB.snnc_exact_f32(_ptr(x, np.float64), x.size))
+
+
+def _drive(d: Optional[np.ndarray]):
+    """(pointer, type code, element strides) of ``lif_zero``'s drive: C-contiguous float32 or
+    float64 (codes 1, 2), or float64 with any strides along its last axis (code 3)."""
+    if d is None:
+        return None, 0, (0, 0, 0)
+    if d.dtype == np.float64 and not d.flags.c_contiguous and all(s % 8 == 0 for s in d.strides):
+        return d.ctypes.data, 3, tuple(s // 8 for s in d.strides)
+    p, code = _typed(d, "drive")
+    k, n, m = d.shape
+    return p, code, (n * m, m, 1)
+
+
 def _per_neuron(x, m: int, what: str) -> Tuple[np.ndarray, int]:
     """(array, 1) for (m,) float64 values, (array of one, 0) for one number."""
     if np.ndim(x) == 0:
@@ -92,7 +111,8 @@ def lif_zero(v: np.ndarray, a: Optional[np.ndarray], drive: Optional[np.ndarray]
     ``cu`` given; else u is the step's input ``a * 64``), ``v = trunc(v * cv) + (bias + u + drive
     * scale)``, ``s = v > vth`` (``>=``: ge), ``v = 0`` where s. ``v``, ``u`` (n, m) float64, in
     place; ``cu`` (m,) float64; ``a`` (k, n, m) synapse sums, ``drive`` (k, n, m) bias-input
-    values (each float32 or float64, or None); ``bias`` (m,) float64; ``cv``, ``vth``: (m,)
+    values (each float32 or float64, or None; a float64 ``drive`` may be any strided view, e.g.
+    of a time-last input, read in place); ``bias`` (m,) float64; ``cv``, ``vth``: (m,)
     float64 or one number; ``out`` (k, n, m) uint8. Returns how many ``drive * scale`` are not
     whole numbers (the caller's error)."""
     k, n, m = out.shape
@@ -104,9 +124,9 @@ def lif_zero(v: np.ndarray, a: Optional[np.ndarray], drive: Optional[np.ndarray]
         raise ValueError(f"lif_zero: u {None if u is None else u.shape} and cu {None if cu is None else cu.shape}, "
                          f"want both ({n}, {m}) and ({m},) or neither")
     (cv, cva), (vth, vta) = _per_neuron(cv, m, "cv"), _per_neuron(vth, m, "vth")
-    (pa, ta), (pd, td) = _typed(a, "a"), _typed(drive, "drive")
+    (pa, ta), (pd, td, strides) = _typed(a, "a"), _drive(drive)
     return int(_LIB.snnc_lif_zero(k, n, m, _ptr(v, np.float64), _ptr(u, np.float64), _ptr(cu, np.float64),
-                                  pa, ta, pd, td, float(scale), _ptr(bias, np.float64), _ptr(cv, np.float64), cva,
+                                  pa, ta, pd, td, *strides, float(scale), _ptr(bias, np.float64), _ptr(cv, np.float64), cva,
                                   _ptr(vth, np.float64), vta, int(bool(ge)), _ptr(out, np.uint8)))
 
 

@@ -108,9 +108,10 @@ def _sizes(x: np.ndarray, what: str) -> None:
         raise SnncError(f"{what}: an empty batch (N = 0); give at least one sample")
 
 
-def prepare(model: Union[Graph, Network], spikes, what: str = "input") -> Tuple[np.ndarray, bool]:
+def prepare(model: Union[Graph, Network], spikes, what: str = "input", in_place: bool = False) -> Tuple[np.ndarray, bool]:
     """A user's array for the (first) input of a graph or its lowered network -> ``(N, *shape, T)``
-    float32, had_batch."""
+    float32 (``time_major_f32``), had_batch. ``in_place``: the engine reads bias inputs where
+    they are (the reference): an input that ``reads_in_place`` allows is returned as given."""
     x = _numbers(spikes, what)
     net = _net(model)
     graph = net.graph
@@ -120,7 +121,24 @@ def prepare(model: Union[Graph, Network], spikes, what: str = "input") -> Tuple[
     xb, batched = _fit(x, shape, what)
     _sizes(xb, what)
     check_values(net, graph.inputs[0], xb, what)
+    if in_place and reads_in_place(net, graph.inputs[0], xb):
+        return xb, batched
     return time_major_f32(xb), batched
+
+
+def drives_only(net: Network, name: str) -> bool:
+    """Input ``name`` only drives populations (their bias inputs): no synapse reads it."""
+    return any(name in p.bias_inputs for p in net.populations.values()) and \
+        not any(s.pop == name for c in net.connections for s in c.sources)
+
+
+def reads_in_place(net: Network, name: str, x: np.ndarray) -> bool:
+    """Whether ``x`` (N, *shape, T) for Input ``name`` may be read as given, no copy: the input
+    ``drives_only``, and ``x`` is C-contiguous float64 whose values are all exactly float32 (so
+    the same values as ``time_major_f32``'s; one pass of the compiled kernels, when built)."""
+    from . import ckernels      # lazy: ctypes
+    return (x.dtype == np.float64 and x.flags.c_contiguous and ckernels.available() and drives_only(net, name)
+            and ckernels.exact_f32(x))
 
 
 def time_major_f32(x: np.ndarray) -> np.ndarray:

@@ -26,20 +26,24 @@ from ..errors import SnncError
 CLAMP = float(1 << 23)              # Lava Conv: 24-bit output
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
 F64_EXACT = float(1 << 53)          # float64 sums of integers are exact below this
+ROW_SUM_ENTRIES = 1 << 15          # weights per block of ``signed_row_sums`` (its temporary)
 MESSAGE_MAX = float(1 << 32)        # |graded message| of a sigma-delta population (int32 state) or Input
 
 
 @dataclass(frozen=True, eq=False)
 class SynapseSpec:
-    """A connection's synapse. ``kind`` "dense" or "conv"; ``w`` float64 (fixed: Loihi integer
-    weights, a positive exponent folded in; float: the IR weights); ``floor_mul`` 2**exp for a
-    negative exponent (floor after the sum), ``clamp`` Conv's 24-bit clamp can bind; ``bound``
-    max over output neurons of ``sum |w|``; ``graded``: reads graded messages (not 0/1 spikes);
-    ``conv``: (stride, padding, dilation, groups) with ``w`` (O, C/groups, kh, kw); ``cache``: the
-    engines' kernel matrices derived from ``w``, made once."""
+    """A connection's synapse. ``kind`` "dense" or "conv"; ``weights`` as given (fixed: the Loihi
+    integer weights, any integer dtype; float: the IR weights) and ``w_scale`` 2**exp for a
+    positive exponent (1 otherwise): ``w = weights * w_scale``, made in float64 on first use
+    (kernels that cast the weights to their own layout read ``weights``); ``floor_mul`` 2**exp
+    for a negative exponent (floor after the sum), ``clamp`` Conv's 24-bit clamp can bind;
+    ``bound`` max over output neurons of ``sum |w|``; ``graded``: reads graded messages (not 0/1
+    spikes); ``conv``: (stride, padding, dilation, groups) with ``w`` (O, C/groups, kh, kw);
+    ``cache``: the engines' kernel matrices derived from ``w``, made once."""
     name: str
     kind: str
-    w: np.ndarray
+    weights: np.ndarray
+    w_scale: float
     floor_mul: Optional[float]
     clamp: bool
     bound: float
@@ -48,6 +52,17 @@ class SynapseSpec:
     out_shape: Tuple[int, ...]
     conv: Optional[tuple] = None
     cache: dict = field(default_factory=dict, repr=False)   # kernel matrices made once per dtype
+
+    @property
+    def w(self) -> np.ndarray:
+        """``weights * w_scale`` in float64, C-contiguous (made once, in ``cache``)."""
+        w = self.cache.get("_w")
+        if w is None:
+            w = np.ascontiguousarray(self.weights, dtype=np.float64)
+            if self.w_scale != 1.0:
+                w = w * self.w_scale
+            w = self.cache["_w"] = w
+        return w
 
     @property
     def per_input(self) -> bool:
@@ -82,10 +97,15 @@ def synapse_spec(conn: Connection, fixed: bool) -> SynapseSpec:
 
 
 def _copy_small(w) -> np.ndarray:
-    """A private copy of integer weights, in int16 when they fit (Loihi's are 8-bit)."""
+    """A private copy of integer weights in the smallest of int8 (Loihi's are 8-bit) and int16
+    that holds them."""
     w = np.asarray(w)
-    if w.dtype.kind in "iu" and w.size and -(1 << 15) <= int(w.min()) and int(w.max()) < (1 << 15):
-        return w.astype(np.int16)
+    if w.dtype.kind in "iu" and w.size:
+        lo, hi = int(w.min()), int(w.max())
+        for dt in (np.int8, np.int16):
+            info = np.iinfo(dt)
+            if info.min <= lo and hi <= info.max:
+                return w.astype(dt)
     return np.array(w, copy=True)
 
 
@@ -95,26 +115,25 @@ def _make_spec(conn: Connection, fixed: bool) -> SynapseSpec:
     if fixed and fx is None:
         raise SnncError(f"synapse {conn.name!r}: fixed-point run needs the quantization pass first")
     given = np.asarray(fx.weight if fixed else node.weight)
-    w = given.astype(np.float64, copy=False)
+    if given.dtype.kind not in "iuf":
+        given = given.astype(np.float64)
     graded = bool(getattr(fx, "num_message_bits", 0)) if fixed else False
     if isinstance(node, Dense):
         exp = int(fx.weight_exp) if fixed else 0
-        if exp > 0:
-            w = w * float(2 ** exp)
         cache: dict = {}
-        bound = _row_bound(given, fixed, cache, float(2 ** max(exp, 0)))
-        return SynapseSpec(conn.name, "dense", w, float(2.0 ** exp) if exp < 0 else None, False, bound, graded,
-                           conn.in_shape, conn.out_shape, cache=cache)
+        scale = float(2 ** max(exp, 0))
+        bound = _row_bound(given, fixed, cache, scale)
+        return SynapseSpec(conn.name, "dense", given, scale, float(2.0 ** exp) if exp < 0 else None, False, bound,
+                           graded, conn.in_shape, conn.out_shape, cache=cache)
     c = conn.in_shape[0]
-    rows = given                        # the bound's rows: the weights as given (integers)
     if isinstance(node, SumPool2d):
-        w = rows = np.broadcast_to(w, (c, 1) + tuple(_pair(node.kernel)))
+        given = np.broadcast_to(given, (c, 1) + tuple(_pair(node.kernel)))
         args = (_pair(node.stride), _pair(node.padding), (1, 1), c)
     else:
         args = (_pair(node.stride), _pair(node.padding), _pair(node.dilation), int(node.groups))
     cache = {}
-    bound = _row_bound(rows.reshape(rows.shape[0], -1), fixed, cache)
-    return SynapseSpec(conn.name, "conv", np.ascontiguousarray(w), None, fixed and bound >= CLAMP, bound, graded,
+    bound = _row_bound(given.reshape(given.shape[0], -1), fixed, cache)   # the weights as given (integers)
+    return SynapseSpec(conn.name, "conv", given, 1.0, None, fixed and bound >= CLAMP, bound, graded,
                        conn.in_shape, conn.out_shape, args, cache=cache)
 
 
@@ -148,8 +167,13 @@ def signed_row_sums(w) -> Tuple[np.ndarray, np.ndarray]:
             return rows
         return reduce(np.maximum(w.data, 0.0)), reduce(np.maximum(-w.data, 0.0))
     w = np.asarray(w)
-    pos = w.sum(axis=1, where=w > 0)               # integer-valued: exact; a bool temporary only
-    return pos.astype(np.float64, copy=False), (pos - w.sum(axis=1)).astype(np.float64, copy=False)
+    pos, neg = np.empty(w.shape[0]), np.empty(w.shape[0])
+    step = max(1, ROW_SUM_ENTRIES // max(1, w.shape[1]))
+    for lo in range(0, w.shape[0], step):           # integer-valued: exact; small temporaries
+        blk = w[lo:lo + step]
+        p = np.maximum(blk, 0).sum(axis=1)          # (10x a ``where=`` sum's speed)
+        pos[lo:lo + step], neg[lo:lo + step] = p, p - blk.sum(axis=1)
+    return pos, neg
 
 
 def post_synapse_bounds(spec: SynapseSpec, hi: np.ndarray, lo: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -208,13 +232,16 @@ def result_buffers(net: Network, n: int, steps: int):
     return outs, counts
 
 
-def time_major(inputs: Dict[str, np.ndarray], lo: int, hi: int) -> Dict[str, np.ndarray]:
+def time_major(inputs: Dict[str, np.ndarray], lo: int, hi: int, views=()) -> Dict[str, np.ndarray]:
     """Samples ``lo:hi`` of ``{name: (N, *shape, T)}`` as contiguous ``(T, n, *shape)``: float32
-    when given in float32 (``host_io.prepare``'s values, exact in it), else float64."""
-    def dtype(v):
-        return np.float32 if v.dtype == np.float32 else np.float64
-    return {k: np.ascontiguousarray(np.moveaxis(np.asarray(v)[lo:hi], -1, 0), dtype=dtype(np.asarray(v)))
-            for k, v in inputs.items()}
+    when given in float32 (``host_io.prepare``'s values, exact in it), else float64; the inputs
+    named in ``views`` given in float64: a (T, n, *shape) view, no copy (read in place)."""
+    def one(k, v):
+        v = np.asarray(v)[lo:hi]
+        if k in views and v.dtype == np.float64:
+            return np.moveaxis(v, -1, 0)
+        return np.ascontiguousarray(np.moveaxis(v, -1, 0), dtype=np.float32 if v.dtype == np.float32 else np.float64)
+    return {k: one(k, v) for k, v in inputs.items()}
 
 
 def host_synapse(graph: Graph, name: str, node, x: np.ndarray, fixed: bool) -> np.ndarray:

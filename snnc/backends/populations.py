@@ -51,7 +51,8 @@ def _compact(arr):
 @dataclass(eq=False)
 class CubaParams:
     """Per-neuron parameters of CUBA populations updated together (module doc). ``slices``: each
-    population's columns; ``resets``: (interval, offset, slice) of ``reset_interval``."""
+    population's columns; ``resets``: (interval, offset, slice) of ``reset_interval``; ``cache``:
+    arrays an engine derives from them, made once (the compiled update's per-neuron rows)."""
     names: List[str]
     shapes: Dict[str, Tuple[int, ...]]
     slices: Dict[str, slice]
@@ -66,6 +67,7 @@ class CubaParams:
     out_scale: object
     ge: bool
     resets: List[Tuple[int, int, slice]] = field(default_factory=list)
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 def cuba_params(net, names: List[str], fixed: bool) -> CubaParams:

@@ -719,13 +719,14 @@ def run_reference(graph: Union[Graph, Network], spikes, mode: str = "fixed", pro
     shapes = net.shapes
     chunk = n if not batch_size else max(1, int(batch_size))
     outs, counts = result_buffers(net, n, steps)
+    views = [k for k in inputs if host_io.drives_only(net, k)] if batched else []   # read in place
     bar = _progress(progress, n * steps, mode)
     if batched:             # rows T * N per product; chunks sized to memory
         per_row = sum(int(np.prod(s)) for s in shapes.values())
         chunk = min(chunk, max(1, BATCHED_ENTRIES // max(1, steps * per_row)))
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
-        data = time_major(inputs, lo, hi)
+        data = time_major(inputs, lo, hi, views)
         if batched:
             vals, cnts = run_batched(graph, data, steps, hi - lo, net=net)
             if bar is not None:
@@ -736,7 +737,10 @@ def run_reference(graph: Union[Graph, Network], spikes, mode: str = "fixed", pro
         for o in graph.outputs:
             outs[o][lo:hi] = np.moveaxis(vals[o], 0, -1)
         for p in counts:
-            counts[p][lo:hi] = cnts[p]
+            if hi - lo == n and cnts[p].dtype == counts[p].dtype and cnts[p].shape == counts[p].shape:
+                counts[p] = cnts[p]         # one chunk: the run's own array (made for it), no copy
+            else:
+                counts[p][lo:hi] = cnts[p]
     if bar is not None:
         bar.close()
     return RunResult(output=outs[graph.outputs[0]], counts=counts, engine=f"reference-{mode}",

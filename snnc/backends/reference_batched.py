@@ -44,7 +44,7 @@ from .plan import CLAMP, SynapseSpec, ordered_into, output_units, post_synapse_b
 from .populations import CubaGroup, CubaParams, cuba_params
 
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
-IM2COL_ENTRIES = 1 << 20            # entries of patches per im2col chunk (a reused buffer, in cache)
+IM2COL_ENTRIES = 1 << 18            # entries of patches per im2col chunk (a reused buffer, in L2)
 CONV_COST = dict(mac=0.04, patch=0.4, spike=1.0, add=0.08, scan=0.3)   # ns per unit (``conv_events_pay``)
 ONE_GEMM_PIXELS = 256               # conv outputs of fewer pixels: one GEMM over all rows (``conv_all_steps``)
 WORKSPACE_MAX = 1 << 26             # bytes of one reused buffer, at most
@@ -127,7 +127,7 @@ def choose_kernel(spec: SynapseSpec, x_max: float, rate: float, rows: int = 0) -
     """The cheapest exact kernel: "sparse" (event-driven; Dense with binary input at a low spike
     rate, over ``rows`` rows whose dense product is large enough to pay for it: ``SPARSE_MIN_MACS``),
     else "gemm32" when every partial sum is provably below 2**24, else "gemm64"."""
-    if spec.kind == "dense" and x_max <= 1.0 and rate < SPARSE_RATE and rows * spec.w.size >= SPARSE_MIN_MACS:
+    if spec.kind == "dense" and x_max <= 1.0 and rate < SPARSE_RATE and rows * spec.weights.size >= SPARSE_MIN_MACS:
         return "sparse"
     return "gemm32" if spec.bound * x_max < F32_EXACT else "gemm64"
 
@@ -169,18 +169,19 @@ def dense_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: int = 0
     """``x (R, in) @ w.T`` for all R = T * N rows at once, exact, after ``lead`` zero rows:
     (lead + R, out), float32 for "gemm32" (integers below 2**24), else float64; ``reuse``: in
     the workspace's synapse output."""
-    w = spec.w
     if kernel == "sparse":
         import scipy.sparse as sp
-        out = _output(x.shape[0], lead, (w.shape[0],), np.float64, reuse)
-        out[lead:] = sp.csr_matrix(x) @ w.T
+        out = _output(x.shape[0], lead, (spec.weights.shape[0],), np.float64, reuse)
+        out[lead:] = sp.csr_matrix(x) @ spec.w.T
         return out
     dt = np.float32 if kernel == "gemm32" else np.float64
     key = "_dense_t_" + np.dtype(dt).name
     wt = spec.cache.get(key)
-    if wt is None:
-        wt = spec.cache[key] = np.ascontiguousarray(w.T, dtype=dt)
-    out = _output(x.shape[0], lead, (w.shape[0],), dt, reuse)
+    if wt is None:                  # from the integer weights: no float64 copy first
+        wt = spec.cache[key] = np.ascontiguousarray(spec.weights.T, dtype=dt)
+        if spec.w_scale != 1.0:     # a power of two: exact
+            wt *= spec.w_scale
+    out = _output(x.shape[0], lead, (spec.weights.shape[0],), dt, reuse)
     np.matmul(x.astype(dt, copy=False), wt, out=out[lead:])
     return out
 
@@ -194,7 +195,7 @@ def conv_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: int = 0,
     patches (K, R, Ho*Wo) and one GEMM over all rows, then a transposed copy. Returns (lead + R,
     O, Ho, Wo), the first ``lead`` rows zero, float32 for "gemm32" (integers below 2**24), else
     float64; ``reuse``: in the workspace's synapse output."""
-    o_n, cpg, kh, kw = spec.w.shape
+    o_n, cpg, kh, kw = spec.weights.shape
     r, c = x.shape[:2]
     _, ho, wo = spec.out_shape
     g, hw, k = spec.conv[3], ho * wo, c * kh * kw
@@ -227,7 +228,7 @@ def conv_events_pay(spec: SynapseSpec, rate: float) -> bool:
     pixel plus a patch entry per kernel tap and output pixel, against, per input spike, a
     vector add of its group's outputs for every output it reaches, plus a scan of the input and
     the output's zeroing and transpose."""
-    o_n, cpg, kh, kw = spec.w.shape
+    o_n, cpg, kh, kw = spec.weights.shape
     g, (sh, sw) = spec.conv[3], spec.conv[0]
     c, h, w = (int(v) for v in spec.in_shape)
     _, ho, wo = (int(v) for v in spec.out_shape)
@@ -249,7 +250,7 @@ def conv_events_all_steps(spec: SynapseSpec, x: np.ndarray, kernel: str, lead: i
     key = "_conv_events_" + np.dtype(dt).name
     w_cio = spec.cache.get(key)
     if w_cio is None:
-        w_cio = spec.cache[key] = ckernels.events_weights(spec.w, spec.conv[3], dt)
+        w_cio = spec.cache[key] = ckernels.events_weights(spec.weights, spec.conv[3], dt)
     out = _output(x.shape[0], lead, tuple(spec.out_shape), dt, reuse)
     (sh, sw), (ph, pw), (dh, dw), g = spec.conv
     ckernels.conv_events(np.ascontiguousarray(x), w_cio, (sh, sw), (ph, pw), (dh, dw), g, out[lead:])
@@ -262,7 +263,7 @@ def _patches(spec: SynapseSpec, x: np.ndarray):
     at ``r * row + q * entry`` (elements), each (Ho, Wo) contiguous: the compiled kernel for uint8
     spikes (``ckernels.im2col``), else numpy's strided copy of a window view."""
     (sh, sw), (ph, pw), (dh, dw), _ = spec.conv
-    kh, kw = spec.w.shape[2:]
+    kh, kw = spec.weights.shape[2:]
     _, ho, wo = spec.out_shape
     c = x.shape[1]
     if ckernels.available() and x.dtype == np.uint8:
@@ -288,9 +289,9 @@ def _conv_matrix(spec: SynapseSpec, dt) -> np.ndarray:
     key = "_conv_matrix_" + np.dtype(dt).name
     m = spec.cache.get(key)
     if m is None:
-        o_n = spec.w.shape[0]
+        o_n = spec.weights.shape[0]
         g = spec.conv[3]
-        m = spec.cache[key] = np.ascontiguousarray(spec.w.reshape(g, o_n // g, -1), dtype=dt)
+        m = spec.cache[key] = np.ascontiguousarray(spec.weights.reshape(g, o_n // g, -1), dtype=dt)
     return m
 
 
@@ -403,13 +404,11 @@ class CubaStepper:
 
     def __init__(self, xp: NumpyArrays, params: CubaParams, T: int, n: int, d_all, a_bound, scale: float):
         self.T, self.n, self.params, self.d_all, self.scale = T, n, params, d_all, scale
-        self._kernel_params = self._kernel_cu = None    # ``_advance_compiled``'s parameters
         size = params.size
         d_bound = None
         if d_all is not None:         # the drive is known for all steps: bound it once
-            d = d_all.reshape(-1, size)                 # (per neuron, or its maxima: ``_a_bound``)
-            axis = None if _uniform(params) else 0
-            d_bound = (np.maximum(d.max(axis=axis), 0) * scale, np.maximum(-d.min(axis=axis), 0) * scale)
+            axis = None if _uniform(params) else (0, 1)     # (per neuron, or its maxima: ``_a_bound``)
+            d_bound = (np.maximum(d_all.max(axis=axis), 0) * scale, np.maximum(-d_all.min(axis=axis), 0) * scale)
         self.out = np.empty((T, n, size), np.float64 if params.kind == "li" else np.uint8)
         grp = self.grp = xp.start(params, n, a_bound, d_all is not None, scale, d_bound, buffers=False)
         grp.drive_checks = []                   # tested in ``_advance``, each step
@@ -502,14 +501,17 @@ class CubaStepper:
         where u is the step's input) on each neuron, in one pass per step (no chunk-sized
         temporaries)."""
         p, n, k = grp.p, self.n, t1 - t0
-        if self._kernel_params is None:    # bias, cu (size,) float64; cv, vth one number when uniform
-            self._kernel_params = (_per_neuron_row(0.0 if p.bias is None else p.bias, p.size),) + tuple(
-                float(x) if np.ndim(x) == 0 else _per_neuron_row(x, p.size) for x in (p.cv, p.vth))
-            self._kernel_cu = None if grp._u_is_a else _per_neuron_row(p.cu, p.size)
+        rows = p.cache.get("lif_zero")
+        if rows is None:          # bias, cu (size,) float64; cv, vth one number when uniform
+            rows = p.cache["lif_zero"] = (_per_neuron_row(0.0 if p.bias is None else p.bias, p.size),) + tuple(
+                float(x) if np.ndim(x) == 0 else _per_neuron_row(x, p.size) for x in (p.cv, p.vth)) + (
+                None if grp._u_is_a else _per_neuron_row(p.cu, p.size),)
         a = None if a_in is None else np.ascontiguousarray(a_in).reshape(k, n, p.size)
-        d = None if d_all is None else np.ascontiguousarray(d_all[t0:t1]).reshape(k, n, p.size)
+        d = None if d_all is None else d_all[t0:t1].reshape(k, n, p.size)     # float64: any strides (in place)
+        if d is not None and d.dtype != np.float64:
+            d = np.ascontiguousarray(d)
         u = None if grp._u_is_a else grp.u              # (n, size) float64, C order (``__init__``)
-        if ckernels.lif_zero(grp.v, a, d, self.scale, *self._kernel_params, p.ge, out[t0:t1], u, self._kernel_cu):
+        if ckernels.lif_zero(grp.v, a, d, self.scale, *rows[:3], p.ge, out[t0:t1], u, rows[3]):
             raise SnncError(self._drive_error())
         if u is not None:
             return
@@ -627,7 +629,7 @@ class BatchedRun:
         self.values: Dict[str, object] = {}
         self.counts: Dict[str, np.ndarray] = {}
         self.state: Dict[str, Dict[str, np.ndarray]] = {}
-        self._specs: Dict[str, SynapseSpec] = {}
+        self._specs: Dict[str, SynapseSpec] = self.net.cache.setdefault("reference_batched.specs", {})
 
     def _spec(self, c: Connection) -> SynapseSpec:
         if c.name not in self._specs:
@@ -719,8 +721,7 @@ class BatchedRun:
         in reused buffers."""
         pop = self.net.populations[name]
         conns = ordered_into(self.net, name)
-        params = cuba_params(self.net, [name], True)
-        a_bound = self._a_bound(conns, pop.size, _uniform(params))
+        params, a_bound = self._params(name, conns)
         d_all, sc = None, float(pop.state_scale)
         if pop.bias_inputs:
             d_all = _total(self.values[b].reshape(self.T, self.n, -1) for b in pop.bias_inputs)
@@ -741,6 +742,16 @@ class BatchedRun:
         self.state[name] = {k: np.asarray(self.xp.numpy(v)).reshape(shape) for k, v in state.items()}
         return out.reshape(self._rows(name))
 
+    def _params(self, name: str, conns):
+        """(``cuba_params``, ``_a_bound``) of population ``name``: made on the network's first run
+        and kept in its ``cache`` (they depend on the network only, not on the input)."""
+        key = ("reference_batched.population", name)
+        hit = self.net.cache.get(key)
+        if hit is None:
+            params = cuba_params(self.net, [name], True)
+            hit = self.net.cache[key] = (params, self._a_bound(conns, params.size, _uniform(params)))
+        return hit
+
     def _chunk_steps(self, conns, size: int) -> int:
         """Steps per chunk: the array library's choice (``chunk_bytes``: None = all steps), so that
         one chunk's synapse output or patches fit in it."""
@@ -751,7 +762,7 @@ class BatchedRun:
         for c in conns:
             if c.synapse is not None and self._spec(c).kind == "conv":
                 _, ho, wo = c.out_shape
-                kh, kw = self._spec(c).w.shape[2:]
+                kh, kw = self._spec(c).weights.shape[2:]
                 per_step = max(per_step, int(c.in_shape[0]) * int(kh) * int(kw) * int(ho) * int(wo))
         return max(1, min(self.T, budget // max(1, 4 * per_step * self.n)))
 

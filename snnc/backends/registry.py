@@ -5,7 +5,8 @@ An ``Engine`` has a name, a one-line description, the keyword options its ``run`
 reads (``graph``: the compiled, quantized IR graph; ``onnx``: the ``.onnx`` file itself) and
 whether it runs Lava (a child process per run, so longer shards in ``snnc eval``); ``lowered``:
 its runner also takes the lowered ``Network`` of a validated graph in place of the graph (what
-``api.run`` passes it: validated and lowered once per run).
+``api.run`` passes it: validated and lowered once per run); ``reads_in_place``: it reads a bias
+input's float64 values where they are (``host_io.prepare``'s ``in_place``).
 ``engine.run(model, x, **options) -> RunResult`` takes a checked batch ``x`` ``(N, *shape, T)``
 (``host_io.prepare``); options it does not take are refused by name.
 """
@@ -29,6 +30,7 @@ class Engine:
     reads: str = "graph"
     lava: bool = False
     lowered: bool = False
+    reads_in_place: bool = False
 
     def run(self, model, x, **options) -> RunResult:
         unknown = sorted(set(options) - set(self.options))
@@ -94,7 +96,7 @@ for _e in (
     Engine("lava-fused-float", "the whole network as one Lava process, float (= reference-float)",
            _lava_fused("float"), ("timeout", "chunk"), lava=True),
     Engine("reference", "numpy simulator, Loihi 2 fixed point, bit-exact with lava-fixed", _reference("fixed"),
-           ("progress", "batch_size", "plan"), lowered=True),
+           ("progress", "batch_size", "plan"), lowered=True, reads_in_place=True),
     Engine("reference-float", "numpy simulator, the float model (= lava-float's dynamics)", _reference("float"),
            ("progress", "batch_size", "plan"), lowered=True),
     Engine("torch", "fixed point on torch (CUDA when present, else CPU), = reference; feed-forward graphs",

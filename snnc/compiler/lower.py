@@ -145,13 +145,16 @@ class OutputRead:
 
 @dataclass
 class Network:
-    """The lowered network of ``graph`` (module doc). ``shapes``: every IR node's output shape."""
+    """The lowered network of ``graph`` (module doc). ``shapes``: every IR node's output shape;
+    ``cache``: what engines derive from it, made on their first run and kept with it (the
+    reference's population parameters and input bounds)."""
     graph: Graph
     populations: Dict[str, Population] = field(default_factory=dict)
     connections: List[Connection] = field(default_factory=list)
     outputs: List[OutputRead] = field(default_factory=list)
     depth: Dict[str, int] = field(default_factory=dict)
     shapes: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)   # engines' data made once per network
 
     @property
     def inputs(self) -> List[Population]:

@@ -22,7 +22,8 @@
  *   u = trunc(u * cu) + a * 64  (U; else u is the step's input a * 64: decay_u 4096)
  *   v = trunc(v * cv) + (bias + u + drive * scale);  s = v > vth (v >= vth: ge);  v = 0 where s.
  * a: the step's synapse sums (A: 0 absent, 1 float32 af, 2 float64 ad), drive: its bias-input
- * values (D: likewise, df / dd); cu per neuron (U); cv, vth: per neuron (CVA, VTA) or one value
+ * values (D: likewise, df / dd; 3: float64 dd, neuron j at dd[j * dj], e.g. a user's time-last
+ * array read in place); cu per neuron (U); cv, vth: per neuron (CVA, VTA) or one value
  * (cv[0], vth[0]); s: uint8 0/1. Every value is an integer below 2**53 (products by cu and cv
  * too: 12 fractional bits), so the sums are exact in any order. A, D, U, CVA, VTA are constants
  * where it is inlined (one vectorized loop each; inlined into each target clone of
@@ -30,7 +31,7 @@
  * whole numbers (the caller's error). */
 static inline __attribute__((always_inline)) int64_t
 lif_zero_step(int64_t m, double *restrict v, double *restrict u, const float *restrict af,
-              const double *restrict ad, const float *restrict df, const double *restrict dd, double scale,
+              const double *restrict ad, const float *restrict df, const double *restrict dd, int64_t dj, double scale,
               const double *restrict bias, const double *restrict cu, const double *restrict cv,
               const double *restrict vth, int ge, uint8_t *restrict s,
               const int A, const int D, const int U, const int CVA, const int VTA)
@@ -47,7 +48,7 @@ lif_zero_step(int64_t m, double *restrict v, double *restrict u, const float *re
         }
         double add = bias[j] + in;
         if (D) {
-            double d = (D == 1 ? (double)df[j] : dd[j]) * scale;
+            double d = (D == 1 ? (double)df[j] : D == 2 ? dd[j] : dd[j * dj]) * scale;
             bad += (d != trunc(d));
             add += d;
         }
@@ -61,32 +62,35 @@ lif_zero_step(int64_t m, double *restrict v, double *restrict u, const float *re
 }
 
 #define LIF_CASE(A, D, U, CVA, VTA)                                                                \
-    case (((A * 3 + D) * 2 + U) * 2 + CVA) * 2 + VTA:                                              \
-        return lif_zero_step(m, v, u, af, ad, df, dd, scale, bias, cu, cv, vth, ge, s, A, D, U, CVA, VTA);
+    case (((A * 4 + D) * 2 + U) * 2 + CVA) * 2 + VTA:                                              \
+        return lif_zero_step(m, v, u, af, ad, df, dd, dj, scale, bias, cu, cv, vth, ge, s, A, D, U, CVA, VTA);
 #define LIF_CASES_V(A, D, U, CVA) LIF_CASE(A, D, U, CVA, 0) LIF_CASE(A, D, U, CVA, 1)
 #define LIF_CASES_C(A, D, U) LIF_CASES_V(A, D, U, 0) LIF_CASES_V(A, D, U, 1)
 #define LIF_CASES_U(A, D) LIF_CASES_C(A, D, 0) LIF_CASES_C(A, D, 1)
-#define LIF_CASES_D(A) LIF_CASES_U(A, 0) LIF_CASES_U(A, 1) LIF_CASES_U(A, 2)
+#define LIF_CASES_D(A) LIF_CASES_U(A, 0) LIF_CASES_U(A, 1) LIF_CASES_U(A, 2) LIF_CASES_U(A, 3)
 
 static inline __attribute__((always_inline)) int64_t
 lif_zero_row(int64_t m, double *v, double *u, const float *af, const double *ad, const float *df,
-             const double *dd, double scale, const double *bias, const double *cu, const double *cv,
+             const double *dd, int64_t dj, double scale, const double *bias, const double *cu, const double *cv,
              const double *vth, int ge, uint8_t *s, int a_type, int d_type, int has_u, int cva, int vta)
 {
-    switch ((((a_type * 3 + d_type) * 2 + has_u) * 2 + cva) * 2 + vta) {
+    switch ((((a_type * 4 + d_type) * 2 + has_u) * 2 + cva) * 2 + vta) {
         LIF_CASES_D(0) LIF_CASES_D(1) LIF_CASES_D(2)
     }
     return 0;
 }
 
 /* k steps of n samples of m neurons: v (n, m); u (n, m) and cu (m,), or both NULL (u is the
- * step's input); bias (m,); cv, vth (m,) when cva / vta, else (1,); a, drive, s (k, n, m).
- * a_type, d_type: 0 absent, 1 float32, 2 float64. Returns the count of non-integral drives.
+ * step's input); bias (m,); cv, vth (m,) when cva / vta, else (1,); a, s (k, n, m) C-contiguous;
+ * drive (k, n, m) with element strides dt, di, dj (C-contiguous: n * m, m, 1).
+ * a_type: 0 absent, 1 float32, 2 float64; d_type: the same, 3 float64 with any dj (1, 2: dj = 1).
+ * Returns the count of non-integral drives.
  * (Step by step over all neurons: blocks of 1,024 neurons through all steps measured slower,
  * the input streams dominate. One thread: two threads beside BLAS's own, on this project's 2
  * shared cores, measured slower.) */
 CLONES int64_t snnc_lif_zero(int64_t k, int64_t n, int64_t m, double *v, double *u, const double *cu,
-                             const void *a, int a_type, const void *drive, int d_type, double scale,
+                             const void *a, int a_type, const void *drive, int d_type, int64_t dt,
+                             int64_t di, int64_t dj, double scale,
                              const double *bias, const double *cv, int cva, const double *vth, int vta, int ge,
                              uint8_t *s)
 {
@@ -94,12 +98,12 @@ CLONES int64_t snnc_lif_zero(int64_t k, int64_t n, int64_t m, double *v, double 
     int has_u = u != NULL && cu != NULL;
     for (int64_t t = 0; t < k; t++)
         for (int64_t i = 0; i < n; i++) {
-            int64_t row = (t * n + i) * m;
+            int64_t row = (t * n + i) * m, drow = t * dt + i * di;
             bad += lif_zero_row(m, v + i * m, has_u ? u + i * m : NULL, a_type == 1 ? (const float *)a + row : NULL,
                                 a_type == 2 ? (const double *)a + row : NULL,
-                                d_type == 1 ? (const float *)drive + row : NULL,
-                                d_type == 2 ? (const double *)drive + row : NULL, scale, bias, cu, cv, vth, ge,
-                                s + row, a_type, d_type, has_u, cva, vta);
+                                d_type == 1 ? (const float *)drive + drow : NULL,
+                                d_type >= 2 ? (const double *)drive + drow : NULL, dj, scale, bias, cu, cv, vth,
+                                ge, s + row, a_type, d_type, has_u, cva, vta);
         }
     return bad;
 }
@@ -257,5 +261,14 @@ typedef double f64x4 __attribute__((vector_size(32), aligned(8)));
 CONV_EVENTS(snnc_conv_events_f32, float, f32x8)
 CONV_EVENTS(snnc_conv_events_f64, double, f64x4)
 
+/* 1 when every one of the n doubles x is exactly a float32 (its cast back gives it), else 0. */
+CLONES int snnc_exact_f32(const double *x, int64_t n)
+{
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad += (double)(float)x[i] != x[i];
+    return bad == 0;
+}
+
 /* The interface's version: ckernels.py refuses a library built from another one. */
-int snnc_kernels_version(void) { return 7; }
+int snnc_kernels_version(void) { return 8; }
