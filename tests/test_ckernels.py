@@ -71,13 +71,13 @@ def test_im2col_both_layouts(shape, k, stride, pad, dil, dt):
 @pytest.mark.parametrize("shape,k,stride,pad,dil", CASES)
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
-def test_event_driven_conv_against_torch(shape, k, stride, pad, dil, groups, dt):
+@pytest.mark.parametrize("opg", [3, 37, 70])      # outputs per group: 1 to 8 vectors, and blocks of 8
+def test_event_driven_conv_against_torch(shape, k, stride, pad, dil, groups, dt, opg):
     r, c, h, w = shape
     c *= groups
     rng = np.random.default_rng(sum(shape) + groups)
     x = (rng.random((r, c, h, w)) < 0.2).astype(np.uint8)
     x[0, 0, 0, 0] = 2                                                 # summed spikes of two sources
-    opg = 3
     wt = rng.integers(-60, 60, (groups * opg, c // groups) + tuple(k)).astype(np.float64)
     want = torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(wt), stride=stride,
                                       padding=pad, dilation=dil, groups=groups).numpy()

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-VERSION = 8                      # csrc/kernels.c's snnc_kernels_version()
+VERSION = 9                      # csrc/kernels.c's snnc_kernels_version()
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _D = ctypes.c_double
@@ -43,7 +43,7 @@ def _load() -> Optional[ctypes.CDLL]:
                 getattr(lib, name).argtypes = [_P] + [_I] * 14 + [_P, _I, _I]
                 getattr(lib, name).restype = _C
             for name in ("snnc_conv_events_f32", "snnc_conv_events_f64"):
-                getattr(lib, name).argtypes = [_P] + [_I] * 18 + [_P, _P, _P]
+                getattr(lib, name).argtypes = [_P] + [_I] * 18 + [_P, _P]
                 getattr(lib, name).restype = _C
             lib.snnc_exact_f32.argtypes = [_P, _I]
             lib.snnc_exact_f32.restype = _C
@@ -150,8 +150,8 @@ def im2col(x: np.ndarray, kernel_hw, stride, padding, dilation, out_hw, out: np.
 
 def conv_events(x: np.ndarray, w_cio: np.ndarray, stride, padding, dilation, groups: int, out: np.ndarray) -> None:
     """Event-driven convolution of uint8 spike counts ``x`` (R, C, H, W) into ``out`` (R, O, Ho,
-    Wo), float32 or float64 (overwritten): each non-zero input adds its weights to the outputs it
-    reaches. ``w_cio`` (C, kh, kw, P) in ``out``'s dtype: input channel c's weights to the O /
+    Wo), float32 or float64 (overwritten): each output sums the weights of the non-zero inputs
+    it reads (per input pixel, the list of its spiking channels). ``w_cio`` (C, kh, kw, P) in ``out``'s dtype: input channel c's weights to the O /
     groups outputs of its group (``w[g * opg + o, c % cpg, i, j]``), zero-padded to P outputs, a
     whole number of vectors (``events_weights``). The values must be integers whose every partial
     sum is exact in the dtype (the caller's kernel choice)."""
@@ -166,12 +166,11 @@ def conv_events(x: np.ndarray, w_cio: np.ndarray, stride, padding, dilation, gro
     po, code = _typed(out, "out")
     if w_cio.dtype != out.dtype:
         raise TypeError(f"conv_events: weights {w_cio.dtype}, out {out.dtype}")
-    acc = np.empty(ho * wo * groups * opp, out.dtype)      # one row's sums, channel last
     fn = _LIB.snnc_conv_events_f32 if code == 1 else _LIB.snnc_conv_events_f64
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     if fn(_ptr(x, np.uint8), r, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, c // groups, opg, opp, o_n,
-          _ptr(w_cio, out.dtype.type), po, acc.ctypes.data):
-        raise MemoryError("conv_events: no memory for the kernel's tap tables")
+          _ptr(w_cio, out.dtype.type), po):
+        raise MemoryError("conv_events: no memory for the kernel's spike lists")
 
 
 def events_weights(w: np.ndarray, groups: int, dtype) -> np.ndarray:

@@ -169,97 +169,130 @@ CLONES int64_t snnc_lif_zero(int64_t k, int64_t n, int64_t m, double *v, double 
 IM2COL(snnc_im2col_u8_f32, float)
 IM2COL(snnc_im2col_u8_f64, double)
 
-/* taps[v * k + n] for n < count[v]: the kernel taps i (of k) by which input coordinate v
- * (of n_in) reaches an output o (of n_out), as (i, o) pairs: v = o * stride + i * dil - pad. */
-static void conv_taps(int64_t n_in, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t n_out,
-                      int64_t *taps, int64_t *count)
-{
-    for (int64_t v = 0; v < n_in; v++) {
-        count[v] = 0;
-        for (int64_t i = 0; i < k; i++) {
-            int64_t t = v + pad - i * dil;
-            if (t < 0 || t % stride || t / stride >= n_out)
-                continue;
-            taps[2 * (v * k + count[v])] = i;
-            taps[2 * (v * k + count[v]) + 1] = t / stride;
-            count[v]++;
-        }
-    }
-}
+typedef float f32x8 __attribute__((vector_size(32), aligned(4)));     /* unaligned loads */
+typedef double f64x4 __attribute__((vector_size(32), aligned(8)));
 
-/* Event-driven convolution of uint8 spike counts x (R, C, H, W): for every non-zero input
- * x[r, c, y, xx], of group g = c / cpg, out[r, g * opg + o, oy, ox] += x * w[c, i, j, o] where
- * y = oy * sh + i * dh - ph and xx = ox * sw + j * dw - pw. w: (C, kh, kw, opp), each input
- * channel's weights to its group's opg outputs, contiguous in o, zero-padded to opp (a multiple
- * of the 32-byte vector VTYPE: whole vectors, no remainder loop). out: (R, O, Ho, Wo), O =
- * groups * opg; acc: scratch of Ho * Wo * groups * opp entries (channel last, so that a spike
- * adds contiguous vectors; transposed into out per row). The spiking pixels of an image are
- * listed first without branches. Integers below the exact bound of OTYPE (the caller's kernel
- * choice): every order of the sums gives the same value. Returns 0, or -1 when out of memory
- * for its tables. */
-#define CONV_EVENTS(NAME, OTYPE, VTYPE)                                                             \
+/* Event-driven convolution of uint8 spike counts x (R, C, H, W) into out (R, O, Ho, Wo), O =
+ * groups * opg: out[r, g * opg + o, oy, ox] = sum of x[r, c, y, xx] * w[c, i, j, o] over the
+ * inputs of group g = c / cpg with y = oy * sh + i * dh - ph, xx = ox * sw + j * dw - pw. w: (C,
+ * kh, kw, opp), each input channel's weights to its group's opg outputs, contiguous in o,
+ * zero-padded to opp (a multiple of the 32-byte vector VTYPE: whole vectors). Output-stationary:
+ * per row, the spiking channels of each input pixel are listed (per group: cnt, chan, val; the
+ * scan skips all-zero 8-pixel words); then each output pixel sums, for every kernel tap that
+ * reaches an input pixel, the weights of that pixel's spiking channels into NV vector registers
+ * (a block of up to 8 vectors of its group's outputs) and stores them once. Integers below the
+ * exact bound of OTYPE (the caller's kernel choice): every order of the sums gives the same
+ * value. Returns 0, or -1 when out of memory for the lists. */
+#define CONV_EVENTS_PIXEL(NAME, OTYPE, VTYPE)                                                           \
+    static inline __attribute__((always_inline)) void NAME(                                         \
+        const int32_t *cnt, const int32_t *chan, const uint8_t *val, int64_t cpg, int64_t H,        \
+        int64_t W, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,          \
+        int64_t dh, int64_t dw, int64_t oy, int64_t ox, const OTYPE *w, int64_t opp, int64_t ob,    \
+        int64_t nout, OTYPE *o_px, int64_t hw, const int NV)                                        \
+    {                                                                                               \
+        const int L = 32 / sizeof(OTYPE);                                                           \
+        VTYPE a[8];                                                                                 \
+        for (int v = 0; v < NV; v++) a[v] = (VTYPE){0};                                             \
+        for (int64_t i = 0; i < kh; i++) {                                                          \
+            int64_t y = oy * sh + i * dh - ph;                                                      \
+            if (y < 0 || y >= H) continue;                                                          \
+            for (int64_t j = 0; j < kw; j++) {                                                      \
+                int64_t xx = ox * sw + j * dw - pw;                                                 \
+                if (xx < 0 || xx >= W) continue;                                                    \
+                int64_t q = y * W + xx, n = cnt[q];                                                 \
+                const int32_t *cl = chan + q * cpg;                                                 \
+                const uint8_t *vl = val + q * cpg;                                                  \
+                const OTYPE *wij = w + (i * kw + j) * opp + ob;                                     \
+                for (int64_t e = 0; e < n; e++) {                                                   \
+                    const OTYPE *src = wij + (int64_t)cl[e] * kh * kw * opp;                        \
+                    if (vl[e] == 1)                                                                 \
+                        for (int v = 0; v < NV; v++) a[v] += *(const VTYPE *)(src + v * L);         \
+                    else {                                                                          \
+                        OTYPE fv = (OTYPE)vl[e];                                                    \
+                        for (int v = 0; v < NV; v++) a[v] += fv * *(const VTYPE *)(src + v * L);    \
+                    }                                                                               \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+        for (int v = 0; v < NV; v++)                                                                \
+            for (int l = 0; l < L; l++) {                                                           \
+                int64_t o = v * L + l;                                                              \
+                if (o < nout) o_px[o * hw] = a[v][l];                                               \
+            }                                                                                       \
+    }
+
+#define CONV_EVENTS(NAME, PIXEL, OTYPE)                                                                 \
     CLONES int NAME(const uint8_t *x, int64_t R, int64_t C, int64_t H, int64_t W, int64_t kh,      \
                     int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,        \
                     int64_t dw, int64_t Ho, int64_t Wo, int64_t cpg, int64_t opg, int64_t opp,     \
-                    int64_t O, const OTYPE *w, OTYPE *out, OTYPE *acc)                              \
+                    int64_t O, const OTYPE *w, OTYPE *out)                                          \
     {                                                                                               \
-        int64_t hw = Ho * Wo, ga = (O / opg) * opp;      /* acc's row: the groups, padded */       \
-        int64_t *yt = malloc(sizeof(int64_t) * (size_t)(2 * H * kh + H + 2 * W * kw + W + 2 * H * W)); \
-        if (!yt)                                                                                    \
+        const int64_t L = 32 / sizeof(OTYPE), HW = H * W, hw = Ho * Wo, G = C / cpg;              \
+        int32_t *cnt = malloc(sizeof(int32_t) * (size_t)(G * HW + C * HW + HW));                  \
+        uint8_t *val = malloc((size_t)(C * HW));                                                    \
+        if (!cnt || !val) {                                                                         \
+            free(cnt);                                                                              \
+            free(val);                                                                              \
             return -1;                                                                              \
-        int64_t *yn = yt + 2 * H * kh, *xt = yn + H, *xn = xt + 2 * W * kw;                         \
-        int32_t *spk = (int32_t *)(xn + W), *yof = spk + H * W, *xof = yof + H * W;                 \
-        for (int32_t q = 0; q < (int32_t)(H * W); q++) {                                            \
-            yof[q] = q / (int32_t)W;                                                                \
-            xof[q] = q % (int32_t)W;                                                                \
         }                                                                                           \
-        conv_taps(H, kh, sh, ph, dh, Ho, yt, yn);                                                   \
-        conv_taps(W, kw, sw, pw, dw, Wo, xt, xn);                                                   \
+        int32_t *chan = cnt + G * HW, *spk = chan + C * HW;                                         \
         for (int64_t r = 0; r < R; r++) {                                                           \
-            memset(acc, 0, (size_t)(hw * ga) * sizeof(OTYPE));                                      \
-            for (int64_t c = 0; c < C; c++) {                                                       \
-                const uint8_t *img = x + (r * C + c) * H * W;                                       \
-                const OTYPE *wc = w + c * kh * kw * opp;                                            \
-                OTYPE *ac = acc + (c / cpg) * opp;                                                  \
-                int32_t ns = 0;                   /* the spiking pixels, listed without branches */ \
-                for (int32_t q = 0; q < (int32_t)(H * W); q++) {                                   \
+            memset(cnt, 0, sizeof(int32_t) * (size_t)(G * HW));                                     \
+            for (int64_t c = 0; c < C; c++) {      /* each pixel's spiking channels, per group */   \
+                const uint8_t *img = x + (r * C + c) * HW;                                          \
+                int64_t g = c / cpg;                                                                \
+                int32_t ns = 0, q = 0;       /* 8 pixels at a time: all-zero words skipped */     \
+                for (; q + 8 <= (int32_t)HW; q += 8) {                                              \
+                    uint64_t word;                                                                  \
+                    memcpy(&word, img + q, 8);                                                      \
+                    if (!word) continue;                                                            \
+                    for (int32_t b = q; b < q + 8; b++) {                                           \
+                        spk[ns] = b;                                                                \
+                        ns += img[b] != 0;                                                          \
+                    }                                                                               \
+                }                                                                                   \
+                for (; q < (int32_t)HW; q++) {                                                      \
                     spk[ns] = q;                                                                    \
                     ns += img[q] != 0;                                                              \
                 }                                                                                   \
                 for (int32_t e = 0; e < ns; e++) {                                                  \
-                        int64_t y = yof[spk[e]], xx = xof[spk[e]];                                  \
-                        uint8_t v = img[spk[e]];                                                    \
-                        OTYPE fv = (OTYPE)v;                                                        \
-                        for (int64_t a = 0; a < yn[y]; a++) {                                       \
-                            int64_t i = yt[2 * (y * kh + a)], oy = yt[2 * (y * kh + a) + 1];        \
-                            for (int64_t b = 0; b < xn[xx]; b++) {                                  \
-                                int64_t j = xt[2 * (xx * kw + b)], ox = xt[2 * (xx * kw + b) + 1];  \
-                                OTYPE *d = ac + (oy * Wo + ox) * ga;                                \
-                                const OTYPE *src = wc + (i * kw + j) * opp;                         \
-                                if (v == 1)                       /* whole 32-byte vectors */       \
-                                    for (int64_t o = 0; o < opp; o += 32 / sizeof(OTYPE))           \
-                                        *(VTYPE *)(d + o) += *(const VTYPE *)(src + o);             \
-                                else                                                                \
-                                    for (int64_t o = 0; o < opp; o += 32 / sizeof(OTYPE))           \
-                                        *(VTYPE *)(d + o) += fv * *(const VTYPE *)(src + o);        \
+                    int64_t idx = g * HW + spk[e], k = cnt[idx]++;                                  \
+                    chan[idx * cpg + k] = (int32_t)c;                                               \
+                    val[idx * cpg + k] = img[spk[e]];                                               \
+                }                                                                                   \
+            }                                                                                       \
+            for (int64_t g = 0; g < G; g++)                                                         \
+                for (int64_t ob = 0; ob < opg; ob += 8 * L) {                                       \
+                    int64_t nout = opg - ob < 8 * L ? opg - ob : 8 * L;                             \
+                    int nv = (int)((nout + L - 1) / L);                                             \
+                    const int32_t *cg = cnt + g * HW, *chg = chan + g * HW * cpg;                   \
+                    const uint8_t *vg = val + g * HW * cpg;                                         \
+                    OTYPE *o_g = out + (r * O + g * opg + ob) * hw;                                 \
+                    for (int64_t oy = 0; oy < Ho; oy++)                                             \
+                        for (int64_t ox = 0; ox < Wo; ox++) {                                       \
+                            OTYPE *o_px = o_g + oy * Wo + ox;                                       \
+                            switch (nv) {                                                           \
+                            case 1: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 1); break; \
+                            case 2: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 2); break; \
+                            case 3: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 3); break; \
+                            case 4: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 4); break; \
+                            case 5: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 5); break; \
+                            case 6: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 6); break; \
+                            case 7: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 7); break; \
+                            default: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 8); break; \
                             }                                                                       \
                         }                                                                           \
-                    }                                                                               \
-            }                                                                                       \
-            OTYPE *o_r = out + r * O * hw;                                                          \
-            for (int64_t g = 0; g < O / opg; g++)                                                   \
-                for (int64_t o = 0; o < opg; o++)                                                   \
-                    for (int64_t p = 0; p < hw; p++)                                                \
-                        o_r[(g * opg + o) * hw + p] = acc[p * ga + g * opp + o];                    \
+                }                                                                                   \
         }                                                                                           \
-        free(yt);                                                                                   \
+        free(cnt);                                                                                  \
+        free(val);                                                                                  \
         return 0;                                                                                   \
     }
 
-typedef float f32x8 __attribute__((vector_size(32), aligned(4)));     /* unaligned loads */
-typedef double f64x4 __attribute__((vector_size(32), aligned(8)));
-CONV_EVENTS(snnc_conv_events_f32, float, f32x8)
-CONV_EVENTS(snnc_conv_events_f64, double, f64x4)
+CONV_EVENTS_PIXEL(conv_events_pixel_f32, float, f32x8)
+CONV_EVENTS_PIXEL(conv_events_pixel_f64, double, f64x4)
+CONV_EVENTS(snnc_conv_events_f32, conv_events_pixel_f32, float)
+CONV_EVENTS(snnc_conv_events_f64, conv_events_pixel_f64, double)
 
 /* 1 when every one of the n doubles x is exactly a float32 (its cast back gives it), else 0. */
 CLONES int snnc_exact_f32(const double *x, int64_t n)
@@ -271,4 +304,4 @@ CLONES int snnc_exact_f32(const double *x, int64_t n)
 }
 
 /* The interface's version: ckernels.py refuses a library built from another one. */
-int snnc_kernels_version(void) { return 8; }
+int snnc_kernels_version(void) { return 9; }
