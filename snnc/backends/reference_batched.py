@@ -45,7 +45,7 @@ from .populations import CubaGroup, CubaParams, cuba_params
 
 F32_EXACT = float(1 << 24)          # float32 sums of integers are exact below this
 IM2COL_ENTRIES = 1 << 18            # entries of patches per im2col chunk (a reused buffer, in L2)
-CONV_COST = dict(mac=0.04, patch=0.4, spike=0.5, add=0.04, scan=0.15)  # ns per unit (``conv_events_pay``)
+CONV_COST = dict(mac=0.04, patch=0.4, spike=1.0, add=0.08, scan=0.3)   # ns per unit (``conv_events_pay``)
 ONE_GEMM_PIXELS = 256               # conv outputs of fewer pixels: one GEMM over all rows (``conv_all_steps``)
 WORKSPACE_MAX = 1 << 26             # bytes of one reused buffer, at most
 CHUNK_BYTES = 1 << 21               # a time chunk's synapse output or patches (float32), at most
