@@ -23,8 +23,9 @@ measured spike rate is low. Results are bit-identical to the step plan
 (tests/test_reference_batched.py). Compiled C, when the install built it (``ckernels``,
 ``csrc/kernels.c``; else numpy, with the same operations): the im2col patches of uint8 spikes,
 the update of LIF populations that no bound reaches (``_no_bound_reached``: one pass per step),
-and an event-driven convolution (each input spike adds its weights to the outputs it reaches),
-chosen over im2col and GEMM at low measured input rates (``conv_events_pay``).
+and an event-driven convolution (each output sums the weights of the spiking inputs it reads,
+listed per input pixel), chosen over im2col and GEMM at low measured input rates
+(``conv_events_pay``); a bias input given in float64 is read where it is (``host_io``).
 
 Graphs with cycles, float mode, sigma-delta populations and graded synapses use the step plan.
 """
@@ -227,7 +228,9 @@ def conv_events_pay(spec: SynapseSpec, rate: float) -> bool:
     work, measured on PilotNet's layers): per row, a GEMM multiply-add per weight and output
     pixel plus a patch entry per kernel tap and output pixel, against, per input spike, a
     vector add of its group's outputs for every output it reaches, plus a scan of the input and
-    the output's zeroing and transpose."""
+    a store of each output. (The constants were measured on the scatter kernel before the
+    output-stationary one; halving the per-spike ones, as that kernel measures, moved the digits
+    net's second conv onto events, 1.4x slower there, so they stay.)"""
     o_n, cpg, kh, kw = spec.weights.shape
     g, (sh, sw) = spec.conv[3], spec.conv[0]
     c, h, w = (int(v) for v in spec.in_shape)
