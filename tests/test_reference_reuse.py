@@ -97,8 +97,9 @@ def test_signed_row_sums_in_blocks(rows, cols):
     assert pos.dtype == neg.dtype == np.float64
 
 
-def test_stepper_reads_a_strided_drive_without_copies():
-    """``CubaStepper``'s drive bound and kernel take the time-last view as it is."""
+def test_stepper_takes_a_strided_drive():
+    """``CubaStepper``'s drive bound and kernel take the time-last view as it is: the counts and
+    final u, v of its float32 copy."""
     g, x = _driven()
     net = api.lowered(g)
     view = np.moveaxis(x, -1, 0)

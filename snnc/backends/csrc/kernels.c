@@ -221,6 +221,9 @@ typedef double f64x4 __attribute__((vector_size(32), aligned(8)));
             }                                                                                       \
     }
 
+/* One output pixel of CONV_EVENTS by PIXEL with NV vectors (a compile-time constant). */
+#define CONV_EVENTS_NV(PIXEL, NV) \
+    PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, NV)
 #define CONV_EVENTS(NAME, PIXEL, OTYPE)                                                                 \
     CLONES int NAME(const uint8_t *x, int64_t R, int64_t C, int64_t H, int64_t W, int64_t kh,      \
                     int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,        \
@@ -241,19 +244,17 @@ typedef double f64x4 __attribute__((vector_size(32), aligned(8)));
             for (int64_t c = 0; c < C; c++) {      /* each pixel's spiking channels, per group */   \
                 const uint8_t *img = x + (r * C + c) * HW;                                          \
                 int64_t g = c / cpg;                                                                \
-                int32_t ns = 0, q = 0;       /* 8 pixels at a time: all-zero words skipped */     \
-                for (; q + 8 <= (int32_t)HW; q += 8) {                                              \
-                    uint64_t word;                                                                  \
-                    memcpy(&word, img + q, 8);                                                      \
+                int32_t ns = 0;              /* 8 pixels at a time: all-zero words skipped */     \
+                for (int32_t q = 0; q < (int32_t)HW; q += 8) {                                      \
+                    int32_t end = q + 8 < (int32_t)HW ? q + 8 : (int32_t)HW;                        \
+                    uint64_t word = 1;                                                              \
+                    if (end - q == 8)                                                               \
+                        memcpy(&word, img + q, 8);                                                  \
                     if (!word) continue;                                                            \
-                    for (int32_t b = q; b < q + 8; b++) {                                           \
+                    for (int32_t b = q; b < end; b++) {                                             \
                         spk[ns] = b;                                                                \
                         ns += img[b] != 0;                                                          \
                     }                                                                               \
-                }                                                                                   \
-                for (; q < (int32_t)HW; q++) {                                                      \
-                    spk[ns] = q;                                                                    \
-                    ns += img[q] != 0;                                                              \
                 }                                                                                   \
                 for (int32_t e = 0; e < ns; e++) {                                                  \
                     int64_t idx = g * HW + spk[e], k = cnt[idx]++;                                  \
@@ -272,14 +273,14 @@ typedef double f64x4 __attribute__((vector_size(32), aligned(8)));
                         for (int64_t ox = 0; ox < Wo; ox++) {                                       \
                             OTYPE *o_px = o_g + oy * Wo + ox;                                       \
                             switch (nv) {                                                           \
-                            case 1: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 1); break; \
-                            case 2: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 2); break; \
-                            case 3: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 3); break; \
-                            case 4: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 4); break; \
-                            case 5: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 5); break; \
-                            case 6: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 6); break; \
-                            case 7: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 7); break; \
-                            default: PIXEL(cg, chg, vg, cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oy, ox, w, opp, ob, nout, o_px, hw, 8); break; \
+                            case 1: CONV_EVENTS_NV(PIXEL, 1); break;                                \
+                            case 2: CONV_EVENTS_NV(PIXEL, 2); break;                                \
+                            case 3: CONV_EVENTS_NV(PIXEL, 3); break;                                \
+                            case 4: CONV_EVENTS_NV(PIXEL, 4); break;                                \
+                            case 5: CONV_EVENTS_NV(PIXEL, 5); break;                                \
+                            case 6: CONV_EVENTS_NV(PIXEL, 6); break;                                \
+                            case 7: CONV_EVENTS_NV(PIXEL, 7); break;                                \
+                            default: CONV_EVENTS_NV(PIXEL, 8); break;                               \
                             }                                                                       \
                         }                                                                           \
                 }                                                                                   \
